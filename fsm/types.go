@@ -1,0 +1,243 @@
+// Package fsm is the replicated state of the mesh: hosts, VMs, migrations and
+// the cluster settings that bound them. Every change arrives as a typed Raft log
+// entry; Apply is deterministic so every replica computes the same state.
+package fsm
+
+import "time"
+
+// HostState is the lifecycle state of a host as the leader records it. Gossip
+// reports liveness; the leader turns it into one of these so that every replica
+// agrees on which hosts may send or receive VMs.
+type HostState string
+
+// Host states, named as oVirt names them so operators recognise them.
+const (
+	HostUp                      HostState = "Up"
+	HostPreparingForMaintenance HostState = "PreparingForMaintenance"
+	HostMaintenance             HostState = "Maintenance"
+	HostNonOperational          HostState = "NonOperational"
+	HostDown                    HostState = "Down"
+	HostLeft                    HostState = "Left"
+)
+
+// Network is a virtual network a host offers to guests. VLAN 0 means untagged.
+type Network struct {
+	Name string `json:"name"`
+	VLAN int    `json:"vlan,omitempty"`
+}
+
+// HostFacts is what a host learns about itself and gossips: identity,
+// addresses, CPU, capacity, networks and storage. The leader copies it into the
+// replicated Host when it changes.
+type HostFacts struct {
+	Name    string `json:"name"`
+	Cluster string `json:"cluster"`
+	// APIAddr is host:port of the meshd HTTP API.
+	APIAddr string `json:"api_addr"`
+	// RaftAddr is host:port of the Raft transport.
+	RaftAddr string `json:"raft_addr"`
+	// MgmtAddr is the management-network IP (gossip, Raft, API, libvirt control).
+	MgmtAddr string `json:"mgmt_addr"`
+	// MigrationAddr is the migration-network IP that receives memory and disk streams.
+	MigrationAddr string `json:"migration_addr"`
+	// HypervisorURI is how a peer's hypervisor reaches this host's hypervisor
+	// (for libvirt: qemu+tcp://MGMT/system).
+	HypervisorURI string `json:"hypervisor_uri"`
+	Hypervisor    string `json:"hypervisor"` // "libvirt" or "sim"
+
+	Arch     string   `json:"arch"`
+	CPUModel string   `json:"cpu_model"`
+	CPUFlags []string `json:"cpu_flags,omitempty"`
+
+	MemTotalMiB uint64 `json:"mem_total_mib"`
+	MemFreeMiB  uint64 `json:"mem_free_mib"`
+	CPUs        int    `json:"cpus"`
+	CPUsFree    int    `json:"cpus_free"`
+
+	Networks       []Network `json:"networks,omitempty"`
+	StorageDomains []string  `json:"storage_domains,omitempty"`
+	Version        string    `json:"version"`
+}
+
+// Host is a member of the mesh as recorded in the replicated state.
+type Host struct {
+	HostFacts
+	State HostState `json:"state"`
+	// StateReason says why the host is in a state other than Up.
+	StateReason string `json:"state_reason,omitempty"`
+	// Gen counts the fact updates the leader applied for this host.
+	Gen uint64 `json:"gen"`
+}
+
+// NIC is a guest network interface.
+type NIC struct {
+	MAC     string `json:"mac"`
+	Network string `json:"network"`
+	VLAN    int    `json:"vlan,omitempty"`
+}
+
+// Disk is a guest disk. StorageDomain names a domain every host of the cluster
+// may see; empty means the disk is local to the host and must be copied live.
+type Disk struct {
+	Target        string `json:"target"`
+	Source        string `json:"source"`
+	StorageDomain string `json:"storage_domain,omitempty"`
+	Cache         string `json:"cache"`
+	Format        string `json:"format,omitempty"`
+	SizeBytes     uint64 `json:"size_bytes,omitempty"`
+}
+
+// VM states as the hypervisor reports them.
+const (
+	VMRunning = "running"
+	VMPaused  = "paused"
+	VMShutoff = "shutoff"
+	VMUnknown = "unknown" // its host is Down: nobody can say
+)
+
+// VM is a guest and the host that runs it. Exactly one host runs a VM; only a
+// finished migration moves it.
+type VM struct {
+	Name      string   `json:"name"`
+	UUID      string   `json:"uuid,omitempty"`
+	Host      string   `json:"host"`
+	MemoryMiB uint64   `json:"memory_mib"`
+	VCPUs     int      `json:"vcpus"`
+	CPUModel  string   `json:"cpu_model,omitempty"`
+	CPUFlags  []string `json:"cpu_flags,omitempty"`
+	NICs      []NIC    `json:"nics,omitempty"`
+	Disks     []Disk   `json:"disks,omitempty"`
+	State     string   `json:"state"`
+	// Migration is the ID of the migration that holds this VM, if any.
+	Migration string `json:"migration,omitempty"`
+}
+
+// MigrationState is the phase of a migration in the queue.
+type MigrationState string
+
+// Migration states. Queued waits for slots; Running holds them; the rest are final.
+const (
+	MigQueued    MigrationState = "Queued"
+	MigRunning   MigrationState = "Running"
+	MigSucceeded MigrationState = "Succeeded"
+	MigFailed    MigrationState = "Failed"
+	MigCancelled MigrationState = "Cancelled"
+)
+
+// Final reports whether no further transition is possible.
+func (s MigrationState) Final() bool {
+	return s == MigSucceeded || s == MigFailed || s == MigCancelled
+}
+
+// Progress is the latest job-stats sample of a running migration.
+type Progress struct {
+	Percent        float64 `json:"percent"`
+	ElapsedMs      int64   `json:"elapsed_ms"`
+	TotalBytes     uint64  `json:"total_bytes"`
+	ProcessedBytes uint64  `json:"processed_bytes"`
+	RemainingBytes uint64  `json:"remaining_bytes"`
+	MiBps          float64 `json:"mib_per_s"`
+	DirtyRateBps   uint64  `json:"dirty_rate_bps"`
+	Iteration      int     `json:"iteration"`
+	PostCopy       bool    `json:"postcopy,omitempty"`
+	MaxDowntimeMs  int64   `json:"max_downtime_ms,omitempty"`
+	// Actions the convergence policy took so far, e.g. "downtime 150ms".
+	Actions []string `json:"actions,omitempty"`
+}
+
+// Migration is one request to move one VM, from queue to result.
+type Migration struct {
+	ID      string         `json:"id"`
+	VM      string         `json:"vm"`
+	Source  string         `json:"source"`
+	Dest    string         `json:"dest,omitempty"`
+	Cluster string         `json:"cluster"`
+	State   MigrationState `json:"state"`
+	Policy  string         `json:"policy"`
+	// BandwidthMiB is the cap asked for; 0 means the cluster default.
+	BandwidthMiB uint64 `json:"bandwidth_mib,omitempty"`
+	// GrantedMiB is the cap in force when the slot was granted.
+	GrantedMiB uint64 `json:"granted_mib,omitempty"`
+	// Pinned is true when the user named the destination (--to).
+	Pinned bool `json:"pinned,omitempty"`
+	// Drain names the host whose drain queued this migration.
+	Drain string `json:"drain,omitempty"`
+	// Attempt counts placements; a failed migration may be retried once elsewhere.
+	Attempt int `json:"attempt"`
+	// Tried lists destinations that failed, so a retry picks another.
+	Tried []string `json:"tried,omitempty"`
+	// PlacementReason explains why the destination was chosen.
+	PlacementReason string `json:"placement_reason,omitempty"`
+
+	CancelRequested bool      `json:"cancel_requested,omitempty"`
+	Progress        Progress  `json:"progress"`
+	Reason          string    `json:"reason,omitempty"`
+	DowntimeMs      int64     `json:"downtime_ms,omitempty"`
+	CreatedAt       time.Time `json:"created_at"`
+	StartedAt       time.Time `json:"started_at,omitempty"`
+	EndedAt         time.Time `json:"ended_at,omitempty"`
+}
+
+// Bandwidth modes of a cluster.
+const (
+	// BandwidthFixed gives every migration the cluster's BandwidthMiB.
+	BandwidthFixed = "fixed"
+	// BandwidthAuto divides MigrationNetMiB by the migrations sharing it.
+	BandwidthAuto = "auto"
+)
+
+// Cluster holds the limits and defaults of one cluster of hosts.
+type Cluster struct {
+	Name string `json:"name"`
+	// MaxOutgoing and MaxIncoming bound migrations per host (oVirt: 2 and 2).
+	MaxOutgoing int `json:"max_outgoing"`
+	MaxIncoming int `json:"max_incoming"`
+	// MaxConcurrent bounds running migrations in the cluster (KubeVirt: 5).
+	MaxConcurrent int `json:"max_concurrent"`
+	// BandwidthMode is BandwidthFixed or BandwidthAuto.
+	BandwidthMode string `json:"bandwidth_mode"`
+	// BandwidthMiB is the per-migration cap in fixed mode (oVirt: 52 MiB/s).
+	BandwidthMiB uint64 `json:"bandwidth_mib"`
+	// MigrationNetMiB is the migration network's capacity, shared in auto mode.
+	MigrationNetMiB uint64 `json:"migration_net_mib"`
+	// Policy is the default convergence policy.
+	Policy string `json:"policy"`
+	// RequiredNetworks must exist on every host of the cluster, else NonOperational.
+	RequiredNetworks []string `json:"required_networks,omitempty"`
+}
+
+// DefaultCluster returns a cluster with the project's defaults, chosen from
+// oVirt's and KubeVirt's (see README).
+func DefaultCluster(name string) Cluster {
+	return Cluster{
+		Name:            name,
+		MaxOutgoing:     2,
+		MaxIncoming:     2,
+		MaxConcurrent:   5,
+		BandwidthMode:   BandwidthFixed,
+		BandwidthMiB:    52,
+		MigrationNetMiB: 1000,
+		Policy:          "minimal-downtime",
+	}
+}
+
+// Drain states.
+const (
+	DrainActive    = "active"
+	DrainDone      = "done"
+	DrainStuck     = "stuck" // some VMs could not move; host stays PreparingForMaintenance
+	DrainCancelled = "cancelled"
+)
+
+// Drain records moving every VM off a host.
+type Drain struct {
+	Host  string `json:"host"`
+	State string `json:"state"`
+	// Unmovable maps a VM to why it could not move.
+	Unmovable map[string]string `json:"unmovable,omitempty"`
+	// Origin maps each VM drained to the host it left, for activate --return.
+	Moved     map[string]string `json:"moved,omitempty"`
+	Reason    string            `json:"reason,omitempty"` // "operator", "leave", "sigterm"
+	CreatedAt time.Time         `json:"created_at"`
+	EndedAt   time.Time         `json:"ended_at,omitempty"`
+}

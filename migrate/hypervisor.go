@@ -1,0 +1,118 @@
+// Package migrate is the boundary between the mesh and a hypervisor, and the
+// logic that moves one VM: prerequisite checks, placement, and the convergence
+// policies that watch a running job. The hypervisor hides behind Hypervisor, an
+// interface of just the calls the mesh uses (as KubeVirt's migration monitor
+// does), so the same code drives real libvirt and the simulated hypervisor.
+package migrate
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/hostmesh/hostmesh/fsm"
+)
+
+// ErrNoDomain is returned when the named domain does not exist on the host.
+var ErrNoDomain = errors.New("no such domain")
+
+// Capabilities describes a host as its hypervisor sees it. Networks and storage
+// domains come from configuration, not from the hypervisor, and are added by the
+// caller.
+type Capabilities struct {
+	Arch        string
+	CPUModel    string
+	CPUFlags    []string
+	MemTotalMiB uint64
+	MemFreeMiB  uint64
+	CPUs        int
+}
+
+// Domain is one guest with the facts the prerequisite checks need, read from
+// its domain XML.
+type Domain struct {
+	Name      string
+	UUID      string
+	State     string // fsm.VMRunning, fsm.VMPaused, fsm.VMShutoff
+	MemoryMiB uint64
+	VCPUs     int
+	CPUModel  string
+	CPUFlags  []string
+	NICs      []fsm.NIC  // Network is the libvirt network or bridge name
+	Disks     []fsm.Disk // StorageDomain left empty: the caller maps paths to domains
+}
+
+// Params are the settings of one live migration.
+type Params struct {
+	// DestURI is the destination hypervisor's control URI
+	// (libvirt: qemu+tcp://MGMT-IP/system; sim: a sim address).
+	DestURI string
+	// MigrateURI puts the memory and disk streams on the migration network
+	// (libvirt: tcp://MIGRATION-IP). Empty lets the hypervisor choose.
+	MigrateURI string
+	// BandwidthMiB caps the stream in MiB/s; 0 is unlimited.
+	BandwidthMiB uint64
+	// MaxDowntime is the initial allowed downtime (pause at switch-over).
+	MaxDowntime time.Duration
+	// AutoConverge lets the hypervisor throttle the guest's vCPUs.
+	AutoConverge bool
+	// AllowPostCopy lets the job later switch to post-copy (StartPostCopy).
+	AllowPostCopy bool
+	// CopyStorage copies the listed local disks live (non-shared storage).
+	CopyStorage []string
+	// Unsafe skips the hypervisor's own storage and cache safety checks; the
+	// mesh sets it only after running those checks itself (see checks.go).
+	Unsafe bool
+}
+
+// JobStats is one sample of a running (or completed) migration job, in the
+// shape of libvirt's virDomainGetJobStats.
+type JobStats struct {
+	Elapsed              time.Duration
+	DataTotal            uint64
+	DataProcessed        uint64
+	DataRemaining        uint64
+	MemTotal             uint64
+	MemProcessed         uint64
+	MemRemaining         uint64
+	MemBps               uint64 // transfer rate, bytes/s
+	MemDirtyRate         uint64 // pages dirtied, bytes/s
+	MemIteration         int
+	DiskTotal            uint64
+	DiskProcessed        uint64
+	DiskRemaining        uint64
+	Downtime             time.Duration // final, once completed
+	PostCopy             bool
+	MaxDowntime          time.Duration
+	AutoConvergeThrottle int // percent, 0 when not throttling
+}
+
+// Job is a migration in progress on the source host.
+type Job interface {
+	// Stats samples the job. Safe to call concurrently with the others.
+	Stats() (JobStats, error)
+	// Done is closed when the job ends; Err then tells how.
+	Done() <-chan struct{}
+	// Err is nil after success, the hypervisor's error otherwise.
+	Err() error
+	// Result is the completed job's final stats (downtime, totals).
+	Result() JobStats
+	// Abort cancels the job; the guest keeps running on the source.
+	Abort() error
+	// StartPostCopy switches a job started with AllowPostCopy to post-copy.
+	StartPostCopy() error
+	// SetMaxDowntime raises or lowers the allowed switch-over pause.
+	SetMaxDowntime(d time.Duration) error
+}
+
+// Hypervisor is what the mesh needs from the hypervisor of one host.
+type Hypervisor interface {
+	// Capabilities reports CPU, memory and CPU count of the host.
+	Capabilities(ctx context.Context) (Capabilities, error)
+	// Domains lists the guests defined or running on the host.
+	Domains(ctx context.Context) ([]Domain, error)
+	// Migrate starts a live migration of the named domain and returns at once.
+	Migrate(ctx context.Context, name string, p Params) (Job, error)
+	// Close releases the connection.
+	Close() error
+}
