@@ -1,0 +1,142 @@
+package fsm
+
+import (
+	"slices"
+	"time"
+)
+
+func applyStartDrain(s *State, data []byte) (any, error) {
+	var c StartDrain
+	if err := decode(data, &c); err != nil {
+		return nil, err
+	}
+	h, ok := s.Hosts[c.Host]
+	if !ok {
+		return nil, rejectf("drain host %q: no such host", c.Host)
+	}
+	switch h.State {
+	case HostUp, HostNonOperational:
+	case HostPreparingForMaintenance:
+		if d := s.Drains[c.Host]; d != nil && d.State == DrainActive {
+			return nil, rejectf("drain host %q: a drain is already running", c.Host)
+		}
+	default:
+		return nil, rejectf("drain host %q: it is %s", c.Host, h.State)
+	}
+	reason := c.Reason
+	if reason == "" {
+		reason = "operator"
+	}
+	h.State, h.StateReason = HostPreparingForMaintenance, "drain ("+reason+")"
+	d := &Drain{Host: c.Host, State: DrainActive, Reason: reason, CreatedAt: c.At,
+		Unmovable: map[string]string{}, Moved: map[string]string{}}
+	s.Drains[c.Host] = d
+	var ids []string
+	for _, vm := range s.VMsOn(c.Host) {
+		switch {
+		case vm.State != VMRunning:
+			d.Unmovable[vm.Name] = "not running (" + vm.State + "): only running VMs move live"
+		case vm.Migration != "":
+			// Already moving (e.g. an operator's migrate): that one counts.
+		default:
+			id, err := s.enqueue(Enqueue{VM: vm.Name, Policy: c.Policy, Drain: c.Host, At: c.At})
+			if err != nil {
+				d.Unmovable[vm.Name] = err.Error()
+				continue
+			}
+			ids = append(ids, id)
+		}
+	}
+	s.settleDrain(c.Host, c.At)
+	return ids, nil
+}
+
+func applyEndDrain(s *State, data []byte) (any, error) {
+	var c EndDrain
+	if err := decode(data, &c); err != nil {
+		return nil, err
+	}
+	h, ok := s.Hosts[c.Host]
+	d := s.Drains[c.Host]
+	if !ok || d == nil {
+		return nil, rejectf("end drain of host %q: no drain", c.Host)
+	}
+	switch c.State {
+	case DrainCancelled:
+		if d.State != DrainActive && d.State != DrainStuck {
+			return nil, rejectf("cancel drain of host %q: drain is %s", c.Host, d.State)
+		}
+		s.cancelDrainQueue(c.Host, c.At)
+		d.State, d.EndedAt = DrainCancelled, c.At
+		h.State, h.StateReason = HostUp, ""
+	case DrainStuck:
+		// A leave whose time ran out: stop queueing, report what is left.
+		if d.State != DrainActive {
+			return nil, rejectf("end drain of host %q: drain is %s", c.Host, d.State)
+		}
+		s.cancelDrainQueue(c.Host, c.At)
+		for _, vm := range s.VMsOn(c.Host) {
+			if _, ok := d.Unmovable[vm.Name]; !ok {
+				d.Unmovable[vm.Name] = "drain time limit reached before it could move"
+			}
+		}
+		d.State, d.EndedAt = DrainStuck, c.At
+	default:
+		return nil, rejectf("end drain of host %q: state %q must be %q or %q", c.Host, c.State, DrainCancelled, DrainStuck)
+	}
+	return nil, nil
+}
+
+// settleDrain closes a drain once none of its migrations is pending: done (the
+// host goes to Maintenance) when the host is empty, stuck when VMs remain that
+// could not move. Stuck keeps the host PreparingForMaintenance until the
+// operator decides: oVirt's hosts stuck "Preparing for maintenance" forever
+// are the pain this avoids, by ending the drain with a report instead.
+func (s *State) settleDrain(host string, at time.Time) {
+	d := s.Drains[host]
+	h := s.Hosts[host]
+	if d == nil || h == nil || d.State != DrainActive {
+		return
+	}
+	for _, id := range s.Queue {
+		if m := s.Migrations[id]; m != nil && m.Source == host && !m.State.Final() {
+			return
+		}
+	}
+	remaining := s.VMsOn(host)
+	if len(remaining) == 0 {
+		d.State, d.EndedAt = DrainDone, at
+		h.State, h.StateReason = HostMaintenance, "drained ("+d.Reason+")"
+		return
+	}
+	for _, vm := range remaining {
+		if _, ok := d.Unmovable[vm.Name]; !ok {
+			return // a VM not yet queued (new in inventory): the leader queues it
+		}
+	}
+	d.State, d.EndedAt = DrainStuck, at
+}
+
+// dequeue removes a final migration from the queue.
+func (s *State) dequeue(id string) {
+	s.Queue = slices.DeleteFunc(s.Queue, func(q string) bool { return q == id })
+}
+
+// cancelQueued ends a migration that holds no slots.
+func (s *State) cancelQueued(m *Migration, at time.Time) {
+	m.State, m.EndedAt, m.Reason = MigCancelled, at, "cancelled before it started"
+	s.dequeue(m.ID)
+	if vm := s.VMs[m.VM]; vm != nil && vm.Migration == m.ID {
+		vm.Migration = ""
+	}
+}
+
+// cancelDrainQueue cancels the drain's migrations still waiting for slots;
+// running ones finish, since aborting them would waste the copy done so far.
+func (s *State) cancelDrainQueue(host string, at time.Time) {
+	for _, m := range s.Queued() {
+		if m.Drain == host {
+			s.cancelQueued(m, at)
+		}
+	}
+}

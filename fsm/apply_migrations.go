@@ -1,0 +1,178 @@
+package fsm
+
+import (
+	"fmt"
+	"slices"
+)
+
+// maxAttempts bounds placements of one unpinned migration: the first, and one
+// retry on another host after a failure (as oVirt's engine re-runs it once).
+const maxAttempts = 2
+
+func applyEnqueue(s *State, data []byte) (any, error) {
+	var c Enqueue
+	if err := decode(data, &c); err != nil {
+		return nil, err
+	}
+	return s.enqueue(c)
+}
+
+// enqueue validates and queues one migration; shared by Enqueue and StartDrain.
+func (s *State) enqueue(c Enqueue) (string, error) {
+	vm, ok := s.VMs[c.VM]
+	if !ok {
+		return "", rejectf("migrate vm %q: no such VM", c.VM)
+	}
+	if vm.Migration != "" {
+		return "", rejectf("migrate vm %q: already held by migration %s", c.VM, vm.Migration)
+	}
+	src, ok := s.Hosts[vm.Host]
+	if !ok {
+		return "", rejectf("migrate vm %q: its host %q is unknown", c.VM, vm.Host)
+	}
+	if c.Dest != "" {
+		if _, ok := s.Hosts[c.Dest]; !ok {
+			return "", rejectf("migrate vm %q to %q: no such host", c.VM, c.Dest)
+		}
+	}
+	policy := c.Policy
+	if policy == "" {
+		policy = s.Cluster(src.Cluster).Policy
+	}
+	s.Seq++
+	id := fmt.Sprintf("m%d", s.Seq)
+	s.Migrations[id] = &Migration{
+		ID: id, VM: c.VM, Source: vm.Host, Dest: c.Dest, Cluster: src.Cluster,
+		State: MigQueued, Policy: policy, BandwidthMiB: c.BandwidthMiB,
+		Pinned: c.Dest != "", Drain: c.Drain, Attempt: 1, CreatedAt: c.At,
+	}
+	vm.Migration = id
+	s.Queue = append(s.Queue, id)
+	return id, nil
+}
+
+func applyGrant(s *State, data []byte) (any, error) {
+	var c Grant
+	if err := decode(data, &c); err != nil {
+		return nil, err
+	}
+	m, ok := s.Migrations[c.ID]
+	if !ok {
+		return nil, rejectf("grant migration %q: no such migration", c.ID)
+	}
+	if m.State != MigQueued {
+		return nil, rejectf("grant migration %s: it is %s, not Queued", c.ID, m.State)
+	}
+	if _, ok := s.Hosts[c.Dest]; !ok {
+		return nil, rejectf("grant migration %s: destination %q is unknown", c.ID, c.Dest)
+	}
+	if c.Dest == m.Source {
+		return nil, rejectf("grant migration %s: destination %q is its source", c.ID, c.Dest)
+	}
+	if m.Pinned && c.Dest != m.Dest {
+		return nil, rejectf("grant migration %s: pinned to %q, not %q", c.ID, m.Dest, c.Dest)
+	}
+	// The slot limits are enforced here too, not only by the scheduler: a
+	// stale or duplicated grant from a deposed leader can never exceed them.
+	cl := s.Cluster(m.Cluster)
+	u := s.Slots()
+	switch {
+	case u.Out[m.Source] >= cl.MaxOutgoing:
+		return nil, rejectf("grant migration %s: host %s has %d of %d outgoing slots in use", c.ID, m.Source, u.Out[m.Source], cl.MaxOutgoing)
+	case u.In[c.Dest] >= cl.MaxIncoming:
+		return nil, rejectf("grant migration %s: host %s has %d of %d incoming slots in use", c.ID, c.Dest, u.In[c.Dest], cl.MaxIncoming)
+	case u.Cluster[m.Cluster] >= cl.MaxConcurrent:
+		return nil, rejectf("grant migration %s: cluster %s has %d of %d migrations running", c.ID, m.Cluster, u.Cluster[m.Cluster], cl.MaxConcurrent)
+	}
+	m.Dest, m.GrantedMiB, m.PlacementReason = c.Dest, c.BandwidthMiB, c.Reason
+	m.State, m.StartedAt = MigRunning, c.At
+	return nil, nil
+}
+
+func applyProgress(s *State, data []byte) (any, error) {
+	var c ProgressUpdate
+	if err := decode(data, &c); err != nil {
+		return nil, err
+	}
+	m, ok := s.Migrations[c.ID]
+	if !ok {
+		return nil, rejectf("progress of migration %q: no such migration", c.ID)
+	}
+	if m.State != MigRunning {
+		return nil, rejectf("progress of migration %s: it is %s, not Running", c.ID, m.State)
+	}
+	m.Progress = c.Progress
+	return nil, nil
+}
+
+func applyFinish(s *State, data []byte) (any, error) {
+	var c Finish
+	if err := decode(data, &c); err != nil {
+		return nil, err
+	}
+	m, ok := s.Migrations[c.ID]
+	if !ok {
+		return nil, rejectf("finish migration %q: no such migration", c.ID)
+	}
+	if m.State.Final() {
+		return nil, rejectf("finish migration %s: already %s", c.ID, m.State)
+	}
+	if !c.State.Final() {
+		return nil, rejectf("finish migration %s: %q is not a final state", c.ID, c.State)
+	}
+	if c.State == MigSucceeded && m.State != MigRunning {
+		return nil, rejectf("finish migration %s: only a Running migration can succeed (it is %s)", c.ID, m.State)
+	}
+	vm := s.VMs[m.VM]
+	if c.State == MigFailed && c.Retry && !m.Pinned && m.Attempt < maxAttempts && !m.CancelRequested {
+		if m.Dest != "" && !slices.Contains(m.Tried, m.Dest) {
+			m.Tried = append(m.Tried, m.Dest)
+		}
+		m.Reason = fmt.Sprintf("attempt %d to %s failed: %s; retrying on another host", m.Attempt, m.Dest, c.Reason)
+		m.Attempt++
+		m.State, m.Dest, m.Progress = MigQueued, "", Progress{}
+		return nil, nil
+	}
+	m.State, m.Reason, m.DowntimeMs, m.EndedAt = c.State, c.Reason, c.DowntimeMs, c.At
+	s.dequeue(c.ID)
+	if vm != nil && vm.Migration == c.ID {
+		vm.Migration = ""
+		if c.State == MigSucceeded {
+			vm.Host, vm.State = m.Dest, VMRunning
+		}
+	}
+	// Any migration off a draining host counts for its drain, whoever asked.
+	if d := s.Drains[m.Source]; d != nil && d.State == DrainActive {
+		switch c.State {
+		case MigSucceeded:
+			d.Moved[m.VM] = m.Source
+			delete(d.Unmovable, m.VM)
+		case MigFailed:
+			d.Unmovable[m.VM] = c.Reason
+		}
+		s.settleDrain(m.Source, c.At)
+	}
+	return nil, nil
+}
+
+func applyCancel(s *State, data []byte) (any, error) {
+	var c Cancel
+	if err := decode(data, &c); err != nil {
+		return nil, err
+	}
+	m, ok := s.Migrations[c.ID]
+	if !ok {
+		return nil, rejectf("cancel migration %q: no such migration", c.ID)
+	}
+	if m.State.Final() {
+		return nil, rejectf("cancel migration %s: already %s", c.ID, m.State)
+	}
+	if m.State == MigRunning {
+		// The source aborts the hypervisor job and then reports Finish.
+		m.CancelRequested = true
+		return nil, nil
+	}
+	s.cancelQueued(m, c.At)
+	s.settleDrain(m.Source, c.At)
+	return nil, nil
+}

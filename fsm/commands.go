@@ -1,0 +1,159 @@
+package fsm
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// CommandType is the first byte of every Raft log entry; it names the command
+// so Apply can look up its handler (as Consul's FSM does).
+type CommandType byte
+
+// The commands. Values are persisted in the Raft log: never renumber them.
+const (
+	CmdUpsertHost   CommandType = 1
+	CmdSetHostState CommandType = 2
+	CmdRemoveHost   CommandType = 3
+	CmdSyncVMs      CommandType = 4
+	CmdEnqueue      CommandType = 5
+	CmdGrant        CommandType = 6
+	CmdProgress     CommandType = 7
+	CmdFinish       CommandType = 8
+	CmdCancel       CommandType = 9
+	CmdSetCluster   CommandType = 10
+	CmdStartDrain   CommandType = 11
+	CmdEndDrain     CommandType = 12
+	CmdActivate     CommandType = 13
+)
+
+// ErrMalformed marks a log entry that cannot be decoded; it changes nothing.
+var ErrMalformed = errors.New("malformed command")
+
+// ErrRejected marks a well-formed command that the current state refuses
+// (unknown VM, slot limit, wrong state...). It changes nothing.
+var ErrRejected = errors.New("command rejected")
+
+// UpsertHost records a host's gossiped facts. A new host starts Up.
+type UpsertHost struct {
+	Facts HostFacts `json:"facts"`
+}
+
+// SetHostState moves a host to a lifecycle state.
+type SetHostState struct {
+	Host   string    `json:"host"`
+	State  HostState `json:"state"`
+	Reason string    `json:"reason,omitempty"`
+}
+
+// RemoveHost forgets a host that left the mesh; it must run no VMs.
+type RemoveHost struct {
+	Host string `json:"host"`
+}
+
+// SyncVMs replaces the inventory of one host with what its hypervisor reports.
+type SyncVMs struct {
+	Host string `json:"host"`
+	VMs  []VM   `json:"vms"`
+}
+
+// Enqueue asks to migrate a VM. Dest empty lets placement choose.
+type Enqueue struct {
+	VM           string `json:"vm"`
+	Dest         string `json:"dest,omitempty"`
+	Policy       string `json:"policy,omitempty"`
+	BandwidthMiB uint64 `json:"bandwidth_mib,omitempty"`
+	// Drain names the host whose drain asks for this migration.
+	Drain string    `json:"drain,omitempty"`
+	At    time.Time `json:"at"`
+}
+
+// Grant gives a queued migration its slots and destination: it becomes Running.
+type Grant struct {
+	ID           string    `json:"id"`
+	Dest         string    `json:"dest"`
+	BandwidthMiB uint64    `json:"bandwidth_mib"`
+	Reason       string    `json:"reason,omitempty"`
+	At           time.Time `json:"at"`
+}
+
+// ProgressUpdate records a job-stats sample from the source host.
+type ProgressUpdate struct {
+	ID       string   `json:"id"`
+	Progress Progress `json:"progress"`
+}
+
+// Finish ends a migration. With Retry set on a failure, an unpinned
+// migration goes back to the queue once to try another destination.
+type Finish struct {
+	ID         string         `json:"id"`
+	State      MigrationState `json:"state"`
+	Reason     string         `json:"reason,omitempty"`
+	DowntimeMs int64          `json:"downtime_ms,omitempty"`
+	Retry      bool           `json:"retry,omitempty"`
+	At         time.Time      `json:"at"`
+}
+
+// Cancel stops a migration: a queued one at once, a running one once its
+// source aborts the job and reports Finish.
+type Cancel struct {
+	ID string    `json:"id"`
+	At time.Time `json:"at"`
+}
+
+// SetCluster stores a cluster's limits and defaults.
+type SetCluster struct {
+	Cluster Cluster `json:"cluster"`
+}
+
+// StartDrain puts a host in PreparingForMaintenance and queues a migration for
+// each of its VMs in the same log entry, so a drain is never half-queued.
+type StartDrain struct {
+	Host   string    `json:"host"`
+	Reason string    `json:"reason"`
+	Policy string    `json:"policy,omitempty"`
+	At     time.Time `json:"at"`
+}
+
+// EndDrain closes a drain: done → Maintenance, cancelled → Up (queued
+// migrations of the drain are cancelled), stuck → stays PreparingForMaintenance.
+type EndDrain struct {
+	Host  string    `json:"host"`
+	State string    `json:"state"`
+	At    time.Time `json:"at"`
+}
+
+// Activate brings a host out of maintenance (or a stuck drain) back to Up.
+type Activate struct {
+	Host string `json:"host"`
+}
+
+// Encode builds a log entry: the type byte followed by the JSON payload.
+func Encode(t CommandType, payload any) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.WriteByte(byte(t))
+	if err := json.NewEncoder(&buf).Encode(payload); err != nil {
+		return nil, fmt.Errorf("encode command %d: %w", t, err)
+	}
+	return buf.Bytes(), nil
+}
+
+// decode reads a payload strictly: unknown fields or trailing data mean the
+// entry was not written by this version's Encode, so it is refused whole.
+func decode(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if dec.More() {
+		return fmt.Errorf("%w: trailing data", ErrMalformed)
+	}
+	return nil
+}
+
+func rejectf(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrRejected, fmt.Sprintf(format, args...))
+}

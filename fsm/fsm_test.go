@@ -1,0 +1,298 @@
+package fsm
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+var t0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+
+// run applies one command through the raft.FSM interface, as Raft would.
+func run(t *testing.T, f *FSM, ct CommandType, payload any) Result {
+	t.Helper()
+	data, err := Encode(ct, payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f.Apply(&raft.Log{Type: raft.LogCommand, Index: f.Index() + 1, Data: data}).(Result)
+}
+
+func must(t *testing.T, f *FSM, ct CommandType, payload any) any {
+	t.Helper()
+	r := run(t, f, ct, payload)
+	if r.Err != nil {
+		t.Fatalf("command %d: %v", ct, r.Err)
+	}
+	return r.Value
+}
+
+func host(name, cluster string, freeMiB uint64) HostFacts {
+	return HostFacts{Name: name, Cluster: cluster, MemTotalMiB: 16384, MemFreeMiB: freeMiB, CPUs: 8, CPUsFree: 8,
+		Networks: []Network{{Name: "vmnet"}}, StorageDomains: []string{"shared"}}
+}
+
+// cluster3 builds hosts h1..h3 in cluster c1 with vm1..vmN on h1.
+func cluster3(t *testing.T, vms int) *FSM {
+	t.Helper()
+	f := New()
+	for _, h := range []string{"h1", "h2", "h3"} {
+		must(t, f, CmdUpsertHost, UpsertHost{Facts: host(h, "c1", 8192)})
+	}
+	var list []VM
+	for i := 1; i <= vms; i++ {
+		list = append(list, VM{Name: "vm" + string(rune('0'+i)), MemoryMiB: 256, VCPUs: 1, State: VMRunning})
+	}
+	must(t, f, CmdSyncVMs, SyncVMs{Host: "h1", VMs: list})
+	return f
+}
+
+func TestMalformedCommandsAreRefusedWhole(t *testing.T) {
+	f := cluster3(t, 1)
+	before := f.State()
+	cases := map[string][]byte{
+		"empty":         {},
+		"unknown type":  append([]byte{200}, []byte(`{}`)...),
+		"bad json":      append([]byte{byte(CmdEnqueue)}, []byte(`{"vm":`)...),
+		"unknown field": append([]byte{byte(CmdEnqueue)}, []byte(`{"vm":"vm1","evil":1}`)...),
+		"trailing data": append([]byte{byte(CmdEnqueue)}, []byte(`{"vm":"vm1"}{"vm":"vm1"}`)...),
+		"wrong type":    append([]byte{byte(CmdEnqueue)}, []byte(`{"vm":42}`)...),
+	}
+	for name, data := range cases {
+		r := f.Apply(&raft.Log{Type: raft.LogCommand, Data: data}).(Result)
+		if !errors.Is(r.Err, ErrMalformed) {
+			t.Errorf("%s: got %v, want ErrMalformed", name, r.Err)
+		}
+	}
+	// A well-formed but invalid SyncVMs (duplicate names) must change nothing,
+	// not even the VMs listed before the duplicate.
+	r := run(t, f, CmdSyncVMs, SyncVMs{Host: "h2", VMs: []VM{{Name: "x", State: VMRunning}, {Name: "x"}}})
+	if !errors.Is(r.Err, ErrRejected) {
+		t.Fatalf("duplicate VM names: got %v, want ErrRejected", r.Err)
+	}
+	if !reflect.DeepEqual(before, f.State()) {
+		t.Fatal("a refused command changed the state")
+	}
+}
+
+func TestMigrationLifecycle(t *testing.T) {
+	f := cluster3(t, 1)
+	id := must(t, f, CmdEnqueue, Enqueue{VM: "vm1", At: t0}).(string)
+	if r := run(t, f, CmdEnqueue, Enqueue{VM: "vm1", At: t0}); !errors.Is(r.Err, ErrRejected) || !strings.Contains(r.Err.Error(), id) {
+		t.Fatalf("second migration of a migrating VM: got %v", r.Err)
+	}
+	if r := run(t, f, CmdFinish, Finish{ID: id, State: MigSucceeded, At: t0}); r.Err == nil {
+		t.Fatal("a Queued migration must not succeed")
+	}
+	must(t, f, CmdGrant, Grant{ID: id, Dest: "h2", BandwidthMiB: 52, At: t0})
+	must(t, f, CmdProgress, ProgressUpdate{ID: id, Progress: Progress{Percent: 40, Iteration: 2}})
+	// Inventory from the destination around switch-over must not move the VM.
+	must(t, f, CmdSyncVMs, SyncVMs{Host: "h2", VMs: []VM{{Name: "vm1", MemoryMiB: 256, State: VMPaused}}})
+	if got := f.State().VMs["vm1"].Host; got != "h1" {
+		t.Fatalf("VM moved to %s before Finish", got)
+	}
+	must(t, f, CmdFinish, Finish{ID: id, State: MigSucceeded, DowntimeMs: 80, At: t0.Add(time.Second)})
+	s := f.State()
+	if vm := s.VMs["vm1"]; vm.Host != "h2" || vm.Migration != "" {
+		t.Fatalf("after success vm1 = %+v, want on h2 and free", vm)
+	}
+	if m := s.Migrations[id]; m.State != MigSucceeded || m.DowntimeMs != 80 || len(s.Queue) != 0 {
+		t.Fatalf("migration %+v queue %v", m, s.Queue)
+	}
+}
+
+func TestGrantEnforcesSlotLimits(t *testing.T) {
+	f := cluster3(t, 4)
+	must(t, f, CmdSetCluster, SetCluster{Cluster: Cluster{Name: "c1", MaxOutgoing: 2, MaxIncoming: 1, MaxConcurrent: 5,
+		BandwidthMode: BandwidthFixed, BandwidthMiB: 10}})
+	var ids []string
+	for _, vm := range []string{"vm1", "vm2", "vm3"} {
+		ids = append(ids, must(t, f, CmdEnqueue, Enqueue{VM: vm, At: t0}).(string))
+	}
+	must(t, f, CmdGrant, Grant{ID: ids[0], Dest: "h2", At: t0})
+	if r := run(t, f, CmdGrant, Grant{ID: ids[1], Dest: "h2", At: t0}); r.Err == nil || !strings.Contains(r.Err.Error(), "incoming") {
+		t.Fatalf("second incoming to h2: got %v, want incoming slot refusal", r.Err)
+	}
+	must(t, f, CmdGrant, Grant{ID: ids[1], Dest: "h3", At: t0})
+	if r := run(t, f, CmdGrant, Grant{ID: ids[2], Dest: "h3", At: t0}); r.Err == nil || !strings.Contains(r.Err.Error(), "outgoing") {
+		t.Fatalf("third outgoing from h1: got %v, want outgoing slot refusal", r.Err)
+	}
+	if u := f.State().Slots(); u.Out["h1"] != 2 || u.In["h2"] != 1 || u.In["h3"] != 1 {
+		t.Fatalf("slots %+v", u)
+	}
+}
+
+func TestFailedMigrationRetriesOnceElsewhere(t *testing.T) {
+	f := cluster3(t, 1)
+	id := must(t, f, CmdEnqueue, Enqueue{VM: "vm1", At: t0}).(string)
+	must(t, f, CmdGrant, Grant{ID: id, Dest: "h2", At: t0})
+	must(t, f, CmdFinish, Finish{ID: id, State: MigFailed, Reason: "boom", Retry: true, At: t0})
+	m := f.State().Migrations[id]
+	if m.State != MigQueued || m.Attempt != 2 || !reflect.DeepEqual(m.Tried, []string{"h2"}) || m.Dest != "" {
+		t.Fatalf("after first failure: %+v", m)
+	}
+	must(t, f, CmdGrant, Grant{ID: id, Dest: "h3", At: t0})
+	must(t, f, CmdFinish, Finish{ID: id, State: MigFailed, Reason: "boom again", Retry: true, At: t0})
+	s := f.State()
+	if m := s.Migrations[id]; m.State != MigFailed || m.Reason != "boom again" {
+		t.Fatalf("second failure must be final: %+v", m)
+	}
+	if vm := s.VMs["vm1"]; vm.Host != "h1" || vm.Migration != "" {
+		t.Fatalf("failed migration must leave the VM on its source: %+v", vm)
+	}
+}
+
+func TestCancelQueuedAndRunning(t *testing.T) {
+	f := cluster3(t, 2)
+	a := must(t, f, CmdEnqueue, Enqueue{VM: "vm1", At: t0}).(string)
+	b := must(t, f, CmdEnqueue, Enqueue{VM: "vm2", At: t0}).(string)
+	must(t, f, CmdGrant, Grant{ID: b, Dest: "h3", At: t0})
+	must(t, f, CmdCancel, Cancel{ID: a, At: t0})
+	must(t, f, CmdCancel, Cancel{ID: b, At: t0})
+	s := f.State()
+	if s.Migrations[a].State != MigCancelled || s.VMs["vm1"].Migration != "" {
+		t.Fatalf("queued cancel: %+v", s.Migrations[a])
+	}
+	if m := s.Migrations[b]; m.State != MigRunning || !m.CancelRequested {
+		t.Fatalf("running cancel must only be requested: %+v", m)
+	}
+	must(t, f, CmdFinish, Finish{ID: b, State: MigCancelled, Reason: "aborted", Retry: true, At: t0})
+	if m := f.State().Migrations[b]; m.State != MigCancelled {
+		t.Fatalf("a cancelled migration must not be retried: %+v", m)
+	}
+}
+
+func TestDrainQueuesEveryVMAndEndsInMaintenance(t *testing.T) {
+	f := cluster3(t, 3)
+	ids := must(t, f, CmdStartDrain, StartDrain{Host: "h1", Reason: "operator", At: t0}).([]string)
+	if len(ids) != 3 {
+		t.Fatalf("drain queued %d migrations, want 3", len(ids))
+	}
+	if st := f.State().Hosts["h1"].State; st != HostPreparingForMaintenance {
+		t.Fatalf("host state %s", st)
+	}
+	for i, id := range ids {
+		dest := []string{"h2", "h3", "h2"}[i]
+		must(t, f, CmdGrant, Grant{ID: id, Dest: dest, At: t0})
+		st := MigSucceeded
+		if i == 2 {
+			st = MigFailed
+		}
+		must(t, f, CmdFinish, Finish{ID: id, State: st, Reason: "no luck", At: t0})
+	}
+	s := f.State()
+	d := s.Drains["h1"]
+	if d.State != DrainStuck || d.Unmovable["vm3"] != "no luck" || d.Moved["vm1"] != "h1" {
+		t.Fatalf("drain %+v", d)
+	}
+	if s.Hosts["h1"].State != HostPreparingForMaintenance {
+		t.Fatal("a stuck drain must leave the host PreparingForMaintenance")
+	}
+	// The operator moves the last VM by hand: the drain completes.
+	f2 := cluster3(t, 1)
+	ids = must(t, f2, CmdStartDrain, StartDrain{Host: "h1", At: t0}).([]string)
+	must(t, f2, CmdGrant, Grant{ID: ids[0], Dest: "h2", At: t0})
+	must(t, f2, CmdFinish, Finish{ID: ids[0], State: MigSucceeded, At: t0})
+	if s := f2.State(); s.Hosts["h1"].State != HostMaintenance || s.Drains["h1"].State != DrainDone {
+		t.Fatalf("host %s drain %s", s.Hosts["h1"].State, s.Drains["h1"].State)
+	}
+	moved := must(t, f2, CmdActivate, Activate{Host: "h1"}).(map[string]string)
+	if f2.State().Hosts["h1"].State != HostUp || moved["vm1"] != "h1" {
+		t.Fatalf("activate: %v", moved)
+	}
+}
+
+func TestDrainCancelReturnsHostUp(t *testing.T) {
+	f := cluster3(t, 3)
+	ids := must(t, f, CmdStartDrain, StartDrain{Host: "h1", At: t0}).([]string)
+	must(t, f, CmdGrant, Grant{ID: ids[0], Dest: "h2", At: t0})
+	must(t, f, CmdEndDrain, EndDrain{Host: "h1", State: DrainCancelled, At: t0})
+	s := f.State()
+	if s.Hosts["h1"].State != HostUp || s.Migrations[ids[1]].State != MigCancelled || s.Migrations[ids[0]].State != MigRunning {
+		t.Fatalf("host %s, queued %s, running %s", s.Hosts["h1"].State, s.Migrations[ids[1]].State, s.Migrations[ids[0]].State)
+	}
+}
+
+func TestSyncVMsKeepsOneHostPerVM(t *testing.T) {
+	f := cluster3(t, 1)
+	// h2 claims vm1 while h1 is alive: h1's record stands.
+	must(t, f, CmdSyncVMs, SyncVMs{Host: "h2", VMs: []VM{{Name: "vm1", State: VMRunning}}})
+	if h := f.State().VMs["vm1"].Host; h != "h1" {
+		t.Fatalf("vm1 on %s", h)
+	}
+	must(t, f, CmdSetHostState, SetHostState{Host: "h1", State: HostDown, Reason: "gossip: failed"})
+	if st := f.State().VMs["vm1"].State; st != VMUnknown {
+		t.Fatalf("VM of a Down host is %s, want unknown", st)
+	}
+	must(t, f, CmdSyncVMs, SyncVMs{Host: "h2", VMs: []VM{{Name: "vm1", State: VMRunning}}})
+	if h := f.State().VMs["vm1"].Host; h != "h2" {
+		t.Fatalf("after h1 is Down, vm1 on %s, want h2", h)
+	}
+	// A VM no longer reported is forgotten.
+	must(t, f, CmdSyncVMs, SyncVMs{Host: "h2", VMs: nil})
+	if _, ok := f.State().VMs["vm1"]; ok {
+		t.Fatal("vm1 still listed")
+	}
+}
+
+type memSink struct {
+	bytes.Buffer
+	cancelled bool
+}
+
+func (m *memSink) ID() string    { return "mem" }
+func (m *memSink) Cancel() error { m.cancelled = true; return nil }
+func (m *memSink) Close() error  { return nil }
+
+func TestSnapshotRestoreIsIdentical(t *testing.T) {
+	f := cluster3(t, 3)
+	must(t, f, CmdSetCluster, SetCluster{Cluster: DefaultCluster("c1")})
+	ids := must(t, f, CmdStartDrain, StartDrain{Host: "h1", At: t0}).([]string)
+	must(t, f, CmdGrant, Grant{ID: ids[0], Dest: "h2", At: t0})
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sink memSink
+	if err := snap.Persist(&sink); err != nil {
+		t.Fatal(err)
+	}
+	g := New()
+	changed := g.Changed()
+	if err := g.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changed:
+	default:
+		t.Fatal("Restore did not signal a change")
+	}
+	a, _ := json.Marshal(f.State())
+	b, _ := json.Marshal(g.State())
+	if !bytes.Equal(a, b) {
+		t.Fatalf("restored state differs:\n%s\n%s", a, b)
+	}
+	// The restored FSM goes on numbering migrations where the original stopped.
+	if _, err := ApplyTo(g.state, mustEncode(t, CmdEnqueue, Enqueue{VM: "vm9"})); !errors.Is(err, ErrRejected) {
+		t.Fatalf("enqueue of unknown VM: %v", err)
+	}
+	if err := g.Restore(io.NopCloser(strings.NewReader("{not json"))); err == nil {
+		t.Fatal("restoring garbage must fail")
+	}
+}
+
+func mustEncode(t *testing.T, ct CommandType, p any) []byte {
+	t.Helper()
+	b, err := Encode(ct, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
