@@ -1,0 +1,429 @@
+package migrate
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/hostmesh/hostmesh/fsm"
+)
+
+// Check names, stable and user-visible: operators see them in refusals and in
+// `meshctl migrate --dry-run`, and scripts may match on them.
+const (
+	CheckVMExists      = "vm-exists"
+	CheckVMRunning     = "vm-running"
+	CheckNotMigrating  = "not-migrating"
+	CheckDistinctHosts = "distinct-hosts"
+	CheckSameCluster   = "same-cluster"
+	CheckSourceUp      = "source-up"
+	CheckDestUp        = "dest-up"
+	CheckNetworks      = "networks"
+	CheckStorage       = "storage"
+	CheckMemory        = "memory"
+	CheckCPU           = "cpu"
+	CheckCPUModel      = "cpu-model"
+	CheckCacheMode     = "cache-mode"
+)
+
+// CheckResult is the outcome of one prerequisite check. Message carries the
+// values compared (free memory, missing networks, offending disks) so that an
+// operator can act on a refusal without looking anything up. Message does not
+// repeat Name; String joins the two.
+type CheckResult struct {
+	Name    string `json:"name"`
+	OK      bool   `json:"ok"`
+	Message string `json:"message"`
+}
+
+// String renders the result as "name: message", the form used in refusals.
+func (r CheckResult) String() string { return r.Name + ": " + r.Message }
+
+// ErrRefused is matched (errors.Is) by every RefusedError, so callers can tell
+// a refused migration from a transport or Raft failure.
+var ErrRefused = errors.New("migration refused")
+
+// RefusedError says which prerequisite checks failed for moving VM to Dest.
+type RefusedError struct {
+	VM, Dest string
+	Failed   []CheckResult
+}
+
+// Error names each failed check and its message.
+func (e *RefusedError) Error() string {
+	parts := make([]string, len(e.Failed))
+	for i, r := range e.Failed {
+		parts[i] = r.String()
+	}
+	return fmt.Sprintf("migration of vm %s to host %s refused: %s", e.VM, e.Dest, strings.Join(parts, "; "))
+}
+
+// Is makes errors.Is(err, ErrRefused) true.
+func (e *RefusedError) Is(target error) bool { return target == ErrRefused }
+
+// Refusal turns check results into an error: nil when every check passed,
+// otherwise a *RefusedError listing the failed ones in check order.
+func Refusal(vm, dest string, results []CheckResult) error {
+	var failed []CheckResult
+	for _, r := range results {
+		if !r.OK {
+			failed = append(failed, r)
+		}
+	}
+	if len(failed) == 0 {
+		return nil
+	}
+	return &RefusedError{VM: vm, Dest: dest, Failed: failed}
+}
+
+// CheckMigration runs every prerequisite check for moving vm to dest, in a
+// fixed order, and returns all results: an operator fixing a refusal wants
+// every problem at once, not one per attempt. A check whose inputs are missing
+// (unknown VM or host) fails with "not checked" rather than passing, so that
+// all-OK always means the move is allowed.
+func CheckMigration(st *fsm.State, vm string, dest string) []CheckResult {
+	return checkFor(st, vm, dest, "")
+}
+
+// CheckQueued runs the checks for a migration already in the queue: the VM is
+// then held by m itself, so not-migrating ignores m.ID, and only migrations
+// ahead of m in the queue count as incoming memory on dest.
+func CheckQueued(st *fsm.State, m *fsm.Migration, dest string) []CheckResult {
+	return checkFor(st, m.VM, dest, m.ID)
+}
+
+// checkCtx is what every check reads; own is the ID of the migration being
+// checked ("" for a new request).
+type checkCtx struct {
+	st               *fsm.State
+	vmName           string
+	vm               *fsm.VM
+	srcName, dstName string
+	src, dst         *fsm.Host
+	own              string
+}
+
+// check is one named prerequisite.
+type check struct {
+	name string
+	run  func(c *checkCtx) (bool, string)
+}
+
+// checks is the fixed order: identity first, then host states, then the
+// resources, so the first failure of a host is the most fundamental one.
+var checks = []check{
+	{CheckVMExists, checkVMExists},
+	{CheckVMRunning, checkVMRunning},
+	{CheckNotMigrating, checkNotMigrating},
+	{CheckDistinctHosts, checkDistinctHosts},
+	{CheckSameCluster, checkSameCluster},
+	{CheckSourceUp, checkSourceUp},
+	{CheckDestUp, checkDestUp},
+	{CheckNetworks, checkNetworks},
+	{CheckStorage, checkStorage},
+	{CheckMemory, checkMemory},
+	{CheckCPU, checkCPU},
+	{CheckCPUModel, checkCPUModel},
+	{CheckCacheMode, checkCacheMode},
+}
+
+func checkFor(st *fsm.State, vm, dest, own string) []CheckResult {
+	c := &checkCtx{st: st, vmName: vm, vm: st.VMs[vm], dstName: dest, dst: st.Hosts[dest], own: own}
+	if c.vm != nil {
+		c.srcName = c.vm.Host
+		c.src = st.Hosts[c.vm.Host]
+	}
+	out := make([]CheckResult, len(checks))
+	for i, ch := range checks {
+		ok, msg := ch.run(c)
+		out[i] = CheckResult{Name: ch.name, OK: ok, Message: msg}
+	}
+	return out
+}
+
+// missing explains why a check cannot look at its inputs, or returns "".
+func (c *checkCtx) missing(vm, src, dst bool) string {
+	switch {
+	case vm && c.vm == nil:
+		return fmt.Sprintf("not checked: vm %s does not exist", c.vmName)
+	case src && c.src == nil:
+		return fmt.Sprintf("not checked: source host %q is unknown", c.srcName)
+	case dst && c.dst == nil:
+		return fmt.Sprintf("not checked: destination host %q is unknown", c.dstName)
+	}
+	return ""
+}
+
+func checkVMExists(c *checkCtx) (bool, string) {
+	if c.vm == nil {
+		return false, fmt.Sprintf("vm %s does not exist", c.vmName)
+	}
+	return true, fmt.Sprintf("vm %s runs on %s", c.vmName, c.srcName)
+}
+
+func checkVMRunning(c *checkCtx) (bool, string) {
+	if m := c.missing(true, false, false); m != "" {
+		return false, m
+	}
+	if c.vm.State != fsm.VMRunning {
+		return false, fmt.Sprintf("vm %s is %s; only a running VM migrates live", c.vmName, c.vm.State)
+	}
+	return true, fmt.Sprintf("vm %s is running", c.vmName)
+}
+
+func checkNotMigrating(c *checkCtx) (bool, string) {
+	if m := c.missing(true, false, false); m != "" {
+		return false, m
+	}
+	if held := c.vm.Migration; held != "" && held != c.own {
+		return false, fmt.Sprintf("vm %s is already held by migration %s", c.vmName, held)
+	}
+	return true, fmt.Sprintf("vm %s has no other migration", c.vmName)
+}
+
+func checkDistinctHosts(c *checkCtx) (bool, string) {
+	if m := c.missing(true, false, false); m != "" {
+		return false, m
+	}
+	if c.srcName == c.dstName {
+		return false, fmt.Sprintf("vm %s already runs on %s", c.vmName, c.dstName)
+	}
+	return true, fmt.Sprintf("%s -> %s", c.srcName, c.dstName)
+}
+
+func checkSameCluster(c *checkCtx) (bool, string) {
+	if m := c.missing(true, true, true); m != "" {
+		return false, m
+	}
+	if c.src.Cluster != c.dst.Cluster {
+		return false, fmt.Sprintf("%s is in cluster %s, %s in cluster %s", c.srcName, c.src.Cluster, c.dstName, c.dst.Cluster)
+	}
+	return true, fmt.Sprintf("both in cluster %s", c.src.Cluster)
+}
+
+// hostState renders a host's state with its reason, if any.
+func hostState(name string, h *fsm.Host) string {
+	s := fmt.Sprintf("%s is %s", name, h.State)
+	if h.StateReason != "" {
+		s += " (" + h.StateReason + ")"
+	}
+	return s
+}
+
+// checkSourceUp accepts PreparingForMaintenance: that is the state of a host
+// being drained, whose VMs must be able to leave.
+func checkSourceUp(c *checkCtx) (bool, string) {
+	if m := c.missing(true, false, false); m != "" {
+		return false, m
+	}
+	if c.src == nil {
+		return false, fmt.Sprintf("source host %q is unknown", c.srcName)
+	}
+	switch c.src.State {
+	case fsm.HostUp:
+		return true, hostState(c.srcName, c.src)
+	case fsm.HostPreparingForMaintenance:
+		return true, hostState(c.srcName, c.src) + "; draining is allowed"
+	}
+	return false, hostState(c.srcName, c.src)
+}
+
+func checkDestUp(c *checkCtx) (bool, string) {
+	if c.dst == nil {
+		return false, fmt.Sprintf("destination host %q is unknown", c.dstName)
+	}
+	if c.dst.State != fsm.HostUp {
+		return false, hostState(c.dstName, c.dst) + "; only an Up host receives VMs"
+	}
+	return true, hostState(c.dstName, c.dst)
+}
+
+// netName renders a network with its VLAN, which matters as much as its name:
+// the same bridge on another VLAN puts the guest on another segment.
+func netName(n fsm.Network) string {
+	if n.VLAN == 0 {
+		return n.Name
+	}
+	return fmt.Sprintf("%s VLAN %d", n.Name, n.VLAN)
+}
+
+func checkNetworks(c *checkCtx) (bool, string) {
+	if m := c.missing(true, false, true); m != "" {
+		return false, m
+	}
+	var need, lack []string
+	for _, nic := range c.vm.NICs {
+		n := fsm.Network{Name: nic.Network, VLAN: nic.VLAN}
+		if slices.Contains(need, netName(n)) {
+			continue
+		}
+		need = append(need, netName(n))
+		if !slices.Contains(c.dst.Networks, n) {
+			lack = append(lack, netName(n))
+		}
+	}
+	if len(lack) > 0 {
+		has := make([]string, len(c.dst.Networks))
+		for i, n := range c.dst.Networks {
+			has[i] = netName(n)
+		}
+		return false, fmt.Sprintf("%s lacks %s needed by vm %s (it has: %s)",
+			c.dstName, strings.Join(lack, ", "), c.vmName, listOrNone(has))
+	}
+	if len(need) == 0 {
+		return true, fmt.Sprintf("vm %s has no NICs", c.vmName)
+	}
+	return true, fmt.Sprintf("%s has %s", c.dstName, strings.Join(need, ", "))
+}
+
+// checkStorage passes disks with no storage domain: they are local to the
+// source and the migration copies them live (Params.CopyStorage).
+func checkStorage(c *checkCtx) (bool, string) {
+	if m := c.missing(true, false, true); m != "" {
+		return false, m
+	}
+	var seen, lack, local []string
+	for _, d := range c.vm.Disks {
+		switch {
+		case d.StorageDomain == "":
+			local = append(local, d.Target)
+		case !slices.Contains(c.dst.StorageDomains, d.StorageDomain):
+			lack = append(lack, fmt.Sprintf("%s (disk %s)", d.StorageDomain, d.Target))
+		case !slices.Contains(seen, d.StorageDomain):
+			seen = append(seen, d.StorageDomain)
+		}
+	}
+	if len(lack) > 0 {
+		return false, fmt.Sprintf("%s does not see storage domain %s", c.dstName, strings.Join(lack, ", "))
+	}
+	msg := fmt.Sprintf("%s sees %s", c.dstName, listOrNone(seen))
+	if len(seen) == 0 {
+		msg = fmt.Sprintf("vm %s uses no shared storage domain", c.vmName)
+	}
+	if len(local) > 0 {
+		msg += fmt.Sprintf("; local disk %s will be copied live", strings.Join(local, ", "))
+	}
+	return true, msg
+}
+
+// incoming sums the memory and counts the migrations headed to host that its
+// gossiped free memory does not reflect yet: every Running one, and the Queued
+// ones ahead of own in the queue (all of them when own is ""). Queued
+// migrations behind own do not count: own has priority over them, and counting
+// them would let two pinned migrations to a tight host refuse each other.
+func incoming(st *fsm.State, host, own string) (mib uint64, n int) {
+	behind := false
+	for _, id := range st.Queue {
+		if id == own {
+			behind = true
+			continue
+		}
+		m := st.Migrations[id]
+		if m == nil || m.Dest != host || m.State.Final() || (behind && m.State == fsm.MigQueued) {
+			continue
+		}
+		if vm := st.VMs[m.VM]; vm != nil {
+			mib += vm.MemoryMiB
+		}
+		n++
+	}
+	return mib, n
+}
+
+// freeAfterIncoming is the host's free memory minus what is already headed
+// there, floored at zero.
+func freeAfterIncoming(st *fsm.State, h *fsm.Host, host, own string) (free, inc uint64) {
+	inc, _ = incoming(st, host, own)
+	if inc >= h.MemFreeMiB {
+		return 0, inc
+	}
+	return h.MemFreeMiB - inc, inc
+}
+
+func checkMemory(c *checkCtx) (bool, string) {
+	if m := c.missing(true, false, true); m != "" {
+		return false, m
+	}
+	free, inc := freeAfterIncoming(c.st, c.dst, c.dstName, c.own)
+	msg := fmt.Sprintf("%s has %d MiB free (after %d MiB incoming), vm %s needs %d MiB",
+		c.dstName, free, inc, c.vmName, c.vm.MemoryMiB)
+	return free >= c.vm.MemoryMiB, msg
+}
+
+// checkCPU allows overcommit (vCPUs beyond free CPUs) but not a guest wider
+// than the host; free CPUs are reported for the operator's judgement.
+func checkCPU(c *checkCtx) (bool, string) {
+	if m := c.missing(true, false, true); m != "" {
+		return false, m
+	}
+	msg := fmt.Sprintf("%s has %d CPUs (%d free), vm %s needs %d vCPUs",
+		c.dstName, c.dst.CPUs, c.dst.CPUsFree, c.vmName, c.vm.VCPUs)
+	return c.dst.CPUs >= c.vm.VCPUs, msg
+}
+
+// checkCPUModel keeps CPU compatibility deliberately simple: same architecture
+// as the source, every CPU flag the VM requires present on the destination, and
+// when the VM names a CPU model the destination must report exactly that model
+// (no model-family reasoning; the cluster fixes one CPU type, as in oVirt).
+func checkCPUModel(c *checkCtx) (bool, string) {
+	if m := c.missing(true, true, true); m != "" {
+		return false, m
+	}
+	var problems []string
+	if c.src.Arch != c.dst.Arch {
+		problems = append(problems, fmt.Sprintf("arch %q on %s but %q on %s", c.src.Arch, c.srcName, c.dst.Arch, c.dstName))
+	}
+	var lack []string
+	for _, f := range c.vm.CPUFlags {
+		if !slices.Contains(c.dst.CPUFlags, f) {
+			lack = append(lack, f)
+		}
+	}
+	if len(lack) > 0 {
+		problems = append(problems, fmt.Sprintf("%s lacks CPU flag %s required by vm %s", c.dstName, strings.Join(lack, ", "), c.vmName))
+	}
+	if c.vm.CPUModel != "" && c.vm.CPUModel != c.dst.CPUModel {
+		problems = append(problems, fmt.Sprintf("vm %s uses CPU model %s but %s is %s", c.vmName, c.vm.CPUModel, c.dstName, c.dst.CPUModel))
+	}
+	if len(problems) > 0 {
+		return false, strings.Join(problems, "; ")
+	}
+	msg := fmt.Sprintf("arch %s, %d required CPU flags present on %s", c.dst.Arch, len(c.vm.CPUFlags), c.dstName)
+	if c.vm.CPUModel != "" {
+		msg += ", model " + c.vm.CPUModel
+	}
+	return true, msg
+}
+
+// checkCacheMode mirrors libvirt's own refusal: a disk cache other than none or
+// directsync may lose writes at switch-over. The mesh runs this check itself so
+// it can pass Params.Unsafe and still never corrupt data. An empty cache is the
+// hypervisor default (writeback) and is refused too.
+func checkCacheMode(c *checkCtx) (bool, string) {
+	if m := c.missing(true, false, false); m != "" {
+		return false, m
+	}
+	var bad []string
+	for _, d := range c.vm.Disks {
+		switch d.Cache {
+		case "none", "directsync":
+		case "":
+			bad = append(bad, d.Target+" (default, writeback)")
+		default:
+			bad = append(bad, d.Target+" ("+d.Cache+")")
+		}
+	}
+	if len(bad) > 0 {
+		return false, fmt.Sprintf("vm %s disk %s uses a cache other than none or directsync; migration may corrupt data",
+			c.vmName, strings.Join(bad, ", "))
+	}
+	return true, fmt.Sprintf("all %d disks of vm %s use cache none or directsync", len(c.vm.Disks), c.vmName)
+}
+
+func listOrNone(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ", ")
+}
