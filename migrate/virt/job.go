@@ -1,0 +1,212 @@
+package virt
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"libvirt.org/go/libvirt"
+
+	"github.com/hostmesh/hostmesh/migrate"
+)
+
+var _ migrate.Job = (*job)(nil)
+
+// job is one virDomainMigrateToURI3 call running in its own goroutine.
+//
+// life guards the domain handle: calls on it hold the read lock, and the
+// goroutine frees the handle under the write lock once the job ended, so no
+// call can use a freed handle. mu guards the recorded facts.
+type job struct {
+	name, uuid string
+	p          migrate.Params
+	dom        *libvirt.Domain
+	done       chan struct{}
+
+	life  sync.RWMutex
+	ended bool
+
+	mu          sync.Mutex
+	err         error
+	result      migrate.JobStats
+	last        migrate.JobStats
+	aborted     bool
+	postCopy    bool
+	maxDowntime time.Duration
+}
+
+func newJob(dom *libvirt.Domain, name, uuid string, p migrate.Params) *job {
+	return &job{name: name, uuid: uuid, p: p, dom: dom, done: make(chan struct{}), maxDowntime: p.MaxDowntime}
+}
+
+// run performs the migration and records how it ended.
+func (j *job) run() {
+	params, flags := migrateArgs(j.p)
+	err := j.dom.MigrateToURI3(j.p.DestURI, params, flags)
+
+	var res migrate.JobStats
+	if err == nil {
+		res = j.completedOnDest()
+	} else {
+		res = j.completedOnSource()
+	}
+
+	j.life.Lock()
+	j.ended = true
+	j.dom.Free()
+	j.life.Unlock()
+
+	j.mu.Lock()
+	if err != nil {
+		if j.aborted {
+			err = fmt.Errorf("migrate vm %q to %s: %w: %w", j.name, j.p.DestURI, ErrAborted, err)
+		} else {
+			err = wrap(err, "migrate vm %q to %s", j.name, j.p.DestURI)
+		}
+	}
+	j.err = err
+	res.PostCopy = res.PostCopy || j.postCopy
+	if res.MaxDowntime == 0 {
+		res.MaxDowntime = j.maxDowntime
+	}
+	j.result = res
+	j.mu.Unlock()
+	close(j.done)
+}
+
+// completedOnDest reads the finished job's stats from the destination: with
+// UNDEFINE_SOURCE the source domain is gone, but the destination libvirtd
+// keeps the completed incoming job (downtime, totals). If that cannot be
+// read, the last sample taken while running stands in.
+func (j *job) completedOnDest() migrate.JobStats {
+	fallback := j.lastSample()
+	conn, err := libvirt.NewConnect(j.p.DestURI)
+	if err != nil {
+		return fallback
+	}
+	defer conn.Close()
+	dom, err := conn.LookupDomainByUUIDString(j.uuid)
+	if err != nil {
+		return fallback
+	}
+	defer dom.Free()
+	info, err := dom.GetJobStats(libvirt.DOMAIN_JOB_STATS_COMPLETED)
+	if err != nil || info.Type == libvirt.DOMAIN_JOB_NONE {
+		return fallback
+	}
+	return statsOf(info)
+}
+
+// completedOnSource reads the failed job's final stats from the source, which
+// keeps the guest after a failure.
+func (j *job) completedOnSource() migrate.JobStats {
+	info, err := j.dom.GetJobStats(libvirt.DOMAIN_JOB_STATS_COMPLETED)
+	if err != nil || info.Type == libvirt.DOMAIN_JOB_NONE {
+		return j.lastSample()
+	}
+	return statsOf(info)
+}
+
+func (j *job) lastSample() migrate.JobStats {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.last
+}
+
+// Stats samples the running job. After the job ended it returns the final
+// stats; a domain that vanished because the job is just finishing yields the
+// last sample rather than an error.
+func (j *job) Stats() (migrate.JobStats, error) {
+	j.life.RLock()
+	defer j.life.RUnlock()
+	if j.ended {
+		return j.Result(), nil
+	}
+	info, err := j.dom.GetJobStats(0)
+	if errors.Is(err, libvirt.ERR_NO_DOMAIN) {
+		return j.lastSample(), nil
+	}
+	if err != nil {
+		return migrate.JobStats{}, wrap(err, "job stats of vm %q", j.name)
+	}
+	s := statsOf(info)
+	maxDT, dtErr := j.dom.MigrateGetMaxDowntime(0)
+
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if dtErr == nil {
+		s.MaxDowntime = time.Duration(maxDT) * time.Millisecond
+	} else {
+		s.MaxDowntime = j.maxDowntime
+	}
+	s.PostCopy = s.PostCopy || j.postCopy
+	j.last = s
+	return s, nil
+}
+
+// Done is closed when the job ended.
+func (j *job) Done() <-chan struct{} { return j.done }
+
+// Err is nil after success; after Abort it wraps ErrAborted.
+func (j *job) Err() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.err
+}
+
+// Result is the final stats once Done is closed (zero before).
+func (j *job) Result() migrate.JobStats {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.result
+}
+
+// Abort cancels the job (virDomainAbortJob); the guest stays on the source.
+func (j *job) Abort() error {
+	j.life.RLock()
+	defer j.life.RUnlock()
+	if j.ended {
+		return fmt.Errorf("abort migration of vm %q: %w", j.name, ErrJobEnded)
+	}
+	j.mu.Lock()
+	j.aborted = true
+	j.mu.Unlock()
+	if err := j.dom.AbortJob(); err != nil {
+		return wrap(err, "abort migration of vm %q", j.name)
+	}
+	return nil
+}
+
+// StartPostCopy switches to post-copy (virDomainMigrateStartPostCopy); the
+// job must have been started with AllowPostCopy.
+func (j *job) StartPostCopy() error {
+	j.life.RLock()
+	defer j.life.RUnlock()
+	if j.ended {
+		return fmt.Errorf("start post-copy of vm %q: %w", j.name, ErrJobEnded)
+	}
+	if err := j.dom.MigrateStartPostCopy(0); err != nil {
+		return wrap(err, "start post-copy of vm %q", j.name)
+	}
+	j.mu.Lock()
+	j.postCopy = true
+	j.mu.Unlock()
+	return nil
+}
+
+// SetMaxDowntime changes the allowed switch-over pause of the running job.
+func (j *job) SetMaxDowntime(d time.Duration) error {
+	j.life.RLock()
+	defer j.life.RUnlock()
+	if j.ended {
+		return fmt.Errorf("set max downtime of vm %q: %w", j.name, ErrJobEnded)
+	}
+	if err := j.dom.MigrateSetMaxDowntime(uint64(d/time.Millisecond), 0); err != nil {
+		return wrap(err, "set max downtime %s of vm %q", d, j.name)
+	}
+	j.mu.Lock()
+	j.maxDowntime = d
+	j.mu.Unlock()
+	return nil
+}
