@@ -30,7 +30,10 @@ type Decision struct {
 // are full waits without blocking later ones that have free slots; since slot
 // use only grows within a call, a later migration can never take the outgoing
 // slot an earlier one from the same source is waiting for, and the next call
-// offers a freed slot to the earliest one first.
+// offers a freed slot to the earliest one first. A migration waiting for a
+// destination's incoming slot does not hold its source's outgoing slot: a later
+// migration from the same source may take it, as anything else would let one
+// busy destination stall a whole drain.
 //
 // Queued migrations with CancelRequested are skipped: the leader cancels them.
 func Schedule(st *fsm.State) []Decision {
