@@ -1,0 +1,200 @@
+package lab
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// labDir keeps the lab (and its cached guest kernel) in one place across
+// runs; HM_LAB_DIR overrides it. The test replaces any lab running there.
+func labDir() string {
+	if d := os.Getenv("HM_LAB_DIR"); d != "" {
+		return d
+	}
+	return defaultDir
+}
+
+// startLab starts a lab or fails the test: a lab test that cannot run must
+// say why, not skip.
+func startLab(t *testing.T, ctx context.Context, hosts int) *Lab {
+	t.Helper()
+	start := time.Now()
+	l, err := Start(ctx, Config{Hosts: hosts, Dir: labDir()})
+	if err != nil {
+		t.Fatalf("start lab: %v", err)
+	}
+	t.Logf("lab with %d hosts up in %s", hosts, time.Since(start).Round(time.Millisecond))
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Errorf("close lab: %v", err)
+		}
+	})
+	return l
+}
+
+// TestVirshLiveMigration moves a running guest from h1 to h2 with plain virsh
+// and checks everything a live migration promises: the workload never
+// stopped, the guest runs on h2 only, its network and its open TCP
+// connections still work, its disk kept its data, and the memory went over
+// the migration network, not the management network.
+func TestVirshLiveMigration(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	l := startLab(t, ctx, 2)
+	h1, h2 := l.Hosts[0], l.Hosts[1]
+
+	bootStart := time.Now()
+	spec := GuestSpec{Name: "mig1", MemoryMiB: 256, IP: VMPrefix + "50", FillMiB: 160, DirtyMiBps: 2, Disk: DiskShared}
+	g, err := l.DefineGuest(ctx, h1, spec)
+	if err != nil {
+		t.Fatalf("define guest: %v", err)
+	}
+	t.Logf("guest booted to its first counter in %s", time.Since(bootStart).Round(time.Millisecond))
+
+	body := waitHTTP(t, ctx, g)
+	if !strings.Contains(body, "host=mig1") {
+		t.Fatalf("guest HTTP before migration: got %q, want host=mig1", body)
+	}
+	echo := dialEcho(t, ctx, g)
+	echoRoundTrip(t, echo, "before")
+	marker := fmt.Sprintf("written-before-migration-%d", time.Now().UnixNano())
+	if err := g.WriteDisk(ctx, marker); err != nil {
+		t.Fatalf("write disk marker: %v", err)
+	}
+	// The fill must be done (it runs before the first counter) and the guest
+	// settled before the migration: wait for a few counters.
+	if err := g.WaitCounter(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+
+	_, migTx0 := ifaceBytes(t, h1, MigIface)
+	_, mgmtTx0 := ifaceBytes(t, h1, MgmtIface)
+	before, _ := g.LastCounter()
+	migStart := time.Now()
+	out, err := h1.Virsh(ctx, "migrate", "--live", "--p2p", "--persistent", "--undefinesource", "--unsafe",
+		g.Spec.Name, h2.LibvirtURI, "tcp://"+h2.MigIP)
+	if err != nil {
+		t.Fatalf("virsh migrate: %v (%s)", err, out)
+	}
+	migTook := time.Since(migStart)
+	_, migTx1 := ifaceBytes(t, h1, MigIface)
+	_, mgmtTx1 := ifaceBytes(t, h1, MgmtIface)
+	job, _ := h2.Virsh(ctx, "domjobinfo", "--completed", g.Spec.Name)
+	t.Logf("migration took %s; h1 %s tx %.1f MiB, %s tx %.1f MiB\n%s", migTook.Round(time.Millisecond),
+		MigIface, mib(migTx1-migTx0), MgmtIface, mib(mgmtTx1-mgmtTx0), job)
+
+	// Where does it run now?
+	if names := domains(t, ctx, h1, "--all"); len(names) != 0 {
+		t.Errorf("h1 still has domains %v after migration with --undefinesource", names)
+	}
+	if names := domains(t, ctx, h2, "--state-running"); len(names) != 1 || names[0] != g.Spec.Name {
+		t.Errorf("h2 running domains = %v, want [%s]", names, g.Spec.Name)
+	}
+	if names := domains(t, ctx, h2, "--persistent"); len(names) != 1 {
+		t.Errorf("h2 persistent domains = %v, want [%s] (--persistent)", names, g.Spec.Name)
+	}
+
+	// The workload kept counting: no restart, no gap.
+	if err := g.WaitCounter(ctx, before+3); err != nil {
+		t.Fatalf("counter after migration: %v", err)
+	}
+	counters, err := g.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range counters {
+		if c != i+1 {
+			t.Fatalf("console counters not 1..n without gaps or restart: position %d has %d (all: %v)", i, c, counters)
+		}
+	}
+
+	// Network, open connection and disk survived.
+	body = waitHTTP(t, ctx, g)
+	if !strings.Contains(body, "host=mig1") {
+		t.Errorf("guest HTTP after migration: got %q", body)
+	}
+	echoRoundTrip(t, echo, "after")
+	got, err := g.ReadDisk(ctx)
+	if err != nil || got != marker {
+		t.Errorf("disk marker after migration = %q, %v; want %q", got, err, marker)
+	}
+
+	// The memory went over the migration network.
+	memBytes := uint64(spec.MemoryMiB) << 20
+	if d := migTx1 - migTx0; d < memBytes {
+		t.Errorf("h1 %s sent %.1f MiB during the migration, want at least the guest's %d MiB", MigIface, mib(d), spec.MemoryMiB)
+	}
+	if d := mgmtTx1 - mgmtTx0; d > memBytes/16 {
+		t.Errorf("h1 %s sent %.1f MiB during the migration: the memory stream leaked onto the management network", MgmtIface, mib(d))
+	}
+}
+
+func mib(b uint64) float64 { return float64(b) / (1 << 20) }
+
+func ifaceBytes(t *testing.T, h *Host, iface string) (rx, tx uint64) {
+	t.Helper()
+	rx, tx, err := h.IfaceBytes(iface)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rx, tx
+}
+
+func domains(t *testing.T, ctx context.Context, h *Host, filter string) []string {
+	t.Helper()
+	out, err := h.Virsh(ctx, "list", filter, "--name")
+	if err != nil {
+		t.Fatalf("list domains on %s: %v", h.Name, err)
+	}
+	return strings.Fields(out)
+}
+
+// waitHTTP polls the guest's HTTP endpoint until it answers (the NIC needs a
+// moment after boot, and the bridge learns the guest's new port after a
+// migration).
+func waitHTTP(t *testing.T, ctx context.Context, g *Guest) string {
+	t.Helper()
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var body string
+	err := poll(wctx, 200*time.Millisecond, "HTTP of guest "+g.Spec.Name, func() (bool, error) {
+		var err error
+		body, err = g.HTTP(wctx, "/")
+		return err == nil, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return body
+}
+
+func dialEcho(t *testing.T, ctx context.Context, g *Guest) net.Conn {
+	t.Helper()
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", g.Spec.IP+":7")
+	if err != nil {
+		t.Fatalf("dial echo of guest %s: %v", g.Spec.Name, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func echoRoundTrip(t *testing.T, c net.Conn, msg string) {
+	t.Helper()
+	if err := c.SetDeadline(time.Now().Add(20 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fmt.Fprintf(c, "%s\n", msg); err != nil {
+		t.Fatalf("echo write %q: %v", msg, err)
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil || strings.TrimSpace(line) != msg {
+		t.Fatalf("echo of %q: got %q, %v", msg, line, err)
+	}
+}

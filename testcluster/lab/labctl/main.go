@@ -1,0 +1,108 @@
+// Command labctl brings the real-hypervisor lab up and down from the shell
+// (`make lab`, `make lab-down`) so that meshd and meshctl can be tried by hand
+// against several libvirt hosts on one machine.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hostmesh/hostmesh/testcluster/lab"
+)
+
+func main() {
+	fs := flag.NewFlagSet("labctl", flag.ExitOnError)
+	dir := fs.String("dir", "/tmp/hostmesh-lab", "lab state directory")
+	hosts := fs.Int("hosts", 3, "number of hosts (up)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: labctl [-dir DIR] [-hosts N] up|down|status|deps\n")
+		fs.PrintDefaults()
+	}
+	if len(os.Args) < 2 {
+		fs.Usage()
+		os.Exit(2)
+	}
+	cmd := os.Args[1]
+	_ = fs.Parse(os.Args[2:])
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	var err error
+	switch cmd {
+	case "up":
+		err = up(ctx, lab.Config{Hosts: *hosts, Dir: *dir})
+	case "down":
+		err = down(*dir)
+	case "status":
+		err = status(ctx, *dir)
+	case "deps":
+		err = deps(ctx)
+	default:
+		fs.Usage()
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "labctl:", err)
+		os.Exit(1)
+	}
+}
+
+func up(ctx context.Context, cfg lab.Config) error {
+	start := time.Now()
+	l, err := lab.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("lab up in %s (state in %s)\n", time.Since(start).Round(time.Millisecond), l.Dir)
+	printHosts(l)
+	return nil
+}
+
+func down(dir string) error {
+	l, err := lab.Open(dir)
+	if err != nil {
+		// No state file: still clear any hm-* leftovers.
+		l = &lab.Lab{Dir: dir}
+	}
+	return l.Close()
+}
+
+func status(ctx context.Context, dir string) error {
+	l, err := lab.Open(dir)
+	if err != nil {
+		return err
+	}
+	printHosts(l)
+	for _, h := range l.Hosts {
+		out, err := h.Virsh(ctx, "list", "--all", "--name")
+		if err != nil {
+			fmt.Printf("%s: libvirtd: %v\n", h.Name, err)
+			continue
+		}
+		fmt.Printf("%s: domains: %s\n", h.Name, strings.Join(strings.Fields(out), " "))
+	}
+	return nil
+}
+
+func printHosts(l *lab.Lab) {
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "HOST\tNETNS\tMGMT\tMIGRATION\tVM\tLIBVIRT")
+	for _, h := range l.Hosts {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", h.Name, h.NetNS, h.MgmtIP, h.MigIP, h.VMIP, h.LibvirtURI)
+	}
+	_ = w.Flush()
+	fmt.Printf("shared storage: %s\n", l.SharedDir)
+}
+
+// deps installs the Debian packages the lab needs.
+func deps(ctx context.Context) error {
+	c := exec.CommandContext(ctx, "apt-get", append([]string{"install", "-y", "--no-install-recommends"}, lab.DebianPackages...)...)
+	c.Stdout, c.Stderr = os.Stdout, os.Stderr
+	return c.Run()
+}
