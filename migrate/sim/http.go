@@ -1,0 +1,150 @@
+package sim
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+)
+
+// Wire messages between a source and a destination in another process.
+type (
+	reserveReq struct {
+		ID     string `json:"id"`
+		Source string `json:"source"`
+		VM     VMSpec `json:"vm"`
+	}
+	idReq struct {
+		ID string `json:"id"`
+	}
+	errResp struct {
+		Error string `json:"error"`
+		Code  string `json:"code,omitempty"`
+	}
+)
+
+// Handler serves a sim host to sources in other processes. Mount it under a
+// prefix (mux.Handle("/v1/sim/", sim.Handler(h))); sources then migrate to
+// "sim+http://HOST:PORT/v1/sim". It matches on the last path element, so it
+// works with or without http.StripPrefix.
+//
+//	POST …/reserve  {id, source, vm}  hold memory for an incoming VM (or refuse)
+//	POST …/commit   {id}              switch-over: the VM runs here now
+//	POST …/release  {id}              the source gave up
+//	GET  …/domains                    the VMs running here (for debugging)
+func Handler(h *Host) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		op := r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]
+		if op == "domains" && r.Method == http.MethodGet {
+			doms, _ := h.Domains(r.Context())
+			writeJSON(w, http.StatusOK, doms)
+			return
+		}
+		if r.Method != http.MethodPost {
+			writeJSON(w, http.StatusMethodNotAllowed, errResp{Error: "method not allowed"})
+			return
+		}
+		var err error
+		switch op {
+		case "reserve":
+			var req reserveReq
+			if err = decode(r, &req); err == nil {
+				err = h.acceptReserve(req.ID, req.Source, req.VM)
+			}
+		case "commit", "release":
+			var req idReq
+			if err = decode(r, &req); err == nil && op == "commit" {
+				err = h.acceptCommit(req.ID)
+			} else if err == nil {
+				err = h.acceptRelease(req.ID)
+			}
+		default:
+			writeJSON(w, http.StatusNotFound, errResp{Error: fmt.Sprintf("unknown sim operation %q", op)})
+			return
+		}
+		if err != nil {
+			writeJSON(w, http.StatusConflict, errResp{Error: err.Error(), Code: codeOf(err)})
+			return
+		}
+		writeJSON(w, http.StatusOK, struct{}{})
+	})
+}
+
+func decode(r *http.Request, v any) error {
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(v); err != nil {
+		return fmt.Errorf("decode sim request: %w", err)
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// httpPeer is a destination host behind Handler in another process.
+type httpPeer struct {
+	base   string // http://HOST:PORT/PREFIX
+	client *http.Client
+}
+
+func newHTTPPeer(base string, c *http.Client) httpPeer {
+	return httpPeer{base: strings.TrimRight(base, "/"), client: c}
+}
+
+func (p httpPeer) name() string { return "sim+" + p.base }
+
+func (p httpPeer) reserve(ctx context.Context, id, source string, spec VMSpec) error {
+	return p.post(ctx, "reserve", reserveReq{ID: id, Source: source, VM: spec})
+}
+func (p httpPeer) commit(ctx context.Context, id string) error {
+	return p.post(ctx, "commit", idReq{ID: id})
+}
+func (p httpPeer) release(ctx context.Context, id string) error {
+	return p.post(ctx, "release", idReq{ID: id})
+}
+
+// post sends one request; a refusal comes back as the sentinel it names.
+func (p httpPeer) post(ctx context.Context, op string, body any) error {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return fmt.Errorf("sim %s at %s: %w", op, p.base, err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.base+"/"+op, bytes.NewReader(b))
+	if err != nil {
+		return fmt.Errorf("sim %s at %s: %w", op, p.base, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("sim %s at %s: %w", op, p.base, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	var e errResp
+	_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&e)
+	if e.Error == "" {
+		e.Error = resp.Status
+	}
+	if sentinel, ok := errCodes[e.Code]; ok {
+		return fmt.Errorf("sim %s at %s: %w", op, p.base, wrapRemote{msg: e.Error, sentinel: sentinel})
+	}
+	return fmt.Errorf("sim %s at %s: %w", op, p.base, errors.New(e.Error))
+}
+
+// wrapRemote keeps the destination's message while matching its sentinel.
+type wrapRemote struct {
+	msg      string
+	sentinel error
+}
+
+func (w wrapRemote) Error() string { return w.msg }
+func (w wrapRemote) Unwrap() error { return w.sentinel }

@@ -1,0 +1,395 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/hostmesh/hostmesh/migrate"
+)
+
+const mib = 1 << 20
+
+// phase is where a job is in its life.
+type phase int
+
+const (
+	phaseDisk      phase = iota // copying local disks (NBD mirror) before memory
+	phasePrecopy                // memory passes
+	phaseSwitching              // guest paused, destination taking over
+	phasePostcopy               // guest runs on the destination, pages pulled
+	phaseDone
+)
+
+// job is one migration from a sim host. Its state changes only inside step
+// (from the clock) and the Job methods, under mu; all quantities are bytes and
+// simulated seconds.
+type job struct {
+	host     *Host
+	dest     peer
+	id       string
+	vmName   string
+	clock    *Clock
+	period   time.Duration
+	overhead time.Duration
+
+	done     chan struct{}
+	stopTick func()
+
+	mu            sync.Mutex
+	phase         phase
+	err           error
+	start, last   time.Time
+	bw            float64
+	maxDowntime   time.Duration
+	autoConverge  bool
+	allowPostCopy bool
+	wantPostCopy  bool
+	postCopy      bool
+
+	memTotal, memSent   float64
+	diskTotal, diskSent float64
+	passLeft            float64 // bytes of this pass not yet sent
+	dirtied             float64 // bytes dirtied since this pass began
+	passSent            float64 // bytes sent in this pass (auto-converge compares)
+	dirtyRate           float64 // effective (throttled) rate of the last step
+	iteration           int
+	throttle            int
+	highCount           int
+
+	downtime   time.Duration
+	switchedAt time.Duration
+	fail       *failure
+	final      migrate.JobStats
+}
+
+var _ migrate.Job = (*job)(nil)
+
+func newJob(h *Host, dest peer, id string, spec VMSpec, p migrate.Params) *job {
+	cfg := h.reg.cfg
+	bw := float64(p.BandwidthMiB) * mib
+	if bw <= 0 {
+		bw = cfg.LinkMiBps * mib
+	}
+	mem := float64(spec.MemoryMiB) * mib
+	j := &job{
+		host: h, dest: dest, id: id, vmName: spec.Name,
+		clock: h.reg.clock, period: cfg.Step, overhead: cfg.DowntimeOverhead,
+		done:          make(chan struct{}),
+		bw:            bw,
+		maxDowntime:   p.MaxDowntime,
+		autoConverge:  p.AutoConverge,
+		allowPostCopy: p.AllowPostCopy,
+		memTotal:      mem,
+		passLeft:      mem,
+		diskTotal:     diskBytes(spec.Disks, p.CopyStorage),
+		iteration:     1,
+	}
+	if j.maxDowntime <= 0 {
+		j.maxDowntime = 300 * time.Millisecond // QEMU's default downtime limit
+	}
+	if j.diskTotal == 0 {
+		j.phase = phasePrecopy
+	}
+	return j
+}
+
+// begin starts stepping the job on the clock.
+func (j *job) begin() {
+	j.mu.Lock()
+	j.start = j.clock.Now()
+	j.last = j.start
+	j.mu.Unlock()
+	j.stopTick = j.clock.every(j.period, j.step)
+}
+
+// step advances the job to now.
+func (j *job) step(now time.Time) {
+	rate := j.host.dirtyRate(j.vmName)
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.phase == phaseSwitching || j.phase == phaseDone {
+		return
+	}
+	dt := now.Sub(j.last).Seconds()
+	j.last = now
+	j.advance(dt, rate)
+}
+
+// advance runs dt seconds of transfer at dirty rate rate. It moves from event
+// to event (end of a pass, the moment the remainder fits the allowed downtime,
+// an injected failure) so the result does not depend on the step size.
+func (j *job) advance(dt, rate float64) {
+	const eps = 1.0 // bytes
+	for guard := 0; dt > 0 && guard < 10000; guard++ {
+		if j.fail != nil && j.memSent >= j.fail.frac*j.memTotal-eps {
+			j.failLocked(j.fail.err)
+			return
+		}
+		switch j.phase {
+		case phaseDisk:
+			t := math.Min(dt, (j.diskTotal-j.diskSent)/j.bw)
+			j.diskSent += j.bw * t
+			dt -= t
+			if j.diskSent >= j.diskTotal-eps {
+				j.diskSent = j.diskTotal
+				j.phase = phasePrecopy
+			}
+		case phasePrecopy:
+			if j.wantPostCopy {
+				j.switchOverLocked(true)
+				return
+			}
+			d := rate * (1 - float64(j.throttle)/100)
+			j.dirtyRate = d
+			thr := j.bw * j.maxDowntime.Seconds()
+			if j.memRemaining() <= thr+eps {
+				j.switchOverLocked(false)
+				return
+			}
+			t := math.Min(dt, j.passLeft/j.bw)
+			if d < j.bw { // remaining falls at bw-d: when does it reach thr?
+				t = math.Min(t, (j.passLeft+j.dirtied-thr)/(j.bw-d))
+			}
+			if j.fail != nil {
+				t = math.Min(t, math.Max(0, (j.fail.frac*j.memTotal-j.memSent)/j.bw))
+			}
+			sent := j.bw * t
+			j.passLeft -= sent
+			j.memSent += sent
+			j.passSent += sent
+			j.dirtied = math.Min(j.memTotal, j.dirtied+d*t)
+			dt -= t
+			if j.passLeft <= eps {
+				j.endPassLocked()
+			}
+		case phasePostcopy:
+			t := math.Min(dt, j.passLeft/j.bw)
+			j.passLeft -= j.bw * t
+			j.memSent += j.bw * t
+			dt -= t
+			if j.passLeft <= eps {
+				j.passLeft = 0
+				j.completeLocked()
+				return
+			}
+		default:
+			return
+		}
+	}
+}
+
+// memRemaining is what still has to cross: the rest of this pass plus what
+// was dirtied since it began (QEMU's exact pending size), at most all memory.
+func (j *job) memRemaining() float64 {
+	return math.Min(j.memTotal, j.passLeft+j.dirtied)
+}
+
+// endPassLocked starts the next pass with what the guest dirtied, and lets
+// auto-converge throttle as QEMU does: when the guest dirtied more than half
+// of what was sent in two passes, throttle 20%, then 10% more each time.
+func (j *job) endPassLocked() {
+	j.iteration++
+	if j.autoConverge && j.passSent > 0 && j.dirtied > j.passSent/2 {
+		j.highCount++
+		if j.highCount >= 2 {
+			j.highCount = 0
+			if j.throttle == 0 {
+				j.throttle = 20
+			} else {
+				j.throttle = min(j.throttle+10, 99)
+			}
+		}
+	}
+	j.passLeft = math.Min(j.memTotal, j.dirtied)
+	j.dirtied = 0
+	j.passSent = 0
+}
+
+// switchOverLocked pauses the guest and hands it to the destination. Pre-copy
+// sends the remainder while paused (downtime = remainder/bandwidth + the fixed
+// overhead); post-copy resumes the guest on the destination at once and pulls
+// the remainder afterwards. The destination is told in a goroutine so a slow
+// peer does not hold up the clock.
+func (j *job) switchOverLocked(postCopy bool) {
+	rem := j.memRemaining()
+	j.phase = phaseSwitching
+	j.switchedAt = j.last.Sub(j.start)
+	j.passLeft, j.dirtied = rem, 0
+	j.downtime = j.overhead
+	if !postCopy {
+		j.downtime += time.Duration(rem / j.bw * float64(time.Second))
+	}
+	go j.commit(postCopy)
+}
+
+// commit tells the destination the VM is its own now.
+func (j *job) commit(postCopy bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	err := j.dest.commit(ctx, j.id)
+	cancel()
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.phase != phaseSwitching {
+		return
+	}
+	if err != nil {
+		j.failLocked(fmt.Errorf("switch over: %w", err))
+		return
+	}
+	j.host.removeMigrated(j.vmName, j)
+	if postCopy {
+		j.postCopy = true
+		j.phase = phasePostcopy
+		return
+	}
+	j.memSent += j.passLeft
+	j.passLeft = 0
+	j.completeLocked()
+}
+
+// completeLocked ends a successful job.
+func (j *job) completeLocked() {
+	j.phase = phaseDone
+	st := j.statsLocked()
+	if !j.postCopy {
+		st.Elapsed = j.switchedAt + j.downtime
+	}
+	j.final = st
+	j.finishLocked(nil)
+}
+
+// failLocked ends the job with err; the VM stays on the source and the
+// destination drops its reservation.
+func (j *job) failLocked(err error) {
+	j.phase = phaseDone
+	j.final = j.statsLocked()
+	j.host.clearJob(j.vmName, j)
+	release := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = j.dest.release(ctx, j.id) // best effort: the source already gave up
+	}
+	if _, local := j.dest.(localPeer); local {
+		release() // at once, so the VM may be migrated again right away
+	} else {
+		go release() // a remote peer must not hold up the clock
+	}
+	j.finishLocked(fmt.Errorf("migrate vm %q to %s: %w", j.vmName, j.dest.name(), err))
+}
+
+func (j *job) finishLocked(err error) {
+	j.err = err
+	if j.stopTick != nil {
+		j.stopTick()
+	}
+	close(j.done)
+}
+
+// statsLocked samples the job in libvirt's shape.
+func (j *job) statsLocked() migrate.JobStats {
+	memRem := j.memRemaining()
+	if j.phase == phaseDone && j.err == nil {
+		memRem = 0
+	}
+	st := migrate.JobStats{
+		Elapsed:              j.last.Sub(j.start),
+		MemTotal:             uint64(j.memTotal),
+		MemProcessed:         uint64(j.memSent),
+		MemRemaining:         uint64(memRem),
+		MemIteration:         j.iteration,
+		DiskTotal:            uint64(j.diskTotal),
+		DiskProcessed:        uint64(j.diskSent),
+		DiskRemaining:        uint64(j.diskTotal - j.diskSent),
+		PostCopy:             j.postCopy,
+		MaxDowntime:          j.maxDowntime,
+		AutoConvergeThrottle: j.throttle,
+		Downtime:             j.downtime,
+	}
+	if j.phase != phaseDone {
+		st.MemBps = uint64(j.bw)
+		if j.phase == phasePrecopy {
+			st.MemDirtyRate = uint64(j.dirtyRate)
+		}
+	}
+	st.DataTotal = st.MemTotal + st.DiskTotal
+	st.DataProcessed = st.MemProcessed + st.DiskProcessed
+	st.DataRemaining = st.MemRemaining + st.DiskRemaining
+	return st
+}
+
+// Stats implements migrate.Job; after the end it returns the final sample.
+func (j *job) Stats() (migrate.JobStats, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.phase == phaseDone {
+		return j.final, nil
+	}
+	return j.statsLocked(), nil
+}
+
+// Done implements migrate.Job.
+func (j *job) Done() <-chan struct{} { return j.done }
+
+// Err implements migrate.Job.
+func (j *job) Err() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.err
+}
+
+// Result implements migrate.Job.
+func (j *job) Result() migrate.JobStats {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.final
+}
+
+// Abort implements migrate.Job. It ends the job before returning; as with
+// QEMU, a job in post-copy (or switching over) cannot be aborted.
+func (j *job) Abort() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	switch j.phase {
+	case phaseDone:
+		return fmt.Errorf("abort migration of vm %q: %w", j.vmName, ErrNoJob)
+	case phaseSwitching:
+		return fmt.Errorf("abort migration of vm %q: switch-over in progress: %w", j.vmName, ErrNoJob)
+	case phasePostcopy:
+		return fmt.Errorf("abort migration of vm %q: cannot abort in post-copy: %w", j.vmName, ErrPostCopy)
+	}
+	j.failLocked(ErrAborted)
+	return nil
+}
+
+// StartPostCopy implements migrate.Job; the switch happens at the next step.
+func (j *job) StartPostCopy() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	switch {
+	case !j.allowPostCopy:
+		return fmt.Errorf("start post-copy of vm %q: job was started without AllowPostCopy: %w", j.vmName, ErrPostCopy)
+	case j.phase == phaseDone:
+		return fmt.Errorf("start post-copy of vm %q: %w", j.vmName, ErrNoJob)
+	case j.phase != phaseDisk && j.phase != phasePrecopy:
+		return fmt.Errorf("start post-copy of vm %q: already switching: %w", j.vmName, ErrPostCopy)
+	}
+	j.wantPostCopy = true
+	return nil
+}
+
+// SetMaxDowntime implements migrate.Job.
+func (j *job) SetMaxDowntime(d time.Duration) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.phase == phaseDone {
+		return fmt.Errorf("set max downtime of vm %q: %w", j.vmName, ErrNoJob)
+	}
+	if d <= 0 {
+		return fmt.Errorf("set max downtime of vm %q: %v is not positive", j.vmName, d)
+	}
+	j.maxDowntime = d
+	return nil
+}
