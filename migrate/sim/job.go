@@ -211,8 +211,9 @@ func (j *job) endPassLocked() {
 // switchOverLocked pauses the guest and hands it to the destination. Pre-copy
 // sends the remainder while paused (downtime = remainder/bandwidth + the fixed
 // overhead); post-copy resumes the guest on the destination at once and pulls
-// the remainder afterwards. The destination is told in a goroutine so a slow
-// peer does not hold up the clock.
+// the remainder afterwards. A host in this process takes over at once; one in
+// another process is told from a goroutine so a slow peer does not hold up the
+// clock (until it answers, both hosts list the VM, as with libvirt).
 func (j *job) switchOverLocked(postCopy bool) {
 	rem := j.memRemaining()
 	j.phase = phaseSwitching
@@ -222,16 +223,23 @@ func (j *job) switchOverLocked(postCopy bool) {
 	if !postCopy {
 		j.downtime += time.Duration(rem / j.bw * float64(time.Second))
 	}
-	go j.commit(postCopy)
+	if _, local := j.dest.(localPeer); local {
+		// in-process: hand over at once, so no observer sees the VM on both hosts
+		j.committedLocked(postCopy, j.dest.commit(context.Background(), j.id))
+		return
+	}
+	go func() { // a remote peer must not hold up the clock
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := j.dest.commit(ctx, j.id)
+		cancel()
+		j.mu.Lock()
+		defer j.mu.Unlock()
+		j.committedLocked(postCopy, err)
+	}()
 }
 
-// commit tells the destination the VM is its own now.
-func (j *job) commit(postCopy bool) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	err := j.dest.commit(ctx, j.id)
-	cancel()
-	j.mu.Lock()
-	defer j.mu.Unlock()
+// committedLocked finishes the switch-over once the destination answered.
+func (j *job) committedLocked(postCopy bool, err error) {
 	if j.phase != phaseSwitching {
 		return
 	}
