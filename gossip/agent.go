@@ -1,0 +1,335 @@
+package gossip
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/memberlist"
+	"github.com/hostmesh/hostmesh/fsm"
+)
+
+// ErrShutdown is returned by calls that need the network after Shutdown.
+var ErrShutdown = errors.New("gossip agent is shut down")
+
+// eventBuffer is the capacity of the Events channel. Callbacks run inside
+// memberlist's locks and must never block, so when a consumer falls this far
+// behind further events are dropped and counted (see Agent.Dropped);
+// consumers reconcile from Members() periodically to recover.
+const eventBuffer = 1024
+
+// Agent is one host's membership in the mesh: it publishes the host's facts
+// and keeps every other host's current.
+type Agent struct {
+	name   string
+	cfg    Config
+	log    hclog.Logger
+	t      timings
+	ml     atomic.Pointer[memberlist.Memberlist]
+	queue  *memberlist.TransmitLimitedQueue
+	addr   string // bound gossip ip:port, fixed at Start
+	alive  atomic.Int32
+	kick   chan struct{} // asks the repair loop to republish metadata now
+	stop   chan struct{}
+	events chan Event
+
+	dropped atomic.Uint64
+
+	// mu guards the member table and the fields below it. It is taken inside
+	// memberlist callbacks (which hold memberlist's own locks), so it is
+	// never held while calling into memberlist.
+	mu            sync.Mutex
+	members       map[string]*entry
+	selfMsg       []byte // own record encoded for gossip
+	selfBig       bool   // own record too big for UDP gossip
+	metaPublished uint64 // version last handed to memberlist as metadata
+	closed        bool   // events channel closed
+
+	// goMu orders background goroutines against Shutdown's wait.
+	goMu     sync.Mutex
+	stopped  bool
+	wg       sync.WaitGroup
+	shutOnce sync.Once
+}
+
+// Start binds the gossip sockets and starts publishing facts as version 1.
+// It does not contact anyone: call Join. facts.Name must be empty (it is
+// filled in) or equal cfg.Name.
+func Start(cfg Config, facts fsm.HostFacts) (*Agent, error) {
+	if cfg.Name == "" {
+		return nil, errors.New("gossip: config has no host name")
+	}
+	if err := cfg.checkKey(); err != nil {
+		return nil, err
+	}
+	if facts.Name == "" {
+		facts.Name = cfg.Name
+	}
+	if facts.Name != cfg.Name {
+		return nil, fmt.Errorf("gossip agent %q: facts are for host %q", cfg.Name, facts.Name)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	a := &Agent{
+		name:    cfg.Name,
+		cfg:     cfg,
+		log:     log.Named("gossip"),
+		t:       cfg.timings(),
+		kick:    make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+		events:  make(chan Event, eventBuffer),
+		members: map[string]*entry{},
+	}
+	self := a.entryLocked(cfg.Name)
+	self.rec = record{Name: cfg.Name, Version: 1, Facts: cloneFacts(facts)}
+	self.have = true
+	if err := a.encodeSelfLocked(); err != nil {
+		return nil, err
+	}
+
+	mc := cfg.memberlistConfig()
+	a.queue = &memberlist.TransmitLimitedQueue{
+		NumNodes: func() int {
+			if n := int(a.alive.Load()); n > 1 {
+				return n
+			}
+			return 1
+		},
+		RetransmitMult: mc.RetransmitMult,
+	}
+	mc.Delegate = &delegate{a: a}
+	mc.Events = &eventHandler{a: a}
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		return nil, fmt.Errorf("gossip agent %q: start memberlist on %s:%d: %w", cfg.Name, mc.BindAddr, cfg.BindPort, err)
+	}
+	a.ml.Store(ml)
+	a.addr = ml.LocalNode().Address()
+
+	a.goBackground(a.repairLoop)
+	return a, nil
+}
+
+// Join contacts the given gossip addresses (ip:port) and merges state with
+// them. It returns how many it reached; an error means none were.
+func (a *Agent) Join(addrs []string) (int, error) {
+	if a.isStopped() {
+		return 0, fmt.Errorf("gossip agent %q: join: %w", a.name, ErrShutdown)
+	}
+	n, err := a.ml.Load().Join(addrs)
+	if err != nil {
+		return n, fmt.Errorf("gossip agent %q: join %v: %w", a.name, addrs, err)
+	}
+	// The push/pull gave the contacted hosts our record; gossip it so the
+	// rest of the mesh gets it along with our alive message instead of
+	// pulling it.
+	a.mu.Lock()
+	msg, big := a.selfMsg, a.selfBig
+	a.mu.Unlock()
+	if !big {
+		a.queue.QueueBroadcast(&factsBroadcast{host: a.name, msg: msg})
+	}
+	return n, nil
+}
+
+// Update publishes new facts for this host: the version goes up by one and
+// the record is gossiped. Facts equal to the current ones change nothing, so
+// callers may refresh on a timer. facts.Name is forced to the agent's name.
+func (a *Agent) Update(facts fsm.HostFacts) {
+	facts.Name = a.name
+	a.mu.Lock()
+	self := a.members[a.name]
+	if sameFacts(self.rec.Facts, facts) {
+		a.mu.Unlock()
+		return
+	}
+	self.rec.Version++
+	self.rec.Facts = cloneFacts(facts)
+	err := a.encodeSelfLocked()
+	if self.announced {
+		a.emitLocked(EventUpdate, self)
+	}
+	msg, big := a.selfMsg, a.selfBig
+	a.mu.Unlock()
+	if err != nil {
+		a.log.Error("cannot gossip facts", "error", err)
+		return
+	}
+	if !big {
+		a.queue.QueueBroadcast(&factsBroadcast{host: a.name, msg: msg})
+	}
+	a.kickMeta()
+}
+
+// Members returns every host this agent has seen, itself included, sorted
+// by name. Dead and left hosts keep their last facts.
+func (a *Agent) Members() []Member {
+	a.mu.Lock()
+	out := make([]Member, 0, len(a.members))
+	for _, e := range a.members {
+		if e.seen {
+			out = append(out, e.member())
+		}
+	}
+	a.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Member returns one host as this agent sees it.
+func (a *Agent) Member(name string) (Member, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	e, ok := a.members[name]
+	if !ok || !e.seen {
+		return Member{}, false
+	}
+	return e.member(), true
+}
+
+// Events delivers membership changes. The channel is buffered and never
+// blocks gossip: if it is full, events are dropped and counted by Dropped,
+// so consumers must also reconcile from Members() periodically. It is closed
+// by Shutdown.
+func (a *Agent) Events() <-chan Event { return a.events }
+
+// Dropped counts events lost because the Events channel was full.
+func (a *Agent) Dropped() uint64 { return a.dropped.Load() }
+
+// Addr is the bound gossip address, ip:port (useful with BindPort 0).
+func (a *Agent) Addr() string { return a.addr }
+
+// Name is this host's name in the mesh.
+func (a *Agent) Name() string { return a.name }
+
+// Leave tells the mesh this host is going away on purpose, so peers record
+// it as left rather than dead. It waits up to timeout (0 = no limit) for the
+// leave notice and memberlist's leave message to go out. The agent keeps
+// running until Shutdown.
+func (a *Agent) Leave(timeout time.Duration) error {
+	if a.isStopped() {
+		return fmt.Errorf("gossip agent %q: leave: %w", a.name, ErrShutdown)
+	}
+	a.mu.Lock()
+	self := a.members[a.name]
+	if !self.rec.Leaving {
+		self.rec.Leaving = true
+		self.rec.Version++
+	}
+	err := a.encodeSelfLocked()
+	msg, big := a.selfMsg, a.selfBig
+	a.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("gossip agent %q: leave: %w", a.name, err)
+	}
+	if !big {
+		a.queue.QueueBroadcast(&factsBroadcast{host: a.name, msg: msg})
+	}
+	// Announce the intent first and wait for it to go out, so that peers
+	// take the coming dead message for a leave. If it times out the leave
+	// still proceeds; peers that missed it correct themselves when the
+	// leaving record reaches them.
+	ml := a.ml.Load()
+	start := time.Now()
+	if err := ml.UpdateNode(timeout / 2); err != nil {
+		a.log.Debug("leave notice not confirmed", "error", err)
+	}
+	if timeout > 0 {
+		timeout -= time.Since(start)
+		if timeout <= 0 {
+			timeout = time.Millisecond
+		}
+	}
+	if err := ml.Leave(timeout); err != nil {
+		return fmt.Errorf("gossip agent %q: leave: %w", a.name, err)
+	}
+	return nil
+}
+
+// Shutdown stops gossiping without a goodbye: peers will declare this host
+// dead. It closes the Events channel. Safe to call more than once.
+func (a *Agent) Shutdown() error {
+	var err error
+	a.shutOnce.Do(func() {
+		a.goMu.Lock()
+		a.stopped = true
+		a.goMu.Unlock()
+		close(a.stop)
+		if e := a.ml.Load().Shutdown(); e != nil {
+			err = fmt.Errorf("gossip agent %q: shutdown: %w", a.name, e)
+		}
+		a.wg.Wait()
+		a.mu.Lock()
+		a.closed = true
+		close(a.events)
+		a.mu.Unlock()
+	})
+	return err
+}
+
+// goBackground runs f in a goroutine that Shutdown waits for; after
+// Shutdown it does nothing.
+func (a *Agent) goBackground(f func()) {
+	a.goMu.Lock()
+	defer a.goMu.Unlock()
+	if a.stopped {
+		return
+	}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		f()
+	}()
+}
+
+func (a *Agent) isStopped() bool {
+	a.goMu.Lock()
+	defer a.goMu.Unlock()
+	return a.stopped
+}
+
+// kickMeta asks the repair loop to republish metadata without waiting for
+// its next tick.
+func (a *Agent) kickMeta() {
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+}
+
+// sendReliable sends msg to a host over TCP in the background; failures are
+// only logged because the repair loop and push/pull retry what matters.
+func (a *Agent) sendReliable(name, ip string, port uint16, msg []byte, what string) {
+	addr := net.ParseIP(ip)
+	if addr == nil {
+		a.log.Debug("bad address", "host", name, "addr", ip, "what", what)
+		return
+	}
+	to := memberlist.Node{Name: name, Addr: addr, Port: port}
+	a.goBackground(func() {
+		if err := a.ml.Load().SendReliable(&to, msg); err != nil {
+			a.log.Debug("send failed", "host", name, "what", what, "error", err)
+		}
+	})
+}
+
+// splitHostPort parses an ip:port as memberlist formats it.
+func splitHostPort(hp string) (string, uint16, error) {
+	host, ps, err := net.SplitHostPort(hp)
+	if err != nil {
+		return "", 0, err
+	}
+	p, err := strconv.ParseUint(ps, 10, 16)
+	if err != nil {
+		return "", 0, err
+	}
+	return host, uint16(p), nil
+}

@@ -1,0 +1,153 @@
+package gossip
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/memberlist"
+)
+
+// ErrNoKey is returned by Start when no encryption key is given outside dev
+// mode: an unencrypted mesh would let anyone on the network inject host facts.
+var ErrNoKey = errors.New("gossip encryption key required (or dev mode)")
+
+// ErrBadKey is returned for a key that is not valid base64 or not 16, 24 or
+// 32 bytes long (AES-128, -192, -256).
+var ErrBadKey = errors.New("invalid gossip encryption key")
+
+// Config says how an Agent joins the mesh.
+type Config struct {
+	// Name identifies the host in the mesh; it must be unique.
+	Name string
+	// BindAddr is the IP to listen on; empty means all interfaces.
+	BindAddr string
+	// BindPort is the UDP and TCP port; 0 picks a free port (see Agent.Addr).
+	BindPort int
+	// AdvertiseAddr and AdvertisePort are what peers use to reach this host,
+	// when they differ from the bound address (NAT, 0.0.0.0).
+	AdvertiseAddr string
+	AdvertisePort int
+	// Key is the 16, 24 or 32-byte AES key shared by the mesh; required
+	// unless DevMode.
+	Key []byte
+	// DevMode allows running without a key.
+	DevMode bool
+	// Fast uses short probe and gossip intervals for tests and loopback
+	// clusters: a failure is noticed in about 1-2 s instead of 5-10 s.
+	Fast bool
+	// Logger receives memberlist's and the agent's logs; nil discards them.
+	Logger hclog.Logger
+}
+
+// timings are the agent's own periods, scaled with the memberlist profile.
+type timings struct {
+	// repair is how often the agent looks for missing records and
+	// unpublished metadata.
+	repair time.Duration
+	// grace is how long a small record may lag behind the version a peer
+	// advertises before it is pulled instead of awaited from gossip.
+	grace time.Duration
+	// pullBackoff spaces repeated pulls of the same member.
+	pullBackoff time.Duration
+}
+
+func (c Config) timings() timings {
+	if c.Fast {
+		return timings{repair: 100 * time.Millisecond, grace: 400 * time.Millisecond,
+			pullBackoff: 500 * time.Millisecond}
+	}
+	return timings{repair: time.Second, grace: 2 * time.Second,
+		pullBackoff: 3 * time.Second}
+}
+
+// checkKey validates the key requirement before anything binds a socket.
+func (c Config) checkKey() error {
+	if len(c.Key) == 0 {
+		if c.DevMode {
+			return nil
+		}
+		return fmt.Errorf("gossip agent %q: %w", c.Name, ErrNoKey)
+	}
+	switch len(c.Key) {
+	case 16, 24, 32:
+		return nil
+	}
+	return fmt.Errorf("gossip agent %q: key is %d bytes, want 16, 24 or 32: %w", c.Name, len(c.Key), ErrBadKey)
+}
+
+// memberlistConfig builds the memberlist configuration; the delegates are
+// filled in by Start.
+func (c Config) memberlistConfig() *memberlist.Config {
+	mc := memberlist.DefaultLANConfig()
+	if c.Fast {
+		// Loopback profile: the failure detector probes five times a second
+		// and a suspect is declared dead after 0.6-1.2 s, so a stopped agent
+		// is noticed in about 1-2 s. Gossip every 50 ms spreads an update to
+		// 100 agents in well under a second.
+		mc = memberlist.DefaultLocalConfig()
+		mc.ProbeInterval = 200 * time.Millisecond
+		mc.ProbeTimeout = 100 * time.Millisecond
+		mc.SuspicionMult = 3
+		mc.SuspicionMaxTimeoutMult = 2
+		mc.GossipInterval = 50 * time.Millisecond
+		mc.RetransmitMult = 4
+		mc.PushPullInterval = 2 * time.Second
+		mc.GossipToTheDeadTime = 5 * time.Second
+		mc.TCPTimeout = 2 * time.Second
+		// Let a restarted test agent reclaim its name on a new port.
+		mc.DeadNodeReclaimTime = time.Second
+	}
+	mc.Name = c.Name
+	if c.BindAddr != "" {
+		mc.BindAddr = c.BindAddr
+	}
+	mc.BindPort = c.BindPort
+	mc.AdvertiseAddr = c.AdvertiseAddr
+	mc.AdvertisePort = c.AdvertisePort
+	if len(c.Key) > 0 {
+		mc.SecretKey = c.Key
+	}
+	logger := c.Logger
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	mc.LogOutput = nil
+	mc.Logger = logger.Named("memberlist").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
+	return mc
+}
+
+// KeyFromString decodes a base64 key as given on a flag or in the
+// environment and checks its length.
+func KeyFromString(s string) ([]byte, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, ErrNoKey
+	}
+	key, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("gossip key: %v: %w", err, ErrBadKey)
+	}
+	switch len(key) {
+	case 16, 24, 32:
+		return key, nil
+	}
+	return nil, fmt.Errorf("gossip key: %d bytes, want 16, 24 or 32: %w", len(key), ErrBadKey)
+}
+
+// GenerateKey returns a fresh random 32-byte key in base64, for
+// `meshctl keygen` and the demo.
+func GenerateKey() string {
+	key := make([]byte, 32)
+	if _, err := io.ReadFull(rand.Reader, key); err != nil {
+		// crypto/rand does not fail on supported platforms; a key of zeros
+		// would be worse than stopping.
+		panic(fmt.Sprintf("gossip: reading random key: %v", err))
+	}
+	return base64.StdEncoding.EncodeToString(key)
+}

@@ -1,0 +1,199 @@
+package gossip
+
+import (
+	"encoding/json"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/hostmesh/hostmesh/fsm"
+)
+
+// entry is what the agent knows about one host: memberlist's view (address,
+// liveness) and the facts record, which arrive independently.
+type entry struct {
+	name string
+	// seen is set once memberlist reported the host; records can arrive
+	// first (through push/pull) and are kept without listing the host.
+	seen   bool
+	ip     string
+	port   uint16
+	status Status
+	// announced is set once EventJoin was emitted for the current life of
+	// the host, so later changes are EventUpdate.
+	announced bool
+
+	have bool
+	rec  record
+
+	// adv is the version the host advertises in its metadata; when it is
+	// ahead of rec the record is missing and may be pulled.
+	adv         meta
+	behindSince time.Time
+	// lastPull and pulledVersion space out repeated pulls of one version.
+	lastPull      time.Time
+	pulledVersion uint64
+}
+
+func (e *entry) addr() string {
+	if e.ip == "" {
+		return ""
+	}
+	return net.JoinHostPort(e.ip, strconv.Itoa(int(e.port)))
+}
+
+func (e *entry) member() Member {
+	m := Member{Name: e.name, Addr: e.addr(), Status: e.status}
+	if e.have {
+		m.Facts = cloneFacts(e.rec.Facts)
+		m.Version = e.rec.Version
+	}
+	return m
+}
+
+// behind reports whether the host advertises facts newer than those held.
+func (e *entry) behind() bool {
+	return e.seen && e.status == StatusAlive && e.adv.Version > e.rec.Version
+}
+
+// isLeaving reports whether the host announced it is leaving, trusting
+// whichever of metadata and record is fresher.
+func (e *entry) isLeaving() bool {
+	if e.adv.Version > e.rec.Version {
+		return e.adv.Leaving
+	}
+	return e.rec.Leaving || (e.adv.Version == e.rec.Version && e.adv.Leaving)
+}
+
+// noteProgress keeps behindSince in step with behind(): set when a gap
+// opens, cleared when it closes.
+func (e *entry) noteProgress(now time.Time) {
+	switch {
+	case !e.behind():
+		e.behindSince = time.Time{}
+	case e.behindSince.IsZero():
+		e.behindSince = now
+	}
+}
+
+// entryLocked returns the entry for name, creating it.
+func (a *Agent) entryLocked(name string) *entry {
+	e, ok := a.members[name]
+	if !ok {
+		e = &entry{name: name}
+		a.members[name] = e
+	}
+	return e
+}
+
+// encodeSelfLocked re-encodes the own record after a change of facts or
+// version and notes whether it is small enough for UDP gossip.
+func (a *Agent) encodeSelfLocked() error {
+	msg, err := encodeRecord(kindRecord, a.members[a.name].rec)
+	if err != nil {
+		return err
+	}
+	a.selfMsg = msg
+	a.selfBig = len(msg) > maxGossipRecord
+	return nil
+}
+
+// emitLocked queues an event without ever blocking memberlist.
+func (a *Agent) emitLocked(t EventType, e *entry) {
+	if a.closed {
+		return
+	}
+	select {
+	case a.events <- Event{Type: t, Member: e.member()}:
+	default:
+		a.dropped.Add(1)
+		a.log.Warn("events channel full, event dropped", "type", t.String(), "host", e.name)
+	}
+}
+
+// mergeRecord keeps r if it is newer than what is held. Records learnt from
+// gossip are re-gossiped so they spread epidemically; records from push/pull
+// or pulls are not (push/pull would otherwise flood the queue on every join).
+func (a *Agent) mergeRecord(r record, regossip bool) {
+	if r.Name == a.name {
+		a.refute(r)
+		return
+	}
+	a.mu.Lock()
+	e := a.entryLocked(r.Name)
+	if e.have && r.Version <= e.rec.Version {
+		a.mu.Unlock()
+		return
+	}
+	r.Facts.Name = r.Name
+	e.rec = r
+	e.have = true
+	e.noteProgress(time.Now())
+	if e.status == StatusDead && r.Leaving {
+		// The leave notice was missed and the departure taken for a failure.
+		e.status = StatusLeft
+		a.emitLocked(EventLeft, e)
+	}
+	if e.seen && e.status == StatusAlive {
+		if e.announced {
+			a.emitLocked(EventUpdate, e)
+		} else {
+			e.announced = true
+			a.emitLocked(EventJoin, e)
+		}
+	}
+	a.mu.Unlock()
+	if !regossip {
+		return
+	}
+	msg, err := encodeRecord(kindRecord, r)
+	if err != nil {
+		a.log.Error("cannot re-gossip facts", "error", err)
+		return
+	}
+	if len(msg) <= maxGossipRecord {
+		a.queue.QueueBroadcast(&factsBroadcast{host: r.Name, msg: msg})
+	}
+}
+
+// refute handles a record about this host coming back from the mesh. A
+// version at or above ours with other facts is a previous life of this host
+// (it restarted and counted from 1 again): jump past it and republish, so
+// peers replace the stale facts.
+func (a *Agent) refute(r record) {
+	a.mu.Lock()
+	self := a.members[a.name]
+	if r.Version < self.rec.Version || (r.Version == self.rec.Version && sameFacts(r.Facts, self.rec.Facts)) {
+		a.mu.Unlock()
+		return
+	}
+	self.rec.Version = r.Version + 1
+	err := a.encodeSelfLocked()
+	msg, big := a.selfMsg, a.selfBig
+	a.mu.Unlock()
+	if err != nil {
+		a.log.Error("cannot gossip facts", "error", err)
+		return
+	}
+	a.log.Info("stale facts of this host seen, republishing", "stale_version", r.Version, "version", r.Version+1)
+	if !big {
+		a.queue.QueueBroadcast(&factsBroadcast{host: a.name, msg: msg})
+	}
+	a.kickMeta()
+}
+
+// sameFacts compares facts by their wire form, so that nil and empty lists
+// (which JSON cannot tell apart) count as equal.
+func sameFacts(x, y fsm.HostFacts) bool {
+	bx, err1 := json.Marshal(x)
+	by, err2 := json.Marshal(y)
+	return err1 == nil && err2 == nil && string(bx) == string(by)
+}
+
+// cloneFacts copies the slices so callers cannot alias the table.
+func cloneFacts(f fsm.HostFacts) fsm.HostFacts {
+	f.CPUFlags = append([]string(nil), f.CPUFlags...)
+	f.Networks = append([]fsm.Network(nil), f.Networks...)
+	f.StorageDomains = append([]string(nil), f.StorageDomains...)
+	return f
+}
