@@ -1,0 +1,370 @@
+package migrate_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hostmesh/hostmesh/fsm"
+	"github.com/hostmesh/hostmesh/migrate"
+	"github.com/hostmesh/hostmesh/migrate/sim"
+)
+
+// These tests drive Watch in lockstep with a manual sim clock: advance one
+// sample interval, then wait until Watch has reported that sample. Every run
+// is therefore the same run, and a minute of simulated migration takes
+// milliseconds.
+
+const interval = 500 * time.Millisecond
+
+// harness is one migration from host a to host b under Watch.
+type harness struct {
+	t     *testing.T
+	clock *sim.Clock
+	a, b  *sim.Host
+
+	mu       sync.Mutex
+	reports  []fsm.Progress
+	watching chan struct{} // closed once Watch subscribed its ticker
+
+	stats migrate.JobStats
+	err   error
+	done  chan struct{}
+}
+
+// start defines vm on a, migrates it to b at bwMiB under pol and watches it.
+// arm runs on the source host before the migration starts.
+func start(t *testing.T, vm sim.VMSpec, bwMiB uint64, pol string, cfg migrate.MonitorConfig, arm ...func(a *sim.Host)) (*harness, migrate.Job, context.CancelFunc) {
+	t.Helper()
+	h := &harness{t: t, clock: sim.NewManualClock(), watching: make(chan struct{}), done: make(chan struct{})}
+	reg := sim.NewRegistry(sim.Config{Clock: h.clock})
+	t.Cleanup(reg.Close)
+	h.a, _ = reg.AddHost(sim.HostSpec{Name: "a", MemTotalMiB: 65536, CPUs: 16})
+	h.b, _ = reg.AddHost(sim.HostSpec{Name: "b", MemTotalMiB: 65536, CPUs: 16})
+	if err := h.a.Define(vm); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range arm {
+		f(h.a)
+	}
+	p, err := migrate.PolicyByName(pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job, err := h.a.Migrate(context.Background(), vm.Name, p.Params(migrate.Params{DestURI: h.b.URI(), BandwidthMiB: bwMiB}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.VM = vm.Name
+	cfg.Interval = interval
+	cfg.Clock = h.clock.Now
+	cfg.NewTicker = func(d time.Duration) (<-chan time.Time, func()) {
+		c, stop := h.clock.NewTicker(d)
+		close(h.watching)
+		return c, stop
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go func() {
+		defer close(h.done)
+		h.stats, h.err = migrate.Watch(ctx, job, p, cfg, func(pr fsm.Progress) {
+			h.mu.Lock()
+			h.reports = append(h.reports, pr)
+			h.mu.Unlock()
+		})
+	}()
+	<-h.watching
+	return h, job, cancel
+}
+
+func (h *harness) nReports() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.reports)
+}
+
+func (h *harness) last() fsm.Progress {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.reports) == 0 {
+		return fsm.Progress{}
+	}
+	return h.reports[len(h.reports)-1]
+}
+
+func (h *harness) finished() bool {
+	select {
+	case <-h.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// step advances one interval and waits for Watch to take that sample (or end).
+func (h *harness) step() {
+	h.t.Helper()
+	n := h.nReports()
+	h.clock.Advance(interval)
+	waitFor(h.t, "Watch to sample", 5*time.Second, func() bool { return h.nReports() > n || h.finished() })
+}
+
+// run steps until Watch returns, failing after limit of simulated time.
+func (h *harness) run(limit time.Duration) {
+	h.t.Helper()
+	for sim := time.Duration(0); !h.finished(); sim += interval {
+		if sim > limit {
+			h.t.Fatalf("Watch still running after %v simulated; last progress %+v", limit, h.last())
+		}
+		h.step()
+	}
+}
+
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Microsecond) // poll interval, bounded by the deadline
+	}
+}
+
+func (h *harness) onlyOn(host *sim.Host, vm string) bool {
+	return slices.Contains(host.VMNames(), vm) && !slices.Contains(other(h, host).VMNames(), vm)
+}
+
+func other(h *harness, x *sim.Host) *sim.Host {
+	if x == h.a {
+		return h.b
+	}
+	return h.a
+}
+
+// stalling dirties memory twice as fast as the 32 MiB/s link sends it.
+var stalling = sim.VMSpec{Name: "hot", MemoryMiB: 256, VCPUs: 2, DirtyMiBps: 64}
+
+func TestWatchIdleCompletes(t *testing.T) {
+	h, _, _ := start(t, sim.VMSpec{Name: "idle", MemoryMiB: 1024}, 100, "", migrate.MonitorConfig{})
+	h.run(time.Minute)
+	if h.err != nil {
+		t.Fatal(h.err)
+	}
+	if h.stats.Elapsed < 10*time.Second || h.stats.Elapsed > 11*time.Second || h.stats.Downtime > 150*time.Millisecond {
+		t.Errorf("stats %+v", h.stats)
+	}
+	last := h.last()
+	if last.Percent != 100 || len(last.Actions) != 0 || last.RemainingBytes != 0 {
+		t.Errorf("final progress %+v, want 100%% and no actions", last)
+	}
+	if !h.onlyOn(h.b, "idle") {
+		t.Error("VM not only on dest")
+	}
+	// percent rises monotonically, held at 99 until the end
+	prev := -1.0
+	for i, p := range h.reports[:len(h.reports)-1] {
+		if p.Percent < prev || p.Percent > 99 {
+			t.Fatalf("report %d percent %.1f after %.1f", i, p.Percent, prev)
+		}
+		prev = p.Percent
+	}
+	mid := h.reports[len(h.reports)/2]
+	if mid.MiBps != 100 || mid.Iteration != 1 || mid.MaxDowntimeMs != 100 || mid.TotalBytes != 1<<30 {
+		t.Errorf("mid-run progress %+v", mid)
+	}
+}
+
+func TestMinimalDowntimeRaisesThenAborts(t *testing.T) {
+	h, _, _ := start(t, stalling, 32, migrate.PolicyMinimalDowntime, migrate.MonitorConfig{})
+	h.run(2 * time.Minute)
+	if !errors.Is(h.err, migrate.ErrNotConverging) {
+		t.Fatalf("err = %v, want ErrNotConverging", h.err)
+	}
+	want := []string{"downtime 150ms", "downtime 200ms", "downtime 300ms", "downtime 400ms", "downtime 500ms", "abort: not converging"}
+	if got := h.last().Actions; !slices.Equal(got, want) {
+		t.Errorf("actions %q, want %q", got, want)
+	}
+	if !h.onlyOn(h.a, "hot") {
+		t.Error("aborted VM not only on source")
+	}
+	if h.stats.AutoConvergeThrottle < 20 {
+		t.Errorf("throttle %d%%: auto-converge was not on", h.stats.AutoConvergeThrottle)
+	}
+}
+
+func TestMinimalDowntimeCompletesWhenConverging(t *testing.T) {
+	h, _, _ := start(t, stalling, 32, migrate.PolicyMinimalDowntime, migrate.MonitorConfig{})
+	for len(h.last().Actions) < 2 {
+		h.step()
+	}
+	if err := h.a.SetDirtyRate("hot", 4); err != nil { // the workload calms down
+		t.Fatal(err)
+	}
+	h.run(2 * time.Minute)
+	if h.err != nil {
+		t.Fatalf("err = %v", h.err)
+	}
+	if got := h.last().Actions; len(got) != 2 || got[1] != "downtime 200ms" {
+		t.Errorf("actions %q", got)
+	}
+	if !h.onlyOn(h.b, "hot") || h.stats.Downtime > 250*time.Millisecond {
+		t.Errorf("downtime %v, on dest %v", h.stats.Downtime, h.b.VMNames())
+	}
+}
+
+func TestPostCopySwitchesAfterTwoStalls(t *testing.T) {
+	h, _, _ := start(t, stalling, 32, migrate.PolicyPostCopy, migrate.MonitorConfig{})
+	h.run(2 * time.Minute)
+	if h.err != nil {
+		t.Fatal(h.err)
+	}
+	if got, want := h.last().Actions, []string{"downtime 150ms", "post-copy"}; !slices.Equal(got, want) {
+		t.Errorf("actions %q, want %q", got, want)
+	}
+	if !h.stats.PostCopy || h.stats.Downtime > 50*time.Millisecond || !h.onlyOn(h.b, "hot") {
+		t.Errorf("stats %+v", h.stats)
+	}
+}
+
+func TestSuspendWorkloadCompletesWithLongPause(t *testing.T) {
+	vm := stalling
+	vm.MemoryMiB = 128
+	h, _, _ := start(t, vm, 32, migrate.PolicySuspendWorkload, migrate.MonitorConfig{})
+	h.run(2 * time.Minute)
+	if h.err != nil {
+		t.Fatal(h.err)
+	}
+	acts := h.last().Actions
+	if len(acts) != 6 || acts[5] != "final downtime 5s" {
+		t.Errorf("actions %q, want five steps then final downtime 5s", acts)
+	}
+	if h.stats.Downtime < time.Second || h.stats.Downtime > 5100*time.Millisecond || !h.onlyOn(h.b, "hot") {
+		t.Errorf("downtime %v (want seconds, ≤ 5s), dest %v", h.stats.Downtime, h.b.VMNames())
+	}
+}
+
+func TestPrecopyHitsCompletionTimeout(t *testing.T) {
+	h, _, _ := start(t, stalling, 32, migrate.PolicyPrecopy, migrate.MonitorConfig{})
+	h.run(2 * time.Minute)
+	if !errors.Is(h.err, migrate.ErrCompletionTimeout) {
+		t.Fatalf("err = %v, want ErrCompletionTimeout", h.err)
+	}
+	// 256 MiB counts as 1 GiB: 64s
+	if el := h.stats.Elapsed; el < 64*time.Second || el > 65*time.Second {
+		t.Errorf("aborted at %v, want 64s", el)
+	}
+	if got := h.last().Actions; !slices.Equal(got, []string{"abort: completion timeout"}) {
+		t.Errorf("actions %q", got)
+	}
+	if !h.onlyOn(h.a, "hot") {
+		t.Error("VM not only on source")
+	}
+}
+
+func TestProgressTimeout(t *testing.T) {
+	h, _, _ := start(t, stalling, 32, migrate.PolicyPrecopy, migrate.MonitorConfig{ProgressTimeout: 10 * time.Second})
+	h.run(time.Minute)
+	if !errors.Is(h.err, migrate.ErrProgressTimeout) {
+		t.Fatalf("err = %v, want ErrProgressTimeout", h.err)
+	}
+	if el := h.stats.Elapsed; el < 10*time.Second || el > 11*time.Second {
+		t.Errorf("aborted at %v, want ≈10s", el)
+	}
+	if !h.onlyOn(h.a, "hot") {
+		t.Error("VM not only on source")
+	}
+}
+
+func TestCancelAborts(t *testing.T) {
+	h, job, cancel := start(t, stalling, 32, migrate.PolicyMinimalDowntime, migrate.MonitorConfig{})
+	for i := 0; i < 4; i++ {
+		h.step()
+	}
+	cancel()
+	waitFor(t, "Watch to return", 5*time.Second, h.finished)
+	if !errors.Is(h.err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", h.err)
+	}
+	if job.Err() == nil || !h.onlyOn(h.a, "hot") {
+		t.Errorf("job err %v, source %v: want aborted, VM on source", job.Err(), h.a.VMNames())
+	}
+}
+
+func TestHypervisorFailureIsReturned(t *testing.T) {
+	boom := errors.New("destination qemu crashed")
+	h, _, _ := start(t, sim.VMSpec{Name: "v", MemoryMiB: 512}, 100, "", migrate.MonitorConfig{},
+		func(a *sim.Host) { a.FailNextMigrationAt(0.5, boom) })
+	h.run(time.Minute)
+	if !errors.Is(h.err, boom) {
+		t.Fatalf("err = %v, want the hypervisor's", h.err)
+	}
+	if h.stats.MemProcessed < 255<<20 || h.stats.MemProcessed > 257<<20 {
+		t.Errorf("stats %+v, want the job's last (≈256 MiB sent)", h.stats)
+	}
+	if !h.onlyOn(h.a, "v") {
+		t.Error("VM not only on source")
+	}
+}
+
+// endingJob is a job that completes while Watch decides to abort it.
+type endingJob struct {
+	done chan struct{}
+	once sync.Once
+}
+
+func (j *endingJob) Stats() (migrate.JobStats, error) {
+	return migrate.JobStats{DataTotal: 100, DataRemaining: 50, MemIteration: 1}, nil
+}
+func (j *endingJob) Done() <-chan struct{} { return j.done }
+func (j *endingJob) Err() error            { return nil }
+func (j *endingJob) Result() migrate.JobStats {
+	return migrate.JobStats{DataTotal: 100, Downtime: time.Millisecond}
+}
+func (j *endingJob) Abort() error {
+	j.once.Do(func() { close(j.done) })
+	return errors.New("switch-over in progress")
+}
+func (j *endingJob) StartPostCopy() error               { return nil }
+func (j *endingJob) SetMaxDowntime(time.Duration) error { return nil }
+
+func TestAbortRacingCompletionReportsSuccess(t *testing.T) {
+	clock := sim.NewManualClock()
+	job := &endingJob{done: make(chan struct{})}
+	subscribed := make(chan struct{})
+	cfg := migrate.MonitorConfig{VM: "v", ProgressTimeout: time.Second, Clock: clock.Now,
+		NewTicker: func(d time.Duration) (<-chan time.Time, func()) {
+			defer close(subscribed)
+			return clock.NewTicker(d)
+		}}
+	res := make(chan error, 1)
+	var got migrate.JobStats
+	var mu sync.Mutex
+	samples := 0
+	go func() {
+		var err error
+		got, err = migrate.Watch(context.Background(), job, migrate.Policy{}, cfg, func(fsm.Progress) {
+			mu.Lock()
+			samples++
+			mu.Unlock()
+		})
+		res <- err
+	}()
+	<-subscribed
+	n := func() int { mu.Lock(); defer mu.Unlock(); return samples }
+	for i := 1; i <= 3; i++ { // the progress timeout expires on the third sample
+		clock.Advance(interval)
+		waitFor(t, "a sample", 5*time.Second, func() bool { return n() >= i })
+	}
+	select {
+	case err := <-res:
+		if err != nil || got.Downtime != time.Millisecond {
+			t.Errorf("Watch = %+v, %v; want the completed job's result", got, err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Watch did not return")
+	}
+}
