@@ -1,0 +1,147 @@
+package node
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/hostmesh/hostmesh/fsm"
+	"github.com/hostmesh/hostmesh/migrate"
+)
+
+// apiError is the JSON body of every failed API call. Kind lets clients (and
+// forwarding followers) branch without parsing text.
+type apiError struct {
+	Message string                `json:"error"`
+	Kind    string                `json:"kind"`
+	Checks  []migrate.CheckResult `json:"checks,omitempty"`
+	Status  int                   `json:"-"`
+}
+
+// Error kinds.
+const (
+	kindBadRequest = "bad_request"
+	kindNotFound   = "not_found"
+	kindRejected   = "rejected"
+	kindRefused    = "refused" // prerequisite checks failed
+	kindNoLeader   = "no_leader"
+	kindInternal   = "internal"
+)
+
+// asError turns a forwarded error body back into an error that errors.Is
+// recognises on this side.
+func (e apiError) asError(status int) error {
+	e.Status = status
+	switch e.Kind {
+	case kindRejected:
+		return fmt.Errorf("%w: %s", fsm.ErrRejected, e.Message)
+	case kindNoLeader:
+		return fmt.Errorf("%w: %s", ErrNoLeader, e.Message)
+	}
+	return &e
+}
+
+func (e *apiError) Error() string { return e.Message }
+
+// routes builds the API. Reads are served from the local replica; writes go
+// through Raft, forwarded to the leader when this node does not lead.
+func (n *Node) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", n.handleStatus)
+	mux.HandleFunc("GET /v1/hosts", n.handleHosts)
+	mux.HandleFunc("GET /v1/vms", n.handleVMs)
+	mux.HandleFunc("GET /v1/migrations", n.handleMigrations)
+	mux.HandleFunc("GET /v1/migrations/{id}", n.handleMigration)
+	mux.HandleFunc("POST /v1/migrations", n.handleMigrate)
+	mux.HandleFunc("POST /v1/migrations/{id}/cancel", n.handleCancel)
+	mux.HandleFunc("GET /v1/hosts/{name}/drain", n.handleDrainStatus)
+	mux.HandleFunc("POST /v1/hosts/{name}/drain", n.handleDrain)
+	mux.HandleFunc("POST /v1/hosts/{name}/drain/cancel", n.handleDrainCancel)
+	mux.HandleFunc("POST /v1/hosts/{name}/activate", n.handleActivate)
+	mux.HandleFunc("GET /v1/clusters/{name}", n.handleGetCluster)
+	mux.HandleFunc("PUT /v1/clusters/{name}", n.handlePutCluster)
+	mux.HandleFunc("POST /v1/leave", n.handleLeave)
+	mux.HandleFunc("POST /v1/internal/apply", n.handleInternalApply)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metricsRegistry(), promhttp.HandlerOpts{}))
+	for prefix, h := range n.cfg.HTTPHandlers {
+		mux.Handle(prefix+"/", http.StripPrefix(prefix, h))
+	}
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// writeErr maps an error to a status and kind: bad input 400, unknown
+// objects 404, refusals and rejected commands 409, no leader 503.
+func writeErr(w http.ResponseWriter, err error) {
+	var ae *apiError
+	var refused *migrate.RefusedError
+	switch {
+	case errors.As(err, &ae):
+		st := ae.Status
+		if st == 0 {
+			st = http.StatusInternalServerError
+		}
+		writeJSON(w, st, ae)
+	case errors.As(err, &refused):
+		writeJSON(w, http.StatusConflict, apiError{Message: err.Error(), Kind: kindRefused, Checks: refused.Failed})
+	case errors.Is(err, fsm.ErrRejected), errors.Is(err, migrate.ErrNoHost):
+		writeJSON(w, http.StatusConflict, apiError{Message: err.Error(), Kind: kindRejected})
+	case errors.Is(err, fsm.ErrMalformed):
+		writeJSON(w, http.StatusBadRequest, apiError{Message: err.Error(), Kind: kindBadRequest})
+	case errors.Is(err, ErrNoLeader):
+		writeJSON(w, http.StatusServiceUnavailable, apiError{Message: err.Error(), Kind: kindNoLeader})
+	default:
+		writeJSON(w, http.StatusInternalServerError, apiError{Message: err.Error(), Kind: kindInternal})
+	}
+}
+
+func badRequest(format string, args ...any) error {
+	return &apiError{Message: fmt.Sprintf(format, args...), Kind: kindBadRequest, Status: http.StatusBadRequest}
+}
+
+func notFound(format string, args ...any) error {
+	return &apiError{Message: fmt.Sprintf(format, args...), Kind: kindNotFound, Status: http.StatusNotFound}
+}
+
+// readBody decodes a JSON request strictly: an unknown field is a typo the
+// user should hear about, not silently ignore.
+func readBody(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		return badRequest("request body: %v", err)
+	}
+	return nil
+}
+
+func (n *Node) handleInternalApply(w http.ResponseWriter, r *http.Request) {
+	data, err := io.ReadAll(io.LimitReader(r.Body, 16<<20))
+	if err != nil {
+		writeErr(w, badRequest("read command: %v", err))
+		return
+	}
+	if !n.IsLeader() {
+		// One hop only: a follower that is not the leader any more says so and
+		// the sender retries, rather than forwarding in a loop.
+		writeErr(w, fmt.Errorf("%w: %s is not the leader", ErrNoLeader, n.cfg.Name))
+		return
+	}
+	v, err := n.applyLocal(data)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(v)
+}

@@ -1,0 +1,369 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/hostmesh/hostmesh/fsm"
+	"github.com/hostmesh/hostmesh/migrate"
+)
+
+// Status is the answer of GET /v1/status.
+type Status struct {
+	Self         string   `json:"self"`
+	RaftState    string   `json:"raft_state"`
+	Leader       string   `json:"leader"`
+	Voters       []string `json:"voters"`
+	Nonvoters    []string `json:"nonvoters"`
+	LastIndex    uint64   `json:"last_index"`
+	AppliedIndex uint64   `json:"applied_index"`
+	Hosts        int      `json:"hosts"`
+	VMs          int      `json:"vms"`
+	Queued       int      `json:"queued"`
+	Running      int      `json:"running"`
+}
+
+// HostView is a host with its Raft role, for `meshctl hosts`.
+type HostView struct {
+	fsm.Host
+	RaftRole string `json:"raft_role"`
+	VMs      int    `json:"vms"`
+}
+
+func (n *Node) status() Status {
+	_, leader := n.raft.LeaderWithID()
+	st := Status{Self: n.cfg.Name, RaftState: n.raft.State().String(), Leader: string(leader),
+		LastIndex: n.raft.LastIndex(), AppliedIndex: n.raft.AppliedIndex()}
+	if cfg, err := n.raftConfig(); err == nil {
+		for _, s := range cfg {
+			if s.Suffrage == raft.Voter {
+				st.Voters = append(st.Voters, string(s.ID))
+			} else {
+				st.Nonvoters = append(st.Nonvoters, string(s.ID))
+			}
+		}
+	}
+	sort.Strings(st.Voters)
+	sort.Strings(st.Nonvoters)
+	n.fsm.Read(func(s *fsm.State) {
+		st.Hosts, st.VMs = len(s.Hosts), len(s.VMs)
+		st.Queued, st.Running = len(s.Queued()), len(s.Running())
+	})
+	return st
+}
+
+func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, n.status())
+}
+
+func (n *Node) handleHosts(w http.ResponseWriter, r *http.Request) {
+	st := n.status()
+	role := map[string]string{}
+	for _, v := range st.Voters {
+		role[v] = "voter"
+	}
+	for _, v := range st.Nonvoters {
+		role[v] = "nonvoter"
+	}
+	if st.Leader != "" {
+		role[st.Leader] = "leader"
+	}
+	var out []HostView
+	n.fsm.Read(func(s *fsm.State) {
+		for _, name := range s.HostNames() {
+			r := role[name]
+			if r == "" {
+				r = "none"
+			}
+			out = append(out, HostView{Host: *s.Hosts[name], RaftRole: r, VMs: len(s.VMsOn(name))})
+		}
+	})
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (n *Node) handleVMs(w http.ResponseWriter, r *http.Request) {
+	var out []fsm.VM
+	n.fsm.Read(func(s *fsm.State) {
+		for _, name := range s.VMNames() {
+			out = append(out, *s.VMs[name])
+		}
+	})
+	writeJSON(w, http.StatusOK, out)
+}
+
+// migrationOrder sorts IDs m1, m2, ... numerically.
+func migrationOrder(ids []string) {
+	sort.Slice(ids, func(i, j int) bool {
+		a, _ := strconv.Atoi(strings.TrimPrefix(ids[i], "m"))
+		b, _ := strconv.Atoi(strings.TrimPrefix(ids[j], "m"))
+		return a < b
+	})
+}
+
+func (n *Node) handleMigrations(w http.ResponseWriter, r *http.Request) {
+	var out []fsm.Migration
+	n.fsm.Read(func(s *fsm.State) {
+		ids := make([]string, 0, len(s.Migrations))
+		for id := range s.Migrations {
+			ids = append(ids, id)
+		}
+		migrationOrder(ids)
+		for _, id := range ids {
+			out = append(out, *s.Migrations[id])
+		}
+	})
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (n *Node) handleMigration(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	var m *fsm.Migration
+	n.fsm.Read(func(s *fsm.State) {
+		if v := s.Migrations[id]; v != nil {
+			c := *v
+			m = &c
+		}
+	})
+	if m == nil {
+		writeErr(w, notFound("migration %q: no such migration", id))
+		return
+	}
+	writeJSON(w, http.StatusOK, m)
+}
+
+// MigrateRequest is the body of POST /v1/migrations.
+type MigrateRequest struct {
+	VM           string `json:"vm"`
+	To           string `json:"to,omitempty"`
+	Policy       string `json:"policy,omitempty"`
+	BandwidthMiB uint64 `json:"bandwidth_mib,omitempty"`
+	DryRun       bool   `json:"dry_run,omitempty"`
+}
+
+// MigrateResponse answers a migrate request: the queued ID, or for a dry run
+// every host's check results.
+type MigrateResponse struct {
+	ID         string              `json:"id,omitempty"`
+	Placement  string              `json:"placement,omitempty"`
+	Candidates []migrate.Candidate `json:"candidates,omitempty"`
+}
+
+// handleMigrate checks a request against this replica's state and refuses at
+// once, naming the failed check, before anything is queued. The scheduler
+// checks again when it grants, against the state of that moment.
+func (n *Node) handleMigrate(w http.ResponseWriter, r *http.Request) {
+	var req MigrateRequest
+	if err := readBody(r, &req); err != nil {
+		writeErr(w, err)
+		return
+	}
+	if req.VM == "" {
+		writeErr(w, badRequest("migrate: a VM name is required"))
+		return
+	}
+	if _, err := migrate.PolicyByName(req.Policy); err != nil {
+		writeErr(w, badRequest("migrate vm %q: %v", req.VM, err))
+		return
+	}
+	st := n.fsm.State()
+	if st.VMs[req.VM] == nil {
+		writeErr(w, notFound("migrate vm %q: no such VM", req.VM))
+		return
+	}
+	if req.To != "" && st.Hosts[req.To] == nil {
+		writeErr(w, notFound("migrate vm %q: no such host %q", req.VM, req.To))
+		return
+	}
+	if req.DryRun {
+		writeJSON(w, http.StatusOK, MigrateResponse{Candidates: migrate.DryRun(st, req.VM)})
+		return
+	}
+	resp := MigrateResponse{}
+	if req.To != "" {
+		if err := migrate.Refusal(req.VM, req.To, migrate.CheckMigration(st, req.VM, req.To)); err != nil {
+			writeErr(w, err)
+			return
+		}
+	} else {
+		p, err := migrate.Place(st, req.VM, nil)
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		resp.Placement = p.Reason
+	}
+	v, err := n.propose(r.Context(), fsm.CmdEnqueue, fsm.Enqueue{VM: req.VM, Dest: req.To, Policy: req.Policy,
+		BandwidthMiB: req.BandwidthMiB, At: time.Now().UTC()})
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	_ = json.Unmarshal(v, &resp.ID)
+	writeJSON(w, http.StatusAccepted, resp)
+}
+
+func (n *Node) handleCancel(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if _, err := n.propose(r.Context(), fsm.CmdCancel, fsm.Cancel{ID: id, At: time.Now().UTC()}); err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]string{"id": id})
+}
+
+// DrainRequest is the body of POST /v1/hosts/{name}/drain.
+type DrainRequest struct {
+	Policy string `json:"policy,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+func (n *Node) handleDrain(w http.ResponseWriter, r *http.Request) {
+	var req DrainRequest
+	if err := readBody(r, &req); err != nil {
+		writeErr(w, err)
+		return
+	}
+	if _, err := migrate.PolicyByName(req.Policy); err != nil {
+		writeErr(w, badRequest("drain: %v", err))
+		return
+	}
+	ids, err := n.drain(r.Context(), r.PathValue("name"), req.Reason, req.Policy)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"host": r.PathValue("name"), "migrations": ids})
+}
+
+func (n *Node) drain(ctx context.Context, host, reason, policy string) ([]string, error) {
+	if reason == "" {
+		reason = "operator"
+	}
+	v, err := n.propose(ctx, fsm.CmdStartDrain, fsm.StartDrain{Host: host, Reason: reason, Policy: policy, At: time.Now().UTC()})
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	_ = json.Unmarshal(v, &ids)
+	return ids, nil
+}
+
+func (n *Node) handleDrainStatus(w http.ResponseWriter, r *http.Request) {
+	var d *fsm.Drain
+	n.fsm.Read(func(s *fsm.State) {
+		if v := s.Drains[r.PathValue("name")]; v != nil {
+			c := *v
+			d = &c
+		}
+	})
+	if d == nil {
+		writeErr(w, notFound("host %q has never been drained", r.PathValue("name")))
+		return
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+func (n *Node) handleDrainCancel(w http.ResponseWriter, r *http.Request) {
+	host := r.PathValue("name")
+	if _, err := n.propose(r.Context(), fsm.CmdEndDrain, fsm.EndDrain{Host: host, State: fsm.DrainCancelled, At: time.Now().UTC()}); err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]string{"host": host})
+}
+
+// ActivateRequest is the body of POST /v1/hosts/{name}/activate.
+type ActivateRequest struct {
+	// Return moves the VMs its last drain moved away back to the host.
+	Return bool `json:"return,omitempty"`
+}
+
+func (n *Node) handleActivate(w http.ResponseWriter, r *http.Request) {
+	var req ActivateRequest
+	if err := readBody(r, &req); err != nil {
+		writeErr(w, err)
+		return
+	}
+	host := r.PathValue("name")
+	v, err := n.propose(r.Context(), fsm.CmdActivate, fsm.Activate{Host: host})
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	var moved map[string]string
+	_ = json.Unmarshal(v, &moved)
+	var ids []string
+	if req.Return {
+		names := make([]string, 0, len(moved))
+		for vm := range moved {
+			names = append(names, vm)
+		}
+		sort.Strings(names)
+		for _, vm := range names {
+			out, err := n.propose(r.Context(), fsm.CmdEnqueue, fsm.Enqueue{VM: vm, Dest: host, At: time.Now().UTC()})
+			if err != nil {
+				continue // moved elsewhere or gone since: nothing to bring back
+			}
+			var id string
+			_ = json.Unmarshal(out, &id)
+			ids = append(ids, id)
+		}
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"host": host, "migrations": ids})
+}
+
+func (n *Node) handleGetCluster(w http.ResponseWriter, r *http.Request) {
+	var c fsm.Cluster
+	n.fsm.Read(func(s *fsm.State) { c = s.Cluster(r.PathValue("name")) })
+	writeJSON(w, http.StatusOK, c)
+}
+
+func (n *Node) handlePutCluster(w http.ResponseWriter, r *http.Request) {
+	var c fsm.Cluster
+	n.fsm.Read(func(s *fsm.State) { c = s.Cluster(r.PathValue("name")) })
+	if err := readBody(r, &c); err != nil {
+		writeErr(w, err)
+		return
+	}
+	c.Name = r.PathValue("name")
+	if _, err := migrate.PolicyByName(c.Policy); err != nil {
+		writeErr(w, badRequest("cluster %q: %v", c.Name, err))
+		return
+	}
+	if _, err := n.propose(r.Context(), fsm.CmdSetCluster, fsm.SetCluster{Cluster: c}); err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, c)
+}
+
+// LeaveRequest is the body of POST /v1/leave.
+type LeaveRequest struct {
+	// TimeoutSeconds bounds the drain; 0 uses the node's DrainTimeout.
+	TimeoutSeconds int `json:"timeout_seconds,omitempty"`
+}
+
+func (n *Node) handleLeave(w http.ResponseWriter, r *http.Request) {
+	var req LeaveRequest
+	if err := readBody(r, &req); err != nil {
+		writeErr(w, err)
+		return
+	}
+	timeout := time.Duration(req.TimeoutSeconds) * time.Second
+	rep, err := n.Leave(r.Context(), timeout)
+	if err != nil && rep == nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
+	if err == nil {
+		n.leftOnce.Do(func() { close(n.left) })
+	}
+}

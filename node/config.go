@@ -1,0 +1,114 @@
+package node
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/hostmesh/hostmesh/fsm"
+	"github.com/hostmesh/hostmesh/migrate"
+)
+
+// Config is everything one meshd needs. Zero values get the defaults below.
+type Config struct {
+	Name    string
+	Cluster string
+	// DataDir holds the Raft log (raft-boltdb) and snapshots.
+	DataDir string
+	// BindAddr is the management-network IP for gossip, Raft and the API.
+	BindAddr string
+	// Ports; 0 picks a free port (tests).
+	GossipPort, RaftPort, APIPort int
+	// MigrationAddr is the migration-network IP peers stream memory and disks to.
+	// Empty: the management address (one network for both, as oVirt's default).
+	MigrationAddr string
+	// Join lists gossip addresses (ip:port) of any members.
+	Join []string
+	// GossipKey encrypts gossip; required unless DevMode.
+	GossipKey []byte
+	DevMode   bool
+	// MaxVoters bounds Raft voters; further hosts replicate as non-voters.
+	MaxVoters int
+	// Fast shortens Raft and gossip timeouts for tests on loopback.
+	Fast bool
+
+	Hypervisor migrate.Hypervisor
+	// HypervisorURI is how peers' hypervisors reach ours; "{api}" in it is
+	// replaced by this node's API address (the sim hypervisor's HTTP peer).
+	HypervisorURI string
+	// HTTPHandlers are mounted on the API under their path prefix (the sim
+	// hypervisor's peer endpoint, "/v1/sim").
+	HTTPHandlers   map[string]http.Handler
+	HypervisorKind string // "libvirt" or "sim"
+	// Networks and StorageDomains are what this host offers; StorageDomains
+	// maps a domain name to the directory its images live under, so disk
+	// paths can be mapped to domains.
+	Networks       []fsm.Network
+	StorageDomains map[string]string
+	// UnsafeMigration tells libvirt to skip its own shared-storage and cache
+	// checks, which the mesh runs itself (see migrate checks): needed when a
+	// storage domain is a plain directory libvirt cannot prove is shared.
+	UnsafeMigration bool
+
+	// InventoryInterval is how often the hypervisor is read.
+	InventoryInterval time.Duration
+	// ReconcileInterval is how often the leader reconciles fully.
+	ReconcileInterval time.Duration
+	// Monitor tunes the job monitor (sample interval, timeouts).
+	Monitor migrate.MonitorConfig
+	// DrainTimeout bounds the drain a graceful leave runs first.
+	DrainTimeout time.Duration
+	Version      string
+	Logger       *slog.Logger
+}
+
+func (c *Config) setDefaults() error {
+	if c.Name == "" {
+		return fmt.Errorf("node config: name is required")
+	}
+	if c.Cluster == "" {
+		c.Cluster = "default"
+	}
+	if c.DataDir == "" {
+		return fmt.Errorf("node %s config: data dir is required", c.Name)
+	}
+	if c.BindAddr == "" {
+		c.BindAddr = "127.0.0.1"
+	}
+	if c.MigrationAddr == "" {
+		c.MigrationAddr = c.BindAddr
+	}
+	if c.MaxVoters == 0 {
+		c.MaxVoters = 5
+	}
+	if c.Hypervisor == nil {
+		return fmt.Errorf("node %s config: a hypervisor is required", c.Name)
+	}
+	if c.InventoryInterval == 0 {
+		c.InventoryInterval = 2 * time.Second
+		if c.Fast {
+			c.InventoryInterval = 200 * time.Millisecond
+		}
+	}
+	if c.ReconcileInterval == 0 {
+		c.ReconcileInterval = 2 * time.Second
+		if c.Fast {
+			c.ReconcileInterval = 200 * time.Millisecond
+		}
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = 10 * time.Minute
+	}
+	if c.Version == "" {
+		c.Version = Version
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	c.Logger = c.Logger.With("node", c.Name)
+	return nil
+}
+
+// Version is the meshd version gossiped to peers.
+var Version = "0.1.0"

@@ -1,0 +1,234 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hostmesh/hostmesh/fsm"
+	"github.com/hostmesh/hostmesh/migrate"
+)
+
+// DestDiskPreparer is implemented by hypervisors that must create the
+// destination images before a live disk copy (libvirt).
+type DestDiskPreparer interface {
+	PrepareDestDisks(ctx context.Context, destURI string, disks []fsm.Disk) error
+}
+
+// runningJob is a migration this host is the source of.
+type runningJob struct {
+	cancel    context.CancelFunc
+	cancelled bool
+}
+
+// executorLoop starts the transfer of every migration granted with this host
+// as source, and aborts those the operator cancels. The two paired hosts do
+// the work; the leader only holds the queue and the slots.
+func (n *Node) executorLoop() {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		changed := n.fsm.Changed()
+		n.executorPass()
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-changed:
+		case <-tick.C:
+		}
+	}
+}
+
+func (n *Node) executorPass() {
+	var start []*fsm.Migration
+	var cancel []string
+	n.fsm.Read(func(s *fsm.State) {
+		for _, m := range s.Running() {
+			if m.Source != n.cfg.Name {
+				continue
+			}
+			n.jobsMu.Lock()
+			j, ok := n.jobs[jobKey(m)]
+			n.jobsMu.Unlock()
+			switch {
+			case !ok:
+				c := *m
+				start = append(start, &c)
+			case m.CancelRequested && !j.cancelled:
+				cancel = append(cancel, jobKey(m))
+			}
+		}
+	})
+	for _, id := range cancel {
+		n.jobsMu.Lock()
+		if j := n.jobs[id]; j != nil && !j.cancelled {
+			j.cancelled = true
+			j.cancel()
+		}
+		n.jobsMu.Unlock()
+	}
+	for _, m := range start {
+		ctx, cancel := context.WithCancel(n.ctx)
+		j := &runningJob{cancel: cancel}
+		n.jobsMu.Lock()
+		n.jobs[jobKey(m)] = j
+		n.jobsMu.Unlock()
+		// The entry stays after the job ends: until this replica applies the
+		// Finish, the migration still looks Running and must not start twice.
+		n.go_(func() {
+			defer cancel()
+			n.runMigration(ctx, m, j)
+		})
+	}
+}
+
+// jobKey names one attempt of a migration: a retry runs under the same ID
+// and must start, while an attempt must never start twice.
+func jobKey(m *fsm.Migration) string { return fmt.Sprintf("%s#%d", m.ID, m.Attempt) }
+
+func (n *Node) abortLocalJobs() {
+	n.jobsMu.Lock()
+	defer n.jobsMu.Unlock()
+	for _, j := range n.jobs {
+		j.cancel()
+	}
+}
+
+// runMigration drives one transfer end to end and reports the result. Every
+// failure path ends with the VM running on exactly one host: the hypervisor
+// aborts a failed job and the guest stays on the source.
+func (n *Node) runMigration(ctx context.Context, m *fsm.Migration, j *runningJob) {
+	log := n.log.With("migration", m.ID, "vm", m.VM, "dest", m.Dest)
+	var vm fsm.VM
+	var dest fsm.Host
+	n.fsm.Read(func(s *fsm.State) {
+		if v := s.VMs[m.VM]; v != nil {
+			vm = *v
+		}
+		if h := s.Hosts[m.Dest]; h != nil {
+			dest = *h
+		}
+	})
+	if m.Progress.ElapsedMs > 0 {
+		// Granted and started by an earlier run of this meshd: that job died
+		// with it, and the guest is still here if the domain is.
+		n.finish(m.ID, fsm.MigFailed, "source meshd restarted during the migration", 0, true)
+		return
+	}
+	stats, err := n.transfer(ctx, m, vm, dest, log)
+	switch {
+	case err == nil:
+		log.Info("migration succeeded", "downtime", stats.Downtime, "elapsed", stats.Elapsed)
+		n.finish(m.ID, fsm.MigSucceeded, "", stats.Downtime.Milliseconds(), false)
+	case j.cancelled:
+		n.finish(m.ID, fsm.MigCancelled, "cancelled by operator: job aborted, VM stays on "+m.Source, 0, false)
+	case n.ctx.Err() != nil:
+		// This meshd is stopping; the restarted one (or the leader when this
+		// host is declared Down) settles the migration.
+	default:
+		// A guest that cannot converge here will not converge elsewhere.
+		retry := !errors.Is(err, migrate.ErrCompletionTimeout) && !errors.Is(err, migrate.ErrProgressTimeout)
+		log.Warn("migration failed", "err", err)
+		n.finish(m.ID, fsm.MigFailed, err.Error(), 0, retry)
+	}
+	n.syncInventory(n.ctx)
+}
+
+func (n *Node) transfer(ctx context.Context, m *fsm.Migration, vm fsm.VM, dest fsm.Host, log interface{ Info(string, ...any) }) (migrate.JobStats, error) {
+	if dest.Name == "" || vm.Name == "" {
+		return migrate.JobStats{}, fmt.Errorf("migration %s: vm %q or destination %q unknown", m.ID, m.VM, m.Dest)
+	}
+	pol, err := migrate.PolicyByName(m.Policy)
+	if err != nil {
+		return migrate.JobStats{}, fmt.Errorf("migration %s: %w", m.ID, err)
+	}
+	var local []fsm.Disk
+	var targets []string
+	for _, d := range vm.Disks {
+		if d.StorageDomain == "" {
+			local = append(local, d)
+			targets = append(targets, d.Target)
+		}
+	}
+	params := pol.Params(migrate.Params{
+		DestURI: dest.HypervisorURI, MigrateURI: "tcp://" + dest.MigrationAddr,
+		BandwidthMiB: m.GrantedMiB, CopyStorage: targets, Unsafe: n.cfg.UnsafeMigration,
+	})
+	if len(local) > 0 {
+		if p, ok := n.cfg.Hypervisor.(DestDiskPreparer); ok {
+			if err := p.PrepareDestDisks(ctx, dest.HypervisorURI, local); err != nil {
+				return migrate.JobStats{}, fmt.Errorf("prepare disks of %s on %s: %w", vm.Name, dest.Name, err)
+			}
+		}
+	}
+	job, err := n.cfg.Hypervisor.Migrate(ctx, vm.Name, params)
+	if err != nil {
+		return migrate.JobStats{}, fmt.Errorf("start migration of %s to %s: %w", vm.Name, dest.Name, err)
+	}
+	log.Info("migration started", "bandwidth_mib", m.GrantedMiB, "policy", pol.Name, "copy_disks", len(targets))
+	mc := n.cfg.Monitor
+	mc.MemBytes, mc.VM = vm.MemoryMiB<<20, vm.Name
+	rep := newReporter(n, m.ID)
+	defer rep.close()
+	return migrate.Watch(ctx, job, pol, mc, rep.report)
+}
+
+func (n *Node) finish(id string, st fsm.MigrationState, reason string, downtimeMs int64, retry bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := n.withLeaderRetry(ctx, fsm.CmdFinish, fsm.Finish{ID: id, State: st, Reason: reason,
+		DowntimeMs: downtimeMs, Retry: retry, At: time.Now().UTC()})
+	if err != nil {
+		n.log.Warn("report migration result", "migration", id, "err", err)
+	}
+}
+
+// reporter sends the latest progress sample to the leader without ever
+// blocking the job monitor: a slow commit just skips intermediate samples.
+type reporter struct {
+	n      *Node
+	id     string
+	mu     sync.Mutex
+	latest *fsm.Progress
+	wake   chan struct{}
+	done   chan struct{}
+}
+
+func newReporter(n *Node, id string) *reporter {
+	r := &reporter{n: n, id: id, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	go r.loop()
+	return r
+}
+
+func (r *reporter) report(p fsm.Progress) {
+	r.mu.Lock()
+	r.latest = &p
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (r *reporter) loop() {
+	for {
+		select {
+		case <-r.done:
+			return
+		case <-r.wake:
+		}
+		r.mu.Lock()
+		p := r.latest
+		r.latest = nil
+		r.mu.Unlock()
+		if p != nil {
+			ctx, cancel := context.WithTimeout(r.n.ctx, 5*time.Second)
+			_, _ = r.n.propose(ctx, fsm.CmdProgress, fsm.ProgressUpdate{ID: r.id, Progress: *p})
+			cancel()
+		}
+	}
+}
+
+func (r *reporter) close() { close(r.done) }

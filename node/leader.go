@@ -1,0 +1,98 @@
+package node
+
+import (
+	"context"
+	"time"
+
+	"github.com/hostmesh/hostmesh/gossip"
+)
+
+// leaderLoop watches leadership through Raft's NotifyCh (reliable, unlike the
+// best-effort LeaderCh) and runs the leader's duties only while leading, as
+// consul's leader loop does: membership events first, a full reconcile on a
+// ticker to catch what events missed, and the scheduler on every state change.
+func (n *Node) leaderLoop() {
+	var stop context.CancelFunc
+	done := make(chan struct{})
+	close(done)
+	for {
+		select {
+		case <-n.ctx.Done():
+			if stop != nil {
+				stop()
+				<-done
+			}
+			return
+		case isLeader := <-n.leaderNotify:
+			if isLeader && stop == nil {
+				var ctx context.Context
+				ctx, stop = context.WithCancel(n.ctx)
+				done = make(chan struct{})
+				go func() { defer close(done); n.lead(ctx) }()
+				n.log.Info("became leader")
+			} else if !isLeader && stop != nil {
+				stop()
+				<-done
+				stop = nil
+				n.log.Info("lost leadership")
+			}
+		}
+	}
+}
+
+// lead runs until leadership is lost. Every step reads the state first and
+// proposes only what changed, so running it twice is harmless.
+func (n *Node) lead(ctx context.Context) {
+	// A barrier makes sure every entry of earlier terms is applied before the
+	// new leader reads the state it schedules from.
+	if err := n.raft.Barrier(applyTimeout).Error(); err != nil {
+		n.log.Warn("leader barrier", "err", err)
+	}
+	tick := time.NewTicker(n.cfg.ReconcileInterval)
+	defer tick.Stop()
+	n.reconcile(ctx)
+	for {
+		changed := n.fsm.Changed()
+		select {
+		case <-ctx.Done():
+			return
+		case ev := <-n.gossip.Events():
+			n.handleMember(ctx, ev.Member)
+			n.drainEvents(ctx)
+		case <-tick.C:
+			n.reconcile(ctx)
+		case <-changed:
+			n.schedule(ctx)
+		}
+	}
+}
+
+// drainEvents handles the membership events already waiting, so a burst of
+// joins is reconciled before the next scheduling pass.
+func (n *Node) drainEvents(ctx context.Context) {
+	for {
+		select {
+		case ev := <-n.gossip.Events():
+			n.handleMember(ctx, ev.Member)
+		default:
+			n.schedule(ctx)
+			return
+		}
+	}
+}
+
+// reconcile is the periodic full pass: every gossip member, the Raft
+// configuration, the drains, then the scheduler.
+func (n *Node) reconcile(ctx context.Context) {
+	for _, m := range n.gossip.Members() {
+		if ctx.Err() != nil {
+			return
+		}
+		n.handleMember(ctx, m)
+	}
+	n.reconcileRaftPeers(ctx)
+	n.reconcileDrains(ctx)
+	n.schedule(ctx)
+}
+
+var _ = gossip.StatusAlive

@@ -1,0 +1,224 @@
+package node
+
+import (
+	"context"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/hostmesh/hostmesh/fsm"
+	"github.com/hostmesh/hostmesh/gossip"
+)
+
+// handleMember turns one gossip member's status and facts into replicated
+// host state. It proposes only what differs from the state.
+func (n *Node) handleMember(ctx context.Context, m gossip.Member) {
+	var h *fsm.Host
+	var required []string
+	n.fsm.Read(func(s *fsm.State) {
+		if cur := s.Hosts[m.Name]; cur != nil {
+			c := *cur
+			h = &c
+		}
+		required = s.Cluster(m.Facts.Cluster).RequiredNetworks
+	})
+	switch m.Status {
+	case gossip.StatusAlive:
+		if m.Facts.Name == "" {
+			return // facts not gossiped yet
+		}
+		if h == nil || !reflect.DeepEqual(h.HostFacts, m.Facts) {
+			n.try(ctx, fsm.CmdUpsertHost, fsm.UpsertHost{Facts: m.Facts})
+		}
+		n.ensurePeer(m)
+		want, reason := hostHealth(m.Facts, required)
+		cur := fsm.HostUp
+		if h != nil {
+			cur = h.State
+		}
+		switch {
+		case cur == fsm.HostDown || cur == fsm.HostLeft:
+			n.setHostState(ctx, m.Name, want, reason)
+		case cur == fsm.HostUp && want == fsm.HostNonOperational:
+			n.setHostState(ctx, m.Name, want, reason)
+		case cur == fsm.HostNonOperational && want == fsm.HostUp:
+			n.setHostState(ctx, m.Name, want, "")
+		}
+	case gossip.StatusDead:
+		if h != nil && h.State != fsm.HostDown && h.State != fsm.HostLeft {
+			n.setHostState(ctx, m.Name, fsm.HostDown, "gossip: host failed (no answer to probes)")
+		}
+		n.failMigrationsOf(ctx, m.Name, "host "+m.Name+" is Down")
+		n.removePeer(m.Name)
+	case gossip.StatusLeft:
+		if h != nil && h.State != fsm.HostLeft {
+			n.setHostState(ctx, m.Name, fsm.HostLeft, "left the mesh")
+		}
+		n.failMigrationsOf(ctx, m.Name, "host "+m.Name+" left the mesh")
+		n.removePeer(m.Name)
+	}
+}
+
+// hostHealth says whether a live host may take VMs: it must offer every
+// network its cluster requires (oVirt marks such hosts NonOperational).
+func hostHealth(f fsm.HostFacts, required []string) (fsm.HostState, string) {
+	var missing []string
+	for _, r := range required {
+		if !slices.ContainsFunc(f.Networks, func(nw fsm.Network) bool { return nw.Name == r }) {
+			missing = append(missing, r)
+		}
+	}
+	if len(missing) > 0 {
+		return fsm.HostNonOperational, "missing required networks " + strings.Join(missing, ", ")
+	}
+	return fsm.HostUp, ""
+}
+
+func (n *Node) setHostState(ctx context.Context, host string, st fsm.HostState, reason string) {
+	n.try(ctx, fsm.CmdSetHostState, fsm.SetHostState{Host: host, State: st, Reason: reason})
+}
+
+// failMigrationsOf ends every unfinished migration from or to a host that is
+// gone, releasing its slots. A migration whose destination died may retry
+// elsewhere; one whose source died cannot run at all.
+func (n *Node) failMigrationsOf(ctx context.Context, host, reason string) {
+	var ids []string
+	var retry []bool
+	n.fsm.Read(func(s *fsm.State) {
+		for _, id := range s.Queue {
+			m := s.Migrations[id]
+			if m == nil || m.State.Final() {
+				continue
+			}
+			if m.Source == host || (m.State == fsm.MigRunning && m.Dest == host) {
+				ids = append(ids, id)
+				retry = append(retry, m.Source != host)
+			}
+		}
+	})
+	for i, id := range ids {
+		n.try(ctx, fsm.CmdFinish, fsm.Finish{ID: id, State: fsm.MigFailed, Reason: reason, Retry: retry[i], At: time.Now().UTC()})
+	}
+}
+
+// ensurePeer adds a live host to Raft: as a voter while there are fewer than
+// MaxVoters, else as a non-voter, so every host holds a replica.
+func (n *Node) ensurePeer(m gossip.Member) {
+	if m.Facts.RaftAddr == "" || !n.IsLeader() {
+		return
+	}
+	cfg, err := n.raftConfig()
+	if err != nil {
+		return
+	}
+	for _, s := range cfg {
+		if string(s.ID) == m.Name {
+			if string(s.Address) == m.Facts.RaftAddr {
+				return
+			}
+			break // address changed: add again below with the new one
+		}
+	}
+	voters := 0
+	for _, s := range cfg {
+		if s.Suffrage == raft.Voter {
+			voters++
+		}
+	}
+	id, addr := raft.ServerID(m.Name), raft.ServerAddress(m.Facts.RaftAddr)
+	var f raft.IndexFuture
+	if voters < n.cfg.MaxVoters {
+		f = n.raft.AddVoter(id, addr, 0, applyTimeout)
+	} else {
+		f = n.raft.AddNonvoter(id, addr, 0, applyTimeout)
+	}
+	if err := f.Error(); err != nil {
+		n.log.Warn("add raft peer", "peer", m.Name, "err", err)
+	}
+}
+
+func (n *Node) removePeer(name string) {
+	if !n.IsLeader() || name == n.cfg.Name {
+		return
+	}
+	cfg, err := n.raftConfig()
+	if err != nil {
+		return
+	}
+	for _, s := range cfg {
+		if string(s.ID) == name {
+			if err := n.raft.RemoveServer(s.ID, 0, applyTimeout).Error(); err != nil {
+				n.log.Warn("remove raft peer", "peer", name, "err", err)
+			}
+			n.promoteNonvoters()
+			return
+		}
+	}
+}
+
+// reconcileRaftPeers removes servers gossip knows are gone and promotes
+// healthy non-voters until there are MaxVoters voters again.
+func (n *Node) reconcileRaftPeers(ctx context.Context) {
+	if !n.IsLeader() {
+		return
+	}
+	cfg, err := n.raftConfig()
+	if err != nil {
+		return
+	}
+	for _, s := range cfg {
+		if m, ok := n.gossip.Member(string(s.ID)); ok && (m.Status == gossip.StatusDead || m.Status == gossip.StatusLeft) {
+			n.removePeer(m.Name)
+		}
+	}
+	n.promoteNonvoters()
+}
+
+func (n *Node) promoteNonvoters() {
+	cfg, err := n.raftConfig()
+	if err != nil {
+		return
+	}
+	voters := 0
+	var candidates []raft.Server
+	for _, s := range cfg {
+		if s.Suffrage == raft.Voter {
+			voters++
+		} else if m, ok := n.gossip.Member(string(s.ID)); ok && m.Status == gossip.StatusAlive {
+			candidates = append(candidates, s)
+		}
+	}
+	sort.Slice(candidates, func(i, j int) bool { return candidates[i].ID < candidates[j].ID })
+	for _, s := range candidates {
+		if voters >= n.cfg.MaxVoters {
+			return
+		}
+		if err := n.raft.AddVoter(s.ID, s.Address, 0, applyTimeout).Error(); err != nil {
+			n.log.Warn("promote non-voter", "peer", s.ID, "err", err)
+			return
+		}
+		voters++
+	}
+}
+
+func (n *Node) raftConfig() ([]raft.Server, error) {
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, err
+	}
+	return f.Configuration().Servers, nil
+}
+
+// try proposes and logs failures: leader duties are re-run by the next
+// reconcile, so a failed step is retried rather than lost.
+func (n *Node) try(ctx context.Context, ct fsm.CommandType, payload any) bool {
+	if _, err := n.propose(ctx, ct, payload); err != nil {
+		n.log.Debug("leader step", "command", ct, "err", err)
+		return false
+	}
+	return true
+}

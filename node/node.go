@@ -1,0 +1,173 @@
+// Package node is meshd: one host's agent. It joins gossip, replicates the
+// state through Raft, serves the API, reports its hypervisor's inventory and,
+// when it is the source of a granted migration, runs the transfer itself.
+// When it is the Raft leader it also reconciles membership and schedules.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/hostmesh/hostmesh/fsm"
+	"github.com/hostmesh/hostmesh/gossip"
+)
+
+// Node is one running meshd.
+type Node struct {
+	cfg Config
+	log *slog.Logger
+	fsm *fsm.FSM
+
+	raft         *raft.Raft
+	boltStore    *raftboltdb.BoltStore
+	transport    *raft.NetworkTransport
+	stream       *streamLayer
+	leaderNotify chan bool
+
+	gossip *gossip.Agent
+	api    *http.Server
+	apiLn  net.Listener
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	jobsMu sync.Mutex
+	jobs   map[string]*runningJob // jobKey → local job, on the source
+
+	factsMu sync.Mutex
+	facts   fsm.HostFacts
+
+	closeOnce sync.Once
+	left      chan struct{}
+	leftOnce  sync.Once
+}
+
+// New starts a meshd: listeners first (so ports are known), then Raft,
+// gossip, the API and the background loops.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &Node{cfg: cfg, log: cfg.Logger, fsm: fsm.New(), ctx: ctx, cancel: cancel,
+		jobs: map[string]*runningJob{}, left: make(chan struct{})}
+	if err := n.start(); err != nil {
+		n.Kill()
+		return nil, fmt.Errorf("start node %s: %w", cfg.Name, err)
+	}
+	return n, nil
+}
+
+func (n *Node) start() error {
+	raftLn, err := net.Listen("tcp", net.JoinHostPort(n.cfg.BindAddr, strconv.Itoa(n.cfg.RaftPort)))
+	if err != nil {
+		return fmt.Errorf("raft listener: %w", err)
+	}
+	apiLn, err := net.Listen("tcp", net.JoinHostPort(n.cfg.BindAddr, strconv.Itoa(n.cfg.APIPort)))
+	if err != nil {
+		raftLn.Close()
+		return fmt.Errorf("api listener: %w", err)
+	}
+	n.apiLn = apiLn
+	if err := n.openRaft(raftLn); err != nil {
+		return err
+	}
+	facts, err := n.readFacts(n.ctx)
+	if err != nil {
+		return err
+	}
+	n.facts = facts
+	g, err := gossip.Start(gossip.Config{
+		Name: n.cfg.Name, BindAddr: n.cfg.BindAddr, BindPort: n.cfg.GossipPort,
+		Key: n.cfg.GossipKey, DevMode: n.cfg.DevMode, Fast: n.cfg.Fast,
+	}, facts)
+	if err != nil {
+		return fmt.Errorf("gossip: %w", err)
+	}
+	n.gossip = g
+	if len(n.cfg.Join) > 0 {
+		if _, err := g.Join(n.cfg.Join); err != nil {
+			return fmt.Errorf("join %v: %w", n.cfg.Join, err)
+		}
+	}
+	n.api = &http.Server{Handler: n.routes(), ReadHeaderTimeout: 10 * time.Second}
+	n.go_(func() { _ = n.api.Serve(apiLn) })
+	n.go_(n.leaderLoop)
+	n.go_(n.inventoryLoop)
+	n.go_(n.executorLoop)
+	return nil
+}
+
+func (n *Node) go_(f func()) {
+	n.wg.Add(1)
+	go func() { defer n.wg.Done(); f() }()
+}
+
+// Name is the host name.
+func (n *Node) Name() string { return n.cfg.Name }
+
+// APIAddr is host:port of the HTTP API.
+func (n *Node) APIAddr() string { return n.apiLn.Addr().String() }
+
+// RaftAddr is host:port of the Raft transport.
+func (n *Node) RaftAddr() string { return string(n.transport.LocalAddr()) }
+
+// GossipAddr is ip:port of memberlist.
+func (n *Node) GossipAddr() string { return n.gossip.Addr() }
+
+// FSM exposes the local replica (read-only use).
+func (n *Node) FSM() *fsm.FSM { return n.fsm }
+
+// IsLeader reports whether this node is the Raft leader.
+func (n *Node) IsLeader() bool { return n.raft != nil && n.raft.State() == raft.Leader }
+
+// Raft exposes the Raft instance for status and tests.
+func (n *Node) Raft() *raft.Raft { return n.raft }
+
+// Gossip exposes the gossip agent.
+func (n *Node) Gossip() *gossip.Agent { return n.gossip }
+
+// Left is closed once a leave asked through the API has finished, so the
+// daemon can exit.
+func (n *Node) Left() <-chan struct{} { return n.left }
+
+// Kill stops the node abruptly, as a crash would: no leave, no drain. The
+// data dir keeps the Raft log so the node can be restarted from it.
+func (n *Node) Kill() {
+	n.closeOnce.Do(func() {
+		n.cancel()
+		if n.api != nil {
+			_ = n.api.Close()
+		} else if n.apiLn != nil {
+			_ = n.apiLn.Close()
+		}
+		if n.gossip != nil {
+			_ = n.gossip.Shutdown()
+		}
+		if n.raft != nil {
+			_ = n.raft.Shutdown().Error()
+		}
+		if n.transport != nil {
+			_ = n.transport.Close()
+		}
+		n.abortLocalJobs()
+		n.wg.Wait()
+		if n.boltStore != nil {
+			_ = n.boltStore.Close()
+		}
+	})
+}
+
+// ErrLeaveTimeout is returned when a leave's drain did not finish in time.
+var ErrLeaveTimeout = errors.New("drain before leave did not finish in time")

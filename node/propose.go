@@ -1,0 +1,136 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/hostmesh/hostmesh/fsm"
+)
+
+// ErrNoLeader is returned while the mesh has no elected leader.
+var ErrNoLeader = errors.New("no raft leader")
+
+// applyTimeout bounds one Raft apply, so a lost quorum surfaces as an error.
+const applyTimeout = 10 * time.Second
+
+// propose commits one command through Raft: directly when this node leads,
+// otherwise forwarded to the leader's API. The value is the command's result.
+func (n *Node) propose(ctx context.Context, ct fsm.CommandType, payload any) (json.RawMessage, error) {
+	data, err := fsm.Encode(ct, payload)
+	if err != nil {
+		return nil, err
+	}
+	return n.proposeRaw(ctx, data)
+}
+
+func (n *Node) proposeRaw(ctx context.Context, data []byte) (json.RawMessage, error) {
+	if n.raft.State() == raft.Leader {
+		return n.applyLocal(data)
+	}
+	return n.forward(ctx, data)
+}
+
+// applyLocal applies on the leader and turns the FSM's Result into a value or error.
+func (n *Node) applyLocal(data []byte) (json.RawMessage, error) {
+	f := n.raft.Apply(data, applyTimeout)
+	if err := f.Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			return nil, fmt.Errorf("%w: %v", ErrNoLeader, err)
+		}
+		return nil, fmt.Errorf("raft apply: %w", err)
+	}
+	res, _ := f.Response().(fsm.Result)
+	if res.Err != nil {
+		return nil, res.Err
+	}
+	b, err := json.Marshal(res.Value)
+	if err != nil {
+		return nil, fmt.Errorf("marshal command result: %w", err)
+	}
+	return b, nil
+}
+
+// leaderAPI finds the leader's API address through its gossiped facts.
+func (n *Node) leaderAPI() (string, error) {
+	_, id := n.raft.LeaderWithID()
+	if id == "" {
+		return "", ErrNoLeader
+	}
+	if m, ok := n.gossip.Member(string(id)); ok && m.Facts.APIAddr != "" {
+		return m.Facts.APIAddr, nil
+	}
+	var addr string
+	n.fsm.Read(func(s *fsm.State) {
+		if h := s.Hosts[string(id)]; h != nil {
+			addr = h.APIAddr
+		}
+	})
+	if addr == "" {
+		return "", fmt.Errorf("%w: leader %s has no known API address", ErrNoLeader, id)
+	}
+	return addr, nil
+}
+
+// forward sends a raw command to the leader's internal apply endpoint.
+func (n *Node) forward(ctx context.Context, data []byte) (json.RawMessage, error) {
+	addr, err := n.leaderAPI()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, applyTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/v1/internal/apply", bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("forward to leader at %s: %w", addr, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if resp.StatusCode != http.StatusOK {
+		var e apiError
+		_ = json.Unmarshal(body, &e)
+		return nil, e.asError(resp.StatusCode)
+	}
+	return body, nil
+}
+
+// withLeaderRetry retries a proposal across a leader election, so callers
+// (progress reports, finishes) are not lost to a failover.
+func (n *Node) withLeaderRetry(ctx context.Context, ct fsm.CommandType, payload any) (json.RawMessage, error) {
+	var last error
+	for attempt := 0; attempt < 40; attempt++ {
+		v, err := n.propose(ctx, ct, payload)
+		if err == nil || !isRetryable(err) {
+			return v, err
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	return nil, last
+}
+
+func isRetryable(err error) bool {
+	if errors.Is(err, fsm.ErrRejected) || errors.Is(err, fsm.ErrMalformed) {
+		return false
+	}
+	var ae *apiError
+	if errors.As(err, &ae) && ae.Status < 500 {
+		return false
+	}
+	return true
+}

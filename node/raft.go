@@ -1,0 +1,87 @@
+package node
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+)
+
+// openRaft starts Raft on a bolt log in DataDir. A fresh data dir with no
+// peers to join bootstraps a single-voter cluster; every later host is added
+// by the leader when gossip shows it, so there is one bootstrap per mesh.
+func (n *Node) openRaft(ln net.Listener) error {
+	dir := filepath.Join(n.cfg.DataDir, "raft")
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("raft dir %s: %w", dir, err)
+	}
+	store, err := raftboltdb.NewBoltStore(filepath.Join(dir, "raft.db"))
+	if err != nil {
+		return fmt.Errorf("raft log %s: %w", dir, err)
+	}
+	n.boltStore = store
+	snaps, err := raft.NewFileSnapshotStore(dir, 2, io.Discard)
+	if err != nil {
+		return fmt.Errorf("raft snapshots %s: %w", dir, err)
+	}
+	n.stream = newStreamLayer(ln)
+	n.transport = raft.NewNetworkTransport(n.stream, 3, 5*time.Second, io.Discard)
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(n.cfg.Name)
+	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: os.Stderr})
+	rc.SnapshotThreshold = 4096
+	if n.cfg.Fast {
+		rc.HeartbeatTimeout = 300 * time.Millisecond
+		rc.ElectionTimeout = 300 * time.Millisecond
+		rc.LeaderLeaseTimeout = 150 * time.Millisecond
+		rc.CommitTimeout = 5 * time.Millisecond
+		rc.Logger = hclog.NewNullLogger()
+	} else {
+		// Sub-second detection of a dead leader: the queue must run again
+		// within a few seconds (LAN, as consul's defaults scaled down).
+		rc.HeartbeatTimeout = 500 * time.Millisecond
+		rc.ElectionTimeout = 500 * time.Millisecond
+		rc.LeaderLeaseTimeout = 250 * time.Millisecond
+	}
+	n.leaderNotify = make(chan bool, 8)
+	rc.NotifyCh = n.leaderNotify
+
+	has, err := raft.HasExistingState(store, store, snaps)
+	if err != nil {
+		return fmt.Errorf("raft state in %s: %w", dir, err)
+	}
+	r, err := raft.NewRaft(rc, n.fsm, store, store, snaps, n.transport)
+	if err != nil {
+		return fmt.Errorf("start raft for %s: %w", n.cfg.Name, err)
+	}
+	n.raft = r
+	if !has && len(n.cfg.Join) == 0 {
+		cfg := raft.Configuration{Servers: []raft.Server{{
+			ID: rc.LocalID, Address: n.transport.LocalAddr(), Suffrage: raft.Voter}}}
+		if err := r.BootstrapCluster(cfg).Error(); err != nil {
+			return fmt.Errorf("bootstrap raft on %s: %w", n.cfg.Name, err)
+		}
+	}
+	return nil
+}
+
+// streamLayer is raft's TCP stream layer over a listener we opened ourselves
+// (so port 0 works and the address is known before Raft starts).
+type streamLayer struct {
+	net.Listener
+}
+
+func newStreamLayer(ln net.Listener) *streamLayer {
+	return &streamLayer{Listener: ln}
+}
+
+func (s *streamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	return net.DialTimeout("tcp", string(addr), timeout)
+}

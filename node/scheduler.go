@@ -1,0 +1,72 @@
+package node
+
+import (
+	"context"
+	"time"
+
+	"github.com/hostmesh/hostmesh/fsm"
+	"github.com/hostmesh/hostmesh/migrate"
+)
+
+// schedule runs the slot scheduler over the current state and commits its
+// decisions. Grants are re-checked by the FSM, so a decision made on a state
+// that moved on is refused there instead of exceeding a limit.
+func (n *Node) schedule(ctx context.Context) {
+	var pending bool
+	n.fsm.Read(func(s *fsm.State) { pending = len(s.Queued()) > 0 })
+	if !pending {
+		return
+	}
+	st := n.fsm.State()
+	now := time.Now().UTC()
+	for _, d := range migrate.Schedule(st) {
+		if ctx.Err() != nil {
+			return
+		}
+		if d.Fail != "" {
+			n.try(ctx, fsm.CmdFinish, fsm.Finish{ID: d.Migration, State: fsm.MigFailed, Reason: d.Fail, At: now})
+			continue
+		}
+		n.try(ctx, fsm.CmdGrant, fsm.Grant{ID: d.Migration, Dest: d.Dest, BandwidthMiB: d.BandwidthMiB, Reason: d.Reason, At: now})
+	}
+}
+
+// reconcileDrains queues the VMs of a draining host that have no migration
+// yet (they appeared in inventory after the drain started) and fails the
+// migrations of hosts that are gone, whatever events were missed.
+func (n *Node) reconcileDrains(ctx context.Context) {
+	type pend struct{ vm, host, policy string }
+	var todo []pend
+	n.fsm.Read(func(s *fsm.State) {
+		for host, d := range s.Drains {
+			if d.State != fsm.DrainActive {
+				continue
+			}
+			for _, vm := range s.VMsOn(host) {
+				if _, bad := d.Unmovable[vm.Name]; vm.Migration == "" && !bad && vm.State == fsm.VMRunning {
+					todo = append(todo, pend{vm.Name, host, ""})
+				}
+			}
+		}
+	})
+	for _, p := range todo {
+		n.try(ctx, fsm.CmdEnqueue, fsm.Enqueue{VM: p.vm, Drain: p.host, At: time.Now().UTC()})
+	}
+	var gone []string
+	n.fsm.Read(func(s *fsm.State) {
+		for _, m := range s.Queue {
+			mig := s.Migrations[m]
+			if mig == nil {
+				continue
+			}
+			for _, h := range []string{mig.Source, mig.Dest} {
+				if hs := s.Hosts[h]; hs != nil && (hs.State == fsm.HostDown || hs.State == fsm.HostLeft) {
+					gone = append(gone, h)
+				}
+			}
+		}
+	})
+	for _, h := range gone {
+		n.failMigrationsOf(ctx, h, "host "+h+" is gone")
+	}
+}
