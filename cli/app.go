@@ -1,0 +1,51 @@
+// Package cli is meshctl: one file per noun, each exporting its command, in
+// the way of containerd's ctr. Tables go through text/tabwriter; --json
+// prints what the API returned for machines.
+package cli
+
+import (
+	"fmt"
+	"io"
+
+	ucli "github.com/urfave/cli/v2"
+)
+
+// App builds the meshctl application.
+func App(out, errOut io.Writer) *ucli.App {
+	return &ucli.App{
+		Name:      "meshctl",
+		Usage:     "drive a hostmesh: hosts, VMs, live migrations and drains",
+		Writer:    out,
+		ErrWriter: errOut,
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "addr", Value: "127.0.0.1:7400", EnvVars: []string{"MESH_ADDR"},
+				Usage: "API address of any meshd of the mesh"},
+		},
+		Commands: []*ucli.Command{
+			HostsCommand, VMsCommand, StatusCommand,
+			MigrateCommand, MigrationsCommand, CancelCommand,
+			DrainCommand, ActivateCommand, LeaveCommand, ClusterCommand, KeygenCommand,
+		},
+		// Errors are turned into exit codes by Run, not inside urfave/cli,
+		// so tests can run commands in-process.
+		ExitErrHandler: func(*ucli.Context, error) {},
+	}
+}
+
+// Run runs meshctl with args and returns the process exit code, printing
+// errors to errOut.
+func Run(args []string, out, errOut io.Writer) int {
+	err := App(out, errOut).Run(args)
+	if err == nil {
+		return 0
+	}
+	err = exitErr(err)
+	if ec, ok := err.(ucli.ExitCoder); ok {
+		fmt.Fprintln(errOut, ec.Error())
+		return ec.ExitCode()
+	}
+	fmt.Fprintln(errOut, "error:", err)
+	return 1
+}
+
+var jsonFlag = &ucli.BoolFlag{Name: "json", Usage: "print JSON instead of a table"}

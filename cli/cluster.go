@@ -1,0 +1,72 @@
+package cli
+
+import (
+	"fmt"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/hostmesh/hostmesh/fsm"
+	"github.com/hostmesh/hostmesh/gossip"
+)
+
+// ClusterCommand shows or changes a cluster's migration limits.
+var ClusterCommand = &ucli.Command{
+	Name:      "cluster",
+	Usage:     "show or set a cluster's slots, bandwidth and default policy",
+	ArgsUsage: "CLUSTER",
+	Flags: []ucli.Flag{
+		&ucli.IntFlag{Name: "max-outgoing", Usage: "migrations leaving one host at once"},
+		&ucli.IntFlag{Name: "max-incoming", Usage: "migrations entering one host at once"},
+		&ucli.IntFlag{Name: "max-concurrent", Usage: "migrations running in the cluster at once"},
+		&ucli.StringFlag{Name: "bandwidth-mode", Usage: "fixed (per migration) or auto (divide the migration network)"},
+		&ucli.Uint64Flag{Name: "bandwidth", Usage: "per-migration cap in MiB/s (fixed mode)"},
+		&ucli.Uint64Flag{Name: "migration-net", Usage: "migration network capacity in MiB/s (auto mode)"},
+		&ucli.StringFlag{Name: "policy", Usage: "default convergence policy"},
+		jsonFlag,
+	},
+	Action: func(c *ucli.Context) error {
+		if c.NArg() != 1 {
+			return usage(c, "exactly one cluster name")
+		}
+		cl, name := newClient(c), c.Args().First()
+		var cur fsm.Cluster
+		if err := cl.do(c.Context, "GET", "/v1/clusters/"+name, nil, &cur); err != nil {
+			return err
+		}
+		changed := false
+		set := func(flag string, apply func()) {
+			if c.IsSet(flag) {
+				apply()
+				changed = true
+			}
+		}
+		set("max-outgoing", func() { cur.MaxOutgoing = c.Int("max-outgoing") })
+		set("max-incoming", func() { cur.MaxIncoming = c.Int("max-incoming") })
+		set("max-concurrent", func() { cur.MaxConcurrent = c.Int("max-concurrent") })
+		set("bandwidth-mode", func() { cur.BandwidthMode = c.String("bandwidth-mode") })
+		set("bandwidth", func() { cur.BandwidthMiB = c.Uint64("bandwidth") })
+		set("migration-net", func() { cur.MigrationNetMiB = c.Uint64("migration-net") })
+		set("policy", func() { cur.Policy = c.String("policy") })
+		if changed {
+			if err := cl.do(c.Context, "PUT", "/v1/clusters/"+name, cur, &cur); err != nil {
+				return err
+			}
+		}
+		if c.Bool("json") {
+			return printJSON(c, cur)
+		}
+		fmt.Fprintf(c.App.Writer, "cluster %s: slots out %d / in %d per host, %d per cluster; bandwidth %s %d MiB/s (network %d MiB/s); policy %s\n",
+			cur.Name, cur.MaxOutgoing, cur.MaxIncoming, cur.MaxConcurrent, cur.BandwidthMode, cur.BandwidthMiB, cur.MigrationNetMiB, cur.Policy)
+		return nil
+	},
+}
+
+// KeygenCommand prints a new gossip encryption key.
+var KeygenCommand = &ucli.Command{
+	Name:  "keygen",
+	Usage: "print a new gossip encryption key for meshd --gossip-key",
+	Action: func(c *ucli.Context) error {
+		fmt.Fprintln(c.App.Writer, gossip.GenerateKey())
+		return nil
+	},
+}

@@ -1,0 +1,173 @@
+package cli
+
+import (
+	"fmt"
+	"sort"
+	"text/tabwriter"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/hostmesh/hostmesh/fsm"
+	"github.com/hostmesh/hostmesh/node"
+)
+
+// DrainCommand moves every VM off a host and puts it in maintenance.
+var DrainCommand = &ucli.Command{
+	Name:      "drain",
+	Usage:     "put a host in maintenance: migrate all its VMs away live (--cancel to stop)",
+	ArgsUsage: "HOST",
+	Flags: []ucli.Flag{
+		&ucli.BoolFlag{Name: "wait", Usage: "show each VM's progress until the drain ends"},
+		&ucli.BoolFlag{Name: "cancel", Usage: "stop queueing and return the host to Up"},
+		&ucli.StringFlag{Name: "policy", Usage: "convergence policy for the drain's migrations"},
+		jsonFlag,
+	},
+	Action: func(c *ucli.Context) error {
+		if c.NArg() != 1 {
+			return usage(c, "exactly one host name")
+		}
+		cl, host := newClient(c), c.Args().First()
+		if c.Bool("cancel") {
+			if err := cl.do(c.Context, "POST", "/v1/hosts/"+host+"/drain/cancel", nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.Writer, "drain of %s cancelled; %s is Up\n", host, host)
+			return nil
+		}
+		var resp struct {
+			Migrations []string `json:"migrations"`
+		}
+		if err := cl.do(c.Context, "POST", "/v1/hosts/"+host+"/drain", node.DrainRequest{Policy: c.String("policy")}, &resp); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.App.Writer, "draining %s: %d migrations queued\n", host, len(resp.Migrations))
+		if !c.Bool("wait") {
+			return nil
+		}
+		return waitDrain(c, cl, host)
+	},
+}
+
+// waitDrain prints one line per VM as its migration ends, then the report.
+func waitDrain(c *ucli.Context, cl *client, host string) error {
+	start := time.Now()
+	seen := map[string]bool{}
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var d fsm.Drain
+		if err := cl.do(c.Context, "GET", "/v1/hosts/"+host+"/drain", nil, &d); err != nil {
+			return err
+		}
+		var ms []fsm.Migration
+		if err := cl.do(c.Context, "GET", "/v1/migrations", nil, &ms); err != nil {
+			return err
+		}
+		running := 0
+		for _, m := range ms {
+			if m.Source != host || m.CreatedAt.Before(d.CreatedAt) {
+				continue
+			}
+			switch {
+			case m.State == fsm.MigRunning:
+				running++
+			case m.State.Final() && !seen[m.ID]:
+				seen[m.ID] = true
+				line := fmt.Sprintf("  %-12s %-9s → %-8s", m.VM, m.State, dash(m.Dest))
+				if m.State == fsm.MigSucceeded {
+					line += fmt.Sprintf(" in %s, downtime %d ms", m.EndedAt.Sub(m.StartedAt).Round(time.Millisecond), m.DowntimeMs)
+				} else {
+					line += " " + m.Reason
+				}
+				fmt.Fprintln(c.App.Writer, line)
+			}
+		}
+		if d.State != fsm.DrainActive {
+			return drainReport(c, host, d, time.Since(start))
+		}
+		select {
+		case <-c.Context.Done():
+			return c.Context.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+func drainReport(c *ucli.Context, host string, d fsm.Drain, took time.Duration) error {
+	if c.Bool("json") {
+		return printJSON(c, d)
+	}
+	fmt.Fprintf(c.App.Writer, "drain of %s %s after %s: %d VMs moved, %d could not move\n",
+		host, d.State, took.Round(time.Millisecond), len(d.Moved), len(d.Unmovable))
+	if len(d.Unmovable) == 0 {
+		if d.State == fsm.DrainDone {
+			fmt.Fprintf(c.App.Writer, "%s is in Maintenance\n", host)
+		}
+		return nil
+	}
+	names := make([]string, 0, len(d.Unmovable))
+	for vm := range d.Unmovable {
+		names = append(names, vm)
+	}
+	sort.Strings(names)
+	w := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "VM\tWHY IT DID NOT MOVE")
+	for _, vm := range names {
+		fmt.Fprintf(w, "%s\t%s\n", vm, d.Unmovable[vm])
+	}
+	_ = w.Flush()
+	return ucli.Exit(fmt.Sprintf("%s stays PreparingForMaintenance: move or stop the VMs above, then drain again or activate it", host), exitFailed)
+}
+
+// ActivateCommand brings a host out of maintenance.
+var ActivateCommand = &ucli.Command{
+	Name:      "activate",
+	Usage:     "bring a host out of maintenance (--return moves its drained VMs back)",
+	ArgsUsage: "HOST",
+	Flags:     []ucli.Flag{&ucli.BoolFlag{Name: "return", Usage: "migrate the VMs the drain moved away back to this host"}},
+	Action: func(c *ucli.Context) error {
+		if c.NArg() != 1 {
+			return usage(c, "exactly one host name")
+		}
+		host := c.Args().First()
+		var resp struct {
+			Migrations []string `json:"migrations"`
+		}
+		if err := newClient(c).do(c.Context, "POST", "/v1/hosts/"+host+"/activate", node.ActivateRequest{Return: c.Bool("return")}, &resp); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.App.Writer, "%s is Up", host)
+		if c.Bool("return") {
+			fmt.Fprintf(c.App.Writer, "; %d migrations queued to bring its VMs back", len(resp.Migrations))
+		}
+		fmt.Fprintln(c.App.Writer)
+		return nil
+	},
+}
+
+// LeaveCommand drains the node addressed by --addr and takes it out of the mesh.
+var LeaveCommand = &ucli.Command{
+	Name:  "leave",
+	Usage: "drain the host at --addr, then take it out of gossip and raft",
+	Flags: []ucli.Flag{&ucli.DurationFlag{Name: "timeout", Value: 10 * time.Minute, Usage: "how long the drain may take"}},
+	Action: func(c *ucli.Context) error {
+		if c.NArg() != 0 {
+			return usage(c, "no arguments (it acts on the host at --addr)")
+		}
+		cl := newClient(c)
+		cl.http.Timeout = c.Duration("timeout") + time.Minute
+		var rep node.LeaveReport
+		if err := cl.do(c.Context, "POST", "/v1/leave", node.LeaveRequest{TimeoutSeconds: int(c.Duration("timeout").Seconds())}, &rep); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.App.Writer, "%s left the mesh after %d ms: drain %s, %d VMs moved\n", rep.Host, rep.DurationMs, rep.Drain, len(rep.Moved))
+		if len(rep.Unmovable) > 0 {
+			for vm, why := range rep.Unmovable {
+				fmt.Fprintf(c.App.Writer, "  %s did not move: %s\n", vm, why)
+			}
+			return ucli.Exit(fmt.Sprintf("%d VMs are still on %s", len(rep.Unmovable), rep.Host), exitFailed)
+		}
+		return nil
+	},
+}

@@ -1,0 +1,208 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/hostmesh/hostmesh/fsm"
+	"github.com/hostmesh/hostmesh/gossip"
+	"github.com/hostmesh/hostmesh/migrate"
+	"github.com/hostmesh/hostmesh/migrate/sim"
+	"github.com/hostmesh/hostmesh/migrate/virt"
+	"github.com/hostmesh/hostmesh/node"
+)
+
+// MeshdApp builds the meshd daemon's command line.
+func MeshdApp(out, errOut io.Writer) *ucli.App {
+	return &ucli.App{
+		Name:      "meshd",
+		Usage:     "the hostmesh agent of one hypervisor host",
+		Writer:    out,
+		ErrWriter: errOut,
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "name", EnvVars: []string{"MESH_NAME"}, Usage: "host name (default: hostname)"},
+			&ucli.StringFlag{Name: "cluster", Value: "default", EnvVars: []string{"MESH_CLUSTER"}, Usage: "cluster: VMs only move between hosts of one cluster"},
+			&ucli.StringFlag{Name: "data-dir", Value: "/var/lib/hostmesh", EnvVars: []string{"MESH_DATA_DIR"}, Usage: "raft log and snapshots"},
+			&ucli.StringFlag{Name: "bind", Value: "127.0.0.1", EnvVars: []string{"MESH_BIND"}, Usage: "management-network IP (gossip, raft, API)"},
+			&ucli.StringFlag{Name: "migration-addr", EnvVars: []string{"MESH_MIGRATION_ADDR"}, Usage: "migration-network IP for memory and disk streams (default: --bind)"},
+			&ucli.IntFlag{Name: "gossip-port", Value: 7946},
+			&ucli.IntFlag{Name: "raft-port", Value: 7300},
+			&ucli.IntFlag{Name: "api-port", Value: 7400},
+			&ucli.StringSliceFlag{Name: "join", EnvVars: []string{"MESH_JOIN"}, Usage: "gossip address (ip:port) of any member; none bootstraps a new mesh"},
+			&ucli.StringFlag{Name: "gossip-key", EnvVars: []string{"MESH_GOSSIP_KEY"}, Usage: "base64 key encrypting gossip (meshctl keygen)"},
+			&ucli.BoolFlag{Name: "dev", Usage: "dev mode: allow unencrypted gossip"},
+			&ucli.IntFlag{Name: "max-voters", Value: 5, Usage: "raft voters; further hosts replicate as non-voters"},
+			&ucli.StringFlag{Name: "hypervisor", Value: "libvirt", Usage: "libvirt or sim"},
+			&ucli.StringFlag{Name: "libvirt-uri", Value: "qemu:///system", Usage: "local libvirt connection"},
+			&ucli.StringFlag{Name: "libvirt-peer-uri", Usage: "how peers' libvirtd reach this host (default qemu+tcp://BIND/system)"},
+			&ucli.StringSliceFlag{Name: "network", Usage: "virtual network this host offers, NAME or NAME.VLAN (repeat)"},
+			&ucli.StringSliceFlag{Name: "storage-domain", Usage: "storage domain NAME=DIR this host sees (repeat)"},
+			&ucli.BoolFlag{Name: "unsafe-migration", Usage: "let libvirt migrate disks it cannot prove shared (the mesh checks storage and cache itself)"},
+			&ucli.BoolFlag{Name: "drain-on-sigterm", Value: true, Usage: "drain this host before leaving on SIGTERM"},
+			&ucli.DurationFlag{Name: "drain-timeout", Value: 10 * time.Minute},
+			&ucli.DurationFlag{Name: "sample-interval", Value: 500 * time.Millisecond, Usage: "migration job-stats sample period"},
+			&ucli.IntFlag{Name: "sim-vms", Value: 0, Usage: "sim: VMs to define on this host"},
+			&ucli.Uint64Flag{Name: "sim-vm-mem", Value: 1024, Usage: "sim: memory of each VM, MiB"},
+			&ucli.Float64Flag{Name: "sim-dirty", Value: 0, Usage: "sim: dirty rate of each VM, MiB/s"},
+			&ucli.Uint64Flag{Name: "sim-mem", Value: 65536, Usage: "sim: host memory, MiB"},
+			&ucli.Float64Flag{Name: "sim-timescale", Value: 1, Usage: "sim: simulated seconds per real second"},
+			&ucli.StringFlag{Name: "log-level", Value: "info"},
+		},
+		Action: runMeshd,
+	}
+}
+
+func runMeshd(c *ucli.Context) error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+		return ucli.Exit("error: --log-level: "+err.Error(), exitUsage)
+	}
+	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
+	name := c.String("name")
+	if name == "" {
+		name, _ = os.Hostname()
+	}
+	cfg := node.Config{
+		Name: name, Cluster: c.String("cluster"), DataDir: c.String("data-dir"),
+		BindAddr: c.String("bind"), MigrationAddr: c.String("migration-addr"),
+		GossipPort: c.Int("gossip-port"), RaftPort: c.Int("raft-port"), APIPort: c.Int("api-port"),
+		Join: c.StringSlice("join"), DevMode: c.Bool("dev"), MaxVoters: c.Int("max-voters"),
+		UnsafeMigration: c.Bool("unsafe-migration"), DrainTimeout: c.Duration("drain-timeout"),
+		Monitor: migrate.MonitorConfig{Interval: c.Duration("sample-interval")}, Logger: log,
+	}
+	if k := c.String("gossip-key"); k != "" {
+		key, err := gossip.KeyFromString(k)
+		if err != nil {
+			return ucli.Exit("error: --gossip-key: "+err.Error(), exitUsage)
+		}
+		cfg.GossipKey = key
+	}
+	var err error
+	if cfg.Networks, err = parseNetworks(c.StringSlice("network")); err != nil {
+		return ucli.Exit("error: "+err.Error(), exitUsage)
+	}
+	if cfg.StorageDomains, err = parseDomains(c.StringSlice("storage-domain")); err != nil {
+		return ucli.Exit("error: "+err.Error(), exitUsage)
+	}
+	closeHV, err := setupHypervisor(c, &cfg)
+	if err != nil {
+		return ucli.Exit("error: "+err.Error(), exitFailed)
+	}
+	defer closeHV()
+	n, err := node.New(cfg)
+	if err != nil {
+		return ucli.Exit("error: "+err.Error(), exitFailed)
+	}
+	log.Info("meshd running", "api", n.APIAddr(), "raft", n.RaftAddr(), "gossip", n.GossipAddr(), "hypervisor", cfg.HypervisorKind)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	select {
+	case sig := <-sigs:
+		log.Info("signal", "signal", sig.String())
+		if c.Bool("drain-on-sigterm") {
+			rep, err := n.Leave(context.Background(), cfg.DrainTimeout)
+			if err != nil {
+				log.Error("leave", "err", err)
+			} else if len(rep.Unmovable) > 0 {
+				log.Warn("left with VMs that could not move", "unmovable", rep.Unmovable)
+			}
+		} else {
+			_ = n.Gossip().Leave(5 * time.Second)
+		}
+	case <-n.Left():
+	}
+	n.Kill()
+	return nil
+}
+
+// setupHypervisor opens libvirt, or builds a sim host with its VMs whose
+// peers reach it through this meshd's API.
+func setupHypervisor(c *ucli.Context, cfg *node.Config) (func(), error) {
+	switch kind := c.String("hypervisor"); kind {
+	case "libvirt":
+		hv, err := virt.Open(c.String("libvirt-uri"))
+		if err != nil {
+			return nil, fmt.Errorf("open libvirt %s: %w", c.String("libvirt-uri"), err)
+		}
+		cfg.Hypervisor, cfg.HypervisorKind = hv, "libvirt"
+		cfg.HypervisorURI = c.String("libvirt-peer-uri")
+		if cfg.HypervisorURI == "" {
+			cfg.HypervisorURI = "qemu+tcp://" + cfg.BindAddr + "/system"
+		}
+		return func() { _ = hv.Close() }, nil
+	case "sim":
+		reg := sim.NewRegistry(sim.Config{TimeScale: c.Float64("sim-timescale")})
+		h, err := reg.AddHost(sim.HostSpec{Name: cfg.Name, CPUModel: "Skylake-Server", CPUFlags: []string{"sse4_2", "avx2", "aes"},
+			MemTotalMiB: c.Uint64("sim-mem"), CPUs: 64})
+		if err != nil {
+			return nil, err
+		}
+		nets := []fsm.NIC{}
+		if len(cfg.Networks) > 0 {
+			nets = append(nets, fsm.NIC{Network: cfg.Networks[0].Name, VLAN: cfg.Networks[0].VLAN})
+		}
+		for i := 0; i < c.Int("sim-vms"); i++ {
+			vm := fmt.Sprintf("%s-vm%d", cfg.Name, i+1)
+			var disks []fsm.Disk
+			for dom, dir := range cfg.StorageDomains {
+				disks = append(disks, fsm.Disk{Target: "vda", Source: dir + "/" + vm + ".qcow2", Cache: "none", StorageDomain: dom})
+				break
+			}
+			if err := h.Define(sim.VMSpec{Name: vm, MemoryMiB: c.Uint64("sim-vm-mem"), VCPUs: 2,
+				DirtyMiBps: c.Float64("sim-dirty"), NICs: nets, Disks: disks}); err != nil {
+				return nil, err
+			}
+		}
+		clk := reg.Clock()
+		cfg.Monitor.Clock, cfg.Monitor.NewTicker = clk.Now, clk.NewTicker
+		cfg.Hypervisor, cfg.HypervisorKind = h, "sim"
+		cfg.HypervisorURI = "sim+http://{api}/v1/sim"
+		cfg.HTTPHandlers = map[string]http.Handler{"/v1/sim": sim.Handler(h)}
+		return reg.Close, nil
+	default:
+		return nil, fmt.Errorf("--hypervisor %q: want libvirt or sim", kind)
+	}
+}
+
+func parseNetworks(specs []string) ([]fsm.Network, error) {
+	var out []fsm.Network
+	for _, s := range specs {
+		name, vlan, found := strings.Cut(s, ".")
+		nw := fsm.Network{Name: name}
+		if found {
+			v, err := strconv.Atoi(vlan)
+			if err != nil || v < 1 || v > 4094 {
+				return nil, fmt.Errorf("--network %q: VLAN must be 1-4094", s)
+			}
+			nw.VLAN = v
+		}
+		if name == "" {
+			return nil, fmt.Errorf("--network %q: empty name", s)
+		}
+		out = append(out, nw)
+	}
+	return out, nil
+}
+
+func parseDomains(specs []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, s := range specs {
+		name, dir, ok := strings.Cut(s, "=")
+		if !ok || name == "" || !strings.HasPrefix(dir, "/") {
+			return nil, fmt.Errorf("--storage-domain %q: want NAME=/absolute/dir", s)
+		}
+		out[name] = dir
+	}
+	return out, nil
+}

@@ -1,0 +1,226 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/hostmesh/hostmesh/fsm"
+	"github.com/hostmesh/hostmesh/migrate"
+	"github.com/hostmesh/hostmesh/node"
+)
+
+// MigrateCommand queues a live migration, or explains why it cannot run.
+var MigrateCommand = &ucli.Command{
+	Name:      "migrate",
+	Usage:     "live-migrate a VM to the best host of its cluster (or --to HOST)",
+	ArgsUsage: "VM",
+	Flags: []ucli.Flag{
+		&ucli.StringFlag{Name: "to", Usage: "destination host (default: placement chooses)"},
+		&ucli.StringFlag{Name: "policy", Usage: "convergence policy: minimal-downtime, post-copy, suspend-workload, precopy (default: the cluster's)"},
+		&ucli.Uint64Flag{Name: "bandwidth", Usage: "cap in MiB/s (default: the cluster's)"},
+		&ucli.BoolFlag{Name: "wait", Usage: "show progress until the migration ends; non-zero exit if it fails"},
+		&ucli.BoolFlag{Name: "dry-run", Usage: "show every host's prerequisite checks, queue nothing"},
+		&ucli.StringFlag{Name: "cancel", Usage: "cancel the migration with this ID instead"},
+		jsonFlag,
+	},
+	Action: func(c *ucli.Context) error {
+		cl := newClient(c)
+		if id := c.String("cancel"); id != "" {
+			if c.NArg() != 0 {
+				return usage(c, "no VM with --cancel")
+			}
+			return cancelMigration(c, cl, id)
+		}
+		if c.NArg() != 1 {
+			return usage(c, "exactly one VM name")
+		}
+		req := node.MigrateRequest{VM: c.Args().First(), To: c.String("to"), Policy: c.String("policy"),
+			BandwidthMiB: c.Uint64("bandwidth"), DryRun: c.Bool("dry-run")}
+		var resp node.MigrateResponse
+		if err := cl.do(c.Context, "POST", "/v1/migrations", req, &resp); err != nil {
+			return refusal(c, err)
+		}
+		if req.DryRun {
+			if c.Bool("json") {
+				return printJSON(c, resp.Candidates)
+			}
+			return printDryRun(c.App.Writer, req.VM, resp.Candidates)
+		}
+		if c.Bool("json") && !c.Bool("wait") {
+			return printJSON(c, resp)
+		}
+		fmt.Fprintf(c.App.Writer, "migration %s queued for %s", resp.ID, req.VM)
+		if resp.Placement != "" {
+			fmt.Fprintf(c.App.Writer, " (placement now: %s)", resp.Placement)
+		}
+		fmt.Fprintln(c.App.Writer)
+		if !c.Bool("wait") {
+			return nil
+		}
+		m, err := waitMigration(c.Context, cl, resp.ID, c.App.ErrWriter)
+		if err != nil {
+			return err
+		}
+		return reportEnd(c, m)
+	},
+}
+
+// refusal prints each failed prerequisite check on its own line.
+func refusal(c *ucli.Context, err error) error {
+	if ae, ok := err.(*apiErr); ok && len(ae.Checks) > 0 {
+		fmt.Fprintln(c.App.ErrWriter, "migration refused:")
+		for _, ch := range ae.Checks {
+			fmt.Fprintf(c.App.ErrWriter, "  %-14s %s\n", ch.Name, ch.Message)
+		}
+	}
+	return err
+}
+
+func printDryRun(w io.Writer, vm string, cands []migrate.Candidate) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "dry run for %s: %d candidate hosts\n", vm, len(cands))
+	fmt.Fprintln(tw, "HOST\tRESULT\tSCORE\tCHECK\tOK\tDETAIL")
+	for _, cand := range cands {
+		res := "refused"
+		if cand.OK {
+			res = "passes"
+		}
+		for i, r := range cand.Results {
+			host, rs, score := "", "", ""
+			if i == 0 {
+				host, rs, score = cand.Host, res, fmt.Sprintf("%.1f", cand.Score)
+			}
+			ok := "ok"
+			if !r.OK {
+				ok = "FAIL"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", host, rs, score, r.Name, ok, r.Message)
+		}
+	}
+	return tw.Flush()
+}
+
+// waitMigration polls the migration (every 500 ms, the sample rate of the
+// source) and draws a progress bar until it ends.
+func waitMigration(ctx context.Context, cl *client, id string, out io.Writer) (fsm.Migration, error) {
+	bar := progressbar.NewOptions(1000,
+		progressbar.OptionSetWriter(out),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionSetPredictTime(false),
+		progressbar.OptionSetDescription(id+" queued"),
+		progressbar.OptionShowCount(),
+		progressbar.OptionThrottle(100*time.Millisecond),
+	)
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var m fsm.Migration
+		if err := cl.do(ctx, "GET", "/v1/migrations/"+id, nil, &m); err != nil {
+			return m, err
+		}
+		p := m.Progress
+		desc := fmt.Sprintf("%s %s→%s %s", id, m.Source, dash(m.Dest), m.State)
+		if m.State == fsm.MigRunning {
+			desc = fmt.Sprintf("%s %s→%s %5.1f MiB/s, %d MiB left, iter %d, dirty %.1f MiB/s", id, m.Source, m.Dest,
+				p.MiBps, p.RemainingBytes>>20, p.Iteration, float64(p.DirtyRateBps)/(1<<20))
+			if p.PostCopy {
+				desc += " post-copy"
+			}
+		}
+		bar.Describe(desc)
+		_ = bar.Set(int(p.Percent * 10))
+		if m.State.Final() {
+			if m.State == fsm.MigSucceeded {
+				_ = bar.Set(1000)
+			}
+			_ = bar.Finish()
+			fmt.Fprintln(out)
+			return m, nil
+		}
+		select {
+		case <-ctx.Done():
+			return m, ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// reportEnd prints the closing line and fails the command unless it succeeded.
+func reportEnd(c *ucli.Context, m fsm.Migration) error {
+	if c.Bool("json") {
+		if err := printJSON(c, m); err != nil {
+			return err
+		}
+	}
+	total := m.EndedAt.Sub(m.StartedAt)
+	if m.StartedAt.IsZero() {
+		total = 0
+	}
+	if m.State == fsm.MigSucceeded {
+		fmt.Fprintf(c.App.Writer, "%s: %s moved %s → %s in %s, downtime %d ms\n", m.ID, m.VM, m.Source, m.Dest,
+			total.Round(time.Millisecond), m.DowntimeMs)
+		return nil
+	}
+	return ucli.Exit(fmt.Sprintf("%s: %s %s: %s (VM stays on %s)", m.ID, m.VM, m.State, m.Reason, m.Source), exitFailed)
+}
+
+func cancelMigration(c *ucli.Context, cl *client, id string) error {
+	if err := cl.do(c.Context, "POST", "/v1/migrations/"+id+"/cancel", nil, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "cancel of %s requested\n", id)
+	return nil
+}
+
+// CancelCommand cancels a queued or running migration.
+var CancelCommand = &ucli.Command{
+	Name:      "cancel",
+	Usage:     "cancel a migration (a running one is aborted; the VM stays on its source)",
+	ArgsUsage: "MIGRATION-ID",
+	Action: func(c *ucli.Context) error {
+		if c.NArg() != 1 {
+			return usage(c, "exactly one migration ID")
+		}
+		return cancelMigration(c, newClient(c), c.Args().First())
+	},
+}
+
+// MigrationsCommand lists the queue and the history.
+var MigrationsCommand = &ucli.Command{
+	Name:  "migrations",
+	Usage: "list migrations: queue and history with state, hosts, progress, times, downtime, reason",
+	Flags: []ucli.Flag{jsonFlag},
+	Action: func(c *ucli.Context) error {
+		if c.NArg() != 0 {
+			return usage(c, "no arguments")
+		}
+		var ms []fsm.Migration
+		if err := newClient(c).do(c.Context, "GET", "/v1/migrations", nil, &ms); err != nil {
+			return err
+		}
+		if c.Bool("json") {
+			return printJSON(c, ms)
+		}
+		w := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(w, "ID\tVM\tSTATE\tSOURCE\tDEST\tPOLICY\tMIB/S\tPROGRESS\tTIME\tDOWNTIME\tREASON")
+		for _, m := range ms {
+			took := "-"
+			if !m.StartedAt.IsZero() && !m.EndedAt.IsZero() {
+				took = m.EndedAt.Sub(m.StartedAt).Round(time.Millisecond).String()
+			}
+			down := "-"
+			if m.DowntimeMs > 0 {
+				down = fmt.Sprintf("%d ms", m.DowntimeMs)
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%.0f%%\t%s\t%s\t%s\n", m.ID, m.VM, m.State, m.Source, dash(m.Dest),
+				m.Policy, m.GrantedMiB, m.Progress.Percent, took, down, dash(m.Reason))
+		}
+		return w.Flush()
+	},
+}

@@ -1,0 +1,61 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/hostmesh/hostmesh/fsm"
+)
+
+// VMsCommand lists the VMs and the host that runs each.
+var VMsCommand = &ucli.Command{
+	Name:  "vms",
+	Usage: "list VMs: host, state, memory, vCPUs, NICs, disks, migration",
+	Flags: []ucli.Flag{jsonFlag, &ucli.StringFlag{Name: "host", Usage: "only VMs on this host"}},
+	Action: func(c *ucli.Context) error {
+		if c.NArg() != 0 {
+			return usage(c, "no arguments")
+		}
+		var vms []fsm.VM
+		if err := newClient(c).do(c.Context, "GET", "/v1/vms", nil, &vms); err != nil {
+			return err
+		}
+		if h := c.String("host"); h != "" {
+			var keep []fsm.VM
+			for _, v := range vms {
+				if v.Host == h {
+					keep = append(keep, v)
+				}
+			}
+			vms = keep
+		}
+		if c.Bool("json") {
+			return printJSON(c, vms)
+		}
+		w := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(w, "NAME\tHOST\tSTATE\tMEMORY\tVCPUS\tNICS\tDISKS\tMIGRATION")
+		for _, v := range vms {
+			var nics, disks []string
+			for _, n := range v.NICs {
+				if n.VLAN != 0 {
+					nics = append(nics, fmt.Sprintf("%s.%d", n.Network, n.VLAN))
+				} else {
+					nics = append(nics, n.Network)
+				}
+			}
+			for _, d := range v.Disks {
+				where := d.StorageDomain
+				if where == "" {
+					where = "local"
+				}
+				disks = append(disks, fmt.Sprintf("%s:%s/%s", d.Target, where, d.Cache))
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%d MiB\t%d\t%s\t%s\t%s\n", v.Name, v.Host, v.State, v.MemoryMiB, v.VCPUs,
+				dash(strings.Join(nics, ",")), dash(strings.Join(disks, ",")), dash(v.Migration))
+		}
+		return w.Flush()
+	},
+}
