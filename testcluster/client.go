@@ -1,0 +1,150 @@
+package testcluster
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/hostmesh/hostmesh/fsm"
+	"github.com/hostmesh/hostmesh/node"
+)
+
+// Call sends one API request to a node, as meshctl would, and decodes the
+// answer into out. A non-2xx answer is an error carrying the body.
+func Call(apiAddr, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, "http://"+apiAddr+path, body)
+	if err != nil {
+		return err
+	}
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(data))
+	}
+	if out != nil {
+		return json.Unmarshal(data, out)
+	}
+	return nil
+}
+
+// Migrate queues a migration through any node and returns its ID.
+func Migrate(apiAddr string, req node.MigrateRequest) (string, error) {
+	var resp node.MigrateResponse
+	if err := Call(apiAddr, "POST", "/v1/migrations", req, &resp); err != nil {
+		return "", err
+	}
+	return resp.ID, nil
+}
+
+// SlotWatch samples the leader's state on a ticker and records every moment
+// a slot limit or a host's memory was exceeded, so tests can assert that
+// limits held at every sample, not only at the end.
+type SlotWatch struct {
+	c    *Cluster
+	stop chan struct{}
+	done chan struct{}
+
+	mu         sync.Mutex
+	Samples    int
+	Violations []string
+	MaxRunning int
+}
+
+// WatchSlots starts sampling every interval until Stop.
+func (c *Cluster) WatchSlots(interval time.Duration) *SlotWatch {
+	w := &SlotWatch{c: c, stop: make(chan struct{}), done: make(chan struct{})}
+	go w.loop(interval)
+	return w
+}
+
+func (w *SlotWatch) loop(interval time.Duration) {
+	defer close(w.done)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-w.stop:
+			return
+		case <-t.C:
+		}
+		for _, n := range w.c.Nodes() {
+			if !n.IsLeader() {
+				continue
+			}
+			var bad []string
+			running := 0
+			n.FSM().Read(func(s *fsm.State) {
+				u := s.Slots()
+				running = len(s.Running())
+				for h, k := range u.Out {
+					if lim := s.Cluster(s.Hosts[h].Cluster).MaxOutgoing; k > lim {
+						bad = append(bad, fmt.Sprintf("%s has %d outgoing > %d", h, k, lim))
+					}
+				}
+				for h, k := range u.In {
+					if lim := s.Cluster(s.Hosts[h].Cluster).MaxIncoming; k > lim {
+						bad = append(bad, fmt.Sprintf("%s has %d incoming > %d", h, k, lim))
+					}
+				}
+				for cl, k := range u.Cluster {
+					if lim := s.Cluster(cl).MaxConcurrent; k > lim {
+						bad = append(bad, fmt.Sprintf("cluster %s has %d running > %d", cl, k, lim))
+					}
+				}
+			})
+			for _, h := range w.c.Reg.Hosts() {
+				var used uint64
+				for _, name := range h.VMNames() {
+					if spec, _, ok := h.VM(name); ok {
+						used += spec.MemoryMiB
+					}
+				}
+				if used > w.c.opts.HostMemMiB {
+					bad = append(bad, fmt.Sprintf("sim host %s holds %d MiB of VMs > %d MiB", h.Name(), used, w.c.opts.HostMemMiB))
+				}
+			}
+			w.mu.Lock()
+			w.Samples++
+			w.Violations = append(w.Violations, bad...)
+			w.MaxRunning = max(w.MaxRunning, running)
+			w.mu.Unlock()
+		}
+	}
+}
+
+// Stop ends sampling and returns samples taken and violations seen.
+func (w *SlotWatch) Stop() (samples int, violations []string, maxRunning int) {
+	close(w.stop)
+	<-w.done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.Samples, w.Violations, w.MaxRunning
+}
+
+// VMPlacement maps every VM to the sim hosts that hold it: after every
+// failure path each VM must be on exactly one.
+func (c *Cluster) VMPlacement() map[string][]string {
+	out := map[string][]string{}
+	for _, h := range c.Reg.Hosts() {
+		for _, name := range h.VMNames() {
+			out[name] = append(out[name], h.Name())
+		}
+	}
+	return out
+}

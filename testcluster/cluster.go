@@ -1,0 +1,264 @@
+// Package testcluster runs whole meshes for tests and the demo: N meshd
+// nodes in one process on loopback with simulated hypervisors (this file),
+// and, in testcluster/lab, real libvirt hosts in network namespaces.
+package testcluster
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hostmesh/hostmesh/fsm"
+	"github.com/hostmesh/hostmesh/migrate"
+	"github.com/hostmesh/hostmesh/migrate/sim"
+	"github.com/hostmesh/hostmesh/node"
+)
+
+// Options shape an in-process cluster.
+type Options struct {
+	Hosts int
+	// VMsPerHost sim VMs are defined on every host (named vm-<host>-<i>).
+	VMsPerHost int
+	VMMemMiB   uint64 // default 512
+	HostMemMiB uint64 // default 16384
+	// TimeScale speeds up simulated migrations (default 20).
+	TimeScale float64
+	MaxVoters int
+	// Cluster names each host's cluster; default all "c1".
+	Cluster func(i int) string
+	// Networks per host; default vmnet untagged and VLAN 100.
+	Networks func(i int) []fsm.Network
+	// Monitor tunes job monitors; the registry's simulated clock is filled in.
+	Monitor migrate.MonitorConfig
+	Logger  *slog.Logger
+}
+
+// Cluster is a running in-process mesh.
+type Cluster struct {
+	t    testing.TB
+	opts Options
+	Reg  *sim.Registry
+
+	mu    sync.Mutex
+	nodes []*node.Node
+	cfgs  []node.Config
+}
+
+// New starts a cluster: host h1 bootstraps, the others join it by gossip.
+func New(t testing.TB, opts Options) *Cluster {
+	t.Helper()
+	if opts.Hosts == 0 {
+		opts.Hosts = 3
+	}
+	if opts.VMMemMiB == 0 {
+		opts.VMMemMiB = 512
+	}
+	if opts.HostMemMiB == 0 {
+		opts.HostMemMiB = 16384
+	}
+	if opts.TimeScale == 0 {
+		opts.TimeScale = 20
+	}
+	if opts.Cluster == nil {
+		opts.Cluster = func(int) string { return "c1" }
+	}
+	if opts.Networks == nil {
+		opts.Networks = func(int) []fsm.Network { return []fsm.Network{{Name: "vmnet"}, {Name: "vmnet", VLAN: 100}} }
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	c := &Cluster{t: t, opts: opts, Reg: sim.NewRegistry(sim.Config{TimeScale: opts.TimeScale})}
+	t.Cleanup(c.Close)
+	base := t.TempDir()
+	for i := 0; i < opts.Hosts; i++ {
+		cfg, err := c.hostConfig(i, base)
+		if err != nil {
+			t.Fatalf("testcluster: %v", err)
+		}
+		c.cfgs = append(c.cfgs, cfg)
+		c.nodes = append(c.nodes, nil)
+		if err := c.start(i); err != nil {
+			t.Fatalf("testcluster: %v", err)
+		}
+	}
+	return c
+}
+
+// hostConfig creates host i's sim hypervisor and VMs, and fixes its ports
+// so a restarted node comes back at the same addresses.
+func (c *Cluster) hostConfig(i int, base string) (node.Config, error) {
+	name := HostName(i)
+	h, err := c.Reg.AddHost(sim.HostSpec{Name: name, CPUModel: "Skylake-Server", CPUFlags: []string{"sse4_2", "avx2", "aes"},
+		MemTotalMiB: c.opts.HostMemMiB, CPUs: 32})
+	if err != nil {
+		return node.Config{}, err
+	}
+	for j := 0; j < c.opts.VMsPerHost; j++ {
+		if err := h.Define(sim.VMSpec{Name: fmt.Sprintf("vm-%s-%d", name, j), MemoryMiB: c.opts.VMMemMiB, VCPUs: 1,
+			NICs:  []fsm.NIC{{Network: "vmnet"}},
+			Disks: []fsm.Disk{{Target: "vda", Source: "/shared/" + name + "-" + strconv.Itoa(j) + ".qcow2", Cache: "none"}}}); err != nil {
+			return node.Config{}, err
+		}
+	}
+	ports, err := freePorts(3)
+	if err != nil {
+		return node.Config{}, err
+	}
+	mon := c.opts.Monitor
+	clk := c.Reg.Clock()
+	mon.Clock, mon.NewTicker = clk.Now, clk.NewTicker
+	cfg := node.Config{
+		Name: name, Cluster: c.opts.Cluster(i), DataDir: filepath.Join(base, name),
+		BindAddr: "127.0.0.1", GossipPort: ports[0], RaftPort: ports[1], APIPort: ports[2],
+		DevMode: true, Fast: true, MaxVoters: c.opts.MaxVoters,
+		Hypervisor: h, HypervisorURI: h.URI(), HypervisorKind: "sim",
+		Networks: c.opts.Networks(i), StorageDomains: map[string]string{"shared": "/shared"},
+		Monitor: mon, Logger: c.opts.Logger.With("host", name),
+	}
+	if i > 0 {
+		cfg.Join = []string{fmt.Sprintf("127.0.0.1:%d", c.cfgs[0].GossipPort)}
+	}
+	return cfg, nil
+}
+
+// HostName is the name of host i (h1, h2, ...).
+func HostName(i int) string { return "h" + strconv.Itoa(i+1) }
+
+func (c *Cluster) start(i int) error {
+	cfg := c.cfgs[i]
+	if i > 0 || c.everStarted(0) {
+		cfg.Join = c.liveGossipAddrs(i)
+	}
+	n, err := node.New(cfg)
+	if err != nil {
+		return fmt.Errorf("start %s: %w", cfg.Name, err)
+	}
+	c.mu.Lock()
+	c.nodes[i] = n
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *Cluster) everStarted(i int) bool { return i < len(c.nodes) && c.nodes[i] != nil }
+
+func (c *Cluster) liveGossipAddrs(except int) []string {
+	var out []string
+	for j, cfg := range c.cfgs {
+		if j != except {
+			out = append(out, fmt.Sprintf("127.0.0.1:%d", cfg.GossipPort))
+		}
+	}
+	return out
+}
+
+// Node returns host i's node, nil while it is killed.
+func (c *Cluster) Node(i int) *node.Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nodes[i]
+}
+
+// Nodes returns the running nodes.
+func (c *Cluster) Nodes() []*node.Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*node.Node
+	for _, n := range c.nodes {
+		if n != nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Kill stops host i's meshd abruptly (no leave), keeping its data dir.
+func (c *Cluster) Kill(i int) {
+	c.mu.Lock()
+	n := c.nodes[i]
+	c.nodes[i] = nil
+	c.mu.Unlock()
+	if n != nil {
+		n.Kill()
+	}
+}
+
+// Restart starts host i again from its data dir at the same addresses.
+func (c *Cluster) Restart(i int) {
+	c.t.Helper()
+	if err := c.start(i); err != nil {
+		c.t.Fatalf("testcluster: restart: %v", err)
+	}
+}
+
+// Close stops every node and the simulation.
+func (c *Cluster) Close() {
+	for i := range c.nodes {
+		c.Kill(i)
+	}
+	c.Reg.Close()
+}
+
+// Leader waits for a leader among the running nodes and returns it.
+func (c *Cluster) Leader(timeout time.Duration) *node.Node {
+	c.t.Helper()
+	var leader *node.Node
+	c.WaitFor(timeout, "a raft leader", func() bool {
+		for _, n := range c.Nodes() {
+			if n.IsLeader() {
+				leader = n
+				return true
+			}
+		}
+		return false
+	})
+	return leader
+}
+
+// WaitFor polls cond until it holds or the deadline passes, then fails the
+// test naming what it waited for. Tests wait on conditions, never on sleeps.
+func (c *Cluster) WaitFor(timeout time.Duration, what string, cond func() bool) {
+	c.t.Helper()
+	if err := Poll(timeout, 20*time.Millisecond, cond); err != nil {
+		c.t.Fatalf("waiting for %s: %v", what, err)
+	}
+}
+
+// Poll calls cond every interval until it returns true or timeout passes.
+func Poll(timeout, interval time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if cond() {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not true after %s", timeout)
+		}
+		time.Sleep(interval)
+	}
+}
+
+func freePorts(k int) ([]int, error) {
+	var lns []net.Listener
+	defer func() {
+		for _, l := range lns {
+			l.Close()
+		}
+	}()
+	var out []int
+	for i := 0; i < k; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("free port: %w", err)
+		}
+		lns = append(lns, l)
+		out = append(out, l.Addr().(*net.TCPAddr).Port)
+	}
+	return out, nil
+}

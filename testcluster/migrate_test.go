@@ -1,0 +1,244 @@
+package testcluster
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostmesh/hostmesh/fsm"
+	"github.com/hostmesh/hostmesh/node"
+)
+
+// migration reads a migration from the leader's replica.
+func (c *Cluster) migration(id string) fsm.Migration {
+	var m fsm.Migration
+	c.Leader(10*time.Second).FSM().Read(func(s *fsm.State) {
+		if v := s.Migrations[id]; v != nil {
+			m = *v
+		}
+	})
+	return m
+}
+
+func (c *Cluster) waitFinal(id string, timeout time.Duration) fsm.Migration {
+	c.t.Helper()
+	var m fsm.Migration
+	c.WaitFor(timeout, "migration "+id+" to end", func() bool {
+		m = c.migration(id)
+		return m.State.Final()
+	})
+	return m
+}
+
+func (c *Cluster) assertOneHostPerVM(t *testing.T) {
+	t.Helper()
+	for vm, hosts := range c.VMPlacement() {
+		if len(hosts) != 1 {
+			t.Errorf("VM %s is on %d hosts: %v", vm, len(hosts), hosts)
+		}
+	}
+}
+
+func TestMigrateChoosesHostAndMovesVM(t *testing.T) {
+	c := New(t, Options{Hosts: 3, VMsPerHost: 2})
+	l := c.Leader(10 * time.Second)
+	c.WaitFor(20*time.Second, "VMs replicated", func() bool { return len(l.FSM().State().VMs) == 6 })
+	// Make h3 the obvious choice: h2 holds more memory.
+	id, err := Migrate(c.Node(1).APIAddr(), node.MigrateRequest{VM: "vm-h1-0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := c.waitFinal(id, 30*time.Second)
+	if m.State != fsm.MigSucceeded {
+		t.Fatalf("migration %s: %s (%s)", id, m.State, m.Reason)
+	}
+	if m.Dest == "h1" || m.PlacementReason == "" || m.DowntimeMs <= 0 {
+		t.Fatalf("dest %s, reason %q, downtime %d", m.Dest, m.PlacementReason, m.DowntimeMs)
+	}
+	c.WaitFor(10*time.Second, "every replica has the VM on "+m.Dest, func() bool {
+		for _, n := range c.Nodes() {
+			if vm := n.FSM().State().VMs["vm-h1-0"]; vm == nil || vm.Host != m.Dest {
+				return false
+			}
+		}
+		return true
+	})
+	if got := c.VMPlacement()["vm-h1-0"]; len(got) != 1 || got[0] != m.Dest {
+		t.Fatalf("hypervisors hold vm-h1-0 on %v, want only %s", got, m.Dest)
+	}
+}
+
+func TestRefusalsNameTheirCheck(t *testing.T) {
+	c := New(t, Options{Hosts: 4, VMsPerHost: 1, HostMemMiB: 4096, VMMemMiB: 512,
+		Cluster: func(i int) string {
+			if i == 3 {
+				return "other"
+			}
+			return "c1"
+		},
+		Networks: func(i int) []fsm.Network {
+			if i == 2 {
+				return []fsm.Network{{Name: "storage-only"}}
+			}
+			return []fsm.Network{{Name: "vmnet"}}
+		}})
+	l := c.Leader(10 * time.Second)
+	c.WaitFor(20*time.Second, "4 hosts and VMs", func() bool {
+		s := l.FSM().State()
+		return len(s.Hosts) == 4 && len(s.VMs) == 4
+	})
+	cases := []struct{ to, check string }{
+		{"h1", "distinct-hosts"},
+		{"h4", "same-cluster"},
+		{"h3", "networks"},
+		{"nowhere", "no such host"},
+	}
+	for _, tc := range cases {
+		_, err := Migrate(l.APIAddr(), node.MigrateRequest{VM: "vm-h1-0", To: tc.to})
+		if err == nil || !strings.Contains(err.Error(), tc.check) {
+			t.Errorf("migrate to %s: got %v, want a refusal naming %q", tc.to, err, tc.check)
+		}
+	}
+	// Not enough memory: fill h2 so a 512 MiB VM no longer fits.
+	h2, _ := c.Reg.Host("h2")
+	for i := 0; i < 7; i++ {
+		if err := h2.Define(simVM(fmt.Sprintf("filler%d", i), 512)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.WaitFor(10*time.Second, "h2's free memory gossiped", func() bool { return l.FSM().State().Hosts["h2"].MemFreeMiB < 512 })
+	if _, err := Migrate(l.APIAddr(), node.MigrateRequest{VM: "vm-h1-0", To: "h2"}); err == nil || !strings.Contains(err.Error(), "memory") {
+		t.Errorf("migrate to a full host: got %v, want a memory refusal", err)
+	}
+	if _, err := Migrate(l.APIAddr(), node.MigrateRequest{VM: "vm-h1-0", Policy: "yolo"}); err == nil || !strings.Contains(err.Error(), "policy") {
+		t.Errorf("unknown policy: got %v", err)
+	}
+	c.assertOneHostPerVM(t)
+}
+
+func TestFiftyQueuedMigrationsNeverExceedSlots(t *testing.T) {
+	c := New(t, Options{Hosts: 5, VMsPerHost: 10, VMMemMiB: 256, HostMemMiB: 32768})
+	l := c.Leader(10 * time.Second)
+	c.WaitFor(20*time.Second, "50 VMs", func() bool { return len(l.FSM().State().VMs) == 50 })
+	w := c.WatchSlots(5 * time.Millisecond)
+	var ids []string
+	for i := 0; i < 5; i++ {
+		for j := 0; j < 10; j++ {
+			id, err := Migrate(c.Node(j%5).APIAddr(), node.MigrateRequest{VM: fmt.Sprintf("vm-h%d-%d", i+1, j)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, id)
+		}
+	}
+	for _, id := range ids {
+		if m := c.waitFinal(id, 120*time.Second); m.State != fsm.MigSucceeded {
+			t.Errorf("%s (%s): %s %s", id, m.VM, m.State, m.Reason)
+		}
+	}
+	samples, bad, maxRunning := w.Stop()
+	t.Logf("%d samples, at most %d running at once", samples, maxRunning)
+	if len(bad) > 0 {
+		t.Fatalf("limits exceeded %d times, first: %s", len(bad), bad[0])
+	}
+	if samples < 20 || maxRunning < 2 {
+		t.Fatalf("the watch saw too little: %d samples, max running %d", samples, maxRunning)
+	}
+	c.assertOneHostPerVM(t)
+}
+
+func TestCancelRunningMigrationKeepsVMOnSource(t *testing.T) {
+	c := New(t, Options{Hosts: 2, VMsPerHost: 1, VMMemMiB: 8192, TimeScale: 2})
+	l := c.Leader(10 * time.Second)
+	c.WaitFor(20*time.Second, "VMs", func() bool { return len(l.FSM().State().VMs) == 2 })
+	id, err := Migrate(l.APIAddr(), node.MigrateRequest{VM: "vm-h1-0", BandwidthMiB: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.WaitFor(20*time.Second, "migration running with progress", func() bool {
+		m := c.migration(id)
+		return m.State == fsm.MigRunning && m.Progress.ProcessedBytes > 0
+	})
+	if err := Call(c.Node(1).APIAddr(), "POST", "/v1/migrations/"+id+"/cancel", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	m := c.waitFinal(id, 20*time.Second)
+	if m.State != fsm.MigCancelled {
+		t.Fatalf("state %s (%s)", m.State, m.Reason)
+	}
+	if got := c.VMPlacement()["vm-h1-0"]; len(got) != 1 || got[0] != "h1" {
+		t.Fatalf("cancelled VM on %v, want h1", got)
+	}
+}
+
+func TestFailedMigrationIsRetriedOnAnotherHost(t *testing.T) {
+	c := New(t, Options{Hosts: 3, VMsPerHost: 1})
+	l := c.Leader(10 * time.Second)
+	c.WaitFor(20*time.Second, "VMs", func() bool { return len(l.FSM().State().VMs) == 3 })
+	h1, _ := c.Reg.Host("h1")
+	h1.FailNextMigration(errors.New("injected: connection reset on the migration network"))
+	id, err := Migrate(l.APIAddr(), node.MigrateRequest{VM: "vm-h1-0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := c.waitFinal(id, 30*time.Second)
+	if m.State != fsm.MigSucceeded || m.Attempt != 2 || len(m.Tried) != 1 || m.Tried[0] == m.Dest {
+		t.Fatalf("want success on the second attempt elsewhere: %+v", m)
+	}
+	c.assertOneHostPerVM(t)
+}
+
+func TestLeaderKilledWithMigrationsQueuedAndRunning(t *testing.T) {
+	c := New(t, Options{Hosts: 4, VMsPerHost: 4, VMMemMiB: 1024, TimeScale: 10})
+	l := c.Leader(10 * time.Second)
+	c.WaitFor(20*time.Second, "16 VMs", func() bool { return len(l.FSM().State().VMs) == 16 })
+	leaderIdx := 0
+	for i := range 4 {
+		if c.Node(i) == l {
+			leaderIdx = i
+		}
+	}
+	// Migrate VMs of the non-leader hosts (the leader's own would die with it).
+	var ids []string
+	var api string
+	for i := range 4 {
+		if i == leaderIdx {
+			continue
+		}
+		api = c.Node(i).APIAddr()
+		for j := range 4 {
+			id, err := Migrate(api, node.MigrateRequest{VM: fmt.Sprintf("vm-h%d-%d", i+1, j)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, id)
+		}
+	}
+	c.WaitFor(20*time.Second, "some migrations running", func() bool { return len(l.FSM().State().Running()) > 0 })
+	c.Kill(leaderIdx)
+	nl := c.Leader(15 * time.Second)
+	for _, id := range ids {
+		m := c.waitFinal(id, 120*time.Second)
+		// A migration headed to the killed leader fails and is retried
+		// elsewhere; none may be lost or left hanging.
+		if m.State != fsm.MigSucceeded && !strings.Contains(m.Reason, HostName(leaderIdx)) {
+			t.Errorf("%s (%s): %s %s", id, m.VM, m.State, m.Reason)
+		}
+	}
+	// Nothing ran twice: every VM is on exactly one hypervisor, and each VM
+	// has at most one successful migration.
+	c.assertOneHostPerVM(t)
+	ok := map[string]int{}
+	for _, m := range nl.FSM().State().Migrations {
+		if m.State == fsm.MigSucceeded {
+			ok[m.VM]++
+		}
+	}
+	for vm, k := range ok {
+		if k > 1 {
+			t.Errorf("VM %s migrated %d times", vm, k)
+		}
+	}
+}
