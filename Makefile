@@ -1,0 +1,52 @@
+# hostmesh. Two commands on a fresh Debian machine:
+#   make demo   the mesh on 3 simulated hypervisors (no libvirt needed)
+#   make test   every test, the real libvirt lab included (root; installs its packages)
+export GOFLAGS := -tags=libvirt_dlopen
+GO ?= go
+BIN := bin
+
+# Debian packages the lab (real libvirt + QEMU hosts in namespaces) needs.
+LAB_PKGS := qemu-system-x86 qemu-utils libvirt-daemon libvirt-daemon-driver-qemu \
+	libvirt-clients busybox-static cpio iproute2 iputils-ping curl kmod gzip
+
+.PHONY: all build demo test unit lab-test deps bench lab lab-down vet clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/meshd ./cmd/meshctl
+
+# deps installs what the tests need, only when missing.
+deps:
+	@missing=""; for p in $(LAB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	$(GO) mod download
+
+demo: build
+	./scripts/demo.sh
+
+# -p 1: the lab's namespaces (hm-*) exist once per machine, so packages that
+# use them must not run at the same time.
+test: deps vet
+	$(GO) test -p 1 -timeout 75m -count=1 ./...
+
+unit:
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /testcluster/lab -e /migrate/virt)
+
+vet:
+	$(GO) vet ./...
+
+bench: deps build
+	./scripts/bench.sh
+
+lab: deps build
+	$(GO) run ./testcluster/lab/labctl up
+
+lab-down:
+	$(GO) run ./testcluster/lab/labctl down
+
+clean:
+	rm -rf $(BIN)
