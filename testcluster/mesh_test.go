@@ -144,7 +144,7 @@ func TestTenHostsFiveVotersAndPromotionOnLeave(t *testing.T) {
 	})
 	c.WaitFor(10*time.Second, "the leaver marked Left", func() bool {
 		var st fsm.HostState
-		c.Leader(10*time.Second).FSM().Read(func(s *fsm.State) { st = s.Hosts[HostName(leaver)].State })
+		c.Leader(10 * time.Second).FSM().Read(func(s *fsm.State) { st = s.Hosts[HostName(leaver)].State })
 		return st == fsm.HostLeft
 	})
 }
@@ -204,7 +204,7 @@ func TestRestartFromDataDirRejoinsWithState(t *testing.T) {
 	})
 	c.WaitFor(20*time.Second, "restarted host Up again", func() bool {
 		var st fsm.HostState
-		c.Leader(10*time.Second).FSM().Read(func(s *fsm.State) { st = s.Hosts[HostName(victim)].State })
+		c.Leader(10 * time.Second).FSM().Read(func(s *fsm.State) { st = s.Hosts[HostName(victim)].State })
 		return st == fsm.HostUp
 	})
 }

@@ -14,7 +14,7 @@ import (
 // migration reads a migration from the leader's replica.
 func (c *Cluster) migration(id string) fsm.Migration {
 	var m fsm.Migration
-	c.Leader(10*time.Second).FSM().Read(func(s *fsm.State) {
+	c.Leader(10 * time.Second).FSM().Read(func(s *fsm.State) {
 		if v := s.Migrations[id]; v != nil {
 			m = *v
 		}
