@@ -145,6 +145,18 @@ func other(h *harness, x *sim.Host) *sim.Host {
 	return h.a
 }
 
+// timeline logs when each action was taken, in simulated time.
+func (h *harness) timeline() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, p := range h.reports {
+		for ; n < len(p.Actions); n++ {
+			h.t.Logf("%6.1fs iter %2d %5.1f%% remaining %4d MiB: %s", float64(p.ElapsedMs)/1000, p.Iteration, p.Percent, p.RemainingBytes>>20, p.Actions[n])
+		}
+	}
+}
+
 // stalling dirties memory twice as fast as the 32 MiB/s link sends it.
 var stalling = sim.VMSpec{Name: "hot", MemoryMiB: 256, VCPUs: 2, DirtyMiBps: 64}
 
@@ -181,6 +193,7 @@ func TestWatchIdleCompletes(t *testing.T) {
 func TestMinimalDowntimeRaisesThenAborts(t *testing.T) {
 	h, _, _ := start(t, stalling, 32, migrate.PolicyMinimalDowntime, migrate.MonitorConfig{})
 	h.run(2 * time.Minute)
+	h.timeline()
 	if !errors.Is(h.err, migrate.ErrNotConverging) {
 		t.Fatalf("err = %v, want ErrNotConverging", h.err)
 	}
@@ -205,6 +218,7 @@ func TestMinimalDowntimeCompletesWhenConverging(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.run(2 * time.Minute)
+	h.timeline()
 	if h.err != nil {
 		t.Fatalf("err = %v", h.err)
 	}
@@ -219,6 +233,7 @@ func TestMinimalDowntimeCompletesWhenConverging(t *testing.T) {
 func TestPostCopySwitchesAfterTwoStalls(t *testing.T) {
 	h, _, _ := start(t, stalling, 32, migrate.PolicyPostCopy, migrate.MonitorConfig{})
 	h.run(2 * time.Minute)
+	h.timeline()
 	if h.err != nil {
 		t.Fatal(h.err)
 	}
@@ -235,6 +250,7 @@ func TestSuspendWorkloadCompletesWithLongPause(t *testing.T) {
 	vm.MemoryMiB = 128
 	h, _, _ := start(t, vm, 32, migrate.PolicySuspendWorkload, migrate.MonitorConfig{})
 	h.run(2 * time.Minute)
+	h.timeline()
 	if h.err != nil {
 		t.Fatal(h.err)
 	}
@@ -366,5 +382,25 @@ func TestAbortRacingCompletionReportsSuccess(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Watch did not return")
+	}
+}
+
+// A hot working set keeps a migration at a high percentage: the rest of
+// memory crosses once, the working set never. The completion limit ends it.
+func TestStuckAtHighPercent(t *testing.T) {
+	vm := sim.VMSpec{Name: "cache", MemoryMiB: 1024, DirtyMiBps: 64, WorkingSetMiB: 256}
+	h, _, _ := start(t, vm, 32, migrate.PolicyMinimalDowntime, migrate.MonitorConfig{})
+	h.run(2 * time.Minute)
+	h.timeline()
+	if !errors.Is(h.err, migrate.ErrCompletionTimeout) {
+		t.Fatalf("err = %v, want ErrCompletionTimeout", h.err)
+	}
+	last := h.last()
+	if last.Percent < 74 || last.Percent > 76 {
+		t.Errorf("percent %.1f, want ≈75 (the 256 MiB working set of 1 GiB left)", last.Percent)
+	}
+	want := []string{"downtime 150ms", "downtime 200ms", "downtime 300ms", "downtime 400ms", "abort: completion timeout"}
+	if !slices.Equal(last.Actions, want) {
+		t.Errorf("actions %q, want %q", last.Actions, want)
 	}
 }

@@ -24,16 +24,19 @@ type HostSpec struct {
 
 // VMSpec is a simulated guest. DirtyMiBps is how fast its workload dirties
 // memory: 0 is idle, more than the migration bandwidth never converges without
-// auto-converge or post-copy.
+// auto-converge or post-copy. WorkingSetMiB bounds what can be dirty at once
+// (0: all memory); real workloads write to a hot set, which is why stuck
+// migrations hover at a high percentage rather than at zero.
 type VMSpec struct {
-	Name       string
-	MemoryMiB  uint64
-	VCPUs      int
-	DirtyMiBps float64
-	CPUModel   string
-	CPUFlags   []string
-	NICs       []fsm.NIC
-	Disks      []fsm.Disk
+	Name          string
+	MemoryMiB     uint64
+	VCPUs         int
+	DirtyMiBps    float64
+	WorkingSetMiB uint64
+	CPUModel      string
+	CPUFlags      []string
+	NICs          []fsm.NIC
+	Disks         []fsm.Disk
 }
 
 // vm is a defined guest and what is happening to it.

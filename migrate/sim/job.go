@@ -50,6 +50,7 @@ type job struct {
 	postCopy      bool
 
 	memTotal, memSent   float64
+	workingSet          float64 // the most the guest can have dirty at once
 	diskTotal, diskSent float64
 	passLeft            float64 // bytes of this pass not yet sent
 	dirtied             float64 // bytes dirtied since this pass began
@@ -83,12 +84,16 @@ func newJob(h *Host, dest peer, id string, spec VMSpec, p migrate.Params) *job {
 		autoConverge:  p.AutoConverge,
 		allowPostCopy: p.AllowPostCopy,
 		memTotal:      mem,
+		workingSet:    mem,
 		passLeft:      mem,
 		diskTotal:     diskBytes(spec.Disks, p.CopyStorage),
 		iteration:     1,
 	}
 	if j.maxDowntime <= 0 {
 		j.maxDowntime = 300 * time.Millisecond // QEMU's default downtime limit
+	}
+	if ws := float64(spec.WorkingSetMiB) * mib; ws > 0 && ws < mem {
+		j.workingSet = ws
 	}
 	if j.diskTotal == 0 {
 		j.phase = phasePrecopy
@@ -150,8 +155,19 @@ func (j *job) advance(dt, rate float64) {
 				return
 			}
 			t := math.Min(dt, j.passLeft/j.bw)
-			if d < j.bw { // remaining falls at bw-d: when does it reach thr?
-				t = math.Min(t, (j.passLeft+j.dirtied-thr)/(j.bw-d))
+			grow := d // how fast the dirty set grows until it fills the working set
+			if j.dirtied >= j.workingSet-eps {
+				grow = 0
+			} else if d > 0 {
+				t = math.Min(t, (j.workingSet-j.dirtied)/d)
+			}
+			// remaining is the least of two bounds (see memRemaining); it
+			// fits thr as soon as either does
+			if grow < j.bw { // pass + dirty set falls at bw-grow
+				t = math.Min(t, (j.passLeft+j.dirtied-thr)/(j.bw-grow))
+			}
+			if j.workingSet <= thr { // the pass shrinks under the working set
+				t = math.Min(t, math.Max(0, (j.passLeft-thr)/j.bw))
 			}
 			if j.fail != nil {
 				t = math.Min(t, math.Max(0, (j.fail.frac*j.memTotal-j.memSent)/j.bw))
@@ -160,7 +176,7 @@ func (j *job) advance(dt, rate float64) {
 			j.passLeft -= sent
 			j.memSent += sent
 			j.passSent += sent
-			j.dirtied = math.Min(j.memTotal, j.dirtied+d*t)
+			j.dirtied = math.Min(j.workingSet, j.dirtied+grow*t)
 			dt -= t
 			if j.passLeft <= eps {
 				j.endPassLocked()
@@ -182,9 +198,12 @@ func (j *job) advance(dt, rate float64) {
 }
 
 // memRemaining is what still has to cross: the rest of this pass plus what
-// was dirtied since it began (QEMU's exact pending size), at most all memory.
+// was dirtied since it began (QEMU's exact pending size). Dirty pages lie in
+// the working set, so once the pass is within it they are pages the pass
+// still holds: the sum is bounded by the larger of the pass and the working
+// set, and by all memory.
 func (j *job) memRemaining() float64 {
-	return math.Min(j.memTotal, j.passLeft+j.dirtied)
+	return math.Min(j.memTotal, math.Min(j.passLeft+j.dirtied, math.Max(j.passLeft, j.workingSet)))
 }
 
 // endPassLocked starts the next pass with what the guest dirtied, and lets
@@ -203,7 +222,7 @@ func (j *job) endPassLocked() {
 			}
 		}
 	}
-	j.passLeft = math.Min(j.memTotal, j.dirtied)
+	j.passLeft = math.Min(j.workingSet, j.dirtied)
 	j.dirtied = 0
 	j.passSent = 0
 }

@@ -291,3 +291,24 @@ func TestCopyStorageSendsDisksFirst(t *testing.T) {
 		t.Errorf("elapsed %v, want ≈ (512+256) MiB / 128 MiB/s = 6s", el)
 	}
 }
+
+func TestWorkingSetBoundsWhatStaysDirty(t *testing.T) {
+	_, c, a, b := pair(t)
+	_ = a.Define(VMSpec{Name: "v", MemoryMiB: 1024, DirtyMiBps: 200, WorkingSetMiB: 256})
+	j, _ := a.Migrate(context.Background(), "v", migrate.Params{DestURI: b.URI(), BandwidthMiB: 100, MaxDowntime: 100 * time.Millisecond})
+	if runUntilDone(t, c, j, time.Minute) {
+		t.Fatalf("hot working set of 256 MiB at 2× bandwidth converged: %+v", j.Result())
+	}
+	// the rest of memory crossed once; the working set stays dirty
+	if st, _ := j.Stats(); st.MemRemaining != 256*MiB || st.MemIteration < 5 {
+		t.Errorf("stats %+v, want 256 MiB remaining after several passes", st)
+	}
+	// a large enough allowed downtime lets it through in one pause
+	_ = j.SetMaxDowntime(3 * time.Second)
+	if !runUntilDone(t, c, j, time.Minute) || j.Err() != nil {
+		t.Fatalf("did not complete: %v", j.Err())
+	}
+	if d := j.Result().Downtime; d < 2*time.Second || d > 2600*time.Millisecond {
+		t.Errorf("downtime %v, want ≈ 256 MiB / 100 MiB/s", d)
+	}
+}
