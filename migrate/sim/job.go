@@ -61,7 +61,8 @@ type job struct {
 	highCount           int
 
 	downtime   time.Duration
-	switchedAt time.Duration
+	switchedAt time.Duration // elapsed at switch-over
+	endedAt    time.Duration // elapsed when post-copy finished
 	fail       *failure
 	final      migrate.JobStats
 }
@@ -128,6 +129,9 @@ func (j *job) step(now time.Time) {
 // an injected failure) so the result does not depend on the step size.
 func (j *job) advance(dt, rate float64) {
 	const eps = 1.0 // bytes
+	// at is the simulated time of an event inside this step: the step ends
+	// at j.last and dt seconds of it are still unused.
+	at := func() time.Duration { return j.last.Sub(j.start) - time.Duration(dt*float64(time.Second)) }
 	for guard := 0; dt > 0 && guard < 10000; guard++ {
 		if j.fail != nil && j.memSent >= j.fail.frac*j.memTotal-eps {
 			j.failLocked(j.fail.err)
@@ -144,14 +148,14 @@ func (j *job) advance(dt, rate float64) {
 			}
 		case phasePrecopy:
 			if j.wantPostCopy {
-				j.switchOverLocked(true)
+				j.switchOverLocked(true, at())
 				return
 			}
 			d := rate * (1 - float64(j.throttle)/100)
 			j.dirtyRate = d
 			thr := j.bw * j.maxDowntime.Seconds()
 			if j.memRemaining() <= thr+eps {
-				j.switchOverLocked(false)
+				j.switchOverLocked(false, at())
 				return
 			}
 			t := math.Min(dt, j.passLeft/j.bw)
@@ -188,6 +192,7 @@ func (j *job) advance(dt, rate float64) {
 			dt -= t
 			if j.passLeft <= eps {
 				j.passLeft = 0
+				j.endedAt = at()
 				j.completeLocked()
 				return
 			}
@@ -233,10 +238,10 @@ func (j *job) endPassLocked() {
 // the remainder afterwards. A host in this process takes over at once; one in
 // another process is told from a goroutine so a slow peer does not hold up the
 // clock (until it answers, both hosts list the VM, as with libvirt).
-func (j *job) switchOverLocked(postCopy bool) {
+func (j *job) switchOverLocked(postCopy bool, at time.Duration) {
 	rem := j.memRemaining()
 	j.phase = phaseSwitching
-	j.switchedAt = j.last.Sub(j.start)
+	j.switchedAt = at
 	j.passLeft, j.dirtied = rem, 0
 	j.downtime = j.overhead
 	if !postCopy {
@@ -281,6 +286,7 @@ func (j *job) committedLocked(postCopy bool, err error) {
 func (j *job) completeLocked() {
 	j.phase = phaseDone
 	st := j.statsLocked()
+	st.Elapsed = j.endedAt
 	if !j.postCopy {
 		st.Elapsed = j.switchedAt + j.downtime
 	}

@@ -312,3 +312,35 @@ func TestWorkingSetBoundsWhatStaysDirty(t *testing.T) {
 		t.Errorf("downtime %v, want ≈ 256 MiB / 100 MiB/s", d)
 	}
 }
+
+// The job computes events exactly inside a step, so the step size changes
+// nothing but how often the state is visible.
+func TestResultsDoNotDependOnStep(t *testing.T) {
+	var first migrate.JobStats
+	for i, step := range []time.Duration{10 * time.Millisecond, 100 * time.Millisecond, time.Second, 3 * time.Second} {
+		c := NewManualClock()
+		r := NewRegistry(Config{Clock: c, Step: step})
+		a, _ := r.AddHost(HostSpec{Name: "a", MemTotalMiB: 8192})
+		b, _ := r.AddHost(HostSpec{Name: "b", MemTotalMiB: 8192})
+		_ = a.Define(VMSpec{Name: "v", MemoryMiB: 2048, DirtyMiBps: 120, WorkingSetMiB: 1024})
+		j, err := a.Migrate(context.Background(), "v", migrate.Params{DestURI: b.URI(), BandwidthMiB: 100, MaxDowntime: 300 * time.Millisecond, AutoConverge: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !runUntilDone(t, c, j, 10*time.Minute) || j.Err() != nil {
+			t.Fatalf("step %v: %v", step, j.Err())
+		}
+		res := j.Result()
+		r.Close()
+		if i == 0 {
+			first = res
+			t.Logf("elapsed %v downtime %v passes %d throttle %d%% sent %d MiB", res.Elapsed, res.Downtime, res.MemIteration, res.AutoConvergeThrottle, res.MemProcessed/MiB)
+			continue
+		}
+		near := func(x, y time.Duration) bool { return (x-y).Abs() < time.Millisecond }
+		if !near(res.Elapsed, first.Elapsed) || !near(res.Downtime, first.Downtime) || res.MemIteration != first.MemIteration ||
+			res.AutoConvergeThrottle != first.AutoConvergeThrottle || max(res.MemProcessed-first.MemProcessed, first.MemProcessed-res.MemProcessed) > MiB {
+			t.Errorf("step %v: %+v\nstep 10ms: %+v", step, res, first)
+		}
+	}
+}
