@@ -339,7 +339,7 @@ func TestResultsDoNotDependOnStep(t *testing.T) {
 		}
 		near := func(x, y time.Duration) bool { return (x-y).Abs() < time.Millisecond }
 		if !near(res.Elapsed, first.Elapsed) || !near(res.Downtime, first.Downtime) || res.MemIteration != first.MemIteration ||
-			res.AutoConvergeThrottle != first.AutoConvergeThrottle || max(res.MemProcessed-first.MemProcessed, first.MemProcessed-res.MemProcessed) > MiB {
+			res.AutoConvergeThrottle != first.AutoConvergeThrottle || max(res.MemProcessed, first.MemProcessed)-min(res.MemProcessed, first.MemProcessed) > MiB {
 			t.Errorf("step %v: %+v\nstep 10ms: %+v", step, res, first)
 		}
 	}
