@@ -110,6 +110,7 @@ func Watch(ctx context.Context, job Job, pol Policy, cfg MonitorConfig, report f
 	w := &watcher{job: job, pol: pol, cfg: cfg, report: report,
 		start: cfg.Clock(), maxDowntime: pol.InitialDowntime}
 	w.lastProgress = w.start
+	w.limit = w.completionLimit(JobStats{})
 	tick, stop := cfg.NewTicker(cfg.Interval)
 	defer stop()
 	for {
@@ -121,7 +122,12 @@ func Watch(ctx context.Context, job Job, pol Policy, cfg MonitorConfig, report f
 		case <-tick:
 			st, err := job.Stats()
 			if err != nil {
-				continue // the job may be ending; Done or the timeouts decide
+				// the job may be ending (Done decides) or the hypervisor
+				// unreachable: the timeouts still run on what is known
+				if cause := w.timeouts(cfg.Clock(), w.last); cause != nil {
+					return w.abort(fmt.Errorf("%w (sampling: %v)", cause, err))
+				}
+				continue
 			}
 			if cause := w.sample(cfg.Clock(), st); cause != nil {
 				return w.abort(cause)
@@ -149,7 +155,7 @@ type watcher struct {
 	postCopy     bool
 	maxDowntime  time.Duration
 	percent      float64
-	limit        time.Duration // completion limit, from the first sample
+	limit        time.Duration // completion limit (MemBytes, else the first sample's size)
 	actions      []string
 }
 
@@ -182,6 +188,20 @@ func (w *watcher) sample(now time.Time, st JobStats) error {
 
 // check applies the timeouts and, on a stall, the policy.
 func (w *watcher) check(now time.Time, st JobStats) error {
+	if err := w.timeouts(now, st); err != nil {
+		return err
+	}
+	if w.windowN < w.cfg.StallSamples || st.MemIteration <= w.windowIter {
+		return nil
+	}
+	w.stalls++
+	w.windowN, w.windowIter = 0, st.MemIteration
+	return w.act()
+}
+
+// timeouts aborts a migration without progress for ProgressTimeout or
+// running longer than its completion limit, whatever the policy.
+func (w *watcher) timeouts(now time.Time, st JobStats) error {
 	if idle := now.Sub(w.lastProgress); idle >= w.cfg.ProgressTimeout {
 		w.actions = append(w.actions, "abort: no progress")
 		return fmt.Errorf("migrate vm %q: remaining %d MiB has not fallen below %d MiB for %v (progress timeout %v): %w",
@@ -192,12 +212,7 @@ func (w *watcher) check(now time.Time, st JobStats) error {
 		return fmt.Errorf("migrate vm %q: running %v, over the %v allowed for %.2f GiB at %v per GiB: %w",
 			w.cfg.VM, ran.Round(time.Millisecond), w.limit, float64(w.size(st))/(1<<30), w.cfg.CompletionPerGiB, ErrCompletionTimeout)
 	}
-	if w.windowN < w.cfg.StallSamples || st.MemIteration <= w.windowIter {
-		return nil
-	}
-	w.stalls++
-	w.windowN, w.windowIter = 0, st.MemIteration
-	return w.act()
+	return nil
 }
 
 // act takes the policy's action for stall number w.stalls.

@@ -404,3 +404,51 @@ func TestStuckAtHighPercent(t *testing.T) {
 		t.Errorf("actions %q, want %q", last.Actions, want)
 	}
 }
+
+// blindJob is a job whose stats cannot be read (hypervisor unreachable).
+type blindJob struct {
+	done    chan struct{}
+	aborted bool
+}
+
+func (j *blindJob) Stats() (migrate.JobStats, error) {
+	return migrate.JobStats{}, errors.New("connection to hypervisor lost")
+}
+func (j *blindJob) Done() <-chan struct{}              { return j.done }
+func (j *blindJob) Err() error                         { return errors.New("aborted") }
+func (j *blindJob) Result() migrate.JobStats           { return migrate.JobStats{} }
+func (j *blindJob) Abort() error                       { j.aborted = true; close(j.done); return nil }
+func (j *blindJob) StartPostCopy() error               { return nil }
+func (j *blindJob) SetMaxDowntime(time.Duration) error { return nil }
+
+func TestTimeoutsRunWithoutStats(t *testing.T) {
+	clock := sim.NewManualClock()
+	job := &blindJob{done: make(chan struct{})}
+	subscribed := make(chan struct{})
+	cfg := migrate.MonitorConfig{VM: "v", Clock: clock.Now, ProgressTimeout: time.Hour, CompletionPerGiB: 10 * time.Second,
+		NewTicker: func(d time.Duration) (<-chan time.Time, func()) {
+			defer close(subscribed)
+			return clock.NewTicker(d)
+		}}
+	res := make(chan error, 1)
+	go func() {
+		_, err := migrate.Watch(context.Background(), job, migrate.Policy{}, cfg, nil)
+		res <- err
+	}()
+	<-subscribed
+	for i := 0; i < 100; i++ { // 50s simulated, far past the 10s floor
+		clock.Advance(interval)
+		select {
+		case err := <-res:
+			if !errors.Is(err, migrate.ErrCompletionTimeout) || !job.aborted {
+				t.Errorf("err = %v aborted=%v, want ErrCompletionTimeout and an abort", err, job.aborted)
+			}
+			return
+		default:
+		}
+	}
+	waitFor(t, "Watch to give up on a job it cannot sample", 5*time.Second, func() bool { return len(res) > 0 })
+	if err := <-res; !errors.Is(err, migrate.ErrCompletionTimeout) {
+		t.Errorf("err = %v, want ErrCompletionTimeout", err)
+	}
+}
