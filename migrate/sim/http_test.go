@@ -75,6 +75,16 @@ func TestRemoteRefusesAndAbortReleases(t *testing.T) {
 	if far.FreeMiB() != 1024 {
 		t.Errorf("remote free %d after release", far.FreeMiB())
 	}
+	// a source that dies never releases: the destination drops its reservations
+	if _, err := a.Migrate(context.Background(), "small", migrate.Params{DestURI: uri}); err != nil {
+		t.Fatal(err)
+	}
+	if n := far.DropIncomingFrom("nobody"); n != 0 {
+		t.Errorf("dropped %d reservations of an unknown source", n)
+	}
+	if n := far.DropIncomingFrom(a.Name()); n != 1 || far.FreeMiB() != 1024 {
+		t.Errorf("dropped %d, free %d MiB; want 1 and all memory back", n, far.FreeMiB())
+	}
 }
 
 func TestRemoteVanishesAtSwitchOver(t *testing.T) {

@@ -69,3 +69,19 @@ func (h *Host) Incoming() int {
 	defer h.mu.Unlock()
 	return len(h.incoming)
 }
+
+// DropIncomingFrom releases every reservation a source host holds here. A
+// source in another process that dies mid-migration never sends release;
+// the node calls this when gossip declares that source gone.
+func (h *Host) DropIncomingFrom(source string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for id, r := range h.incoming {
+		if r.source == source {
+			delete(h.incoming, id)
+			n++
+		}
+	}
+	return n
+}
