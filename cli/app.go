@@ -35,7 +35,8 @@ func App(out, errOut io.Writer) *ucli.App {
 // Run runs meshctl with args and returns the process exit code, printing
 // errors to errOut.
 func Run(args []string, out, errOut io.Writer) int {
-	err := App(out, errOut).Run(args)
+	app := App(out, errOut)
+	err := app.Run(permute(app, args))
 	if err == nil {
 		return 0
 	}

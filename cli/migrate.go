@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"text/tabwriter"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
 	ucli "github.com/urfave/cli/v2"
+	"golang.org/x/term"
 
 	"github.com/hostmesh/hostmesh/fsm"
 	"github.com/hostmesh/hostmesh/migrate"
@@ -71,6 +73,11 @@ var MigrateCommand = &ucli.Command{
 	},
 }
 
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
 // refusal prints each failed prerequisite check on its own line.
 func refusal(c *ucli.Context, err error) error {
 	if ae, ok := err.(*apiErr); ok && len(ae.Checks) > 0 {
@@ -109,8 +116,12 @@ func printDryRun(w io.Writer, vm string, cands []migrate.Candidate) error {
 // waitMigration polls the migration (every 500 ms, the sample rate of the
 // source) and draws a progress bar until it ends.
 func waitMigration(ctx context.Context, cl *client, id string, out io.Writer) (fsm.Migration, error) {
+	// On a terminal the bar redraws in place; in a log or pipe it would
+	// flood, so it prints a plain line per state change or every 5 seconds.
+	tty := isTerminal(out)
 	bar := progressbar.NewOptions(1000,
 		progressbar.OptionSetWriter(out),
+		progressbar.OptionSetVisibility(tty),
 		progressbar.OptionSetWidth(30),
 		progressbar.OptionSetPredictTime(false),
 		progressbar.OptionSetDescription(id+" queued"),
@@ -119,6 +130,8 @@ func waitMigration(ctx context.Context, cl *client, id string, out io.Writer) (f
 	)
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
+	var lastState fsm.MigrationState
+	var lastLine time.Time
 	for {
 		var m fsm.Migration
 		if err := cl.do(ctx, "GET", "/v1/migrations/"+id, nil, &m); err != nil {
@@ -135,12 +148,18 @@ func waitMigration(ctx context.Context, cl *client, id string, out io.Writer) (f
 		}
 		bar.Describe(desc)
 		_ = bar.Set(int(p.Percent * 10))
+		if !tty && (m.State != lastState || time.Since(lastLine) >= 5*time.Second) {
+			fmt.Fprintf(out, "%s %3.0f%%\n", desc, p.Percent)
+			lastState, lastLine = m.State, time.Now()
+		}
 		if m.State.Final() {
 			if m.State == fsm.MigSucceeded {
 				_ = bar.Set(1000)
 			}
 			_ = bar.Finish()
-			fmt.Fprintln(out)
+			if tty {
+				fmt.Fprintln(out)
+			}
 			return m, nil
 		}
 		select {

@@ -141,6 +141,9 @@ func applyFinish(s *State, data []byte) (any, error) {
 			vm.Host, vm.State = m.Dest, VMRunning
 		}
 	}
+	if c.State == MigSucceeded {
+		m.Progress.Percent, m.Progress.RemainingBytes = 100, 0
+	}
 	// Any migration off a draining host counts for its drain, whoever asked.
 	if d := s.Drains[m.Source]; d != nil && d.State == DrainActive {
 		switch c.State {

@@ -98,7 +98,10 @@ func (n *Node) start() error {
 	n.gossip = g
 	if len(n.cfg.Join) > 0 {
 		if _, err := g.Join(n.cfg.Join); err != nil {
-			return fmt.Errorf("join %v: %w", n.cfg.Join, err)
+			// Hosts boot in any order: keep trying, as consul's retry-join
+			// does, instead of failing a host that came up first.
+			n.log.Warn("join failed, retrying", "peers", n.cfg.Join, "err", err)
+			n.go_(n.retryJoin)
 		}
 	}
 	n.api = &http.Server{Handler: n.routes(), ReadHeaderTimeout: 10 * time.Second}
@@ -112,6 +115,23 @@ func (n *Node) start() error {
 func (n *Node) go_(f func()) {
 	n.wg.Add(1)
 	go func() { defer n.wg.Done(); f() }()
+}
+
+// retryJoin joins the configured peers until one answers or the node stops.
+func (n *Node) retryJoin() {
+	delay := 200 * time.Millisecond
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		if _, err := n.gossip.Join(n.cfg.Join); err == nil {
+			n.log.Info("joined", "peers", n.cfg.Join)
+			return
+		}
+		delay = min(delay*2, 10*time.Second)
+	}
 }
 
 // Name is the host name.

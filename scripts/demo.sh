@@ -6,8 +6,8 @@ cd "$(dirname "$0")/.."
 dir=$(mktemp -d /tmp/hostmesh-demo.XXXXXX)
 pids=()
 cleanup() {
-	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-	rm -rf "$dir"
+	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+	[ -n "${KEEP:-}" ] || rm -rf "$dir"
 }
 trap cleanup EXIT
 
@@ -27,9 +27,10 @@ start h3 2 --join 127.0.0.1:17946
 export MESH_ADDR=127.0.0.1:17400
 ctl() { echo; echo "\$ meshctl $*"; bin/meshctl "$@"; }
 
-for _ in $(seq 1 100); do
-	n=$(bin/meshctl hosts --json 2>/dev/null | grep -c '"raft_role": "\(leader\|voter\)"' || true)
-	[ "$n" = 3 ] && break
+echo "waiting for 3 voters and 9 VMs..."
+for _ in $(seq 1 150); do
+	st=$(bin/meshctl status --json 2>/dev/null || true)
+	case "$st" in *'"vms": 9'*) [ "$(echo "$st" | grep -c '"h[123]"')" -ge 3 ] && break ;; esac
 	sleep 0.2
 done
 ctl status
