@@ -124,6 +124,9 @@ func Watch(ctx context.Context, job Job, pol Policy, cfg MonitorConfig, report f
 			if err != nil {
 				// the job may be ending (Done decides) or the hypervisor
 				// unreachable: the timeouts still run on what is known
+				if w.postCopy {
+					continue // cannot be aborted any more
+				}
 				if cause := w.timeouts(cfg.Clock(), w.last); cause != nil {
 					return w.abort(fmt.Errorf("%w (sampling: %v)", cause, err))
 				}
