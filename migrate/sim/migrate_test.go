@@ -337,7 +337,7 @@ func TestResultsDoNotDependOnStep(t *testing.T) {
 			t.Logf("elapsed %v downtime %v passes %d throttle %d%% sent %d MiB", res.Elapsed, res.Downtime, res.MemIteration, res.AutoConvergeThrottle, res.MemProcessed/MiB)
 			continue
 		}
-		near := func(x, y time.Duration) bool { return (x-y).Abs() < time.Millisecond }
+		near := func(x, y time.Duration) bool { return (x - y).Abs() < time.Millisecond }
 		if !near(res.Elapsed, first.Elapsed) || !near(res.Downtime, first.Downtime) || res.MemIteration != first.MemIteration ||
 			res.AutoConvergeThrottle != first.AutoConvergeThrottle || max(res.MemProcessed, first.MemProcessed)-min(res.MemProcessed, first.MemProcessed) > MiB {
 			t.Errorf("step %v: %+v\nstep 10ms: %+v", step, res, first)
