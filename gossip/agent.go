@@ -40,6 +40,7 @@ type Agent struct {
 	events chan Event
 
 	dropped atomic.Uint64
+	pulls   atomic.Uint64 // pull requests sent, for tests and benchmarks
 
 	// mu guards the member table and the fields below it. It is taken inside
 	// memberlist callbacks (which hold memberlist's own locks), so it is
@@ -49,7 +50,7 @@ type Agent struct {
 	selfMsg       []byte // own record encoded for gossip
 	selfBig       bool   // own record too big for UDP gossip
 	metaPublished uint64 // version last handed to memberlist as metadata
-	closed        bool   // events channel closed
+	closed        bool   // shut down: emit no more events
 
 	// goMu orders background goroutines against Shutdown's wait.
 	goMu     sync.Mutex
@@ -197,8 +198,10 @@ func (a *Agent) Member(name string) (Member, bool) {
 
 // Events delivers membership changes. The channel is buffered and never
 // blocks gossip: if it is full, events are dropped and counted by Dropped,
-// so consumers must also reconcile from Members() periodically. It is closed
-// by Shutdown.
+// so consumers must also reconcile from Members() periodically. It is never
+// closed, because a closed channel in a consumer's select would spin
+// (receiving zero Events) during shutdown; no events are sent after
+// Shutdown, so select on your own stop signal too.
 func (a *Agent) Events() <-chan Event { return a.events }
 
 // Dropped counts events lost because the Events channel was full.
@@ -255,7 +258,7 @@ func (a *Agent) Leave(timeout time.Duration) error {
 }
 
 // Shutdown stops gossiping without a goodbye: peers will declare this host
-// dead. It closes the Events channel. Safe to call more than once.
+// dead. Events stop (the channel stays open). Safe to call more than once.
 func (a *Agent) Shutdown() error {
 	var err error
 	a.shutOnce.Do(func() {
@@ -269,7 +272,6 @@ func (a *Agent) Shutdown() error {
 		a.wg.Wait()
 		a.mu.Lock()
 		a.closed = true
-		close(a.events)
 		a.mu.Unlock()
 	})
 	return err

@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"errors"
 	"reflect"
 	"testing"
 	"time"
@@ -152,5 +153,30 @@ func TestFullEventChannelDropsAndCounts(t *testing.T) {
 	a.mu.Unlock()
 	if got := a.Dropped(); got < 10 {
 		t.Errorf("dropped %d events, want at least 10", got)
+	}
+}
+
+func TestNoEventsAfterShutdown(t *testing.T) {
+	a := startAgent(t, testConfig("quiet"), testFacts("quiet"))
+	for len(a.Events()) > 0 {
+		<-a.Events()
+	}
+	if err := a.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	a.Update(testFacts("quiet")) // unchanged: no event anyway
+	f := testFacts("quiet")
+	f.MemFreeMiB++
+	a.Update(f)
+	select {
+	case ev := <-a.Events():
+		t.Fatalf("event after shutdown: %+v", ev)
+	default:
+	}
+	if err := a.Shutdown(); err != nil {
+		t.Errorf("second shutdown: %v", err)
+	}
+	if _, err := a.Join([]string{"127.0.0.1:1"}); !errors.Is(err, ErrShutdown) {
+		t.Errorf("join after shutdown = %v, want ErrShutdown", err)
 	}
 }

@@ -103,6 +103,9 @@ func (c Config) memberlistConfig() *memberlist.Config {
 		// Let a restarted test agent reclaim its name on a new port.
 		mc.DeadNodeReclaimTime = time.Second
 	}
+	// Records are deflated already, and memberlist's LZW allocates large
+	// tables per packet: compressing again costs CPU and saves nothing.
+	mc.EnableCompression = false
 	mc.Name = c.Name
 	if c.BindAddr != "" {
 		mc.BindAddr = c.BindAddr

@@ -27,12 +27,24 @@ func (d *delegate) NotifyMsg(b []byte) {
 	}
 	switch b[0] {
 	case kindRecord, kindReply:
-		r, err := decodeRecord(b[1:])
+		h, err := peekRecord(b[1:])
 		if err != nil {
 			a.log.Warn("bad facts message", "error", err)
 			return
 		}
-		a.mergeRecord(r, b[0] == kindRecord)
+		if !a.isNews(h) {
+			return
+		}
+		r, err := h.record()
+		if err != nil {
+			a.log.Warn("bad facts message", "error", err)
+			return
+		}
+		// Keep the bytes as a kindRecord message to re-gossip and to answer
+		// pulls without encoding again.
+		raw := append([]byte(nil), b...)
+		raw[0] = kindRecord
+		a.mergeRecord(r, raw, b[0] == kindRecord)
 	case kindWant:
 		w, err := decodeWant(b[1:])
 		if err != nil {
@@ -64,7 +76,7 @@ func (d *delegate) LocalState(join bool) []byte {
 		}
 	}
 	a.mu.Unlock()
-	b, err := encodeCompressed(kindState, recs)
+	b, err := encodeCompressed([]byte{kindState}, recs)
 	if err != nil {
 		a.log.Error("cannot encode push/pull state", "error", err)
 		return nil
@@ -86,7 +98,7 @@ func (d *delegate) MergeRemoteState(buf []byte, join bool) {
 	}
 	for _, r := range recs {
 		if r.Name != "" {
-			a.mergeRecord(r, false)
+			a.mergeRecord(r, nil, false)
 		}
 	}
 }

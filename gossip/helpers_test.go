@@ -125,10 +125,7 @@ func waitEvent(tb testing.TB, a *Agent, timeout time.Duration, what string, matc
 	defer deadline.Stop()
 	for {
 		select {
-		case ev, ok := <-a.Events():
-			if !ok {
-				tb.Fatalf("events of %s closed waiting for %s", a.Name(), what)
-			}
+		case ev := <-a.Events():
 			if match(ev) {
 				return ev
 			}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/hostmesh/hostmesh/fsm"
 )
@@ -49,17 +50,32 @@ const maxGossipRecord = 1100
 // exhaust memory (100 hosts of large facts stay far below).
 const maxDecoded = 16 << 20
 
-// encodeCompressed frames v as kind + deflated JSON. Facts are mostly
+// Deflate writers allocate about a megabyte of tables each; with a hundred
+// agents in one process, creating one per message made the garbage
+// collector the busiest part of the mesh. They are pooled and reset.
+var (
+	writers = sync.Pool{New: func() any {
+		w, _ := flate.NewWriter(nil, flate.BestCompression) // level is valid
+		return w
+	}}
+	readers = sync.Pool{New: func() any { return flate.NewReader(bytes.NewReader(nil)) }}
+)
+
+// encodeCompressed frames v as prefix + deflated JSON. Facts are mostly
 // repeated words (CPU flags, network names), so deflate usually shrinks
 // them by half or more, letting typical records ride UDP gossip.
-func encodeCompressed(kind byte, v any) ([]byte, error) {
-	var buf bytes.Buffer
-	buf.WriteByte(kind)
-	zw, err := flate.NewWriter(&buf, flate.BestCompression)
+func encodeCompressed(prefix []byte, v any) ([]byte, error) {
+	data, err := json.Marshal(v)
 	if err != nil {
 		return nil, err
 	}
-	if err := json.NewEncoder(zw).Encode(v); err != nil {
+	var buf bytes.Buffer
+	buf.Grow(len(prefix) + len(data)/2 + 16)
+	buf.Write(prefix)
+	zw := writers.Get().(*flate.Writer)
+	defer writers.Put(zw)
+	zw.Reset(&buf)
+	if _, err := zw.Write(data); err != nil {
 		return nil, err
 	}
 	if err := zw.Close(); err != nil {
@@ -68,10 +84,14 @@ func encodeCompressed(kind byte, v any) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// decodeCompressed reverses encodeCompressed for the payload after the kind.
+// decodeCompressed reverses encodeCompressed for the payload after the
+// prefix.
 func decodeCompressed(payload []byte, v any) error {
-	zr := flate.NewReader(bytes.NewReader(payload))
-	defer zr.Close()
+	zr := readers.Get().(io.ReadCloser)
+	defer readers.Put(zr)
+	if err := zr.(flate.Resetter).Reset(bytes.NewReader(payload), nil); err != nil {
+		return fmt.Errorf("inflate: %w", err)
+	}
 	data, err := io.ReadAll(io.LimitReader(zr, maxDecoded+1))
 	if err != nil {
 		return fmt.Errorf("inflate: %w", err)
@@ -82,23 +102,71 @@ func decodeCompressed(payload []byte, v any) error {
 	return json.Unmarshal(data, v)
 }
 
+// encodeRecord frames a record for gossip or a pull reply: kind, then a
+// clear header (version, name, leaving) and the deflated facts. The header
+// lets a receiver drop the many copies of a record it already holds (epidemic
+// gossip delivers each several times) without inflating them.
 func encodeRecord(kind byte, r record) ([]byte, error) {
-	b, err := encodeCompressed(kind, r)
+	h := make([]byte, 1, 16+len(r.Name))
+	h[0] = kind
+	h = binary.AppendUvarint(h, r.Version)
+	h = binary.AppendUvarint(h, uint64(len(r.Name)))
+	h = append(h, r.Name...)
+	var flags byte
+	if r.Leaving {
+		flags |= 1
+	}
+	h = append(h, flags)
+	b, err := encodeCompressed(h, r.Facts)
 	if err != nil {
 		return nil, fmt.Errorf("encode facts of %q v%d: %w", r.Name, r.Version, err)
 	}
 	return b, nil
 }
 
-func decodeRecord(payload []byte) (record, error) {
-	var r record
-	if err := decodeCompressed(payload, &r); err != nil {
-		return record{}, fmt.Errorf("decode facts record: %w", err)
+// recordHeader is a record's clear header and its still deflated facts.
+type recordHeader struct {
+	Name    string
+	Version uint64
+	Leaving bool
+	body    []byte
+}
+
+var errBadHeader = errors.New("decode facts record: bad header")
+
+// peekRecord reads the header of a record message (after the kind byte).
+func peekRecord(payload []byte) (recordHeader, error) {
+	v, n := binary.Uvarint(payload)
+	if n <= 0 {
+		return recordHeader{}, errBadHeader
 	}
-	if r.Name == "" {
-		return record{}, errors.New("decode facts record: no host name")
+	payload = payload[n:]
+	l, n := binary.Uvarint(payload)
+	// The name and the flags byte must follow.
+	if n <= 0 || l == 0 || len(payload)-n < 1 || l > uint64(len(payload)-n-1) {
+		return recordHeader{}, errBadHeader
 	}
+	payload = payload[n:]
+	return recordHeader{Name: string(payload[:l]), Version: v, Leaving: payload[l]&1 != 0, body: payload[l+1:]}, nil
+}
+
+// record inflates the facts.
+func (h recordHeader) record() (record, error) {
+	r := record{Name: h.Name, Version: h.Version, Leaving: h.Leaving}
+	if err := decodeCompressed(h.body, &r.Facts); err != nil {
+		return record{}, fmt.Errorf("decode facts of %q v%d: %w", h.Name, h.Version, err)
+	}
+	r.Facts.Name = h.Name
 	return r, nil
+}
+
+// decodeRecord decodes a whole record message (after the kind byte).
+func decodeRecord(payload []byte) (record, error) {
+	h, err := peekRecord(payload)
+	if err != nil {
+		return record{}, err
+	}
+	return h.record()
 }
 
 func encodeWant(w want) ([]byte, error) {

@@ -49,6 +49,15 @@ func TestRecordRoundTrip(t *testing.T) {
 	if _, err := decodeRecord([]byte("garbage")); err == nil {
 		t.Error("decoding garbage succeeded")
 	}
+	for i := 1; i < len(b)-1; i++ {
+		if _, err := decodeRecord(b[1:i]); err == nil {
+			t.Fatalf("decoding a record cut to %d of %d bytes succeeded", i, len(b))
+		}
+	}
+	h, err := peekRecord(b[1:])
+	if err != nil || h.Name != "h1" || h.Version != 42 {
+		t.Errorf("peek = %+v, %v", h, err)
+	}
 }
 
 func TestMetaRoundTrip(t *testing.T) {
@@ -82,6 +91,10 @@ func TestManyCPUFlagsPropagate(t *testing.T) {
 		f := testFacts("h03")
 		f.CPUFlags = tc.flags
 		f.CPUModel = tc.name
+		var pullsBefore uint64
+		for _, a := range agents {
+			pullsBefore += a.pulls.Load()
+		}
 		agents[3].Update(f)
 		agents[3].mu.Lock()
 		big := agents[3].selfBig
@@ -98,6 +111,14 @@ func TestManyCPUFlagsPropagate(t *testing.T) {
 			}
 			return true
 		})
-		t.Logf("%s 150 flags (big=%v) reached 4 agents in %v", tc.name, big, took)
+		var pulls uint64
+		for _, a := range agents {
+			pulls += a.pulls.Load()
+		}
+		pulls -= pullsBefore
+		if tc.big && pulls < 3 {
+			t.Errorf("big record reached everyone with %d pulls, want one per peer", pulls)
+		}
+		t.Logf("%s 150 flags (big=%v) reached 4 agents in %v with %d pulls", tc.name, big, took, pulls)
 	}
 }

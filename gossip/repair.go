@@ -91,6 +91,7 @@ func (a *Agent) sendWant(p pull) {
 		a.log.Error("cannot pull facts", "host", p.to, "error", err)
 		return
 	}
+	a.pulls.Add(1)
 	a.sendReliable(p.to, p.ip, p.port, msg, "pull")
 }
 
@@ -102,13 +103,17 @@ func (a *Agent) answerWant(w want) {
 		a.mu.Unlock()
 		return
 	}
-	r := e.rec
-	a.mu.Unlock()
-	msg, err := encodeRecord(kindReply, r)
-	if err != nil {
-		a.log.Error("cannot answer pull", "host", w.From, "error", err)
-		return
+	if e.enc == nil {
+		enc, err := encodeRecord(kindRecord, e.rec)
+		if err != nil {
+			a.mu.Unlock()
+			a.log.Error("cannot answer pull", "host", w.From, "error", err)
+			return
+		}
+		e.enc = enc
 	}
+	msg := append([]byte{kindReply}, e.enc[1:]...)
+	a.mu.Unlock()
 	ip, port, err := splitHostPort(w.Addr)
 	if err != nil {
 		a.log.Warn("pull request with bad address", "host", w.From, "addr", w.Addr, "error", err)

@@ -25,6 +25,8 @@ type entry struct {
 
 	have bool
 	rec  record
+	// enc is rec encoded as a kindRecord message, nil until needed.
+	enc []byte
 
 	// adv is the version the host advertises in its metadata; when it is
 	// ahead of rec the record is missing and may be pulled.
@@ -95,6 +97,7 @@ func (a *Agent) encodeSelfLocked() error {
 	}
 	a.selfMsg = msg
 	a.selfBig = len(msg) > maxGossipRecord
+	a.members[a.name].enc = msg
 	return nil
 }
 
@@ -111,10 +114,11 @@ func (a *Agent) emitLocked(t EventType, e *entry) {
 	}
 }
 
-// mergeRecord keeps r if it is newer than what is held. Records learnt from
-// gossip are re-gossiped so they spread epidemically; records from push/pull
-// or pulls are not (push/pull would otherwise flood the queue on every join).
-func (a *Agent) mergeRecord(r record, regossip bool) {
+// mergeRecord keeps r if it is newer than what is held; raw, if not nil, is
+// r encoded as a kindRecord message. Records learnt from gossip are
+// re-gossiped so they spread epidemically; records from push/pull or pulls
+// are not (push/pull would otherwise flood the queue on every join).
+func (a *Agent) mergeRecord(r record, raw []byte, regossip bool) {
 	if r.Name == a.name {
 		a.refute(r)
 		return
@@ -127,6 +131,7 @@ func (a *Agent) mergeRecord(r record, regossip bool) {
 	}
 	r.Facts.Name = r.Name
 	e.rec = r
+	e.enc = raw
 	e.have = true
 	e.noteProgress(time.Now())
 	if e.status == StatusDead && r.Leaving {
@@ -143,17 +148,25 @@ func (a *Agent) mergeRecord(r record, regossip bool) {
 		}
 	}
 	a.mu.Unlock()
-	if !regossip {
-		return
+	if regossip && raw != nil && len(raw) <= maxGossipRecord {
+		a.queue.QueueBroadcast(&factsBroadcast{host: r.Name, msg: raw})
 	}
-	msg, err := encodeRecord(kindRecord, r)
-	if err != nil {
-		a.log.Error("cannot re-gossip facts", "error", err)
-		return
+}
+
+// isNews reports whether a record with this header could change anything:
+// a newer version of a peer, or a version of this host at least as high as
+// its own (a candidate for refute).
+func (a *Agent) isNews(h recordHeader) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	e, ok := a.members[h.Name]
+	if !ok || !e.have {
+		return true
 	}
-	if len(msg) <= maxGossipRecord {
-		a.queue.QueueBroadcast(&factsBroadcast{host: r.Name, msg: msg})
+	if h.Name == a.name {
+		return h.Version >= e.rec.Version
 	}
+	return h.Version > e.rec.Version
 }
 
 // refute handles a record about this host coming back from the mesh. A
