@@ -1,6 +1,8 @@
 package gossip
 
 import (
+	"fmt"
+	"os"
 	"testing"
 	"time"
 )
@@ -104,4 +106,35 @@ func TestRestartedHostReplacesStaleFacts(t *testing.T) {
 func (a *Agent) memberAddr(host string) string {
 	m, _ := a.Member(host)
 	return m.Addr
+}
+
+// TestLANDetectionTime measures failure detection with the default LAN
+// profile. It takes 10-30 s, so it runs only with GOSSIP_SLOW=1.
+func TestLANDetectionTime(t *testing.T) {
+	if os.Getenv("GOSSIP_SLOW") == "" {
+		t.Skip("set GOSSIP_SLOW=1 to measure LAN failure detection")
+	}
+	agents := make([]*Agent, 5)
+	for i := range agents {
+		cfg := testConfig(fmt.Sprintf("lan%d", i))
+		cfg.Fast = false
+		agents[i] = startAgent(t, cfg, testFacts(cfg.Name))
+		if i > 0 {
+			if _, err := agents[i].Join([]string{agents[0].Addr()}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	waitFor(t, time.Minute, "convergence", func() bool { return converged(agents) })
+	start := time.Now()
+	_ = agents[4].Shutdown()
+	waitFor(t, time.Minute, "lan4 dead on all", func() bool {
+		for _, a := range agents[:4] {
+			if m, _ := a.Member("lan4"); m.Status != StatusDead {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("LAN profile, 5 agents: failure seen by all in %v", time.Since(start))
 }
