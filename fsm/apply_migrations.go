@@ -101,6 +101,9 @@ func applyProgress(s *State, data []byte) (any, error) {
 	if m.State != MigRunning {
 		return nil, rejectf("progress of migration %s: it is %s, not Running", c.ID, m.State)
 	}
+	if c.Attempt != 0 && c.Attempt != m.Attempt {
+		return nil, rejectf("progress of migration %s: attempt %d is over (now %d)", c.ID, c.Attempt, m.Attempt)
+	}
 	m.Progress = c.Progress
 	return nil, nil
 }
@@ -119,6 +122,9 @@ func applyFinish(s *State, data []byte) (any, error) {
 	}
 	if !c.State.Final() {
 		return nil, rejectf("finish migration %s: %q is not a final state", c.ID, c.State)
+	}
+	if c.Attempt != 0 && c.Attempt != m.Attempt {
+		return nil, rejectf("finish migration %s: attempt %d is over (attempt %d is %s)", c.ID, c.Attempt, m.Attempt, m.State)
 	}
 	if c.State == MigSucceeded && m.State != MigRunning {
 		return nil, rejectf("finish migration %s: only a Running migration can succeed (it is %s)", c.ID, m.State)

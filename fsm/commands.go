@@ -81,14 +81,20 @@ type Grant struct {
 
 // ProgressUpdate records a job-stats sample from the source host.
 type ProgressUpdate struct {
-	ID       string   `json:"id"`
+	ID string `json:"id"`
+	// Attempt is the placement attempt the sample belongs to; a sample of an
+	// earlier attempt is refused.
+	Attempt  int      `json:"attempt,omitempty"`
 	Progress Progress `json:"progress"`
 }
 
 // Finish ends a migration. With Retry set on a failure, an unpinned
 // migration goes back to the queue once to try another destination.
 type Finish struct {
-	ID         string         `json:"id"`
+	ID string `json:"id"`
+	// Attempt, when set, must be the migration's current attempt: a late
+	// report of an attempt the leader already ended must not end the retry.
+	Attempt    int            `json:"attempt,omitempty"`
 	State      MigrationState `json:"state"`
 	Reason     string         `json:"reason,omitempty"`
 	DowntimeMs int64          `json:"downtime_ms,omitempty"`

@@ -133,13 +133,20 @@ func TestFailedMigrationRetriesOnceElsewhere(t *testing.T) {
 	f := cluster3(t, 1)
 	id := must(t, f, CmdEnqueue, Enqueue{VM: "vm1", At: t0}).(string)
 	must(t, f, CmdGrant, Grant{ID: id, Dest: "h2", At: t0})
-	must(t, f, CmdFinish, Finish{ID: id, State: MigFailed, Reason: "boom", Retry: true, At: t0})
+	must(t, f, CmdFinish, Finish{ID: id, Attempt: 1, State: MigFailed, Reason: "boom", Retry: true, At: t0})
 	m := f.State().Migrations[id]
 	if m.State != MigQueued || m.Attempt != 2 || !reflect.DeepEqual(m.Tried, []string{"h2"}) || m.Dest != "" {
 		t.Fatalf("after first failure: %+v", m)
 	}
+	// A late report of attempt 1 must not touch attempt 2.
+	if r := run(t, f, CmdFinish, Finish{ID: id, Attempt: 1, State: MigSucceeded, At: t0}); !errors.Is(r.Err, ErrRejected) {
+		t.Fatalf("stale finish of attempt 1: got %v", r.Err)
+	}
 	must(t, f, CmdGrant, Grant{ID: id, Dest: "h3", At: t0})
-	must(t, f, CmdFinish, Finish{ID: id, State: MigFailed, Reason: "boom again", Retry: true, At: t0})
+	if r := run(t, f, CmdProgress, ProgressUpdate{ID: id, Attempt: 1, Progress: Progress{Percent: 50}}); !errors.Is(r.Err, ErrRejected) {
+		t.Fatalf("stale progress of attempt 1: got %v", r.Err)
+	}
+	must(t, f, CmdFinish, Finish{ID: id, Attempt: 2, State: MigFailed, Reason: "boom again", Retry: true, At: t0})
 	s := f.State()
 	if m := s.Migrations[id]; m.State != MigFailed || m.Reason != "boom again" {
 		t.Fatalf("second failure must be final: %+v", m)

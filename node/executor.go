@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,7 +22,9 @@ type DestDiskPreparer interface {
 // runningJob is a migration this host is the source of.
 type runningJob struct {
 	cancel    context.CancelFunc
-	cancelled bool
+	cancelled bool // by the operator
+	stale     bool // the leader ended this attempt (its peer went Down)
+	done      chan struct{}
 }
 
 // executorLoop starts the transfer of every migration granted with this host
@@ -44,7 +48,25 @@ func (n *Node) executorLoop() {
 func (n *Node) executorPass() {
 	var start []*fsm.Migration
 	var cancel []string
+	var wait []chan struct{}
 	n.fsm.Read(func(s *fsm.State) {
+		// An attempt the leader ended (failed because its destination went
+		// Down, or re-queued) must stop here too, before any retry starts.
+		n.jobsMu.Lock()
+		for key, j := range n.jobs {
+			id, attempt := splitJobKey(key)
+			m := s.Migrations[id]
+			if m == nil || m.State != fsm.MigRunning || m.Attempt != attempt || m.Source != n.cfg.Name {
+				if !j.stale && !isClosed(j.done) {
+					j.stale = true
+					j.cancel()
+				}
+				if m != nil && !isClosed(j.done) {
+					wait = append(wait, j.done)
+				}
+			}
+		}
+		n.jobsMu.Unlock()
 		for _, m := range s.Running() {
 			if m.Source != n.cfg.Name {
 				continue
@@ -69,15 +91,25 @@ func (n *Node) executorPass() {
 		}
 		n.jobsMu.Unlock()
 	}
+	if len(start) > 0 && len(wait) > 0 {
+		// Let aborted attempts release the hypervisor's job first.
+		for _, d := range wait {
+			select {
+			case <-d:
+			case <-time.After(30 * time.Second):
+			}
+		}
+	}
 	for _, m := range start {
 		ctx, cancel := context.WithCancel(n.ctx)
-		j := &runningJob{cancel: cancel}
+		j := &runningJob{cancel: cancel, done: make(chan struct{})}
 		n.jobsMu.Lock()
 		n.jobs[jobKey(m)] = j
 		n.jobsMu.Unlock()
 		// The entry stays after the job ends: until this replica applies the
 		// Finish, the migration still looks Running and must not start twice.
 		n.go_(func() {
+			defer close(j.done)
 			defer cancel()
 			n.runMigration(ctx, m, j)
 		})
@@ -87,6 +119,21 @@ func (n *Node) executorPass() {
 // jobKey names one attempt of a migration: a retry runs under the same ID
 // and must start, while an attempt must never start twice.
 func jobKey(m *fsm.Migration) string { return fmt.Sprintf("%s#%d", m.ID, m.Attempt) }
+
+func splitJobKey(key string) (string, int) {
+	id, a, _ := strings.Cut(key, "#")
+	attempt, _ := strconv.Atoi(a)
+	return id, attempt
+}
+
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
 
 func (n *Node) abortLocalJobs() {
 	n.jobsMu.Lock()
@@ -114,16 +161,18 @@ func (n *Node) runMigration(ctx context.Context, m *fsm.Migration, j *runningJob
 	if m.Progress.ElapsedMs > 0 {
 		// Granted and started by an earlier run of this meshd: that job died
 		// with it, and the guest is still here if the domain is.
-		n.finish(m.ID, fsm.MigFailed, "source meshd restarted during the migration", 0, true)
+		n.finish(m, fsm.MigFailed, "source meshd restarted during the migration", 0, true)
 		return
 	}
 	stats, err := n.transfer(ctx, m, vm, dest, log)
 	switch {
 	case err == nil:
 		log.Info("migration succeeded", "downtime", stats.Downtime, "elapsed", stats.Elapsed)
-		n.finish(m.ID, fsm.MigSucceeded, "", stats.Downtime.Milliseconds(), false)
+		n.finish(m, fsm.MigSucceeded, "", stats.Downtime.Milliseconds(), false)
 	case j.cancelled:
-		n.finish(m.ID, fsm.MigCancelled, "cancelled by operator: job aborted, VM stays on "+m.Source, 0, false)
+		n.finish(m, fsm.MigCancelled, "cancelled by operator: job aborted, VM stays on "+m.Source, 0, false)
+	case j.stale:
+		// The leader already ended this attempt; nothing to report.
 	case n.ctx.Err() != nil:
 		// This meshd is stopping; the restarted one (or the leader when this
 		// host is declared Down) settles the migration.
@@ -131,7 +180,7 @@ func (n *Node) runMigration(ctx context.Context, m *fsm.Migration, j *runningJob
 		// A guest that cannot converge here will not converge elsewhere.
 		retry := !errors.Is(err, migrate.ErrCompletionTimeout) && !errors.Is(err, migrate.ErrProgressTimeout)
 		log.Warn("migration failed", "err", err)
-		n.finish(m.ID, fsm.MigFailed, err.Error(), 0, retry)
+		n.finish(m, fsm.MigFailed, err.Error(), 0, retry)
 	}
 	n.syncInventory(n.ctx)
 }
@@ -170,34 +219,35 @@ func (n *Node) transfer(ctx context.Context, m *fsm.Migration, vm fsm.VM, dest f
 	log.Info("migration started", "bandwidth_mib", m.GrantedMiB, "policy", pol.Name, "copy_disks", len(targets))
 	mc := n.cfg.Monitor
 	mc.MemBytes, mc.VM = vm.MemoryMiB<<20, vm.Name
-	rep := newReporter(n, m.ID)
+	rep := newReporter(n, m.ID, m.Attempt)
 	defer rep.close()
 	return migrate.Watch(ctx, job, pol, mc, rep.report)
 }
 
-func (n *Node) finish(id string, st fsm.MigrationState, reason string, downtimeMs int64, retry bool) {
+func (n *Node) finish(m *fsm.Migration, st fsm.MigrationState, reason string, downtimeMs int64, retry bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, err := n.withLeaderRetry(ctx, fsm.CmdFinish, fsm.Finish{ID: id, State: st, Reason: reason,
+	_, err := n.withLeaderRetry(ctx, fsm.CmdFinish, fsm.Finish{ID: m.ID, Attempt: m.Attempt, State: st, Reason: reason,
 		DowntimeMs: downtimeMs, Retry: retry, At: time.Now().UTC()})
 	if err != nil {
-		n.log.Warn("report migration result", "migration", id, "err", err)
+		n.log.Warn("report migration result", "migration", m.ID, "err", err)
 	}
 }
 
 // reporter sends the latest progress sample to the leader without ever
 // blocking the job monitor: a slow commit just skips intermediate samples.
 type reporter struct {
-	n      *Node
-	id     string
-	mu     sync.Mutex
-	latest *fsm.Progress
-	wake   chan struct{}
-	done   chan struct{}
+	n       *Node
+	id      string
+	attempt int
+	mu      sync.Mutex
+	latest  *fsm.Progress
+	wake    chan struct{}
+	done    chan struct{}
 }
 
-func newReporter(n *Node, id string) *reporter {
-	r := &reporter{n: n, id: id, wake: make(chan struct{}, 1), done: make(chan struct{})}
+func newReporter(n *Node, id string, attempt int) *reporter {
+	r := &reporter{n: n, id: id, attempt: attempt, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	go r.loop()
 	return r
 }
@@ -225,7 +275,7 @@ func (r *reporter) loop() {
 		r.mu.Unlock()
 		if p != nil {
 			ctx, cancel := context.WithTimeout(r.n.ctx, 5*time.Second)
-			_, _ = r.n.propose(ctx, fsm.CmdProgress, fsm.ProgressUpdate{ID: r.id, Progress: *p})
+			_, _ = r.n.propose(ctx, fsm.CmdProgress, fsm.ProgressUpdate{ID: r.id, Attempt: r.attempt, Progress: *p})
 			cancel()
 		}
 	}

@@ -87,6 +87,7 @@ func (n *Node) setHostState(ctx context.Context, host string, st fsm.HostState, 
 // elsewhere; one whose source died cannot run at all.
 func (n *Node) failMigrationsOf(ctx context.Context, host, reason string) {
 	var ids []string
+	var attempts []int
 	var retry []bool
 	n.fsm.Read(func(s *fsm.State) {
 		for _, id := range s.Queue {
@@ -96,12 +97,13 @@ func (n *Node) failMigrationsOf(ctx context.Context, host, reason string) {
 			}
 			if m.Source == host || (m.State == fsm.MigRunning && m.Dest == host) {
 				ids = append(ids, id)
+				attempts = append(attempts, m.Attempt)
 				retry = append(retry, m.Source != host)
 			}
 		}
 	})
 	for i, id := range ids {
-		n.try(ctx, fsm.CmdFinish, fsm.Finish{ID: id, State: fsm.MigFailed, Reason: reason, Retry: retry[i], At: time.Now().UTC()})
+		n.try(ctx, fsm.CmdFinish, fsm.Finish{ID: id, Attempt: attempts[i], State: fsm.MigFailed, Reason: reason, Retry: retry[i], At: time.Now().UTC()})
 	}
 }
 

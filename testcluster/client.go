@@ -109,14 +109,15 @@ func (w *SlotWatch) loop(interval time.Duration) {
 				}
 			})
 			for _, h := range w.c.Reg.Hosts() {
+				limit := w.c.hostMem[h.Name()]
 				var used uint64
 				for _, name := range h.VMNames() {
 					if spec, _, ok := h.VM(name); ok {
 						used += spec.MemoryMiB
 					}
 				}
-				if used > w.c.opts.HostMemMiB {
-					bad = append(bad, fmt.Sprintf("sim host %s holds %d MiB of VMs > %d MiB", h.Name(), used, w.c.opts.HostMemMiB))
+				if used > limit {
+					bad = append(bad, fmt.Sprintf("sim host %s holds %d MiB of VMs > %d MiB", h.Name(), used, limit))
 				}
 			}
 			w.mu.Lock()

@@ -27,6 +27,8 @@ type Options struct {
 	VMsPerHost int
 	VMMemMiB   uint64 // default 512
 	HostMemMiB uint64 // default 16384
+	// HostMem, when set, gives host i its own memory size.
+	HostMem func(i int) uint64
 	// TimeScale speeds up simulated migrations (default 20).
 	TimeScale float64
 	MaxVoters int
@@ -44,6 +46,8 @@ type Cluster struct {
 	t    testing.TB
 	opts Options
 	Reg  *sim.Registry
+
+	hostMem map[string]uint64 // sim host → memory, for the slot watch
 
 	mu    sync.Mutex
 	nodes []*node.Node
@@ -74,7 +78,7 @@ func New(t testing.TB, opts Options) *Cluster {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	c := &Cluster{t: t, opts: opts, Reg: sim.NewRegistry(sim.Config{TimeScale: opts.TimeScale})}
+	c := &Cluster{t: t, opts: opts, Reg: sim.NewRegistry(sim.Config{TimeScale: opts.TimeScale}), hostMem: map[string]uint64{}}
 	t.Cleanup(c.Close)
 	base := t.TempDir()
 	for i := 0; i < opts.Hosts; i++ {
@@ -95,8 +99,13 @@ func New(t testing.TB, opts Options) *Cluster {
 // so a restarted node comes back at the same addresses.
 func (c *Cluster) hostConfig(i int, base string) (node.Config, error) {
 	name := HostName(i)
+	mem := c.opts.HostMemMiB
+	if c.opts.HostMem != nil {
+		mem = c.opts.HostMem(i)
+	}
+	c.hostMem[name] = mem
 	h, err := c.Reg.AddHost(sim.HostSpec{Name: name, CPUModel: "Skylake-Server", CPUFlags: []string{"sse4_2", "avx2", "aes"},
-		MemTotalMiB: c.opts.HostMemMiB, CPUs: 32})
+		MemTotalMiB: mem, CPUs: 32})
 	if err != nil {
 		return node.Config{}, err
 	}

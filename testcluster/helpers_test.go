@@ -3,9 +3,14 @@ package testcluster
 import (
 	"github.com/hostmesh/hostmesh/fsm"
 	"github.com/hostmesh/hostmesh/migrate/sim"
+	"github.com/hostmesh/hostmesh/node"
 )
 
 func simVM(name string, memMiB uint64) sim.VMSpec {
 	return sim.VMSpec{Name: name, MemoryMiB: memMiB, VCPUs: 1, NICs: []fsm.NIC{{Network: "vmnet"}},
 		Disks: []fsm.Disk{{Target: "vda", Source: "/shared/" + name + ".qcow2", Cache: "none"}}}
+}
+
+func migrateTo(vm, to string, mib uint64) node.MigrateRequest {
+	return node.MigrateRequest{VM: vm, To: to, BandwidthMiB: mib}
 }
