@@ -49,6 +49,9 @@ type Config struct {
 	// Clusters optionally names the cluster of each host (index i is host
 	// i+1); hosts without an entry get "default".
 	Clusters []string
+	// Logf, if set, receives progress lines (phases and their durations);
+	// tests pass t.Logf, labctl prints them.
+	Logf func(format string, args ...any)
 }
 
 func (c Config) withDefaults() (Config, error) {

@@ -33,6 +33,9 @@ type Host struct {
 	LocalBacking string
 	// StateDir holds the host's libvirt dirs and logs (root-namespace path).
 	StateDir string
+	// CacheDir backs the host's /var/cache/libvirt. It outlives the lab so
+	// the next lab's libvirtd finds QEMU's capabilities already probed.
+	CacheDir string
 	// HolderPID is the process whose namespaces are the host's.
 	HolderPID int
 }
@@ -66,6 +69,9 @@ func (h *Host) startHolder(ctx context.Context) error {
 	var binds []string
 	for _, d := range libvirtDirs {
 		src := filepath.Join(h.StateDir, d.sub)
+		if d.sub == "cache" {
+			src = h.CacheDir
+		}
 		if err := os.MkdirAll(src, 0o755); err != nil {
 			return fmt.Errorf("host %s: %w", h.Name, err)
 		}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 )
 
 // Lab is a running set of hypervisor hosts on this machine.
@@ -23,6 +24,15 @@ type Lab struct {
 	imageOnce      sync.Once
 	kernel, initrd string
 	imageErr       error
+	logf           func(format string, args ...any)
+	owner          *os.File // ownerLock, held from Start to Close
+}
+
+// phase logs how long a step of bringing up the lab took.
+func (l *Lab) phase(what string, since time.Time) {
+	if l.logf != nil {
+		l.logf("lab: %s in %s", what, time.Since(since).Round(time.Millisecond))
+	}
 }
 
 // stateFile records a running lab so that another process (labctl status,
@@ -42,19 +52,27 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 	if err := ensureQemuUser(ctx); err != nil {
 		return nil, fmt.Errorf("start lab: %w", err)
 	}
-	if err := teardown(ctx); err != nil {
-		return nil, fmt.Errorf("start lab: clear leftovers: %w", err)
-	}
 	dir, err := filepath.Abs(cfg.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("start lab: %w", err)
 	}
-	l := &Lab{Dir: dir, SharedDir: filepath.Join(dir, "shared")}
+	t0 := time.Now()
+	owner, err := acquireOwner(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("start lab: %w", err)
+	}
+	if err := teardown(ctx); err != nil {
+		owner.Close()
+		return nil, fmt.Errorf("start lab: clear leftovers: %w", err)
+	}
+	l := &Lab{Dir: dir, SharedDir: filepath.Join(dir, "shared"), logf: cfg.Logf, owner: owner}
+	l.phase("take the lab lock and clear leftovers", t0)
 	if err := l.resetDirs(); err != nil {
+		_ = l.Close()
 		return nil, fmt.Errorf("start lab: %w", err)
 	}
 	for i := 1; i <= cfg.Hosts; i++ {
-		l.Hosts = append(l.Hosts, newHost(dir, i, clusterOf(cfg, i)))
+		l.Hosts = append(l.Hosts, newHost(l.Dir, i, clusterOf(cfg, i)))
 	}
 	if err := l.bringUp(ctx); err != nil {
 		_ = l.Close()
@@ -83,6 +101,7 @@ func newHost(dir string, i int, cluster string) *Host {
 		LocalDir:     filepath.Join(dir, "local"),
 		LocalBacking: filepath.Join(dir, "hosts", name, "local"),
 		StateDir:     filepath.Join(dir, "hosts", name),
+		CacheDir:     filepath.Join(dir, "cache", name),
 	}
 	h.LibvirtURI = "qemu+tcp://" + h.MgmtIP + "/system"
 	return h
@@ -105,6 +124,7 @@ func (l *Lab) resetDirs() error {
 }
 
 func (l *Lab) bringUp(ctx context.Context) error {
+	t0 := time.Now()
 	if err := setupSwitch(ctx); err != nil {
 		return err
 	}
@@ -116,6 +136,8 @@ func (l *Lab) bringUp(ctx context.Context) error {
 			return err
 		}
 	}
+	l.phase(fmt.Sprintf("networks and namespaces of %d hosts", len(l.Hosts)), t0)
+	t0 = time.Now()
 	// libvirtd takes about a second to come up; start the hosts' daemons in
 	// parallel.
 	errs := make([]error, len(l.Hosts))
@@ -131,6 +153,7 @@ func (l *Lab) bringUp(ctx context.Context) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
+	l.phase("libvirtd answering on every host", t0)
 	return l.save()
 }
 
@@ -162,13 +185,33 @@ func Open(dir string) (*Lab, error) {
 // Close kills everything running in the lab's namespaces (libvirtd, guests,
 // daemons), removes the namespaces and links, and deletes the lab's state
 // except the cached guest image.
+//
+// A Lab from Open (not owned by this process) takes the lab lock first, so
+// `labctl down` cannot pull a lab from under a running test; it fails with
+// ErrBusy after a few seconds instead.
 func (l *Lab) Close() error {
+	if !filepath.IsAbs(l.Dir) {
+		return fmt.Errorf("close lab: state dir %q is not absolute", l.Dir)
+	}
+	if l.owner == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		owner, err := acquireOwner(ctx)
+		if err != nil {
+			return fmt.Errorf("close lab %s: %w", l.Dir, err)
+		}
+		l.owner = owner
+	}
 	err := teardown(context.Background())
 	_ = os.Remove(filepath.Join(l.Dir, stateFile))
 	for _, d := range []string{"hosts", "shared", "local"} {
 		if rerr := os.RemoveAll(filepath.Join(l.Dir, d)); rerr != nil && err == nil {
 			err = rerr
 		}
+	}
+	if l.owner != nil {
+		l.owner.Close() // releases the lock
+		l.owner = nil
 	}
 	if err != nil {
 		return fmt.Errorf("close lab %s: %w", l.Dir, err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,9 +26,9 @@ func labDir() string {
 func startLab(t *testing.T, ctx context.Context, hosts int) *Lab {
 	t.Helper()
 	start := time.Now()
-	l, err := Start(ctx, Config{Hosts: hosts, Dir: labDir()})
+	l, err := Start(ctx, Config{Hosts: hosts, Dir: labDir(), Logf: t.Logf})
 	if err != nil {
-		t.Fatalf("start lab: %v", err)
+		t.Fatalf("lab.Start: %v", err)
 	}
 	t.Logf("lab with %d hosts up in %s", hosts, time.Since(start).Round(time.Millisecond))
 	t.Cleanup(func() {
@@ -48,13 +49,23 @@ func TestVirshLiveMigration(t *testing.T) {
 	defer cancel()
 	l := startLab(t, ctx, 2)
 	h1, h2 := l.Hosts[0], l.Hosts[1]
+	imgStart := time.Now()
+	if _, _, err := l.GuestImage(ctx); err != nil {
+		t.Fatalf("guest image: %v", err)
+	}
+	t.Logf("guest image ready in %s", time.Since(imgStart).Round(time.Millisecond))
 
 	bootStart := time.Now()
-	spec := GuestSpec{Name: "mig1", MemoryMiB: 256, IP: VMPrefix + "50", FillMiB: 160, DirtyMiBps: 2, Disk: DiskShared}
+	spec := GuestSpec{Name: "mig1", MemoryMiB: 256, IP: VMPrefix + "50", FillMiB: 160, DirtyMiBps: 64, Disk: DiskShared}
 	g, err := l.DefineGuest(ctx, h1, spec)
 	if err != nil {
 		t.Fatalf("define guest: %v", err)
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			logConsole(t, g)
+		}
+	})
 	t.Logf("guest booted to its first counter in %s", time.Since(bootStart).Round(time.Millisecond))
 
 	body := waitHTTP(t, ctx, g)
@@ -85,7 +96,10 @@ func TestVirshLiveMigration(t *testing.T) {
 	migTook := time.Since(migStart)
 	_, migTx1 := ifaceBytes(t, h1, MigIface)
 	_, mgmtTx1 := ifaceBytes(t, h1, MgmtIface)
-	job, _ := h2.Virsh(ctx, "domjobinfo", "--completed", g.Spec.Name)
+	job, err := h2.Virsh(ctx, "domjobinfo", "--completed", "--rawstats", g.Spec.Name)
+	if err != nil {
+		t.Fatalf("job stats of the completed migration: %v", err)
+	}
 	t.Logf("migration took %s; h1 %s tx %.1f MiB, %s tx %.1f MiB\n%s", migTook.Round(time.Millisecond),
 		MigIface, mib(migTx1-migTx0), MgmtIface, mib(mgmtTx1-mgmtTx0), job)
 
@@ -119,20 +133,47 @@ func TestVirshLiveMigration(t *testing.T) {
 	if !strings.Contains(body, "host=mig1") {
 		t.Errorf("guest HTTP after migration: got %q", body)
 	}
+	t.Logf("guest after migration: %s", strings.TrimSpace(body))
 	echoRoundTrip(t, echo, "after")
 	got, err := g.ReadDisk(ctx)
 	if err != nil || got != marker {
 		t.Errorf("disk marker after migration = %q, %v; want %q", got, err, marker)
 	}
 
-	// The memory went over the migration network.
+	// The memory went over the migration network: all of the stream libvirt
+	// counted crossed h1's mig0, and nothing like it crossed mgmt0. The guest
+	// filled and dirties its memory, so the stream is about the guest's size;
+	// not all of it, because QEMU sends untouched (zero) pages as headers.
+	processed := jobField(t, job, "memory_processed")
 	memBytes := uint64(spec.MemoryMiB) << 20
-	if d := migTx1 - migTx0; d < memBytes {
-		t.Errorf("h1 %s sent %.1f MiB during the migration, want at least the guest's %d MiB", MigIface, mib(d), spec.MemoryMiB)
+	migSent := migTx1 - migTx0
+	if migSent < processed {
+		t.Errorf("h1 %s sent %.1f MiB, less than the %.1f MiB of memory libvirt migrated", MigIface, mib(migSent), mib(processed))
+	}
+	if migSent < memBytes*85/100 {
+		t.Errorf("h1 %s sent %.1f MiB during the migration, want about the guest's %d MiB", MigIface, mib(migSent), spec.MemoryMiB)
 	}
 	if d := mgmtTx1 - mgmtTx0; d > memBytes/16 {
 		t.Errorf("h1 %s sent %.1f MiB during the migration: the memory stream leaked onto the management network", MgmtIface, mib(d))
 	}
+}
+
+// jobField returns a numeric field of `virsh domjobinfo --rawstats` output
+// ("memory_processed  : 269434880" or similar).
+func jobField(t *testing.T, rawstats, field string) uint64 {
+	t.Helper()
+	for _, line := range strings.Split(rawstats, "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if ok && strings.TrimSpace(k) == field {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				t.Fatalf("job stat %s: %v", field, err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("job stat %s not in:\n%s", field, rawstats)
+	return 0
 }
 
 func mib(b uint64) float64 { return float64(b) / (1 << 20) }
@@ -197,4 +238,19 @@ func echoRoundTrip(t *testing.T, c net.Conn, msg string) {
 	if err != nil || strings.TrimSpace(line) != msg {
 		t.Fatalf("echo of %q: got %q, %v", msg, line, err)
 	}
+}
+
+// logConsole puts the end of the guest's serial console into the test log:
+// Close deletes the lab's files, and the console is what explains a failure.
+func logConsole(t *testing.T, g *Guest) {
+	b, err := os.ReadFile(g.ConsoleLog)
+	if err != nil {
+		t.Logf("console of %s: %v", g.Spec.Name, err)
+		return
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > 40 {
+		lines = lines[len(lines)-40:]
+	}
+	t.Logf("console of %s (last %d lines):\n%s", g.Spec.Name, len(lines), strings.Join(lines, "\n"))
 }

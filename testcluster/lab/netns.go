@@ -144,6 +144,9 @@ func teardown(ctx context.Context) error {
 	}
 	for _, ns := range names {
 		if _, err := run(ctx, "ip", "netns", "del", ns); err != nil {
+			if _, serr := os.Stat("/run/netns/" + ns); os.IsNotExist(serr) {
+				continue // someone else removed it meanwhile
+			}
 			return fmt.Errorf("delete namespace %s: %w", ns, err)
 		}
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"sync/atomic"
 	"time"
 )
 
@@ -26,23 +27,30 @@ func fill(mib int) []byte {
 	return mem
 }
 
-// dirty writes one byte per page at mibps MiB of pages per second, in 10 ms
-// steps, cycling through mem: this is the dirty rate a pre-copy migration
-// has to outrun.
+// dirtied counts the pages dirty has written, for the HTTP status line.
+var dirtied atomic.Int64
+
+// dirty writes one byte per page at mibps MiB of pages per second, cycling
+// through mem: this is the dirty rate a pre-copy migration has to outrun. It
+// keeps to the rate by elapsed time, not by ticks, so a vCPU that was not
+// scheduled for a while (TCG, a busy host) catches up instead of falling
+// behind; catch-up is limited to one second's worth.
 func dirty(mem []byte, mibps int) {
 	if mibps <= 0 {
 		return
 	}
 	pages := len(mem) / pageSize
-	perTick := mibps << 20 / pageSize / 100
-	if perTick < 1 {
-		perTick = 1
-	}
+	perSec := float64(mibps) * (1 << 20) / pageSize
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	p, v := 0, byte(1)
+	start, done := time.Now(), 0
 	for range t.C {
-		for i := 0; i < perTick; i++ {
+		due := int(time.Since(start).Seconds() * perSec)
+		if due-done > int(perSec) {
+			done = due - int(perSec)
+		}
+		for ; done < due; done++ {
 			mem[p*pageSize]++
 			mem[p*pageSize+1] = v
 			p++
@@ -50,5 +58,6 @@ func dirty(mem []byte, mibps int) {
 				p, v = 0, v+1
 			}
 		}
+		dirtied.Store(int64(done))
 	}
 }

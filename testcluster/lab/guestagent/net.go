@@ -34,7 +34,7 @@ func serveHTTP(addr string) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		host, _ := os.Hostname()
-		fmt.Fprintf(w, "host=%s counter=%d\n", host, counter.Load())
+		fmt.Fprintf(w, "host=%s counter=%d dirtied_mib=%d\n", host, counter.Load(), dirtied.Load()*pageSize>>20)
 	})
 	mux.HandleFunc("/disk/write", diskWrite)
 	mux.HandleFunc("/disk/read", diskRead)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -36,7 +37,7 @@ func main() {
 	var err error
 	switch cmd {
 	case "up":
-		err = up(ctx, lab.Config{Hosts: *hosts, Dir: *dir})
+		err = up(ctx, lab.Config{Hosts: *hosts, Dir: *dir, Logf: logf})
 	case "down":
 		err = down(*dir)
 	case "status":
@@ -53,6 +54,8 @@ func main() {
 	}
 }
 
+func logf(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
+
 func up(ctx context.Context, cfg lab.Config) error {
 	start := time.Now()
 	l, err := lab.Start(ctx, cfg)
@@ -68,7 +71,11 @@ func down(dir string) error {
 	l, err := lab.Open(dir)
 	if err != nil {
 		// No state file: still clear any hm-* leftovers.
-		l = &lab.Lab{Dir: dir}
+		abs, aerr := filepath.Abs(dir)
+		if aerr != nil {
+			return aerr
+		}
+		l = &lab.Lab{Dir: abs}
 	}
 	return l.Close()
 }
