@@ -33,7 +33,6 @@ type Agent struct {
 	t      timings
 	ml     atomic.Pointer[memberlist.Memberlist]
 	queue  *memberlist.TransmitLimitedQueue
-	addr   string // bound gossip ip:port, fixed at Start
 	alive  atomic.Int32
 	kick   chan struct{} // asks the repair loop to republish metadata now
 	stop   chan struct{}
@@ -51,7 +50,14 @@ type Agent struct {
 	selfBig       bool   // own record too big for UDP gossip
 	metaPublished uint64 // version last handed to memberlist as metadata
 	closed        bool   // shut down: emit no more events
+	// addr is the bound gossip ip:port. It is known only after memberlist
+	// started, when peers that remember this address may already be
+	// talking to it, hence under mu.
+	addr string
 
+	// lifeMu serialises Leave and Shutdown: memberlist panics on a leave
+	// after shutdown.
+	lifeMu sync.Mutex
 	// goMu orders background goroutines against Shutdown's wait.
 	goMu     sync.Mutex
 	stopped  bool
@@ -113,7 +119,10 @@ func Start(cfg Config, facts fsm.HostFacts) (*Agent, error) {
 		return nil, fmt.Errorf("gossip agent %q: start memberlist on %s:%d: %w", cfg.Name, mc.BindAddr, cfg.BindPort, err)
 	}
 	a.ml.Store(ml)
-	a.addr = ml.LocalNode().Address()
+	addr := ml.LocalNode().Address()
+	a.mu.Lock()
+	a.addr = addr
+	a.mu.Unlock()
 
 	a.goBackground(a.repairLoop)
 	return a, nil
@@ -208,7 +217,11 @@ func (a *Agent) Events() <-chan Event { return a.events }
 func (a *Agent) Dropped() uint64 { return a.dropped.Load() }
 
 // Addr is the bound gossip address, ip:port (useful with BindPort 0).
-func (a *Agent) Addr() string { return a.addr }
+func (a *Agent) Addr() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.addr
+}
 
 // Name is this host's name in the mesh.
 func (a *Agent) Name() string { return a.name }
@@ -218,6 +231,8 @@ func (a *Agent) Name() string { return a.name }
 // leave notice and memberlist's leave message to go out. The agent keeps
 // running until Shutdown.
 func (a *Agent) Leave(timeout time.Duration) error {
+	a.lifeMu.Lock()
+	defer a.lifeMu.Unlock()
 	if a.isStopped() {
 		return fmt.Errorf("gossip agent %q: leave: %w", a.name, ErrShutdown)
 	}
@@ -257,11 +272,14 @@ func (a *Agent) Leave(timeout time.Duration) error {
 	return nil
 }
 
-// Shutdown stops gossiping without a goodbye: peers will declare this host
-// dead. Events stop (the channel stays open). Safe to call more than once.
+// Shutdown stops gossiping without a goodbye (unless Leave was called):
+// peers will declare this host dead. Events stop (the channel stays open).
+// It waits for a Leave in progress. Safe to call more than once.
 func (a *Agent) Shutdown() error {
 	var err error
 	a.shutOnce.Do(func() {
+		a.lifeMu.Lock()
+		defer a.lifeMu.Unlock()
 		a.goMu.Lock()
 		a.stopped = true
 		a.goMu.Unlock()
