@@ -85,6 +85,7 @@ func applySetCluster(s *State, data []byte) (any, error) {
 		return nil, rejectf("set cluster %q: auto bandwidth needs the migration network's capacity", cl.Name)
 	}
 	cl.RequiredNetworks = slices.Clone(cl.RequiredNetworks)
+	cl.CPUBaseline = slices.Clone(cl.CPUBaseline)
 	s.Clusters[cl.Name] = &cl
 	return nil, nil
 }

@@ -204,6 +204,9 @@ type Cluster struct {
 	Policy string `json:"policy"`
 	// RequiredNetworks must exist on every host of the cluster, else NonOperational.
 	RequiredNetworks []string `json:"required_networks,omitempty"`
+	// CPUBaseline lists CPU flags every host must offer (the cluster's CPU
+	// type, as oVirt fixes it per cluster), else the host is NonOperational.
+	CPUBaseline []string `json:"cpu_baseline,omitempty"`
 }
 
 // DefaultCluster returns a cluster with the project's defaults, chosen from

@@ -325,9 +325,10 @@ func (n *Node) handleGetCluster(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, c)
 }
 
+// handlePutCluster replaces a cluster's settings; fields left out take the
+// defaults (meshctl cluster sends the whole object it read and changed).
 func (n *Node) handlePutCluster(w http.ResponseWriter, r *http.Request) {
-	var c fsm.Cluster
-	n.fsm.Read(func(s *fsm.State) { c = s.Cluster(r.PathValue("name")) })
+	c := fsm.DefaultCluster(r.PathValue("name"))
 	if err := readBody(r, &c); err != nil {
 		writeErr(w, err)
 		return

@@ -18,13 +18,13 @@ import (
 // host state. It proposes only what differs from the state.
 func (n *Node) handleMember(ctx context.Context, m gossip.Member) {
 	var h *fsm.Host
-	var required []string
+	var cl fsm.Cluster
 	n.fsm.Read(func(s *fsm.State) {
 		if cur := s.Hosts[m.Name]; cur != nil {
 			c := *cur
 			h = &c
 		}
-		required = s.Cluster(m.Facts.Cluster).RequiredNetworks
+		cl = s.Cluster(m.Facts.Cluster)
 	})
 	switch m.Status {
 	case gossip.StatusAlive:
@@ -35,7 +35,7 @@ func (n *Node) handleMember(ctx context.Context, m gossip.Member) {
 			n.try(ctx, fsm.CmdUpsertHost, fsm.UpsertHost{Facts: m.Facts})
 		}
 		n.ensurePeer(m)
-		want, reason := hostHealth(m.Facts, required)
+		want, reason := hostHealth(m.Facts, cl)
 		cur := fsm.HostUp
 		if h != nil {
 			cur = h.State
@@ -64,16 +64,30 @@ func (n *Node) handleMember(ctx context.Context, m gossip.Member) {
 }
 
 // hostHealth says whether a live host may take VMs: it must offer every
-// network its cluster requires (oVirt marks such hosts NonOperational).
-func hostHealth(f fsm.HostFacts, required []string) (fsm.HostState, string) {
-	var missing []string
-	for _, r := range required {
+// network its cluster requires and every CPU flag of the cluster's baseline
+// (oVirt marks such hosts NonOperational).
+func hostHealth(f fsm.HostFacts, cl fsm.Cluster) (fsm.HostState, string) {
+	var why []string
+	var nets []string
+	for _, r := range cl.RequiredNetworks {
 		if !slices.ContainsFunc(f.Networks, func(nw fsm.Network) bool { return nw.Name == r }) {
-			missing = append(missing, r)
+			nets = append(nets, r)
 		}
 	}
-	if len(missing) > 0 {
-		return fsm.HostNonOperational, "missing required networks " + strings.Join(missing, ", ")
+	if len(nets) > 0 {
+		why = append(why, "missing required networks "+strings.Join(nets, ", "))
+	}
+	var flags []string
+	for _, fl := range cl.CPUBaseline {
+		if !slices.Contains(f.CPUFlags, fl) {
+			flags = append(flags, fl)
+		}
+	}
+	if len(flags) > 0 {
+		why = append(why, "CPU lacks the cluster baseline flags "+strings.Join(flags, ", "))
+	}
+	if len(why) > 0 {
+		return fsm.HostNonOperational, strings.Join(why, "; ")
 	}
 	return fsm.HostUp, ""
 }

@@ -3,6 +3,7 @@ package testcluster
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -207,4 +208,48 @@ func TestRestartFromDataDirRejoinsWithState(t *testing.T) {
 		c.Leader(10 * time.Second).FSM().Read(func(s *fsm.State) { st = s.Hosts[HostName(victim)].State })
 		return st == fsm.HostUp
 	})
+}
+
+func TestHostMissingClusterRequirementsIsNonOperational(t *testing.T) {
+	c := New(t, Options{Hosts: 3, VMsPerHost: 1, Networks: func(i int) []fsm.Network {
+		if i == 2 {
+			return []fsm.Network{{Name: "vmnet"}}
+		}
+		return []fsm.Network{{Name: "vmnet"}, {Name: "storage"}}
+	}})
+	l := c.Leader(10 * time.Second)
+	c.waitVMs(3)
+	cl := fsm.DefaultCluster("c1")
+	cl.RequiredNetworks = []string{"storage"}
+	cl.CPUBaseline = []string{"sse4_2", "avx2"}
+	if err := putCluster(l.APIAddr(), cl); err != nil {
+		t.Fatal(err)
+	}
+	var h3 fsm.Host
+	c.WaitFor(10*time.Second, "h3 NonOperational", func() bool {
+		c.Leader(10 * time.Second).FSM().Read(func(s *fsm.State) { h3 = *s.Hosts["h3"] })
+		return h3.State == fsm.HostNonOperational
+	})
+	if !strings.Contains(h3.StateReason, "storage") {
+		t.Fatalf("reason %q does not name the missing network", h3.StateReason)
+	}
+	if _, err := Migrate(l.APIAddr(), node.MigrateRequest{VM: "vm-h1-0", To: "h3"}); err == nil || !strings.Contains(err.Error(), "dest-up") {
+		t.Fatalf("migration to a NonOperational host: %v", err)
+	}
+	// A baseline flag no host has makes every host NonOperational; removing
+	// the requirement brings them back Up.
+	cl.CPUBaseline = []string{"avx512f"}
+	if err := putCluster(l.APIAddr(), cl); err != nil {
+		t.Fatal(err)
+	}
+	c.WaitFor(10*time.Second, "h1 NonOperational for its CPU", func() bool {
+		var h fsm.Host
+		c.Leader(10 * time.Second).FSM().Read(func(s *fsm.State) { h = *s.Hosts["h1"] })
+		return h.State == fsm.HostNonOperational && strings.Contains(h.StateReason, "avx512f")
+	})
+	cl.CPUBaseline, cl.RequiredNetworks = nil, nil
+	if err := putCluster(l.APIAddr(), cl); err != nil {
+		t.Fatal(err)
+	}
+	c.WaitFor(10*time.Second, "every host Up again", allHostsUp(c, 3))
 }
