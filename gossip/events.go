@@ -43,7 +43,9 @@ func (a *Agent) nodeAlive(n *memberlist.Node) {
 	case e.announced && moved:
 		a.emitLocked(EventUpdate, e)
 	}
-	w, ok := a.pullDueLocked(e, now)
+	// Only big records are pulled from here; small ones are left to gossip
+	// and, failing that, to the repair loop.
+	w, ok := a.pullDueLocked(e, now, true)
 	a.mu.Unlock()
 	if ok {
 		a.sendWant(w)

@@ -38,9 +38,14 @@ func (a *Agent) republishMeta() {
 	_ = a.ml.Load().UpdateNode(time.Millisecond)
 }
 
-// pullMissing asks every lagging host for its record.
+// pullMissing asks every lagging host for its record. Small records are
+// not pulled while this agent still has records to gossip: then gossip is
+// flowing (a host joining a large mesh, a burst of updates) and pulls would
+// only add TCP connections to a busy mesh, which on a loaded machine
+// delayed probes enough to declare healthy hosts dead.
 func (a *Agent) pullMissing() {
 	now := time.Now()
+	busy := a.queue.NumQueued() > 0
 	var wants []pull
 	a.mu.Lock()
 	for _, e := range a.members {
@@ -48,7 +53,7 @@ func (a *Agent) pullMissing() {
 			continue
 		}
 		e.noteProgress(now)
-		if w, ok := a.pullDueLocked(e, now); ok {
+		if w, ok := a.pullDueLocked(e, now, busy); ok {
 			wants = append(wants, w)
 		}
 	}
@@ -67,13 +72,13 @@ type pull struct {
 }
 
 // pullDueLocked decides whether to ask e for its record now: it must be
-// behind, big or past the grace period, and not recently asked for this
-// version.
-func (a *Agent) pullDueLocked(e *entry, now time.Time) (pull, bool) {
+// behind, big or (unless bigOnly) past the grace period, and not recently
+// asked for this version.
+func (a *Agent) pullDueLocked(e *entry, now time.Time, bigOnly bool) (pull, bool) {
 	if e.name == a.name || !e.behind() {
 		return pull{}, false
 	}
-	if !e.adv.Big && now.Sub(e.behindSince) < a.t.grace {
+	if !e.adv.Big && (bigOnly || now.Sub(e.behindSince) < a.t.grace) {
 		return pull{}, false
 	}
 	if e.pulledVersion >= e.adv.Version && now.Sub(e.lastPull) < a.t.pullBackoff {
