@@ -39,7 +39,10 @@ type Config struct {
 	// DevMode allows running without a key.
 	DevMode bool
 	// Fast uses short probe and gossip intervals for tests and loopback
-	// clusters: a failure is noticed in about 1-2 s instead of 5-10 s.
+	// clusters: a failure is noticed in about 1-2 s instead of 5-10 s. Its
+	// 100 ms probe timeout assumes an unloaded machine: with ~50 agents per
+	// core joining at once, starved agents are falsely declared dead (they
+	// refute and rejoin).
 	Fast bool
 	// Logger receives memberlist's and the agent's logs; nil discards them.
 	Logger hclog.Logger

@@ -13,8 +13,10 @@
 //     it spreads epidemically in O(log N) gossip rounds.
 //   - The node metadata carries only the facts version (and whether the
 //     record is too big to gossip). Peers that see a version they do not have
-//     pull the record from its owner over TCP: at once for big records, after
-//     a short grace period for small ones, which repairs lost UDP packets.
+//     pull the record from its owner over TCP: at once for big records; for
+//     small ones after a short grace period and only once the puller has
+//     nothing left to gossip, which repairs lost UDP packets without adding
+//     TCP load while gossip is still flowing.
 //   - LocalState/MergeRemoteState exchange every live host's record during
 //     memberlist's push/pull, so late joiners and hosts that missed broadcasts
 //     converge anyway.
