@@ -114,6 +114,13 @@ func Start(cfg Config, facts fsm.HostFacts) (*Agent, error) {
 	}
 	mc.Delegate = &delegate{a: a}
 	mc.Events = &eventHandler{a: a}
+	if cfg.Blocked != nil {
+		t, err := newCutTransport(mc, cfg.Blocked)
+		if err != nil {
+			return nil, fmt.Errorf("gossip agent %q: %w", cfg.Name, err)
+		}
+		mc.Transport = t
+	}
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return nil, fmt.Errorf("gossip agent %q: start memberlist on %s:%d: %w", cfg.Name, mc.BindAddr, cfg.BindPort, err)

@@ -46,6 +46,9 @@ type Config struct {
 	Fast bool
 	// Logger receives memberlist's and the agent's logs; nil discards them.
 	Logger hclog.Logger
+	// Blocked, when set, cuts this host off the gossip network while it
+	// returns true: a partition, for tests. Nil in production.
+	Blocked func() bool
 }
 
 // timings are the agent's own periods, scaled with the memberlist profile.

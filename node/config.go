@@ -61,6 +61,9 @@ type Config struct {
 	DrainTimeout time.Duration
 	Version      string
 	Logger       *slog.Logger
+	// Blocked, when set, partitions this host (gossip and Raft) while it
+	// returns true. Tests only.
+	Blocked func() bool
 }
 
 func (c *Config) setDefaults() error {

@@ -90,7 +90,7 @@ func (n *Node) start() error {
 	n.facts = facts
 	g, err := gossip.Start(gossip.Config{
 		Name: n.cfg.Name, BindAddr: n.cfg.BindAddr, BindPort: n.cfg.GossipPort,
-		Key: n.cfg.GossipKey, DevMode: n.cfg.DevMode, Fast: n.cfg.Fast,
+		Key: n.cfg.GossipKey, DevMode: n.cfg.DevMode, Fast: n.cfg.Fast, Blocked: n.cfg.Blocked,
 	}, facts)
 	if err != nil {
 		return fmt.Errorf("gossip: %w", err)
@@ -157,6 +157,10 @@ func (n *Node) Raft() *raft.Raft { return n.raft }
 
 // Gossip exposes the gossip agent.
 func (n *Node) Gossip() *gossip.Agent { return n.gossip }
+
+// Sever drops the live Raft connections; a test calls it when it cuts the
+// host off (new connections are refused through Config.Blocked).
+func (n *Node) Sever() { n.stream.sever() }
 
 // Left is closed once a leave asked through the API has finished, so the
 // daemon can exit.

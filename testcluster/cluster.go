@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -52,6 +53,7 @@ type Cluster struct {
 	mu    sync.Mutex
 	nodes []*node.Node
 	cfgs  []node.Config
+	cut   []*atomic.Bool // per host: partitioned from the others
 }
 
 // New starts a cluster: host h1 bootstraps, the others join it by gossip.
@@ -86,6 +88,9 @@ func New(t testing.TB, opts Options) *Cluster {
 		if err != nil {
 			t.Fatalf("testcluster: %v", err)
 		}
+		cut := &atomic.Bool{}
+		cfg.Blocked = cut.Load
+		c.cut = append(c.cut, cut)
 		c.cfgs = append(c.cfgs, cfg)
 		c.nodes = append(c.nodes, nil)
 		if err := c.start(i); err != nil {
@@ -205,6 +210,23 @@ func (c *Cluster) Restart(i int) {
 		c.t.Fatalf("testcluster: restart: %v", err)
 	}
 }
+
+// Partition cuts host i off the gossip and Raft networks of the others (its
+// API stays reachable for the test to read it).
+func (c *Cluster) Partition(i int) {
+	c.cut[i].Store(true)
+	if n := c.Node(i); n != nil {
+		n.Sever()
+	}
+	for j, n := range c.Nodes() {
+		if j != i && n != nil {
+			n.Sever() // peers' connections to it break as well
+		}
+	}
+}
+
+// Heal reconnects host i.
+func (c *Cluster) Heal(i int) { c.cut[i].Store(false) }
 
 // Close stops every node and the simulation.
 func (c *Cluster) Close() {

@@ -253,3 +253,48 @@ func TestHostMissingClusterRequirementsIsNonOperational(t *testing.T) {
 	}
 	c.WaitFor(10*time.Second, "every host Up again", allHostsUp(c, 3))
 }
+
+func TestPartitionedLeaderIsReplacedAndRejoins(t *testing.T) {
+	c := New(t, Options{Hosts: 3, VMsPerHost: 1})
+	old := c.Leader(10 * time.Second)
+	c.waitVMs(3)
+	idx := 0
+	for i := range 3 {
+		if c.Node(i) == old {
+			idx = i
+		}
+	}
+	c.Partition(idx)
+	var nl *node.Node
+	c.WaitFor(15*time.Second, "a new leader in the majority", func() bool {
+		for _, n := range c.Nodes() {
+			if n != old && n.IsLeader() {
+				nl = n
+				return true
+			}
+		}
+		return false
+	})
+	c.WaitFor(15*time.Second, "the cut-off host seen Down by the majority", func() bool {
+		var st fsm.HostState
+		nl.FSM().Read(func(s *fsm.State) { st = s.Hosts[old.Name()].State })
+		return st == fsm.HostDown
+	})
+	// The majority commits; the cut-off node cannot.
+	want := fsm.DefaultCluster("c1")
+	want.MaxOutgoing = 3
+	if err := putCluster(nl.APIAddr(), want); err != nil {
+		t.Fatal(err)
+	}
+	if old.IsLeader() {
+		if err := old.Raft().Apply([]byte{byte(fsm.CmdActivate)}, time.Second).Error(); err == nil {
+			t.Fatal("a partitioned leader committed an entry")
+		}
+	}
+	c.Heal(idx)
+	c.WaitFor(30*time.Second, "the healed host catches up and is Up", func() bool {
+		var st fsm.HostState
+		c.Leader(10 * time.Second).FSM().Read(func(s *fsm.State) { st = s.Hosts[old.Name()].State })
+		return st == fsm.HostUp && !old.IsLeader() && old.FSM().State().Cluster("c1").MaxOutgoing == 3
+	})
+}
