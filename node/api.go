@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -137,7 +138,10 @@ func (n *Node) handleInternalApply(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, fmt.Errorf("%w: %s is not the leader", ErrNoLeader, n.cfg.Name))
 		return
 	}
-	v, err := n.applyLocal(data)
+	v, idx, err := n.applyLocalIndex(data)
+	if idx > 0 {
+		w.Header().Set(indexHeader, strconv.FormatUint(idx, 10))
+	}
 	if err != nil {
 		writeErr(w, err)
 		return

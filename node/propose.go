@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -40,22 +41,52 @@ func (n *Node) proposeRaw(ctx context.Context, data []byte) (json.RawMessage, er
 
 // applyLocal applies on the leader and turns the FSM's Result into a value or error.
 func (n *Node) applyLocal(data []byte) (json.RawMessage, error) {
+	v, _, err := n.applyLocalIndex(data)
+	return v, err
+}
+
+// applyLocalIndex also returns the entry's Raft index, which a forwarding
+// follower waits for before it answers its client.
+func (n *Node) applyLocalIndex(data []byte) (json.RawMessage, uint64, error) {
 	f := n.raft.Apply(data, applyTimeout)
 	if err := f.Error(); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
-			return nil, fmt.Errorf("%w: %v", ErrNoLeader, err)
+			return nil, 0, fmt.Errorf("%w: %v", ErrNoLeader, err)
 		}
-		return nil, fmt.Errorf("raft apply: %w", err)
+		return nil, 0, fmt.Errorf("raft apply: %w", err)
 	}
 	res, _ := f.Response().(fsm.Result)
 	if res.Err != nil {
-		return nil, res.Err
+		return nil, f.Index(), res.Err
 	}
 	b, err := json.Marshal(res.Value)
 	if err != nil {
-		return nil, fmt.Errorf("marshal command result: %w", err)
+		return nil, f.Index(), fmt.Errorf("marshal command result: %w", err)
 	}
-	return b, nil
+	return b, f.Index(), nil
+}
+
+// indexHeader carries the Raft index of a forwarded write's entry.
+const indexHeader = "X-Raft-Index"
+
+// waitApplied waits until this replica has applied index, so a client that
+// wrote through this node reads its own write from it next.
+func (n *Node) waitApplied(ctx context.Context, index uint64) {
+	deadline := time.NewTimer(applyTimeout)
+	defer deadline.Stop()
+	for {
+		changed := n.fsm.Changed()
+		if n.fsm.Index() >= index {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // leaderAPI finds the leader's API address through its gossiped facts.
@@ -97,6 +128,9 @@ func (n *Node) forward(ctx context.Context, data []byte) (json.RawMessage, error
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if idx, err := strconv.ParseUint(resp.Header.Get(indexHeader), 10, 64); err == nil {
+		n.waitApplied(ctx, idx)
+	}
 	if resp.StatusCode != http.StatusOK {
 		var e apiError
 		_ = json.Unmarshal(body, &e)
