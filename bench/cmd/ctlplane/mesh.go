@@ -1,0 +1,282 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hostmesh/hostmesh/bench/benchkit"
+	"github.com/hostmesh/hostmesh/node"
+)
+
+// mesh is N real meshd processes on loopback with simulated hypervisors:
+// production Raft and gossip timings (no Fast mode), distinct ports and
+// data dirs, dev mode (no gossip key). It is how the control-plane figures
+// whose goals are about production are measured.
+type mesh struct {
+	bin     string
+	dir     string
+	n       int
+	vms     int
+	scale   float64
+	seeds   []string
+	mu      sync.Mutex
+	procs   []*exec.Cmd
+	exited  []chan struct{}
+	client  *http.Client
+	portOff int
+	// noLeader counts write requests answered 503 (no leader) and retried.
+	noLeader atomic.Int64
+	// killed counts hosts killed on purpose (failover runs).
+	killed int
+}
+
+func newMesh(bin, dir string, n, vms int, scale float64, portBase int) *mesh {
+	m := &mesh{bin: bin, dir: dir, n: n, vms: vms, scale: scale, portOff: portBase,
+		procs: make([]*exec.Cmd, n), exited: make([]chan struct{}, n),
+		client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 128}}}
+	for i := 0; i < min(n, 3); i++ {
+		m.seeds = append(m.seeds, m.gossipAddr(i))
+	}
+	return m
+}
+
+func hostName(i int) string { return "h" + strconv.Itoa(i+1) }
+
+func (m *mesh) gossipAddr(i int) string { return fmt.Sprintf("127.0.0.1:%d", m.portOff+i) }
+func (m *mesh) raftPort(i int) int       { return m.portOff + 1000 + i }
+func (m *mesh) api(i int) string         { return fmt.Sprintf("127.0.0.1:%d", m.portOff+2000+i) }
+
+// start launches host i; every host but a fresh h1 joins the seeds.
+func (m *mesh) start(i int, join bool) error {
+	name := hostName(i)
+	args := []string{"--name", name, "--cluster", "c1", "--data-dir", filepath.Join(m.dir, name),
+		"--bind", "127.0.0.1", "--gossip-port", strconv.Itoa(m.portOff + i), "--raft-port", strconv.Itoa(m.raftPort(i)),
+		"--api-port", strconv.Itoa(m.portOff + 2000 + i), "--dev", "--hypervisor", "sim",
+		"--sim-vms", strconv.Itoa(m.vms), "--sim-vm-mem", "1024", "--sim-timescale", strconv.FormatFloat(m.scale, 'f', -1, 64),
+		"--network", "vmnet", "--storage-domain", "shared=/srv/shared", "--drain-on-sigterm=false", "--log-level", "warn"}
+	if join {
+		for j, s := range m.seeds {
+			if j != i {
+				args = append(args, "--join", s)
+			}
+		}
+	}
+	cmd := exec.Command(m.bin, args...)
+	log, err := os.OpenFile(filepath.Join(m.dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("log of meshd %s: %w", name, err)
+	}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		return fmt.Errorf("start meshd %s: %w", name, err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); log.Close(); close(done) }()
+	m.mu.Lock()
+	m.procs[i], m.exited[i] = cmd, done
+	m.mu.Unlock()
+	return nil
+}
+
+// kill stops host i with SIGKILL, as a crash would, and waits for it to exit.
+func (m *mesh) kill(i int) {
+	m.mu.Lock()
+	cmd, done := m.procs[i], m.exited[i]
+	m.procs[i] = nil
+	m.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	<-done
+}
+
+// pid of host i's process, 0 when it is not running.
+func (m *mesh) pid(i int) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.procs[i] == nil {
+		return 0
+	}
+	return m.procs[i].Process.Pid
+}
+
+func (m *mesh) close() {
+	var wg sync.WaitGroup
+	for i := range m.procs {
+		wg.Add(1)
+		go func() { defer wg.Done(); m.kill(i) }()
+	}
+	wg.Wait()
+}
+
+// up starts all hosts: h1 bootstraps, the others join in small batches so
+// two cores are not asked to start 100 Go processes at once.
+func (m *mesh) up() error {
+	if err := m.start(0, false); err != nil {
+		return err
+	}
+	if _, err := benchkit.Poll(30*time.Second, 50*time.Millisecond, "h1 to lead", func() bool {
+		st, err := m.status(0)
+		return err == nil && st.Leader == "h1"
+	}); err != nil {
+		return err
+	}
+	for i := 1; i < m.n; i++ {
+		if err := m.start(i, true); err != nil {
+			return err
+		}
+		if i%10 == 0 {
+			// Let the batch's joins and Raft additions land before the next.
+			if _, err := benchkit.Poll(2*time.Minute, 100*time.Millisecond, "batch to join", func() bool {
+				st, err := m.status(0)
+				return err == nil && st.Hosts >= i
+			}); err != nil {
+				return err
+			}
+		}
+	}
+	return m.settled(5 * time.Minute)
+}
+
+// settled waits until some node leads and reports every host Up with all VMs.
+func (m *mesh) settled(timeout time.Duration) error {
+	_, err := benchkit.Poll(timeout, 200*time.Millisecond, fmt.Sprintf("%d hosts Up, %d VMs", m.n, m.n*m.vms), func() bool {
+		l, err := m.leader()
+		if err != nil {
+			return false
+		}
+		st, err := m.status(l)
+		if err != nil || st.Hosts != m.n || st.VMs != m.n*m.vms || len(st.Voters) < 5 || len(st.Voters)+len(st.Nonvoters) != m.n {
+			return false
+		}
+		var hosts []node.HostView
+		if err := m.call(m.api(l), "GET", "/v1/hosts", nil, &hosts); err != nil {
+			return false
+		}
+		for _, h := range hosts {
+			if h.State != "Up" {
+				return false
+			}
+		}
+		return true
+	})
+	return err
+}
+
+// leader asks running hosts who leads, and returns its index.
+func (m *mesh) leader() (int, error) {
+	for i := 0; i < m.n; i++ {
+		if m.pid(i) == 0 {
+			continue
+		}
+		st, err := m.status(i)
+		if err != nil || st.Leader == "" {
+			continue
+		}
+		idx, err := strconv.Atoi(st.Leader[1:])
+		if err != nil {
+			return 0, fmt.Errorf("leader name %q: %w", st.Leader, err)
+		}
+		if m.pid(idx-1) == 0 {
+			continue // a stale view naming the dead leader
+		}
+		return idx - 1, nil
+	}
+	return 0, fmt.Errorf("no host names a live leader")
+}
+
+func (m *mesh) status(i int) (node.Status, error) {
+	var st node.Status
+	err := m.call(m.api(i), "GET", "/v1/status", nil, &st)
+	return st, err
+}
+
+// call sends one API request as meshctl would; a non-2xx answer is an error
+// carrying the status and body.
+func (m *mesh) call(addr, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	return m.raw(addr, method, path, body, out)
+}
+
+func (m *mesh) raw(addr, method, path string, body io.Reader, out any) error {
+	req, err := http.NewRequest(method, "http://"+addr+path, body)
+	if err != nil {
+		return err
+	}
+	resp, err := m.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s %s: %w", method, addr, path, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		return &httpError{Status: resp.StatusCode, Msg: fmt.Sprintf("%s %s %s: %s: %s", method, addr, path, resp.Status, bytes.TrimSpace(data))}
+	}
+	switch o := out.(type) {
+	case nil:
+		return nil
+	case *strings.Builder:
+		o.Write(data)
+		return nil
+	default:
+		return json.Unmarshal(data, out)
+	}
+}
+
+type httpError struct {
+	Status int
+	Msg    string
+}
+
+func (e *httpError) Error() string { return e.Msg }
+
+// write sends a write request and retries it while the mesh answers "no
+// leader" (503), as an operator re-running meshctl would; retries are
+// counted so the report can say how often the leader stepped down.
+func (m *mesh) write(addr, method, path string, in, out any) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := m.call(addr, method, path, in, out)
+		var he *httpError
+		if err == nil || !errors.As(err, &he) || he.Status != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			return err
+		}
+		m.noLeader.Add(1)
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// stepDowns counts, over every host's log, the times a leader gave up
+// leadership because it could not reach a quorum within its lease.
+func (m *mesh) stepDowns() int {
+	total := 0
+	for i := 0; i < m.n; i++ {
+		b, err := os.ReadFile(filepath.Join(m.dir, hostName(i)+".log"))
+		if err == nil {
+			total += strings.Count(string(b), "failed to contact quorum of nodes, stepping down")
+		}
+	}
+	return total
+}

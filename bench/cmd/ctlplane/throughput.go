@@ -1,0 +1,94 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hostmesh/hostmesh/bench/benchkit"
+	"github.com/hostmesh/hostmesh/fsm"
+	"github.com/hostmesh/hostmesh/node"
+)
+
+// longMigration starts a migration that runs for minutes (1 MiB/s for a
+// 1 GiB sim VM) so progress updates have a Running migration to land on.
+func (m *mesh) longMigration(c, src, dst int) (string, error) {
+	var resp node.MigrateResponse
+	vm := hostName(src) + "-vm1"
+	if err := m.write(m.api(c), "POST", "/v1/migrations", node.MigrateRequest{VM: vm, To: hostName(dst), BandwidthMiB: 1}, &resp); err != nil {
+		return "", fmt.Errorf("long migration of %s: %w", vm, err)
+	}
+	_, err := benchkit.Poll(30*time.Second, 20*time.Millisecond, "migration "+resp.ID+" running", func() bool {
+		var mig fsm.Migration
+		return m.call(m.api(c), "GET", "/v1/migrations/"+resp.ID, nil, &mig) == nil && mig.State == fsm.MigRunning
+	})
+	return resp.ID, err
+}
+
+// progressBurst commits total progress updates of migration id through the
+// leader's internal apply endpoint (the path a source host's reports take
+// when forwarded) from conc concurrent senders, and returns commits/s.
+// Raft batches concurrent applies into one disk write, so the rate grows
+// with concurrency until the leader's CPU or fsync is the limit.
+func (m *mesh) progressBurst(id string, total, conc int) (float64, error) {
+	l, err := m.leader()
+	if err != nil {
+		return 0, err
+	}
+	var leader atomic.Int64
+	leader.Store(int64(l))
+	var next atomic.Int64
+	var firstErr error
+	var once sync.Once
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < conc; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				k := next.Add(1)
+				if k > int64(total) {
+					return
+				}
+				data, err := fsm.Encode(fsm.CmdProgress, fsm.ProgressUpdate{ID: id,
+					Progress: fsm.Progress{Percent: float64(k%100) / 2, ProcessedBytes: uint64(k) << 20, Iteration: 1}})
+				if err == nil {
+					err = m.applyOnLeader(&leader, data)
+				}
+				if err != nil {
+					once.Do(func() { firstErr = fmt.Errorf("progress update %d of %s: %w", k, id, err) })
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	took := time.Since(start)
+	if firstErr != nil {
+		return 0, firstErr
+	}
+	return float64(total) / took.Seconds(), nil
+}
+
+// applyOnLeader posts one raw command to the leader's internal apply
+// endpoint; when the leader stepped down (503) it finds the new one and
+// retries, counting the retry.
+func (m *mesh) applyOnLeader(leader *atomic.Int64, data []byte) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := m.raw(m.api(int(leader.Load())), "POST", "/v1/internal/apply", bytes.NewReader(data), nil)
+		var he *httpError
+		if err == nil || !errors.As(err, &he) || he.Status != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			return err
+		}
+		m.noLeader.Add(1)
+		if l, err := m.leader(); err == nil {
+			leader.Store(int64(l))
+		}
+	}
+}

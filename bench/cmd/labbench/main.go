@@ -1,0 +1,95 @@
+// Command labbench measures single migrations, drains and convergence
+// policies on the lab's real libvirt + QEMU hosts (testcluster/lab), with
+// meshd on every host driven by meshctl, against virsh doing the same by
+// hand. It needs root and owns the machine's one lab: run it under
+// `flock /tmp/hostmesh-lab.lock`. Each part writes its JSON as soon as it
+// is done, so a later part's failure keeps the earlier figures.
+//
+//	flock /tmp/hostmesh-lab.lock go run ./bench/cmd/labbench -meshd bin/meshd -meshctl bin/meshctl
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hostmesh/hostmesh/bench/benchkit"
+)
+
+func main() {
+	var (
+		meshd   = flag.String("meshd", "bin/meshd", "meshd binary")
+		meshctl = flag.String("meshctl", "bin/meshctl", "meshctl binary")
+		outDir  = flag.String("out", "bench/results", "directory for the JSON results")
+		runs    = flag.Int("runs", 5, "runs of each side (medians)")
+		parts   = flag.String("parts", "single,drain,convergence", "which parts to run")
+		bw      = flag.Int("bw", 32, "single: bandwidth cap, MiB/s")
+		dirty   = flag.Int("dirty", 8, "single: dirty rate of the dirtying guest, MiB/s")
+		drainBW = flag.Int("drain-bw", 16, "drain: per-migration cap, MiB/s")
+		guests  = flag.Int("guests", 6, "drain: guests on the drained host")
+		convBW  = flag.Int("conv-bw", 8, "convergence: bandwidth cap, MiB/s")
+		convDR  = flag.Int("conv-dirty", 24, "convergence: dirty rate asked of the guest, MiB/s")
+	)
+	flag.Parse()
+	if *runs < 5 {
+		log.Fatalf("-runs %d: medians need at least 5", *runs)
+	}
+	for _, b := range []string{*meshd, *meshctl} {
+		if _, err := os.Stat(b); err != nil {
+			log.Fatalf("%v (run make build first)", err)
+		}
+	}
+	abs := func(p string) string { a, _ := filepath.Abs(p); return a }
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Minute)
+	defer cancel()
+	start := time.Now()
+	m, err := startMesh(ctx, abs(*meshd), abs(*meshctl), 3)
+	if err != nil {
+		log.Fatalf("lab: %v", err)
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	go func() { <-sigs; m.close(); os.Exit(130) }()
+	log.Printf("lab of 3 hosts with meshd up in %s (host CPU model %q)", time.Since(start).Round(time.Second), m.cpuModel)
+	cmd := "flock /tmp/hostmesh-lab.lock go run ./bench/cmd/labbench " + strings.Join(os.Args[1:], " ")
+	type part struct {
+		name, file string
+		run        func() (benchkit.Section, error)
+	}
+	all := []part{
+		{"single", "lab-single.json", func() (benchkit.Section, error) { return singlePart(ctx, m, *runs, *bw, *dirty) }},
+		{"drain", "lab-drain.json", func() (benchkit.Section, error) { return drainPart(ctx, m, *runs, *drainBW, *guests) }},
+		{"convergence", "lab-convergence.json", func() (benchkit.Section, error) { return convergencePart(ctx, m, *runs, *convBW, *convDR) }},
+	}
+	failed := false
+	for _, p := range all {
+		if !strings.Contains(*parts, p.name) {
+			continue
+		}
+		t0 := time.Now()
+		s, err := p.run()
+		s.Command, s.Started, s.Took = cmd+" -parts "+p.name, t0.UTC(), time.Since(t0).Round(time.Second).String()
+		if err != nil {
+			failed = true
+			log.Printf("%s: %v (meshd logs in %s)", p.name, err, m.logDir)
+			s.Notes = append(s.Notes, "INCOMPLETE: this part stopped with an error: "+err.Error())
+		}
+		if werr := s.Write(filepath.Join(*outDir, p.file)); werr != nil {
+			log.Print(werr)
+		}
+		log.Printf("%s done in %s", p.name, time.Since(t0).Round(time.Second))
+	}
+	m.close()
+	if failed {
+		fmt.Fprintf(os.Stderr, "labbench: some parts failed; meshd logs in %s\n", m.logDir)
+		os.Exit(1)
+	}
+	_ = os.RemoveAll(m.logDir)
+}

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hostmesh/hostmesh/bench/benchkit"
+	"github.com/hostmesh/hostmesh/fsm"
+	"github.com/hostmesh/hostmesh/node"
+	"github.com/hostmesh/hostmesh/testcluster/lab"
+)
+
+// mesh is the lab's real libvirt hosts with one meshd each, driven through
+// the meshctl binary as an operator would.
+type mesh struct {
+	lab            *lab.Lab
+	meshd, meshctl string
+	logDir         string
+	procs          []*os.Process
+	cpuModel       string
+}
+
+// startMesh brings up a lab of n hosts in one cluster and a meshd on each.
+func startMesh(ctx context.Context, meshd, meshctl string, n int) (*mesh, error) {
+	logDir, err := os.MkdirTemp("", "hostmesh-labbench-")
+	if err != nil {
+		return nil, err
+	}
+	m := &mesh{meshd: meshd, meshctl: meshctl, logDir: logDir}
+	clusters := make([]string, n)
+	for i := range clusters {
+		clusters[i] = "c1"
+	}
+	logf := func(format string, args ...any) { fmt.Fprintf(os.Stderr, "labbench: "+format+"\n", args...) }
+	if m.lab, err = lab.Start(ctx, lab.Config{Hosts: n, Clusters: clusters, Logf: logf}); err != nil {
+		return nil, fmt.Errorf("start lab of %d hosts: %w", n, err)
+	}
+	if _, _, err := m.lab.GuestImage(ctx); err != nil {
+		m.close()
+		return nil, fmt.Errorf("guest image: %w", err)
+	}
+	for i, h := range m.lab.Hosts {
+		args := []string{m.meshd, "--name", h.Name, "--cluster", h.Cluster,
+			"--data-dir", filepath.Join(h.StateDir, "meshd"), "--bind", h.MgmtIP, "--migration-addr", h.MigIP,
+			"--hypervisor", "libvirt", "--libvirt-uri", "qemu:///system", "--libvirt-peer-uri", h.LibvirtURI,
+			"--network", lab.VMBridge, "--storage-domain", "shared=" + m.lab.SharedDir,
+			"--unsafe-migration", "--dev", "--sample-interval", "500ms"}
+		if i > 0 {
+			args = append(args, "--join", m.lab.Hosts[0].MgmtIP+":7946")
+		}
+		p, err := h.StartDaemon(ctx, filepath.Join(logDir, "meshd-"+h.Name+".log"), args...)
+		if err != nil {
+			m.close()
+			return nil, fmt.Errorf("start meshd on %s: %w", h.Name, err)
+		}
+		go func() { _, _ = p.Wait() }()
+		m.procs = append(m.procs, p)
+	}
+	if _, err := benchkit.Poll(2*time.Minute, 250*time.Millisecond, fmt.Sprintf("%d meshd hosts Up", n), func() bool {
+		var hosts []node.HostView
+		if err := m.ctlJSON(ctx, &hosts, "hosts"); err != nil || len(hosts) != n {
+			return false
+		}
+		for _, h := range hosts {
+			if h.State != fsm.HostUp {
+				return false
+			}
+			m.cpuModel = h.CPUModel
+		}
+		return true
+	}); err != nil {
+		m.close()
+		return nil, fmt.Errorf("%w (meshd logs in %s)", err, logDir)
+	}
+	return m, nil
+}
+
+func (m *mesh) close() {
+	for _, p := range m.procs {
+		_ = p.Signal(syscall.SIGKILL)
+	}
+	if m.lab != nil {
+		_ = m.lab.Close()
+	}
+}
+
+func (m *mesh) host(name string) *lab.Host { return m.lab.Host(name) }
+
+// ctlResult is one meshctl run.
+type ctlResult struct {
+	stdout, stderr string
+	code           int
+	took           time.Duration
+}
+
+func (r ctlResult) String() string {
+	return fmt.Sprintf("exit %d after %s\nstdout: %s\nstderr: %s", r.code, r.took.Round(time.Millisecond), r.stdout, r.stderr)
+}
+
+// ctl runs meshctl against h1's API from the root namespace.
+func (m *mesh) ctl(ctx context.Context, args ...string) ctlResult {
+	full := append([]string{"--addr", m.lab.Hosts[0].MgmtIP + ":7400"}, args...)
+	cmd := exec.CommandContext(ctx, m.meshctl, full...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	start := time.Now()
+	err := cmd.Run()
+	r := ctlResult{stdout: out.String(), stderr: errOut.String(), took: time.Since(start)}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	default:
+		r.code = -1
+		r.stderr += "\n(run: " + err.Error() + ")"
+	}
+	return r
+}
+
+func (m *mesh) ctlJSON(ctx context.Context, out any, args ...string) error {
+	r := m.ctl(ctx, append(args, "--json")...)
+	if r.code != 0 {
+		return fmt.Errorf("meshctl %s: %s", strings.Join(args, " "), r)
+	}
+	return json.Unmarshal([]byte(r.stdout), out)
+}
+
+// vmHosts maps each VM the mesh knows to its host, and whether it is free
+// of any migration.
+func (m *mesh) vmHosts(ctx context.Context) (map[string]fsm.VM, error) {
+	var vms []fsm.VM
+	if err := m.ctlJSON(ctx, &vms, "vms"); err != nil {
+		return nil, err
+	}
+	out := map[string]fsm.VM{}
+	for _, v := range vms {
+		out[v.Name] = v
+	}
+	return out, nil
+}
+
+// waitVMsOn waits until the mesh lists every named VM on host, running and
+// not migrating, so the next meshctl command sees the state virsh made.
+func (m *mesh) waitVMsOn(ctx context.Context, host string, names ...string) error {
+	var last string
+	_, err := benchkit.Poll(2*time.Minute, 200*time.Millisecond, fmt.Sprintf("%v on %s in the mesh", names, host), func() bool {
+		vms, err := m.vmHosts(ctx)
+		if err != nil {
+			last = err.Error()
+			return false
+		}
+		for _, n := range names {
+			v, ok := vms[n]
+			if !ok || v.Host != host || v.Migration != "" || v.State != "running" {
+				last = fmt.Sprintf("%s: %+v", n, v)
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil {
+		return fmt.Errorf("%w (last: %s)", err, last)
+	}
+	return nil
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# make bench: the benchmarks of issue "Benchmarks", then bench/RESULTS.md.
+#   1. control plane at scale (100 meshd processes with sim hypervisors)
+#   2. single migration, drain and convergence on the real libvirt lab
+#      (root; one lab per machine, so under flock /tmp/hostmesh-lab.lock)
+#   3. the report: tables, plots (bench/plots/*.svg), machine, commands
+# BENCH_RUNS (default 5) sets the runs per figure; BENCH_PARTS (default
+# "ctlplane lab") chooses parts. A part that fails leaves a note in the
+# report and makes this script exit 1, after the report is written.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export GOFLAGS="${GOFLAGS:--tags=libvirt_dlopen}"
+runs="${BENCH_RUNS:-5}"
+parts="${BENCH_PARTS:-ctlplane lab}"
+tmp=$(mktemp -d /tmp/hostmesh-bench-bin.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+go build -o "$tmp/" ./bench/cmd/ctlplane ./bench/cmd/labbench ./bench/cmd/report || exit 1
+[ -x bin/meshd ] && [ -x bin/meshctl ] || { echo "bench: run make build first (make bench does)" >&2; exit 1; }
+mkdir -p bench/results
+rc=0
+case " $parts " in *" ctlplane "*)
+	echo "== control plane: 100 meshd processes, 5,000 sim VMs"
+	"$tmp/ctlplane" -meshd bin/meshd -runs "$runs" -out bench/results/ctlplane.json || rc=1
+esac
+case " $parts " in *" lab "*)
+	if [ "$(id -u)" != 0 ]; then
+		echo "bench: the lab parts need root; skipped" >&2
+		rc=1
+	else
+		echo "== lab: single migration, drain, convergence (waiting for the lab lock)"
+		flock /tmp/hostmesh-lab.lock "$tmp/labbench" -meshd bin/meshd -meshctl bin/meshctl -runs "$runs" -out bench/results || rc=1
+	fi
+esac
+"$tmp/report" -results bench/results -out bench/RESULTS.md || rc=1
+exit $rc
