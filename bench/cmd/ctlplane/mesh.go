@@ -56,8 +56,8 @@ func newMesh(bin, dir string, n, vms int, scale float64, portBase int) *mesh {
 func hostName(i int) string { return "h" + strconv.Itoa(i+1) }
 
 func (m *mesh) gossipAddr(i int) string { return fmt.Sprintf("127.0.0.1:%d", m.portOff+i) }
-func (m *mesh) raftPort(i int) int       { return m.portOff + 1000 + i }
-func (m *mesh) api(i int) string         { return fmt.Sprintf("127.0.0.1:%d", m.portOff+2000+i) }
+func (m *mesh) raftPort(i int) int      { return m.portOff + 1000 + i }
+func (m *mesh) api(i int) string        { return fmt.Sprintf("127.0.0.1:%d", m.portOff+2000+i) }
 
 // start launches host i; every host but a fresh h1 joins the seeds.
 func (m *mesh) start(i int, join bool) error {

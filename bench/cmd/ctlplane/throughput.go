@@ -3,8 +3,8 @@ package main
 import (
 	"bytes"
 	"errors"
-	"net/http"
 	"fmt"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
