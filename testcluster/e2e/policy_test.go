@@ -53,6 +53,9 @@ func TestPrecopyStallsPostCopyFinishes(t *testing.T) {
 	if pre.State != fsm.MigFailed {
 		t.Errorf("precopy migration %s is %s, want %s", pre.ID, pre.State, fsm.MigFailed)
 	}
+	if ran := pre.EndedAt.Sub(pre.StartedAt); ran < 64*time.Second {
+		t.Errorf("precopy migration %s ended after %s, before the 64 s completion timeout of a 256 MiB guest", pre.ID, ran)
+	}
 	m.waitVM(t, ctx, "dirty", "h1")
 	m.assertRunsOnlyOn(t, ctx, "dirty", "h1")
 	w.assertContinuous(t, start, 0)
@@ -67,7 +70,13 @@ func TestPrecopyStallsPostCopyFinishes(t *testing.T) {
 	if !post.Progress.PostCopy || !slices.Contains(post.Progress.Actions, "post-copy") {
 		t.Errorf("migration %s finished without switching to post-copy (actions %v)", post.ID, post.Progress.Actions)
 	}
-	w.assertContinuous(t, start, mv.downtime)
+	// For a post-copy run QEMU's "downtime" (and so meshctl's) spans the
+	// whole post-copy phase, from the source's stop to the last page: the
+	// guest runs on the destination during most of it. The counter shows
+	// the pause the guest really saw.
+	r2 := w.assertContinuous(t, start, mv.downtime)
+	t.Logf("post-copy: meshctl reports downtime %s; the guest's counter stood still at most %s (interval %s − 1 s)",
+		mv.downtime, (r2.maxGap - time.Second).Round(time.Millisecond), r2.maxGap.Round(time.Millisecond))
 	m.waitVM(t, ctx, "dirty", "h2")
 	m.assertRunsOnlyOn(t, ctx, "dirty", "h2")
 }
