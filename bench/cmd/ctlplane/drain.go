@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -48,7 +49,11 @@ func (m *mesh) drainOnce(c, h int) (drainRun, error) {
 	}
 	start := time.Now()
 	if err := m.write(m.api(c), "POST", "/v1/hosts/"+hostName(h)+"/drain", node.DrainRequest{Reason: "bench"}, &resp); err != nil {
-		return drainRun{}, fmt.Errorf("drain %s: %w", hostName(h), err)
+		// A try answered "no leader" may still have committed the drain.
+		if !strings.Contains(err.Error(), "a drain is already running") {
+			return drainRun{}, fmt.Errorf("drain %s: %w", hostName(h), err)
+		}
+		resp.Migrations = make([]string, m.vms)
 	}
 	posted := time.Since(start)
 	// VMs moved by earlier runs may have landed here: at least the host's own.
@@ -81,7 +86,13 @@ func (m *mesh) enqueueEach(c, h int) (drainRun, error) {
 		var resp node.MigrateResponse
 		vm := fmt.Sprintf("%s-vm%d", hostName(h), j+1)
 		if err := m.write(m.api(c), "POST", "/v1/migrations", node.MigrateRequest{VM: vm}, &resp); err != nil {
-			return drainRun{}, fmt.Errorf("enqueue %s: %w", vm, err)
+			// A try answered "no leader" may still have committed: its retry
+			// then finds the VM held by the migration it queued.
+			mt := heldBy.FindStringSubmatch(err.Error())
+			if mt == nil {
+				return drainRun{}, fmt.Errorf("enqueue %s: %w", vm, err)
+			}
+			resp.ID = mt[1]
 		}
 		ids = append(ids, resp.ID)
 	}
@@ -99,6 +110,8 @@ func (m *mesh) enqueueEach(c, h int) (drainRun, error) {
 	}
 	return r, m.quiet(2 * time.Minute)
 }
+
+var heldBy = regexp.MustCompile(`already held by migration (m[0-9]+)`)
 
 // quiet waits until the leader holds no queued or running migration.
 func (m *mesh) quiet(timeout time.Duration) error {

@@ -59,6 +59,11 @@ func (m *mesh) failover(c int, vm string, dst int) (failoverRun, error) {
 		var resp node.MigrateResponse
 		err := m.call(m.api(c), "POST", "/v1/migrations", node.MigrateRequest{VM: vm, To: hostName(dst)}, &resp)
 		var he *httpError
+		if mt := heldBy.FindStringSubmatch(fmt.Sprint(err)); err != nil && mt != nil {
+			// An earlier try answered "no leader" but committed.
+			id = mt[1]
+			return true
+		}
 		if err != nil && errors.As(err, &he) && he.Status < 500 {
 			// A refusal is not a failover symptom: stop and say so.
 			id = "!" + err.Error()
