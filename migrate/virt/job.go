@@ -36,8 +36,8 @@ type job struct {
 	maxDowntime time.Duration
 }
 
-func newJob(dom *libvirt.Domain, name, uuid string, p migrate.Params) *job {
-	return &job{name: name, uuid: uuid, p: p, dom: dom, done: make(chan struct{}), maxDowntime: p.MaxDowntime}
+func newJob(dom *libvirt.Domain, name, uuid string, p migrate.Params, maxDowntime time.Duration) *job {
+	return &job{name: name, uuid: uuid, p: p, dom: dom, done: make(chan struct{}), maxDowntime: maxDowntime}
 }
 
 // run performs the migration and records how it ended.
@@ -124,25 +124,37 @@ func (j *job) Stats() (migrate.JobStats, error) {
 		return j.Result(), nil
 	}
 	info, err := j.dom.GetJobStats(0)
-	if errors.Is(err, libvirt.ERR_NO_DOMAIN) {
-		return j.lastSample(), nil
-	}
 	if err != nil {
+		if j.switchedOver(err) {
+			return j.lastSample(), nil
+		}
 		return migrate.JobStats{}, wrap(err, "job stats of vm %q", j.name)
 	}
 	s := statsOf(info)
-	maxDT, dtErr := j.dom.MigrateGetMaxDowntime(0)
 
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if dtErr == nil {
-		s.MaxDowntime = time.Duration(maxDT) * time.Millisecond
-	} else {
-		s.MaxDowntime = j.maxDowntime
-	}
+	// Not read back with virDomainMigrateGetMaxDowntime: libvirt 9.0 blocks
+	// that call until the migration ends.
+	s.MaxDowntime = j.maxDowntime
 	s.PostCopy = s.PostCopy || j.postCopy
 	j.last = s
 	return s, nil
+}
+
+// switchedOver reports whether a stats error only means the guest already
+// left this host: after the switch-over the source domain is inactive ("domain
+// is not running") or, with UNDEFINE_SOURCE, gone, until MigrateToURI3
+// returns and the job is marked ended.
+func (j *job) switchedOver(err error) bool {
+	if errors.Is(err, libvirt.ERR_NO_DOMAIN) {
+		return true
+	}
+	if !errors.Is(err, libvirt.ERR_OPERATION_INVALID) {
+		return false
+	}
+	active, aerr := j.dom.IsActive()
+	return errors.Is(aerr, libvirt.ERR_NO_DOMAIN) || (aerr == nil && !active)
 }
 
 // Done is closed when the job ended.

@@ -77,7 +77,15 @@ func (h *Hypervisor) Migrate(ctx context.Context, name string, p migrate.Params)
 			return nil, wrap(err, "migrate vm %q to %s: set max downtime %s", name, p.DestURI, p.MaxDowntime)
 		}
 	}
-	j := newJob(dom, name, uuid, p)
+	maxDT := p.MaxDowntime
+	if maxDT == 0 {
+		// Report the limit in force (QEMU's default is 300 ms). Read it now:
+		// libvirt 9.0 blocks this query while a migration runs.
+		if ms, err := dom.MigrateGetMaxDowntime(0); err == nil {
+			maxDT = time.Duration(ms) * time.Millisecond
+		}
+	}
+	j := newJob(dom, name, uuid, p, maxDT)
 	go j.run()
 	return j, nil
 }
