@@ -122,11 +122,8 @@ func TestVirshLiveMigration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, c := range counters {
-		if c != i+1 {
-			t.Fatalf("console counters not 1..n without gaps or restart: position %d has %d (all: %v)", i, c, counters)
-		}
-	}
+	checkCounters(t, counters)
+	checkNoOops(t, g)
 
 	// Network, open connection and disk survived.
 	body = waitHTTP(t, ctx, g)
@@ -253,4 +250,30 @@ func logConsole(t *testing.T, g *Guest) {
 		lines = lines[len(lines)-40:]
 	}
 	t.Logf("console of %s (last %d lines):\n%s", g.Spec.Name, len(lines), strings.Join(lines, "\n"))
+}
+
+// checkCounters fails unless the console shows 1, 2, 3, ... : a gap means
+// the workload stalled, a second 1 means the guest restarted.
+func checkCounters(t *testing.T, counters []int) {
+	t.Helper()
+	for i, c := range counters {
+		if c != i+1 {
+			t.Fatalf("console counters not 1..n without gaps or restart: position %d has %d (all: %v)", i, c, counters)
+		}
+	}
+}
+
+// checkNoOops fails if the guest kernel logged a warning, oops or panic:
+// a migration that corrupts guest state often shows there first.
+func checkNoOops(t *testing.T, g *Guest) {
+	t.Helper()
+	b, err := os.ReadFile(g.ConsoleLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"end trace", "Kernel panic", "BUG:", "Oops", "hm-agent exited"} {
+		if strings.Contains(string(b), bad) {
+			t.Errorf("guest %s console contains %q", g.Spec.Name, bad)
+		}
+	}
 }

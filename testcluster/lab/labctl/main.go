@@ -22,8 +22,15 @@ func main() {
 	fs := flag.NewFlagSet("labctl", flag.ExitOnError)
 	dir := fs.String("dir", "/tmp/hostmesh-lab", "lab state directory")
 	hosts := fs.Int("hosts", 3, "number of hosts (up)")
+	name := fs.String("name", "g1", "guest name (guest)")
+	on := fs.String("on", "h1", "host to start the guest on (guest)")
+	ip := fs.String("ip", lab.VMPrefix+"50", "guest IP on the VM network (guest)")
+	mem := fs.Int("mem", 256, "guest memory in MiB (guest)")
+	fill := fs.Int("fill", 0, "MiB the guest fills at boot (guest)")
+	dirty := fs.Int("dirty", 0, "MiB/s the guest dirties (guest)")
+	disk := fs.String("disk", "", `guest disk: "", "shared" or "local" (guest)`)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: labctl [-dir DIR] [-hosts N] up|down|status|deps\n")
+		fmt.Fprintf(fs.Output(), "usage: labctl up|down|status|deps|guest [flags]\n")
 		fs.PrintDefaults()
 	}
 	if len(os.Args) < 2 {
@@ -44,6 +51,9 @@ func main() {
 		err = status(ctx, *dir)
 	case "deps":
 		err = deps(ctx)
+	case "guest":
+		err = guest(ctx, *dir, *on, lab.GuestSpec{Name: *name, MemoryMiB: *mem, IP: *ip,
+			FillMiB: *fill, DirtyMiBps: *dirty, Disk: *disk})
 	default:
 		fs.Usage()
 		os.Exit(2)
@@ -112,4 +122,24 @@ func deps(ctx context.Context) error {
 	c := exec.CommandContext(ctx, "apt-get", append([]string{"install", "-y", "--no-install-recommends"}, lab.DebianPackages...)...)
 	c.Stdout, c.Stderr = os.Stdout, os.Stderr
 	return c.Run()
+}
+
+// guest boots one guest on a running lab, for trying things by hand.
+func guest(ctx context.Context, dir, on string, spec lab.GuestSpec) error {
+	l, err := lab.Open(dir)
+	if err != nil {
+		return err
+	}
+	h := l.Host(on)
+	if h == nil {
+		return fmt.Errorf("no host %q in the lab", on)
+	}
+	start := time.Now()
+	g, err := l.DefineGuest(ctx, h, spec)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("guest %s running on %s after %s\nconsole: %s\nhttp://%s/\n",
+		spec.Name, h.Name, time.Since(start).Round(time.Millisecond), g.ConsoleLog, spec.IP)
+	return nil
 }
