@@ -91,11 +91,14 @@ func TestRefusalsOnRealHosts(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
 		// Every lab host shares this machine's memory, so libvirt reports
-		// the same free memory on each: a guest larger than that (QEMU
-		// allocates guest memory lazily, so it still starts) cannot fit.
+		// the same free memory on each, and it moves by gigabytes as other
+		// work on the machine comes and goes. A guest of nearly the
+		// machine's whole memory (QEMU allocates guest memory lazily, so
+		// it still starts) exceeds free memory whatever that work does:
+		// the kernel, libvirtd and QEMU alone use more than the margin.
 		h2 := m.host(t, ctx, "h2")
-		need := h2.MemFreeMiB + 1024
-		if need+512 > h2.MemTotalMiB {
+		need := h2.MemTotalMiB - 256
+		if h2.MemFreeMiB+256 > need {
 			t.Fatalf("h2 reports %d of %d MiB free: no room for a guest larger than free memory but smaller than the machine", h2.MemFreeMiB, h2.MemTotalMiB)
 		}
 		t.Logf("h2: %d MiB free of %d; guest of %d MiB", h2.MemFreeMiB, h2.MemTotalMiB, need)
