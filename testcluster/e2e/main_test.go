@@ -12,9 +12,9 @@ import (
 )
 
 // Every test shares one lab and one mesh: bringing up three libvirtds and
-// three meshds takes about 6 s here, and is the part most likely to fail for reasons outside the test, while each
-// test's own guests are cheap. Tests stay independent by defining their own
-// guests and removing them when they end.
+// three meshds takes about 6 s here, while each test's own guests are cheap.
+// Tests stay independent by defining their own guests and removing them
+// when they end.
 var (
 	meshOnce  sync.Once
 	theMesh   *mesh
