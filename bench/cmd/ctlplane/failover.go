@@ -18,16 +18,26 @@ type failoverRun struct {
 	elected, granted time.Duration
 }
 
-// failover SIGKILLs the leader. A client keeps asking non-voter host c to
-// migrate vm to host dst from the moment of the kill; the run ends when
-// that migration is Running. The killed host is then restarted from its data
-// dir and the mesh left to settle, so every run starts from a healthy mesh.
-func (m *mesh) failover(c int, vm string, dst int) (failoverRun, error) {
+// failover SIGKILLs the leader. A client keeps asking host c (the last
+// host, a non-voter in a large mesh) to migrate a VM that is on neither the
+// leader nor c to a third host, from the moment of the kill; the run ends
+// when that migration is Running. The killed host is then restarted from its
+// data dir and the mesh left to settle, so every run starts from a healthy
+// mesh.
+func (m *mesh) failover(r int) (failoverRun, error) {
 	l, err := m.leader()
 	if err != nil {
 		return failoverRun{}, err
 	}
 	run := failoverRun{killed: hostName(l)}
+	c := m.n - 1
+	if c == l {
+		c = 0
+	}
+	vm, dst, err := m.pickMove(r, l)
+	if err != nil {
+		return run, err
+	}
 	st, err := m.status(l)
 	if err != nil {
 		return run, err
@@ -57,7 +67,7 @@ func (m *mesh) failover(c int, vm string, dst int) (failoverRun, error) {
 	var id string
 	if _, err := benchkit.Poll(time.Minute, 5*time.Millisecond, "the migration to be queued", func() bool {
 		var resp node.MigrateResponse
-		err := m.call(m.api(c), "POST", "/v1/migrations", node.MigrateRequest{VM: vm, To: hostName(dst)}, &resp)
+		err := m.call(m.api(c), "POST", "/v1/migrations", node.MigrateRequest{VM: vm, To: dst}, &resp)
 		var he *httpError
 		if mt := heldBy.FindStringSubmatch(fmt.Sprint(err)); err != nil && mt != nil {
 			// An earlier try answered "no leader" but committed.
@@ -93,8 +103,40 @@ func (m *mesh) failover(c int, vm string, dst int) (failoverRun, error) {
 	if err := m.start(l, true); err != nil {
 		return run, err
 	}
-	if err := m.settled(3 * time.Minute); err != nil {
+	if err := m.settled(3*time.Minute, false); err != nil {
 		return run, fmt.Errorf("mesh after restarting %s: %w", run.killed, err)
 	}
 	return run, m.quiet(2 * time.Minute)
+}
+
+// pickMove chooses, for run r, a VM that is not moving and not on the leader
+// l, and a destination that is neither its host nor l.
+func (m *mesh) pickMove(r, l int) (vm, dst string, err error) {
+	var vms []fsm.VM
+	if err := m.call(m.api(m.n-1-boolInt(m.n-1 == l)), "GET", "/v1/vms", nil, &vms); err != nil {
+		return "", "", err
+	}
+	var ok []fsm.VM
+	for _, v := range vms {
+		if v.Migration == "" && v.Host != hostName(l) && v.Host != hostName(m.n-1) {
+			ok = append(ok, v)
+		}
+	}
+	if len(ok) == 0 {
+		return "", "", fmt.Errorf("no VM to move off a host other than the leader %s", hostName(l))
+	}
+	v := ok[(r*131+7)%len(ok)]
+	for j := 1; j < m.n; j++ {
+		if d := hostName((l + j) % m.n); d != v.Host && d != hostName(l) {
+			return v.Name, d, nil
+		}
+	}
+	return "", "", fmt.Errorf("no destination for %s", v.Name)
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -12,6 +12,7 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -27,7 +28,7 @@ func main() {
 		vms      = flag.Int("vms", 50, "sim VMs per host")
 		runs     = flag.Int("runs", 7, "runs of each measurement (medians)")
 		portBase = flag.Int("port-base", 24000, "gossip ports from here; raft +1000, API +2000")
-		phases   = flag.String("phases", "gossip,mesh", "gossip (in-process agents), mesh (meshd processes)")
+		phases   = flag.String("phases", "gossip,mesh,drain,throughput,failover", "gossip (in-process agents); mesh (meshd processes: RSS, CPU) and its parts drain, throughput, failover")
 	)
 	flag.Parse()
 	if *runs < 5 {
@@ -36,7 +37,7 @@ func main() {
 	sec := benchkit.Section{Title: "Control plane (sim)", Started: time.Now().UTC(),
 		Command: "go run ./bench/cmd/ctlplane " + strings.Join(os.Args[1:], " "),
 		Setup: fmt.Sprintf("%d meshd processes (`meshd --hypervisor sim --dev`, production Raft 500 ms and LAN gossip timings) on 127.0.0.1, "+
-			"%d sim VMs of 1 GiB each (%d VMs), sim timescale 10; 5 Raft voters, the rest non-voters. Runs: %d per figure.", *hosts, *vms, *hosts**vms, *runs)}
+			"%d sim VMs of 1 GiB each (%d VMs), sim timescale 10; 5 Raft voters, the rest non-voters. Baseline for the Raft figures: a 5-host mesh (5 voters, 50 VMs each) running beside it, measured alternately. Runs: %d per figure.", *hosts, *vms, *hosts**vms, *runs)}
 	if strings.Contains(*phases, "gossip") {
 		if err := gossipPhase(&sec, *hosts, *runs); err != nil {
 			log.Fatalf("gossip: %v", err)
@@ -50,12 +51,15 @@ func main() {
 		if err != nil {
 			log.Fatal(err)
 		}
-		m := newMesh(*bin, dir, *hosts, *vms, 10, *portBase)
+		m := newMesh(*bin, filepath.Join(dir, "big"), *hosts, *vms, 10, *portBase)
+		// The baseline: 5 voters and no non-voters, beside the big mesh.
+		small := newMesh(*bin, filepath.Join(dir, "small"), 5, *vms, 10, *portBase+3000)
 		sigs := make(chan os.Signal, 1)
 		signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-		go func() { <-sigs; m.close(); os.Exit(130) }()
-		err = meshPhase(&sec, m, *runs)
+		go func() { <-sigs; m.close(); small.close(); os.Exit(130) }()
+		err = meshPhase(&sec, m, small, *runs, *phases)
 		m.close()
+		small.close()
 		if err != nil {
 			log.Printf("meshd logs kept in %s", dir)
 			sec.Notes = append(sec.Notes, "INCOMPLETE: "+err.Error())
@@ -99,10 +103,13 @@ func gossipPhase(sec *benchkit.Section, n, runs int) error {
 	return nil
 }
 
-func meshPhase(sec *benchkit.Section, m *mesh, runs int) error {
+func meshPhase(sec *benchkit.Section, m, small *mesh, runs int, phases string) error {
 	start := time.Now()
 	if err := m.up(); err != nil {
 		return err
+	}
+	if err := small.up(); err != nil {
+		return fmt.Errorf("%d-host baseline mesh: %w", small.n, err)
 	}
 	l, _ := m.leader()
 	log.Printf("mesh: %d hosts, %d VMs settled in %s (leader %s), load %s", m.n, m.n*m.vms, time.Since(start).Round(time.Second), hostName(l), loadAvg())
@@ -116,15 +123,15 @@ func meshPhase(sec *benchkit.Section, m *mesh, runs int) error {
 		stability(sec, m)
 		return err
 	}
-	if err := drainPhase(sec, m, runs); err != nil {
+	if err := ifPhase(phases, "drain", func() error { return drainPhase(sec, m, runs) }); err != nil {
 		stability(sec, m)
 		return err
 	}
-	if err := throughputPhase(sec, m, runs); err != nil {
+	if err := ifPhase(phases, "throughput", func() error { return throughputPhase(sec, m, small, runs) }); err != nil {
 		stability(sec, m)
 		return err
 	}
-	if err := failoverPhase(sec, m, runs); err != nil {
+	if err := ifPhase(phases, "failover", func() error { return failoverPhase(sec, m, small, runs) }); err != nil {
 		stability(sec, m)
 		return err
 	}
@@ -190,53 +197,96 @@ func drainPhase(sec *benchkit.Section, m *mesh, runs int) error {
 	return nil
 }
 
-func throughputPhase(sec *benchkit.Section, m *mesh, runs int) error {
-	id, err := m.longMigration(m.n-1, 20, 21)
+// burstOn commits progress updates for 2 s on a fresh slow migration of
+// mesh m from conc senders, and returns commits/s.
+func burstOn(m *mesh, k, conc int) (float64, error) {
+	src := min(19, m.n-2)
+	id, err := m.longMigration(m.n-1, fmt.Sprintf("%s-vm%d", hostName(src), k), src+1)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	one := benchkit.Series{Name: "Raft-committed progress updates per second, 1 sender", Unit: "updates/s"}
-	many := benchkit.Series{Name: "Raft-committed progress updates per second, 32 senders", Unit: "updates/s"}
-	for r := 0; r < runs; r++ {
-		a, err := m.progressBurst(id, 300, 1)
-		if err != nil {
-			return err
-		}
-		b, err := m.progressBurst(id, 3000, 32)
-		if err != nil {
-			return err
-		}
-		one.Values, many.Values = append(one.Values, a), append(many.Values, b)
-		log.Printf("throughput run %d: 1 sender %.0f/s, 32 senders %.0f/s", r+1, a, b)
+	rate, err := m.progressBurst(id, 2*time.Second, conc)
+	_ = m.write(m.api(m.n-1), "POST", "/v1/migrations/"+id+"/cancel", nil, nil)
+	if err != nil {
+		return 0, err
 	}
-	demand := 5 * 2.0 // 5 running migrations (cluster slots) × 2 samples/s
-	many.Note = fmt.Sprintf("ProgressUpdate commands POSTed to the leader's /v1/internal/apply (the path forwarded reports take), bursts of 3000, alternating with the 1-sender bursts of 300; "+
-		"production demand at the default limits is about %.0f/s (5 running migrations × one sample per 500 ms), %.0f× below the median", demand, many.Median()/demand)
-	one.Note = "each update waits for its commit before the next: bound by one Raft round trip plus a bolt fsync"
-	sec.Series = append(sec.Series, one, many)
-	_ = m.call(m.api(m.n-1), "POST", "/v1/migrations/"+id+"/cancel", nil, nil)
-	return m.quiet(2 * time.Minute)
+	return rate, m.quiet(2 * time.Minute)
 }
 
-func failoverPhase(sec *benchkit.Section, m *mesh, runs int) error {
-	elected := benchkit.Series{Name: "failover: leader SIGKILLed → a survivor names a new leader", Unit: "ms"}
-	granted := benchkit.Series{Name: "failover: leader SIGKILLed → a migration asked during the failover is granted", Unit: "ms", Goal: "< 3000 ms"}
+// throughputPhase measures Raft-committed migration updates per second on
+// the 100-host mesh against the 5-host mesh running beside it (same
+// machine, same moment), alternating bursts: the ratio is what the 95
+// non-voters replicating every entry cost.
+func throughputPhase(sec *benchkit.Section, big, small *mesh, runs int) error {
+	mk := func(conc int) benchkit.Comparison {
+		return benchkit.Comparison{Name: fmt.Sprintf("Raft-committed progress updates per second, %d sender(s)", conc),
+			Subject:  benchkit.Series{Name: fmt.Sprintf("%d hosts", big.n), Unit: "updates/s"},
+			Baseline: benchkit.Series{Name: fmt.Sprintf("%d hosts", small.n), Unit: "updates/s"}}
+	}
+	one, many := mk(1), mk(32)
+	for r := 0; r < runs; r++ {
+		for k, c := range []*benchkit.Comparison{&one, &many} {
+			conc := []int{1, 32}[k]
+			for side := 0; side < 2; side++ {
+				m, into := big, &c.Subject
+				if (r+side)%2 == 1 {
+					m, into = small, &c.Baseline
+				}
+				rate, err := burstOn(m, 2*r+k+1, conc)
+				if err != nil {
+					return fmt.Errorf("%d-host mesh: %w", m.n, err)
+				}
+				into.Values = append(into.Values, rate)
+			}
+		}
+		log.Printf("throughput run %d: 1 sender %.0f/s (%d hosts) vs %.0f/s (%d hosts); 32 senders %.0f/s vs %.0f/s", r+1,
+			one.Subject.Values[r], big.n, one.Baseline.Values[r], small.n, many.Subject.Values[r], many.Baseline.Values[r])
+	}
+	demand := 5 * 2.0 // 5 running migrations (cluster slots) × 2 samples/s
+	many.Note = fmt.Sprintf("ProgressUpdate commands POSTed to the leader's /v1/internal/apply (the path forwarded reports take) for 2 s on a fresh Running migration; "+
+		"production demand at the default limits is about %.0f/s (5 running migrations × one sample per 500 ms): the %d-host median is %.1f× that", demand, big.n, many.Subject.Median()/demand)
+	one.Note = "each update waits for its commit before the next: one Raft round trip to the voters plus a bolt fsync on each"
+	sec.Comparisons = append(sec.Comparisons, one, many)
+	return nil
+}
+
+// failoverPhase kills the leader of each mesh in turn (alternating which
+// goes first) and times the new election and the queue running again.
+func failoverPhase(sec *benchkit.Section, big, small *mesh, runs int) error {
+	elected := benchkit.Series{Name: fmt.Sprintf("failover (%d hosts): leader SIGKILLed → a survivor names a new leader", big.n), Unit: "ms"}
+	granted := benchkit.Series{Name: fmt.Sprintf("failover (%d hosts): leader SIGKILLed → a migration asked during the failover is granted", big.n), Unit: "ms", Goal: "< 3000 ms"}
+	cmp := benchkit.Comparison{Name: "failover: leader SIGKILLed → queue running again",
+		Subject: benchkit.Series{Name: fmt.Sprintf("%d hosts", big.n), Unit: "ms"}, Baseline: benchkit.Series{Name: fmt.Sprintf("%d hosts", small.n), Unit: "ms"}}
+	smallElected := benchkit.Series{Name: fmt.Sprintf("failover (%d hosts): a survivor names a new leader", small.n), Unit: "ms"}
 	var killed []string
 	for r := 0; r < runs; r++ {
-		// VMs and destinations on non-voters, so the kill never takes them.
-		run, err := m.failover(m.n-1, fmt.Sprintf("%s-vm1", hostName(40+r)), 60+r)
-		if err != nil {
-			return err
+		for side := 0; side < 2; side++ {
+			m := big
+			if (r+side)%2 == 1 {
+				m = small
+			}
+			run, err := m.failover(r)
+			if err != nil {
+				return fmt.Errorf("%d-host mesh: %w", m.n, err)
+			}
+			if m == big {
+				elected.Values, granted.Values = append(elected.Values, ms(run.elected)), append(granted.Values, ms(run.granted))
+				cmp.Subject.Values = append(cmp.Subject.Values, ms(run.granted))
+				killed = append(killed, run.killed)
+			} else {
+				smallElected.Values = append(smallElected.Values, ms(run.elected))
+				cmp.Baseline.Values = append(cmp.Baseline.Values, ms(run.granted))
+			}
+			log.Printf("failover run %d (%d hosts): killed %s, new leader named after %s, queue running after %s", r+1, m.n, run.killed, run.elected.Round(time.Millisecond), run.granted.Round(time.Millisecond))
 		}
-		elected.Values, granted.Values = append(elected.Values, ms(run.elected)), append(granted.Values, ms(run.granted))
-		killed = append(killed, run.killed)
-		log.Printf("failover run %d: killed %s, new leader named after %s, queue running after %s", r+1, run.killed, run.elected.Round(time.Millisecond), run.granted.Round(time.Millisecond))
 	}
 	granted.Met = benchkit.Bool(granted.Median() < 3000)
-	granted.Note = "a client retries `POST /v1/migrations` (pinned VM and destination, both non-voters) on a non-voter from the kill on, then polls until the migration is Running; killed leaders: " + strings.Join(killed, ", ") +
+	granted.Note = "a client retries `POST /v1/migrations` (a VM on neither the leader nor the client, pinned to a third host) on a non-voter from the kill on, then polls until the migration is Running; killed leaders: " + strings.Join(killed, ", ") +
 		"; each killed meshd is restarted from its data dir and the mesh settles before the next run"
 	elected.Note = "polled /v1/status on the surviving voters every 5 ms; Raft heartbeat and election timeouts 500 ms (meshd's non-Fast settings)"
-	sec.Series = append(sec.Series, elected, granted)
+	cmp.Note = "the same failover on the 5-host mesh running beside the 100-host one, alternating"
+	sec.Series = append(sec.Series, elected, granted, smallElected)
+	sec.Comparisons = append(sec.Comparisons, cmp)
 	return nil
 }
 
@@ -255,5 +305,15 @@ func cpuPhase(sec *benchkit.Section, m *mesh) error {
 		Note: fmt.Sprintf("user+system time over 10 s from /proc/PID/stat, one value per host; all %d together %.0f%% of one core (the machine has 2), the leader %.1f%%; load average %s",
 			len(all), total, leader, loadAvg())})
 	log.Printf("cpu (idle): median %.1f%% per host, total %.0f%%, leader %.1f%%", benchkit.Median(all), total, leader)
+	return nil
+}
+
+// ifPhase runs f when phases names it.
+func ifPhase(phases, name string, f func() error) error {
+	for _, p := range strings.Split(phases, ",") {
+		if p == name {
+			return f()
+		}
+	}
 	return nil
 }

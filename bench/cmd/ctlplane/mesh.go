@@ -127,6 +127,9 @@ func (m *mesh) close() {
 // up starts all hosts: h1 bootstraps, the others join in small batches so
 // two cores are not asked to start 100 Go processes at once.
 func (m *mesh) up() error {
+	if err := os.MkdirAll(m.dir, 0o755); err != nil {
+		return fmt.Errorf("mesh dir: %w", err)
+	}
 	if err := m.start(0, false); err != nil {
 		return err
 	}
@@ -150,32 +153,42 @@ func (m *mesh) up() error {
 			}
 		}
 	}
-	return m.settled(5 * time.Minute)
+	return m.settled(5*time.Minute, true)
 }
 
-// settled waits until some node leads and reports every host Up with all VMs.
-func (m *mesh) settled(timeout time.Duration) error {
+// settled waits until some node leads and reports every host Up, with all
+// VMs when checkVMs (a restarted sim host comes back with its own VMs only:
+// those that had migrated to it lived in the killed process).
+func (m *mesh) settled(timeout time.Duration, checkVMs bool) error {
+	var last string
 	_, err := benchkit.Poll(timeout, 200*time.Millisecond, fmt.Sprintf("%d hosts Up, %d VMs", m.n, m.n*m.vms), func() bool {
 		l, err := m.leader()
 		if err != nil {
+			last = err.Error()
 			return false
 		}
 		st, err := m.status(l)
-		if err != nil || st.Hosts != m.n || st.VMs != m.n*m.vms || len(st.Voters) < 5 || len(st.Voters)+len(st.Nonvoters) != m.n {
+		if err != nil || st.Hosts != m.n || (checkVMs && st.VMs != m.n*m.vms) || len(st.Voters) < min(5, m.n) || len(st.Voters)+len(st.Nonvoters) != m.n {
+			last = fmt.Sprintf("leader %s: %+v %v", hostName(l), st, err)
 			return false
 		}
 		var hosts []node.HostView
 		if err := m.call(m.api(l), "GET", "/v1/hosts", nil, &hosts); err != nil {
+			last = err.Error()
 			return false
 		}
 		for _, h := range hosts {
 			if h.State != "Up" {
+				last = fmt.Sprintf("host %s is %s (%s)", h.Name, h.State, h.StateReason)
 				return false
 			}
 		}
 		return true
 	})
-	return err
+	if err != nil {
+		return fmt.Errorf("%w; last seen: %s", err, last)
+	}
+	return nil
 }
 
 // leader asks running hosts who leads, and returns its index.

@@ -14,11 +14,12 @@ import (
 	"github.com/hostmesh/hostmesh/node"
 )
 
-// longMigration starts a migration that runs for minutes (1 MiB/s for a
-// 1 GiB sim VM) so progress updates have a Running migration to land on.
-func (m *mesh) longMigration(c, src, dst int) (string, error) {
+// longMigration starts a slow migration (1 MiB/s for a 1 GiB sim VM) so
+// progress updates have a Running migration to land on. The monitor fails
+// it after 64 s per GiB of simulated time (6.4 s at timescale 10), so each
+// burst gets a fresh one.
+func (m *mesh) longMigration(c int, vm string, dst int) (string, error) {
 	var resp node.MigrateResponse
-	vm := hostName(src) + "-vm1"
 	if err := m.write(m.api(c), "POST", "/v1/migrations", node.MigrateRequest{VM: vm, To: hostName(dst), BandwidthMiB: 1}, &resp); err != nil {
 		return "", fmt.Errorf("long migration of %s: %w", vm, err)
 	}
@@ -29,32 +30,34 @@ func (m *mesh) longMigration(c, src, dst int) (string, error) {
 	return resp.ID, err
 }
 
-// progressBurst commits total progress updates of migration id through the
-// leader's internal apply endpoint (the path a source host's reports take
-// when forwarded) from conc concurrent senders, and returns commits/s.
+// progressBurst commits progress updates of migration id for the window
+// through the leader's internal apply endpoint (the path a source host's
+// reports take when forwarded) from conc concurrent senders, and returns
+// commits/s.
 // Raft batches concurrent applies into one disk write, so the rate grows
 // with concurrency until the leader's CPU or fsync is the limit.
-func (m *mesh) progressBurst(id string, total, conc int) (float64, error) {
+func (m *mesh) progressBurst(id string, window time.Duration, conc int) (float64, error) {
 	l, err := m.leader()
 	if err != nil {
 		return 0, err
 	}
 	var leader atomic.Int64
 	leader.Store(int64(l))
-	var next atomic.Int64
+	var next, done atomic.Int64
 	var firstErr error
 	var once sync.Once
 	var wg sync.WaitGroup
 	start := time.Now()
+	deadline := start.Add(window)
 	for w := 0; w < conc; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for {
-				k := next.Add(1)
-				if k > int64(total) {
+				if time.Now().After(deadline) {
 					return
 				}
+				k := next.Add(1)
 				data, err := fsm.Encode(fsm.CmdProgress, fsm.ProgressUpdate{ID: id,
 					Progress: fsm.Progress{Percent: float64(k%100) / 2, ProcessedBytes: uint64(k) << 20, Iteration: 1}})
 				if err == nil {
@@ -64,6 +67,7 @@ func (m *mesh) progressBurst(id string, total, conc int) (float64, error) {
 					once.Do(func() { firstErr = fmt.Errorf("progress update %d of %s: %w", k, id, err) })
 					return
 				}
+				done.Add(1)
 			}
 		}()
 	}
@@ -72,7 +76,7 @@ func (m *mesh) progressBurst(id string, total, conc int) (float64, error) {
 	if firstErr != nil {
 		return 0, firstErr
 	}
-	return float64(total) / took.Seconds(), nil
+	return float64(done.Load()) / took.Seconds(), nil
 }
 
 // applyOnLeader posts one raw command to the leader's internal apply
