@@ -9,6 +9,13 @@
 # report and makes this script exit 1, after the report is written.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# The whole run holds the machine's lab lock: the lab parts need the one lab,
+# and the control-plane figures are only meaningful on a machine that is not
+# also running other engineers' lab tests (100 meshd on 2 cores).
+if [ -z "${HM_BENCH_LOCKED:-}" ]; then
+	echo "bench: waiting for /tmp/hostmesh-lab.lock"
+	HM_BENCH_LOCKED=1 exec flock /tmp/hostmesh-lab.lock "$0" "$@"
+fi
 export GOFLAGS="${GOFLAGS:--tags=libvirt_dlopen}"
 runs="${BENCH_RUNS:-5}"
 parts="${BENCH_PARTS:-ctlplane lab}"
@@ -27,8 +34,8 @@ case " $parts " in *" lab "*)
 		echo "bench: the lab parts need root; skipped" >&2
 		rc=1
 	else
-		echo "== lab: single migration, drain, convergence (waiting for the lab lock)"
-		flock /tmp/hostmesh-lab.lock "$tmp/labbench" -meshd bin/meshd -meshctl bin/meshctl -runs "$runs" -out bench/results || rc=1
+		echo "== lab: single migration, drain, convergence"
+		"$tmp/labbench" -meshd bin/meshd -meshctl bin/meshctl -runs "$runs" -out bench/results || rc=1
 	fi
 esac
 "$tmp/report" -results bench/results -out bench/RESULTS.md || rc=1

@@ -16,14 +16,26 @@ type Series struct {
 	Values []float64 `json:"values"`
 	// Goal, when set, is printed beside the median (e.g. "< 3 s").
 	Goal string `json:"goal,omitempty"`
-	// Met says whether the median meets Goal; nil when there is no goal.
+	// Met says whether the figure meets Goal; nil when there is no goal.
 	Met *bool `json:"met,omitempty"`
+	// JudgedOn is "max" when the goal is about every value (each host's
+	// memory, every run), not the median.
+	JudgedOn string `json:"judged_on,omitempty"`
 	// Note says how it was measured, or what limits the figure.
 	Note string `json:"note,omitempty"`
 }
 
 // Median of the series' values.
 func (s Series) Median() float64 { return Median(s.Values) }
+
+// Judged is the value the goal is judged on, and what it is ("median" or "max").
+func (s Series) Judged() (float64, string) {
+	if s.JudgedOn == "max" {
+		_, hi := MinMax(s.Values)
+		return hi, "max"
+	}
+	return s.Median(), "median"
+}
 
 // Comparison is a benchmark with two sides measured alternately in one run
 // (hostmesh against a baseline), reported as medians and their ratio.

@@ -62,8 +62,11 @@ func (p Plot) SVG() string {
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#ddd"/>`, left, y(v), w-right, y(v))
 		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="end">%s</text>`+"\n", left-6, y(v)+4, fmtNum(v))
 	}
+	every := max(1, (n+9)/10)
 	for i := 0; i < n; i++ {
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">%d</text>`, x(i), h-bottom+16, i+1)
+		if i%every == 0 || i == n-1 {
+			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">%d</text>`, x(i), h-bottom+16, i+1)
+		}
 	}
 	fmt.Fprintf(&b, "\n"+`<text x="%.0f" y="%.0f" text-anchor="middle">%s</text>`+"\n", (left+w-right)/2, h-bottom+34, esc(p.XLabel))
 	fmt.Fprintf(&b, `<text x="16" y="%.0f" text-anchor="middle" transform="rotate(-90 16 %.0f)">%s</text>`+"\n", (top+h-bottom)/2, (top+h-bottom)/2, esc(p.YLabel))
@@ -79,7 +82,7 @@ func (p Plot) SVG() string {
 				continue
 			}
 			pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(i), y(v)))
-			fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="3.5" fill="%s"/>`, x(i), y(v), c)
+			fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="%.1f" fill="%s"/>`, x(i), y(v), dot(n), c)
 		}
 		fmt.Fprintf(&b, "\n"+`<polyline points="%s" fill="none" stroke="%s" stroke-opacity="0.5"/>`+"\n", strings.Join(pts, " "), c)
 		med := Median(l.Values)
@@ -128,4 +131,12 @@ func shorten(s string, n int) string {
 
 func esc(s string) string {
 	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;").Replace(s)
+}
+
+// dot is the radius of a point: smaller when there are many.
+func dot(n int) float64 {
+	if n > 30 {
+		return 2
+	}
+	return 3.5
 }

@@ -97,8 +97,8 @@ func gossipPhase(sec *benchkit.Section, n, runs int) error {
 		log.Printf("gossip run %d: %s", r+1, d.Round(time.Millisecond))
 	}
 	_, worst := benchkit.MinMax(s.Values)
-	s.Met = benchkit.Bool(s.Median() < 2000 && worst < 2000)
-	s.Note += fmt.Sprintf("; goal judged on the worst run (%.0f ms) as well as the median", worst)
+	s.Met, s.JudgedOn = benchkit.Bool(worst < 2000), "max"
+	s.Note += fmt.Sprintf("; goal judged on the worst run (%.0f ms)", worst)
 	sec.Series = append(sec.Series, s)
 	return nil
 }
@@ -162,7 +162,7 @@ func rssPhase(sec *benchkit.Section, m *mesh, when string) error {
 	}
 	_, worst := benchkit.MinMax(all)
 	s := benchkit.Series{Name: "meshd resident memory per host (" + when + ")", Unit: "MiB", Values: all, Goal: "< 60 MiB",
-		Met:  benchkit.Bool(worst < 60),
+		Met: benchkit.Bool(worst < 60), JudgedOn: "max",
 		Note: fmt.Sprintf("VmRSS of all %d meshd processes (one value per host, not per run); largest %.1f MiB, the leader's %.1f MiB; goal judged on the largest", len(all), worst, leader)}
 	s.Note += fmt.Sprintf(". Of that, RssAnon (not shared with other processes): median %.1f MiB, the leader's %.1f MiB; the rest is mostly the meshd binary's pages, shared by all meshd on a machine", benchkit.Median(anon), leaderAnon)
 	log.Printf("rss (%s): median %.1f MiB, max %.1f, leader %.1f (anon median %.1f, leader %.1f)", when, s.Median(), worst, leader, benchkit.Median(anon), leaderAnon)

@@ -58,7 +58,7 @@ func main() {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	go func() { <-sigs; m.close(); os.Exit(130) }()
 	log.Printf("lab of 3 hosts with meshd up in %s (host CPU model %q)", time.Since(start).Round(time.Second), m.cpuModel)
-	cmd := "flock /tmp/hostmesh-lab.lock go run ./bench/cmd/labbench " + strings.Join(os.Args[1:], " ")
+	cmd := fmt.Sprintf("flock /tmp/hostmesh-lab.lock go run ./bench/cmd/labbench -meshd bin/meshd -meshctl bin/meshctl -runs %d", *runs)
 	type part struct {
 		name, file string
 		run        func() (benchkit.Section, error)
@@ -76,6 +76,7 @@ func main() {
 		t0 := time.Now()
 		s, err := p.run()
 		s.Command, s.Started, s.Took = cmd+" -parts "+p.name, t0.UTC(), time.Since(t0).Round(time.Second).String()
+		s.Notes = append(s.Notes, fmt.Sprintf("Flags: -bw %d -dirty %d -drain-bw %d -guests %d -conv-bw %d -conv-dirty %d.", *bw, *dirty, *drainBW, *guests, *convBW, *convDR))
 		if err != nil {
 			failed = true
 			log.Printf("%s: %v (meshd logs in %s)", p.name, err, m.logDir)

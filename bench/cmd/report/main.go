@@ -57,16 +57,17 @@ func render(secs []benchkit.Section, missing []string, plotDir string) (string, 
 	fmt.Fprintf(&b, "Written %s by `make bench` (`scripts/bench.sh`). Every figure is the median of the runs listed; "+
 		"comparisons alternate their two sides run by run. Goals are printed beside the figures, never asserted.\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"))
-	b.WriteString("## Summary\n\n| benchmark | figure | median | goal | met |\n|---|---|---|---|---|\n")
+	b.WriteString("## Summary\n\n| benchmark | figure | value | goal | met |\n|---|---|---|---|---|\n")
 	for _, s := range secs {
 		for _, c := range s.Comparisons {
-			fmt.Fprintf(&b, "| %s | %s ÷ %s | %.3f | %s | %s |\n", s.Title, c.Subject.Name, c.Baseline.Name, c.Ratio(), dash(c.Goal), met(c.Met))
+			fmt.Fprintf(&b, "| %s | %s: %s ÷ %s | ratio of medians %.3f | %s | %s |\n", s.Title, c.Name, c.Subject.Name, c.Baseline.Name, c.Ratio(), dash(c.Goal), met(c.Met))
 		}
 		for _, x := range s.Series {
 			if x.Goal == "" {
 				continue
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s %s | %s | %s |\n", s.Title, x.Name, num(x.Median()), x.Unit, x.Goal, met(x.Met))
+			v, what := x.Judged()
+			fmt.Fprintf(&b, "| %s | %s | %s %s %s | %s | %s |\n", s.Title, x.Name, what, num(v), x.Unit, x.Goal, met(x.Met))
 		}
 	}
 	for _, f := range missing {
@@ -92,10 +93,11 @@ func section(b *strings.Builder, s benchkit.Section, plotDir string) error {
 		}
 		b.WriteString("\n")
 		for _, c := range s.Comparisons {
+			fmt.Fprintf(b, "- *%s*", c.Name)
 			if c.Note != "" {
-				fmt.Fprintf(b, "- *%s*: %s\n", c.Name, c.Note)
+				fmt.Fprintf(b, ": %s", c.Note)
 			}
-			fmt.Fprintf(b, "  - runs, hostmesh: %s; baseline: %s\n", runs(c.Subject.Values), runs(c.Baseline.Values))
+			fmt.Fprintf(b, "\n  - runs in order, hostmesh: %s; baseline: %s\n", runs(c.Subject.Values), runs(c.Baseline.Values))
 			if c.Subject.Note != "" {
 				fmt.Fprintf(b, "  - hostmesh side: %s\n", c.Subject.Note)
 			}
@@ -106,10 +108,15 @@ func section(b *strings.Builder, s benchkit.Section, plotDir string) error {
 		b.WriteString("\n")
 	}
 	if len(s.Series) > 0 {
-		b.WriteString("| figure | median | min | max | n | goal | met |\n|---|---|---|---|---|---|---|\n")
+		b.WriteString("| figure | median | min | max | n | goal | met (judged on) |\n|---|---|---|---|---|---|---|\n")
 		for _, x := range s.Series {
 			lo, hi := benchkit.MinMax(x.Values)
-			fmt.Fprintf(b, "| %s | %s %s | %s | %s | %d | %s | %s |\n", x.Name, num(x.Median()), x.Unit, num(lo), num(hi), len(x.Values), dash(x.Goal), met(x.Met))
+			judged := ""
+			if x.Goal != "" {
+				_, w := x.Judged()
+				judged = " (" + w + ")"
+			}
+			fmt.Fprintf(b, "| %s | %s %s | %s | %s | %d | %s | %s%s |\n", x.Name, num(x.Median()), x.Unit, num(lo), num(hi), len(x.Values), dash(x.Goal), met(x.Met), judged)
 		}
 		b.WriteString("\n")
 		for _, x := range s.Series {
