@@ -8,13 +8,14 @@
 # "ctlplane lab") chooses parts. A part that fails leaves a note in the
 # report and makes this script exit 1, after the report is written.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+self=$(realpath "$0")
+cd "$(dirname "$self")/.."
 # The whole run holds the machine's lab lock: the lab parts need the one lab,
 # and the control-plane figures are only meaningful on a machine that is not
 # also running other engineers' lab tests (100 meshd on 2 cores).
 if [ -z "${HM_BENCH_LOCKED:-}" ]; then
 	echo "bench: waiting for /tmp/hostmesh-lab.lock"
-	HM_BENCH_LOCKED=1 exec flock /tmp/hostmesh-lab.lock "$0" "$@"
+	HM_BENCH_LOCKED=1 exec flock /tmp/hostmesh-lab.lock "$self" "$@"
 fi
 export GOFLAGS="${GOFLAGS:--tags=libvirt_dlopen}"
 runs="${BENCH_RUNS:-5}"
