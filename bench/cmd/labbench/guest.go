@@ -12,6 +12,7 @@ import (
 
 	"libvirt.org/go/libvirtxml"
 
+	"github.com/hostmesh/hostmesh/bench/benchkit"
 	"github.com/hostmesh/hostmesh/testcluster/lab"
 )
 
@@ -74,10 +75,19 @@ func (m *mesh) bootGuest(ctx context.Context, h *lab.Host, spec lab.GuestSpec, b
 	if out, err := h.Virsh(ctx, "start", spec.Name); err != nil {
 		return nil, fmt.Errorf("start guest %s on %s: %w (%s)", spec.Name, h.Name, err, out)
 	}
-	wctx, cancel := context.WithTimeout(ctx, bootWithin)
-	defer cancel()
-	if err := g.WaitCounter(wctx, 1); err != nil {
-		return g, fmt.Errorf("guest %s (%d MiB) on %s did not boot within %s: %w", spec.Name, spec.MemoryMiB, h.Name, bootWithin, err)
+	// A guest too small for its kernel panics and is destroyed (on_crash,
+	// panic=-1): stop waiting as soon as the domain is gone.
+	_, err = benchkit.Poll(bootWithin, 250*time.Millisecond, "guest "+spec.Name+" to boot", func() bool {
+		if c, err := g.LastCounter(); err == nil && c >= 1 {
+			return true
+		}
+		if st, err := h.Virsh(ctx, "domstate", spec.Name); err != nil || !strings.Contains(st, "running") {
+			return true
+		}
+		return false
+	})
+	if c, cerr := g.LastCounter(); err != nil || cerr != nil || c < 1 {
+		return g, fmt.Errorf("guest %s (%d MiB) on %s did not boot (console %s): %v", spec.Name, spec.MemoryMiB, h.Name, g.ConsoleLog, err)
 	}
 	return g, nil
 }
