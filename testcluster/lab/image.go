@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 )
 
 // initScript is the guest's /init.
@@ -33,9 +34,34 @@ var guestModules = []string{"virtio_ring", "virtio", "virtio_pci_legacy_dev", "v
 // paths are the same in every host.
 func (l *Lab) GuestImage(ctx context.Context) (kernel, initrd string, err error) {
 	l.imageOnce.Do(func() {
-		l.kernel, l.initrd, l.imageErr = buildImage(ctx, filepath.Join(l.Dir, "image"))
+		l.kernel, l.initrd, l.imageErr = builtImage(ctx, filepath.Join(l.Dir, "image"))
 	})
 	return l.kernel, l.initrd, l.imageErr
+}
+
+// images remembers the images this process built, by directory, so that a
+// test binary starting several labs in a row builds the initramfs once.
+var images = struct {
+	sync.Mutex
+	built map[string][2]string
+}{built: map[string][2]string{}}
+
+func builtImage(ctx context.Context, dir string) (kernel, initrd string, err error) {
+	images.Lock()
+	defer images.Unlock()
+	if img, ok := images.built[dir]; ok && exists(img[0]) && exists(img[1]) {
+		return img[0], img[1], nil
+	}
+	kernel, initrd, err = buildImage(ctx, dir)
+	if err == nil {
+		images.built[dir] = [2]string{kernel, initrd}
+	}
+	return kernel, initrd, err
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 func buildImage(ctx context.Context, dir string) (kernel, initrd string, err error) {
@@ -104,8 +130,12 @@ func fetchKernel(ctx context.Context, dir string) (string, error) {
 // buildInitrd assembles busybox, init.sh, the virtio modules and a freshly
 // built guestagent into a gzip'ed newc cpio archive.
 func buildInitrd(ctx context.Context, dir, kdir string) (string, error) {
-	root := filepath.Join(dir, "initrd-root")
-	if err := os.RemoveAll(root); err != nil {
+	root, err := os.MkdirTemp(dir, "initrd-root-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(root)
+	if err := os.Chmod(root, 0o755); err != nil { // becomes the guest's /
 		return "", err
 	}
 	for _, d := range []string{"bin", "dev", "proc", "sys", "tmp", "lib/modules"} {
@@ -141,12 +171,16 @@ func buildInitrd(ctx context.Context, dir, kdir string) (string, error) {
 		return "", err
 	}
 	out := filepath.Join(dir, "initrd.gz")
-	cmd := exec.CommandContext(ctx, "sh", "-c", "find . | cpio -o -H newc --quiet | gzip -1 > "+shellQuote(out+".tmp"))
+	tmp := root + ".gz"
+	cmd := exec.CommandContext(ctx, "sh", "-c", "find . | cpio -o -H newc --quiet | gzip -1 > "+shellQuote(tmp))
 	cmd.Dir = root
 	if _, err := runCmd(cmd); err != nil {
+		os.Remove(tmp)
 		return "", fmt.Errorf("pack initramfs: %w", err)
 	}
-	if err := os.Rename(out+".tmp", out); err != nil {
+	// Rename is atomic: a QEMU starting meanwhile reads the old or the new
+	// file, never half of one.
+	if err := os.Rename(tmp, out); err != nil {
 		return "", err
 	}
 	return out, nil

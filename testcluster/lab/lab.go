@@ -49,9 +49,6 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 	if err := checkPrereqs(); err != nil {
 		return nil, err
 	}
-	if err := ensureQemuUser(ctx); err != nil {
-		return nil, fmt.Errorf("start lab: %w", err)
-	}
 	dir, err := filepath.Abs(cfg.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("start lab: %w", err)
@@ -59,6 +56,10 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 	t0 := time.Now()
 	owner, err := acquireOwner(ctx)
 	if err != nil {
+		return nil, fmt.Errorf("start lab: %w", err)
+	}
+	if err := ensureQemuUser(ctx); err != nil {
+		owner.Close()
 		return nil, fmt.Errorf("start lab: %w", err)
 	}
 	if err := teardown(ctx); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -64,6 +65,7 @@ func TestVirshLiveMigration(t *testing.T) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			logConsole(t, g)
+			logQemu(t, l, g)
 		}
 	})
 	t.Logf("guest booted to its first counter in %s", time.Since(bootStart).Round(time.Millisecond))
@@ -115,7 +117,9 @@ func TestVirshLiveMigration(t *testing.T) {
 	}
 
 	// The workload kept counting: no restart, no gap.
-	if err := g.WaitCounter(ctx, before+3); err != nil {
+	wctx, wcancel := context.WithTimeout(ctx, time.Minute)
+	defer wcancel()
+	if err := g.WaitCounter(wctx, before+3); err != nil {
 		t.Fatalf("counter after migration: %v", err)
 	}
 	counters, err := g.Counters()
@@ -275,5 +279,20 @@ func checkNoOops(t *testing.T, g *Guest) {
 		if strings.Contains(string(b), bad) {
 			t.Errorf("guest %s console contains %q", g.Spec.Name, bad)
 		}
+	}
+}
+
+// logQemu puts the end of each host's QEMU log of the guest into the test log.
+func logQemu(t *testing.T, l *Lab, g *Guest) {
+	for _, h := range l.Hosts {
+		b, err := os.ReadFile(filepath.Join(h.StateDir, "log", "qemu", g.Spec.Name+".log"))
+		if err != nil {
+			continue
+		}
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		if len(lines) > 15 {
+			lines = lines[len(lines)-15:]
+		}
+		t.Logf("QEMU log of %s on %s:\n%s", g.Spec.Name, h.Name, strings.Join(lines, "\n"))
 	}
 }

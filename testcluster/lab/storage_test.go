@@ -27,6 +27,7 @@ func TestLocalDiskMigration(t *testing.T) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			logConsole(t, g)
+			logQemu(t, l, g)
 		}
 	})
 	if g.DiskPath != filepath.Join(h1.LocalDir, "local1.qcow2") {
@@ -59,7 +60,9 @@ func TestLocalDiskMigration(t *testing.T) {
 	if names := domains(t, ctx, h2, "--state-running"); len(names) != 1 || names[0] != g.Spec.Name {
 		t.Errorf("h2 running domains = %v, want [%s]", names, g.Spec.Name)
 	}
-	if err := g.WaitCounter(ctx, before+2); err != nil {
+	wctx, wcancel := context.WithTimeout(ctx, time.Minute)
+	defer wcancel()
+	if err := g.WaitCounter(wctx, before+2); err != nil {
 		t.Fatalf("counter after migration: %v", err)
 	}
 	counters, err := g.Counters()
