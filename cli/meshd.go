@@ -52,6 +52,8 @@ func MeshdApp(out, errOut io.Writer) *ucli.App {
 			&ucli.BoolFlag{Name: "drain-on-sigterm", Value: true, Usage: "drain this host before leaving on SIGTERM"},
 			&ucli.DurationFlag{Name: "drain-timeout", Value: 10 * time.Minute},
 			&ucli.DurationFlag{Name: "sample-interval", Value: 500 * time.Millisecond, Usage: "migration job-stats sample period"},
+			&ucli.DurationFlag{Name: "completion-per-gib", Value: 64 * time.Second, Usage: "abort a migration running longer than this per GiB of guest memory (oVirt: 64s)"},
+			&ucli.DurationFlag{Name: "progress-timeout", Value: 240 * time.Second, Usage: "abort a migration whose remaining data has not fallen for this long (oVirt: 240s)"},
 			&ucli.IntFlag{Name: "sim-vms", Value: 0, Usage: "sim: VMs to define on this host"},
 			&ucli.Uint64Flag{Name: "sim-vm-mem", Value: 1024, Usage: "sim: memory of each VM, MiB"},
 			&ucli.Float64Flag{Name: "sim-dirty", Value: 0, Usage: "sim: dirty rate of each VM, MiB/s"},
@@ -79,7 +81,9 @@ func runMeshd(c *ucli.Context) error {
 		GossipPort: c.Int("gossip-port"), RaftPort: c.Int("raft-port"), APIPort: c.Int("api-port"),
 		Join: c.StringSlice("join"), DevMode: c.Bool("dev"), MaxVoters: c.Int("max-voters"),
 		UnsafeMigration: c.Bool("unsafe-migration"), DrainTimeout: c.Duration("drain-timeout"),
-		Monitor: migrate.MonitorConfig{Interval: c.Duration("sample-interval")}, Logger: log,
+		Monitor: migrate.MonitorConfig{Interval: c.Duration("sample-interval"),
+			CompletionPerGiB: c.Duration("completion-per-gib"), ProgressTimeout: c.Duration("progress-timeout")},
+		Logger: log,
 	}
 	if k := c.String("gossip-key"); k != "" {
 		key, err := gossip.KeyFromString(k)

@@ -48,6 +48,8 @@ type HostFacts struct {
 	Arch     string   `json:"arch"`
 	CPUModel string   `json:"cpu_model"`
 	CPUFlags []string `json:"cpu_flags,omitempty"`
+	// CPUModels are the guest CPU models the host can run.
+	CPUModels []string `json:"cpu_models,omitempty"`
 
 	MemTotalMiB uint64 `json:"mem_total_mib"`
 	MemFreeMiB  uint64 `json:"mem_free_mib"`

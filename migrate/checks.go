@@ -383,8 +383,9 @@ func checkCPUModel(c *checkCtx) (bool, string) {
 	if len(lack) > 0 {
 		problems = append(problems, fmt.Sprintf("%s lacks CPU flag %s required by vm %s", c.dstName, strings.Join(lack, ", "), c.vmName))
 	}
-	if c.vm.CPUModel != "" && c.vm.CPUModel != c.dst.CPUModel {
-		problems = append(problems, fmt.Sprintf("vm %s uses CPU model %s but %s is %s", c.vmName, c.vm.CPUModel, c.dstName, c.dst.CPUModel))
+	if !canRunModel(c.vm.CPUModel, c.src, c.dst) {
+		problems = append(problems, fmt.Sprintf("vm %s uses CPU model %s, which %s (%s) cannot run (it runs %s)",
+			c.vmName, c.vm.CPUModel, c.dstName, c.dst.CPUModel, strings.Join(c.dst.CPUModels, ", ")))
 	}
 	if len(problems) > 0 {
 		return false, strings.Join(problems, "; ")
@@ -394,6 +395,17 @@ func checkCPUModel(c *checkCtx) (bool, string) {
 		msg += ", model " + c.vm.CPUModel
 	}
 	return true, msg
+}
+
+// canRunModel says whether dst can run a guest CPU model: it is the
+// destination's own model, or one it lists as usable, or the two hosts have
+// the same CPU (then whatever runs on the source runs on the destination).
+// A guest with no named model gets the hypervisor's default (libvirt's live
+// XML says qemu64), so requiring equality with the host model would refuse
+// every plain guest even between identical hosts.
+func canRunModel(model string, src, dst *fsm.Host) bool {
+	return model == "" || model == dst.CPUModel || slices.Contains(dst.CPUModels, model) ||
+		(src.CPUModel != "" && src.CPUModel == dst.CPUModel && slices.Equal(src.CPUFlags, dst.CPUFlags))
 }
 
 // checkCacheMode mirrors libvirt's own refusal: a disk cache other than none or

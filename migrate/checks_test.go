@@ -68,7 +68,15 @@ func TestCheckEachPassesAndFails(t *testing.T) {
 		{name: "cpu model differs", setup: func(b *builder) {
 			b.st.VMs["vm1"].CPUModel = "Skylake"
 			b.st.Hosts["h2"].CPUModel = "Haswell"
-		}, check: CheckCPUModel, inMsgs: []string{"vm vm1 uses CPU model Skylake but h2 is Haswell"}},
+		}, check: CheckCPUModel, inMsgs: []string{"vm vm1 uses CPU model Skylake, which h2 (Haswell) cannot run"}},
+		{name: "cpu model listed usable", setup: func(b *builder) {
+			b.st.VMs["vm1"].CPUModel = "Skylake"
+			b.st.Hosts["h2"].CPUModel = "Icelake"
+			b.st.Hosts["h2"].CPUModels = []string{"Haswell", "Skylake"}
+		}, check: CheckCPUModel, ok: true, inMsgs: []string{"model Skylake"}},
+		{name: "default guest model between identical hosts", setup: func(b *builder) {
+			b.st.VMs["vm1"].CPUModel = "qemu64"
+		}, check: CheckCPUModel, ok: true},
 		{name: "cpu model same", setup: func(b *builder) { b.st.VMs["vm1"].CPUModel = "Skylake" }, check: CheckCPUModel, ok: true, inMsgs: []string{"model Skylake"}},
 		{name: "cache writeback", setup: func(b *builder) { b.st.VMs["vm1"].Disks[0].Cache = "writeback" }, check: CheckCacheMode, inMsgs: []string{"vda (writeback)"}},
 		{name: "cache unsafe", setup: func(b *builder) { b.st.VMs["vm1"].Disks[0].Cache = "unsafe" }, check: CheckCacheMode, inMsgs: []string{"vda (unsafe)"}},

@@ -20,9 +20,12 @@ var ErrNoDomain = errors.New("no such domain")
 // domains come from configuration, not from the hypervisor, and are added by the
 // caller.
 type Capabilities struct {
-	Arch        string
-	CPUModel    string
-	CPUFlags    []string
+	Arch     string
+	CPUModel string
+	CPUFlags []string
+	// CPUModels are the guest CPU models this host can run (libvirt's
+	// domain capabilities, models marked usable). Empty when unknown.
+	CPUModels   []string
 	MemTotalMiB uint64
 	MemFreeMiB  uint64
 	CPUs        int

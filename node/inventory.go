@@ -39,7 +39,7 @@ func (n *Node) readFacts(ctx context.Context) (fsm.HostFacts, error) {
 		APIAddr: n.apiLn.Addr().String(), RaftAddr: string(n.transport.LocalAddr()),
 		MgmtAddr: n.cfg.BindAddr, MigrationAddr: n.cfg.MigrationAddr,
 		HypervisorURI: strings.ReplaceAll(n.cfg.HypervisorURI, "{api}", n.apiLn.Addr().String()), Hypervisor: n.cfg.HypervisorKind,
-		Arch: caps.Arch, CPUModel: caps.CPUModel, CPUFlags: caps.CPUFlags,
+		Arch: caps.Arch, CPUModel: caps.CPUModel, CPUFlags: caps.CPUFlags, CPUModels: caps.CPUModels,
 		MemTotalMiB: caps.MemTotalMiB, MemFreeMiB: caps.MemFreeMiB,
 		CPUs: caps.CPUs, CPUsFree: max(caps.CPUs-used, 0),
 		Networks: n.cfg.Networks, StorageDomains: domains, Version: n.cfg.Version,

@@ -3,6 +3,7 @@ package virt
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"libvirt.org/go/libvirtxml"
 
@@ -31,6 +32,17 @@ func (h *Hypervisor) Capabilities(ctx context.Context) (migrate.Capabilities, er
 	free, err := h.conn.GetFreeMemory()
 	if err != nil {
 		return migrate.Capabilities{}, wrap(err, "free memory of %s", h.uri)
+	}
+	// Both virtualization types: a host runs what either can (TCG in the
+	// lab, KVM on real hosts); a failure only leaves the list shorter.
+	for _, vt := range []string{"kvm", "qemu"} {
+		if models, err := h.usableCPUModels(c.Arch, vt); err == nil {
+			for _, m := range models {
+				if !slices.Contains(c.CPUModels, m) {
+					c.CPUModels = append(c.CPUModels, m)
+				}
+			}
+		}
 	}
 	c.MemTotalMiB = info.Memory / 1024  // KiB
 	c.MemFreeMiB = free / (1024 * 1024) // bytes
