@@ -108,7 +108,7 @@ func section(b *strings.Builder, s benchkit.Section, plotDir string) error {
 		b.WriteString("\n")
 	}
 	if len(s.Series) > 0 {
-		b.WriteString("| figure | median | min | max | n | goal | met (judged on) |\n|---|---|---|---|---|---|---|\n")
+		b.WriteString("| figure | median | min | max | n | goal | met (judged on) | values meeting the goal |\n|---|---|---|---|---|---|---|---|\n")
 		for _, x := range s.Series {
 			lo, hi := benchkit.MinMax(x.Values)
 			judged := ""
@@ -116,7 +116,7 @@ func section(b *strings.Builder, s benchkit.Section, plotDir string) error {
 				_, w := x.Judged()
 				judged = " (" + w + ")"
 			}
-			fmt.Fprintf(b, "| %s | %s %s | %s | %s | %d | %s | %s%s |\n", x.Name, num(x.Median()), x.Unit, num(lo), num(hi), len(x.Values), dash(x.Goal), met(x.Met), judged)
+			fmt.Fprintf(b, "| %s | %s %s | %s | %s | %d | %s | %s%s | %s |\n", x.Name, num(x.Median()), x.Unit, num(lo), num(hi), len(x.Values), dash(x.Goal), met(x.Met), judged, meeting(x))
 		}
 		b.WriteString("\n")
 		for _, x := range s.Series {
@@ -168,6 +168,23 @@ func plots(b *strings.Builder, s benchkit.Section, plotDir string) error {
 }
 
 var goalRe = regexp.MustCompile(`[0-9.]+`)
+
+// meeting counts the values that meet an upper-bound goal ("< 3000 ms",
+// "≤ 1.25"), so a median that meets it cannot hide runs that did not.
+func meeting(x benchkit.Series) string {
+	g := strings.TrimSpace(x.Goal)
+	lim := goalValue(g)
+	if math.IsNaN(lim) || !(strings.HasPrefix(g, "<") || strings.HasPrefix(g, "≤")) {
+		return "–"
+	}
+	k := 0
+	for _, v := range x.Values {
+		if v < lim || (strings.HasPrefix(g, "≤") && v == lim) {
+			k++
+		}
+	}
+	return fmt.Sprintf("%d of %d", k, len(x.Values))
+}
 
 // goalValue is the number in a goal such as "< 3000 ms", for the plot's line.
 func goalValue(g string) float64 {
