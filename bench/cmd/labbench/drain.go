@@ -12,19 +12,32 @@ import (
 )
 
 // smallestGuest boots probe guests of growing memory on h and returns the
-// smallest size whose workload reaches its first counter: the drain uses it
-// so six TCG guests fit two cores.
-func (m *mesh) smallestGuest(ctx context.Context, h *lab.Host) (int, error) {
-	for _, mem := range []int{64, 96, 128, 192, 256} {
-		name := fmt.Sprintf("probe-%d", mem)
-		_, err := m.bootGuest(ctx, h, lab.GuestSpec{Name: name, MemoryMiB: mem}, 90*time.Second)
+// smallest size whose workload reaches its first counter, and the largest
+// fill of data (tried: a third, a sixth of it, none) such a guest survives
+// (the workload fills at boot; too much and the guest's OOM killer ends
+// it). The drain uses them so six TCG guests fit two cores.
+func (m *mesh) smallestGuest(ctx context.Context, h *lab.Host) (mem, fill int, err error) {
+	boots := func(mem, fill int) bool {
+		name := fmt.Sprintf("probe-%d-%d", mem, fill)
+		_, err := m.bootGuest(ctx, h, lab.GuestSpec{Name: name, MemoryMiB: mem, FillMiB: fill}, 45*time.Second)
 		m.removeGuest(ctx, name)
-		if err == nil {
-			return mem, nil
+		if err != nil {
+			log.Printf("drain: a %d MiB guest filling %d MiB does not boot: %v", mem, fill, err)
 		}
-		log.Printf("drain: a %d MiB guest does not boot: %v", mem, err)
+		return err == nil
 	}
-	return 0, fmt.Errorf("no guest of 64..256 MiB booted on %s", h.Name)
+	for _, mem := range []int{64, 96, 128, 192, 256} {
+		if !boots(mem, 0) {
+			continue
+		}
+		for _, fill := range []int{mem / 3, mem / 6} {
+			if fill > 0 && fill < mem-64 && boots(mem, fill) {
+				return mem, fill, nil
+			}
+		}
+		return mem, 0, nil
+	}
+	return 0, 0, fmt.Errorf("no guest of 64..256 MiB booted on %s", h.Name)
 }
 
 // drainPart drains h1's six guests with meshctl drain --wait, alternating
@@ -33,12 +46,11 @@ func (m *mesh) smallestGuest(ctx context.Context, h *lab.Host) (int, error) {
 func drainPart(ctx context.Context, m *mesh, runs, bw, guests int) (benchkit.Section, error) {
 	h1 := m.host("h1")
 	s := benchkit.Section{Title: "Drain (lab)"}
-	mem, err := m.smallestGuest(ctx, h1)
+	mem, fill, err := m.smallestGuest(ctx, h1)
 	if err != nil {
 		return s, err
 	}
-	fill := max(0, mem-64-1)
-	s.Setup = fmt.Sprintf("%d guests of %d MiB (the smallest the lab's guest boots with, probed 64/96/128/… MiB; %d MiB filled with data) on h1 of a 3-host lab. "+
+	s.Setup = fmt.Sprintf("%d guests of %d MiB (the smallest the lab's guest boots with, probed 64/96/128/… MiB; %d MiB filled with data at boot, the most of a third or a sixth of it that such a guest survives) on h1 of a 3-host lab. "+
 		"`meshctl cluster c1 --bandwidth %d --max-outgoing 2` then `meshctl drain h1 --wait` (placement spreads them over h2 and h3, 2 at a time), "+
 		"against a serial loop of the same `virsh migrate --live --p2p --persistent --undefinesource --unsafe --auto-converge --bandwidth %d` "+
 		"(downtime 100 ms) over the same guests, alternately to h2 and h3; the two sides alternate run by run. "+
