@@ -9,6 +9,7 @@ import (
 	"os"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -50,13 +51,44 @@ func (g *Guest) LastCounter() (int, error) {
 	return c[len(c)-1], nil
 }
 
-// WaitCounter waits until the guest has printed a counter of at least n.
+// ErrGuestDead is returned by WaitCounter when the console shows the guest
+// cannot count any more (kernel panic, workload killed).
+var ErrGuestDead = errors.New("guest workload died")
+
+// deathMarks are console lines after which no counter will come.
+var deathMarks = []string{"hm-init: hm-agent exited", "Kernel panic"}
+
+// WaitCounter waits until the guest has printed a counter of at least n. It
+// gives up at once with ErrGuestDead when the console shows the workload
+// died, rather than waiting out ctx.
 func (g *Guest) WaitCounter(ctx context.Context, n int) error {
 	return poll(ctx, 100*time.Millisecond, fmt.Sprintf("counter %d of guest %q", n, g.Spec.Name), func() (bool, error) {
 		last, err := g.LastCounter()
 		if errors.Is(err, fs.ErrNotExist) {
 			return false, nil // QEMU creates the file when it starts
 		}
-		return last >= n, err
+		if err != nil || last >= n {
+			return last >= n, err
+		}
+		if mark := g.deathMark(); mark != "" {
+			return false, &pollAbort{fmt.Errorf("guest %q: console says %q: %w", g.Spec.Name, mark, ErrGuestDead)}
+		}
+		return false, nil
 	})
+}
+
+// deathMark returns the console line that shows the guest died, or "".
+func (g *Guest) deathMark() string {
+	b, err := os.ReadFile(g.ConsoleLog)
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		for _, m := range deathMarks {
+			if strings.Contains(line, m) {
+				return strings.TrimSpace(line)
+			}
+		}
+	}
+	return ""
 }

@@ -21,6 +21,11 @@ const (
 	DiskLocal  = "local"  // on Host.LocalDir: copied live on migration
 )
 
+// MinGuestMemoryMiB is the least memory a lab guest boots with: the kernel
+// plus the unpacked initramfs (busybox, modules, guestagent) take most of
+// 64 MiB.
+const MinGuestMemoryMiB = 96
+
 // GuestSpec describes a lab guest. Zero values get defaults: 256 MiB, 1 vCPU,
 // cache "none", 64 MiB disk.
 type GuestSpec struct {
@@ -32,7 +37,9 @@ type GuestSpec struct {
 	// DirtyMiBps is the rate at which the workload dirties memory pages.
 	DirtyMiBps int
 	// FillMiB is how much memory the workload fills with non-zero data at
-	// boot, so that a migration has that much real data to send.
+	// boot, so that a migration has that much real data to send. The agent
+	// caps it to what the guest has free (leaving 24 MiB) and says so on the
+	// console.
 	FillMiB     int
 	Disk        string // DiskNone, DiskShared or DiskLocal
 	DiskCache   string
@@ -61,6 +68,9 @@ func (s GuestSpec) withDefaults() (GuestSpec, error) {
 	}
 	if s.MemoryMiB == 0 {
 		s.MemoryMiB = 256
+	}
+	if s.MemoryMiB < MinGuestMemoryMiB {
+		return s, fmt.Errorf("guest %q: %d MiB: the kernel and initramfs need at least %d MiB", s.Name, s.MemoryMiB, MinGuestMemoryMiB)
 	}
 	if s.VCPUs == 0 {
 		s.VCPUs = 1

@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -16,6 +17,10 @@ func poll(ctx context.Context, interval time.Duration, what string, cond func() 
 		if err == nil && ok {
 			return nil
 		}
+		var abort *pollAbort
+		if errors.As(err, &abort) {
+			return abort.err
+		}
 		if err != nil {
 			last = err
 		}
@@ -29,3 +34,9 @@ func poll(ctx context.Context, interval time.Duration, what string, cond func() 
 		}
 	}
 }
+
+// pollAbort wraps an error after which waiting longer cannot help; poll
+// returns the wrapped error at once.
+type pollAbort struct{ err error }
+
+func (a *pollAbort) Error() string { return a.err.Error() }

@@ -27,7 +27,8 @@ var counter atomic.Int64
 func main() {
 	args := parseCmdline(readCmdline())
 	host, _ := os.Hostname()
-	fmt.Printf("hm-agent start host=%s fill=%dMiB dirty=%dMiBps\n", host, args.fillMiB, args.dirtyMiBps)
+	avail, _ := memAvailableMiB()
+	fmt.Printf("hm-agent start host=%s fill=%dMiB dirty=%dMiBps available=%dMiB\n", host, args.fillMiB, args.dirtyMiBps, avail)
 	mem := fill(args.fillMiB)
 	go dirty(mem, args.dirtyMiBps)
 	go serveEcho(":7")

@@ -2,16 +2,31 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 )
 
 const pageSize = 4096
 
+// fillHeadroomMiB is memory left to the kernel, the Go runtime and the HTTP
+// server when the fill is capped: a fill that runs the guest out of memory
+// gets the agent OOM-killed and the guest stops counting.
+const fillHeadroomMiB = 24
+
 // fill allocates mib MiB and writes non-zero bytes to every page: QEMU sends
 // zero pages as a few bytes, so only touched pages make the migration move
-// real data. At least 8 MiB is allocated so that dirty has pages to touch.
+// real data. The fill is capped to what the guest has available, with a
+// console line saying so. At least 8 MiB is allocated so that dirty has pages
+// to touch.
 func fill(mib int) []byte {
+	if avail, err := memAvailableMiB(); err == nil && mib > avail-fillHeadroomMiB {
+		capped := max(avail-fillHeadroomMiB, 0)
+		fmt.Printf("hm-agent: fill %d MiB capped to %d MiB (MemAvailable %d MiB)\n", mib, capped, avail)
+		mib = capped
+	}
 	size := mib
 	if size < 8 {
 		size = 8
@@ -60,4 +75,23 @@ func dirty(mem []byte, mibps int) {
 		}
 		dirtied.Store(int64(done))
 	}
+}
+
+// memAvailableMiB reads MemAvailable from /proc/meminfo.
+func memAvailableMiB() (int, error) {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 && f[0] == "MemAvailable:" {
+			kib, err := strconv.Atoi(f[1])
+			if err != nil {
+				return 0, fmt.Errorf("MemAvailable %q: %w", f[1], err)
+			}
+			return kib / 1024, nil
+		}
+	}
+	return 0, fmt.Errorf("no MemAvailable in /proc/meminfo")
 }
