@@ -34,7 +34,7 @@ test: deps vet
 	$(GO) test -p 1 -timeout 75m -count=1 ./...
 
 unit:
-	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /testcluster/lab -e /migrate/virt)
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /testcluster/lab -e /testcluster/e2e -e /migrate/virt)
 
 vet:
 	$(GO) vet ./...
