@@ -6,7 +6,7 @@ GO ?= go
 BIN := bin
 
 # Debian packages the lab (real libvirt + QEMU hosts in namespaces) needs.
-LAB_PKGS := qemu-system-x86 qemu-utils libvirt-daemon libvirt-daemon-driver-qemu \
+LAB_PKGS := qemu-system-x86 qemu-utils libvirt-daemon libvirt-daemon-driver-qemu util-linux \
 	libvirt-clients busybox-static cpio iproute2 iputils-ping curl kmod gzip
 
 .PHONY: all build demo test unit lab-test deps bench lab lab-down vet clean
@@ -16,12 +16,15 @@ all: build
 build:
 	$(GO) build -o $(BIN)/ ./cmd/meshd ./cmd/meshctl
 
-# deps installs what the tests need, only when missing.
+# deps installs what the tests need, only when missing. The package lists
+# are always refreshed: the lab downloads the guest kernel package with
+# apt-get download, which fails on missing or stale lists.
 deps:
+	apt-get update -qq
 	@missing=""; for p in $(LAB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 	$(GO) mod download
 
