@@ -295,6 +295,7 @@ func TestLabPostCopy(t *testing.T) {
 	r := j.Result()
 	t.Logf("post-copy: switched after %s (%.1f MiB pre-copied), done in %s, downtime %s, %.1f MiB sent",
 		switchedAt.Round(time.Millisecond), mib(before.DataProcessed), took.Round(time.Millisecond), r.Downtime, mib(r.DataProcessed))
+	t.Logf("post-copy result: %+v", r)
 	if !r.PostCopy {
 		t.Errorf("result %+v does not say post-copy", r)
 	}
