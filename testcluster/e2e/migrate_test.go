@@ -15,8 +15,10 @@ import (
 	"github.com/hostmesh/hostmesh/testcluster/lab"
 )
 
-// closingLine is meshctl migrate --wait's last line on success.
-var closingLine = regexp.MustCompile(`(?m)^(m\d+): (\S+) moved (\S+) → (\S+) in (\S+), downtime (\d+) ms$`)
+// closingLine is meshctl migrate --wait's last line on success. After a
+// post-copy job meshctl does not call libvirt's figure the guest's pause (it
+// spans the whole post-copy phase) and names it for what it is.
+var closingLine = regexp.MustCompile(`(?m)^(m\d+): (\S+) moved (\S+) → (\S+) in (\S+), (?:downtime (\d+) ms|post-copy \(switch-over to end of post-copy phase (\d+) ms;.*\))$`)
 
 // moved is what the closing line of a successful meshctl migrate --wait says.
 type moved struct {
@@ -41,7 +43,7 @@ func (m *mesh) migrateWait(t *testing.T, ctx context.Context, vm string, flags .
 	if err != nil {
 		t.Fatalf("closing line %q: total time: %v", mt[0], err)
 	}
-	ms, _ := strconv.Atoi(mt[6])
+	ms, _ := strconv.Atoi(mt[6] + mt[7])
 	mv := moved{id: mt[1], vm: mt[2], from: mt[3], to: mt[4], total: total, downtime: time.Duration(ms) * time.Millisecond, run: r}
 	if mv.vm != vm || mv.total <= 0 {
 		t.Fatalf("closing line %q: want vm %s and a total time", mt[0], vm)
