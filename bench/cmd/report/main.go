@@ -55,7 +55,8 @@ func render(secs []benchkit.Section, missing []string, plotDir string) (string, 
 	var b strings.Builder
 	b.WriteString("# hostmesh benchmarks\n\n")
 	fmt.Fprintf(&b, "Written %s by `make bench` (`scripts/bench.sh`). Every figure is the median of the runs listed; "+
-		"comparisons alternate their two sides run by run. Goals are printed beside the figures, never asserted.\n\n",
+		"comparisons alternate their two sides run by run. Goals are printed beside the figures, never asserted. "+
+		"Each section says when it ran and how to reproduce it alone; the raw figures are in results/*.json.\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"))
 	b.WriteString("## Summary\n\n| benchmark | figure | value | goal | met |\n|---|---|---|---|---|\n")
 	for _, s := range secs {
