@@ -42,6 +42,9 @@ type FSM struct {
 	state   *State
 	index   uint64
 	changed chan struct{}
+	// schedGen counts applied entries that can change a scheduling decision
+	// (all but progress samples), so the leader re-plans only when needed.
+	schedGen uint64
 }
 
 // New returns an FSM with empty state.
@@ -60,6 +63,9 @@ func (f *FSM) Apply(l *raft.Log) any {
 	f.index = l.Index
 	v, err := apply(f.state, l.Data)
 	if err == nil {
+		if CommandType(l.Data[0]) != CmdProgress {
+			f.schedGen++
+		}
 		close(f.changed)
 		f.changed = make(chan struct{})
 	}
@@ -105,6 +111,14 @@ func (f *FSM) Changed() <-chan struct{} {
 	return f.changed
 }
 
+// SchedGen changes whenever an applied entry may change what the scheduler
+// decides; progress samples, the bulk of the log during migrations, do not.
+func (f *FSM) SchedGen() uint64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.schedGen
+}
+
 // Index is the Raft index of the last applied entry.
 func (f *FSM) Index() uint64 {
 	f.mu.RLock()
@@ -134,6 +148,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.state = s
+	f.schedGen++
 	close(f.changed)
 	f.changed = make(chan struct{})
 	return nil

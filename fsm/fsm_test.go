@@ -303,3 +303,18 @@ func mustEncode(t *testing.T, ct CommandType, p any) []byte {
 	}
 	return b
 }
+
+func TestSchedGenIgnoresProgress(t *testing.T) {
+	f := cluster3(t, 1)
+	id := must(t, f, CmdEnqueue, Enqueue{VM: "vm1", At: t0}).(string)
+	must(t, f, CmdGrant, Grant{ID: id, Dest: "h2", At: t0})
+	g := f.SchedGen()
+	must(t, f, CmdProgress, ProgressUpdate{ID: id, Progress: Progress{Percent: 10}})
+	if f.SchedGen() != g {
+		t.Fatal("a progress sample moved the scheduling generation")
+	}
+	must(t, f, CmdFinish, Finish{ID: id, State: MigSucceeded, At: t0})
+	if f.SchedGen() == g {
+		t.Fatal("a finished migration did not move the scheduling generation")
+	}
+}

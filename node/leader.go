@@ -50,7 +50,11 @@ func (n *Node) lead(ctx context.Context) {
 	}
 	tick := time.NewTicker(n.cfg.ReconcileInterval)
 	defer tick.Stop()
+	// Plan first: the queue must run again as soon as possible after a
+	// failover; the full membership pass of a large mesh can wait a moment.
+	n.schedule(ctx)
 	n.reconcile(ctx)
+	planned := n.fsm.SchedGen()
 	for {
 		changed := n.fsm.Changed()
 		select {
@@ -62,7 +66,13 @@ func (n *Node) lead(ctx context.Context) {
 		case <-tick.C:
 			n.reconcile(ctx)
 		case <-changed:
-			n.schedule(ctx)
+			// Progress samples arrive several times a second per running
+			// migration and never change a decision: planning on each of
+			// them cost a full state copy apiece.
+			if g := n.fsm.SchedGen(); g != planned {
+				planned = g
+				n.schedule(ctx)
+			}
 		}
 	}
 }
