@@ -18,7 +18,8 @@ type cutTransport struct {
 	blocked func() bool
 	packets chan *memberlist.Packet
 	streams chan net.Conn
-	stop    chan struct{}
+	closing chan struct{} // Shutdown began: drop instead of deliver
+	stop    chan struct{} // the inner transport stopped: forward ends
 }
 
 func newCutTransport(mc *memberlist.Config, blocked func() bool) (*cutTransport, error) {
@@ -32,27 +33,38 @@ func newCutTransport(mc *memberlist.Config, blocked func() bool) (*cutTransport,
 		return nil, fmt.Errorf("gossip transport on %s:%d: %w", addr, mc.BindPort, err)
 	}
 	t := &cutTransport{inner: inner, blocked: blocked,
-		packets: make(chan *memberlist.Packet, 256), streams: make(chan net.Conn, 16), stop: make(chan struct{})}
+		packets: make(chan *memberlist.Packet, 256), streams: make(chan net.Conn, 16),
+		closing: make(chan struct{}), stop: make(chan struct{})}
 	go t.forward()
 	return t, nil
 }
 
-// forward passes incoming traffic on unless the host is cut off.
+// forward passes incoming traffic on unless the host is cut off. It keeps
+// draining the inner transport until that has stopped: the inner listeners
+// block on their unbuffered channels, and the inner Shutdown waits for them.
 func (t *cutTransport) forward() {
 	for {
 		select {
 		case <-t.stop:
 			return
 		case p := <-t.inner.PacketCh():
-			if !t.blocked() {
-				t.packets <- p
+			if t.blocked() {
+				continue
+			}
+			select {
+			case t.packets <- p:
+			case <-t.closing:
 			}
 		case c := <-t.inner.StreamCh():
 			if t.blocked() {
 				c.Close()
 				continue
 			}
-			t.streams <- c
+			select {
+			case t.streams <- c:
+			case <-t.closing:
+				c.Close()
+			}
 		}
 	}
 }
@@ -80,6 +92,8 @@ func (t *cutTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn
 func (t *cutTransport) StreamCh() <-chan net.Conn { return t.streams }
 
 func (t *cutTransport) Shutdown() error {
+	close(t.closing)
+	err := t.inner.Shutdown()
 	close(t.stop)
-	return t.inner.Shutdown()
+	return err
 }
