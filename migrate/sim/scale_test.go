@@ -23,9 +23,6 @@ func cpuTime() time.Duration {
 // each watched by migrate.Watch under minimal-downtime at the cluster's
 // default 52 MiB/s, on one clock running 100× real time.
 func TestScaleConcurrentMigrations(t *testing.T) {
-	if testing.Short() {
-		t.Skip("scale test")
-	}
 	const hosts, perHost, moves = 20, 50, 50
 	r := NewRegistry(Config{TimeScale: 100})
 	defer r.Close()
