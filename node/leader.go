@@ -3,8 +3,6 @@ package node
 import (
 	"context"
 	"time"
-
-	"github.com/hostmesh/hostmesh/gossip"
 )
 
 // leaderLoop watches leadership through Raft's NotifyCh (reliable, unlike the
@@ -104,5 +102,3 @@ func (n *Node) reconcile(ctx context.Context) {
 	n.reconcileDrains(ctx)
 	n.schedule(ctx)
 }
-
-var _ = gossip.StatusAlive
