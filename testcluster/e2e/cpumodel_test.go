@@ -19,7 +19,7 @@ func TestCPUModelOfDefaultGuest(t *testing.T) {
 	m := sharedMesh(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	m.bootGuestWith(t, ctx, m.lab.Hosts[0], lab.GuestSpec{Name: "defcpu", MemoryMiB: 128}, guestOpts{})
+	m.bootSpec(t, ctx, m.lab.Hosts[0], lab.GuestSpec{Name: "defcpu", MemoryMiB: 128})
 	var cands []migrate.Candidate
 	if err := m.ctlJSON(ctx, &cands, "migrate", "defcpu", "--dry-run"); err != nil {
 		t.Fatal(err)

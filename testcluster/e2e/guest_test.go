@@ -22,36 +22,31 @@ var nextIP atomic.Int32
 func guestIP() string { return fmt.Sprintf("%s%d", lab.VMPrefix, 50+nextIP.Add(1)) }
 
 // bootGuest boots a guest whose CPU model is pinned to the hosts' CPU model
-// as the mesh reports it, the way oVirt pins a cluster CPU type. Plain lab
-// guests (libvirt's default model, qemu64) are refused by the cpu-model
-// check; TestCPUModelOfDefaultGuest asserts that they should not be.
+// as the mesh reports it, the way oVirt pins a cluster CPU type.
+// TestCPUModelOfDefaultGuest covers plain guests with libvirt's default model.
 func (m *mesh) bootGuest(t *testing.T, ctx context.Context, h *lab.Host, spec lab.GuestSpec) *lab.Guest {
 	t.Helper()
-	return m.bootGuestWith(t, ctx, h, spec, guestOpts{cpuModel: m.host(t, ctx, h.Name).CPUModel})
+	if spec.CPUModel == "" {
+		spec.CPUModel = m.host(t, ctx, h.Name).CPUModel
+	}
+	return m.bootSpec(t, ctx, h, spec)
 }
 
-// bootGuestWith defines and starts a guest on h (with lab.DefineGuest when
-// o is empty), waits until meshd lists it on h, and removes it from every
-// host when the test ends.
-func (m *mesh) bootGuestWith(t *testing.T, ctx context.Context, h *lab.Host, spec lab.GuestSpec, o guestOpts) *lab.Guest {
+// bootSpec defines and starts a guest on h exactly as spec says, waits until
+// meshd lists it on h, and removes it from every host when the test ends.
+func (m *mesh) bootSpec(t *testing.T, ctx context.Context, h *lab.Host, spec lab.GuestSpec) *lab.Guest {
 	t.Helper()
 	if spec.IP == "" {
 		spec.IP = guestIP()
 	}
 	start := time.Now()
-	var g *lab.Guest
-	var err error
-	if o == (guestOpts{}) {
-		g, err = m.lab.DefineGuest(ctx, h, spec)
-	} else {
-		g, err = m.defineGuestWith(ctx, h, spec, o)
-	}
+	g, err := m.lab.DefineGuest(ctx, h, spec)
 	t.Cleanup(func() { m.removeGuest(t, spec.Name, g) })
 	if err != nil {
 		t.Fatalf("define guest %s on %s: %v", spec.Name, h.Name, err)
 	}
 	t.Logf("guest %s (%d MiB, disk %q, cpu %q, bridge %q) booted on %s in %s", spec.Name, g.Spec.MemoryMiB, spec.Disk,
-		o.cpuModel, o.bridge, h.Name, time.Since(start).Round(time.Millisecond))
+		spec.CPUModel, spec.Bridge, h.Name, time.Since(start).Round(time.Millisecond))
 	m.waitVM(t, ctx, spec.Name, h.Name)
 	return g
 }

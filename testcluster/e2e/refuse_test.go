@@ -82,8 +82,7 @@ func TestRefusalsOnRealHosts(t *testing.T) {
 		if _, err := h1.Run(ctx, "ip", "link", "set", bridge, "up"); err != nil {
 			t.Fatal(err)
 		}
-		m.bootGuestWith(t, ctx, h1, lab.GuestSpec{Name: "isonet", MemoryMiB: 128},
-			guestOpts{cpuModel: m.host(t, ctx, "h1").CPUModel, bridge: bridge})
+		m.bootGuest(t, ctx, h1, lab.GuestSpec{Name: "isonet", MemoryMiB: 128, Bridge: bridge})
 		m.assertRefused(t, ctx, "isonet", "h1", "h2", migrate.CheckNetworks)
 	})
 

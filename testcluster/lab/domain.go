@@ -11,12 +11,17 @@ import (
 // (type 'qemu': KVM guests hang on this machine, see lab.md), direct kernel
 // boot of the lab's image, the serial console appended to a file on shared
 // storage (so the destination keeps writing the same log), one virtio NIC on
-// the host's VM bridge and an optional virtio disk.
+// the host's VM bridge (or spec.Bridge), an optional pinned CPU model and an
+// optional virtio disk.
 func domainXML(spec GuestSpec, kernel, initrd, consoleLog, diskPath string) (string, error) {
 	cmdline := fmt.Sprintf("console=ttyS0 quiet loglevel=3 panic=-1 hm.name=%s hm.fill=%d hm.dirty=%d",
 		spec.Name, spec.FillMiB, spec.DirtyMiBps)
 	if spec.IP != "" {
 		cmdline += " hm.ip=" + spec.IP + "/24"
+	}
+	bridge := spec.Bridge
+	if bridge == "" {
+		bridge = VMBridge
 	}
 	port := uint(0)
 	dom := &libvirtxml.Domain{
@@ -44,12 +49,16 @@ func domainXML(spec GuestSpec, kernel, initrd, consoleLog, diskPath string) (str
 			Interfaces: []libvirtxml.DomainInterface{{
 				MAC: &libvirtxml.DomainInterfaceMAC{Address: guestMAC(spec.Name)},
 				Source: &libvirtxml.DomainInterfaceSource{
-					Bridge: &libvirtxml.DomainInterfaceSourceBridge{Bridge: VMBridge},
+					Bridge: &libvirtxml.DomainInterfaceSourceBridge{Bridge: bridge},
 				},
 				Model: &libvirtxml.DomainInterfaceModel{Type: "virtio"},
 			}},
 			MemBalloon: &libvirtxml.DomainMemBalloon{Model: "none"},
 		},
+	}
+	if spec.CPUModel != "" {
+		dom.CPU = &libvirtxml.DomainCPU{Mode: "custom", Match: "exact",
+			Model: &libvirtxml.DomainCPUModel{Value: spec.CPUModel, Fallback: "forbid"}}
 	}
 	if diskPath != "" {
 		dom.Devices.Disks = []libvirtxml.DomainDisk{{

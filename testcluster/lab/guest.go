@@ -44,6 +44,12 @@ type GuestSpec struct {
 	Disk        string // DiskNone, DiskShared or DiskLocal
 	DiskCache   string
 	DiskSizeMiB int
+	// CPUModel pins the guest CPU model (<cpu mode='custom'>, as oVirt pins
+	// a cluster CPU type). Empty leaves libvirt's default (qemu64).
+	CPUModel string
+	// Bridge is the host bridge the NIC joins; empty is VMBridge. Another
+	// bridge makes a guest whose network only its host offers.
+	Bridge string
 }
 
 // Guest is a defined and running lab guest.
