@@ -142,6 +142,9 @@ func waitMigration(ctx context.Context, cl *client, id string, out io.Writer) (f
 		if m.State == fsm.MigRunning {
 			desc = fmt.Sprintf("%s %s→%s %5.1f MiB/s, %d MiB left, iter %d, dirty %.1f MiB/s", id, m.Source, m.Dest,
 				p.MiBps, p.RemainingBytes>>20, p.Iteration, float64(p.DirtyRateBps)/(1<<20))
+			if p.ThrottlePercent > 0 {
+				desc += fmt.Sprintf(", vCPUs throttled %d%%", p.ThrottlePercent)
+			}
 			if p.PostCopy {
 				desc += " post-copy"
 			}
@@ -182,12 +185,16 @@ func reportEnd(c *ucli.Context, m fsm.Migration) error {
 		total = 0
 	}
 	if m.State == fsm.MigSucceeded {
-		if m.Progress.PostCopy {
-			// libvirt's downtime of a post-copy job runs from the source's
-			// pause to the end of the page pulls, while the guest already
-			// runs on the destination: it is not the guest's pause.
-			fmt.Fprintf(c.App.Writer, "%s: %s moved %s → %s in %s, post-copy (switch-over to end of post-copy phase %d ms; the guest ran on %s meanwhile)\n",
-				m.ID, m.VM, m.Source, m.Dest, total.Round(time.Millisecond), m.DowntimeMs, m.Dest)
+		if p := m.Progress; p.PostCopy {
+			// Once switched to post-copy the guest runs on the destination,
+			// stalling on each page it touches that has not arrived yet,
+			// until the job ends: that phase, not the switch-over pause
+			// QEMU calls downtime, is what the guest feels.
+			at := time.Duration(p.PostCopyAtMs) * time.Millisecond
+			phase := time.Duration(p.ElapsedMs-p.PostCopyAtMs) * time.Millisecond
+			fmt.Fprintf(c.App.Writer, "%s: %s moved %s → %s in %s, post-copy from %s, downtime %d ms (post-copy phase %s: the guest ran on %s, pulling the pages it had not yet received)\n",
+				m.ID, m.VM, m.Source, m.Dest, total.Round(time.Millisecond), at.Round(100*time.Millisecond), m.DowntimeMs,
+				phase.Round(100*time.Millisecond), m.Dest)
 			return nil
 		}
 		fmt.Fprintf(c.App.Writer, "%s: %s moved %s → %s in %s, downtime %d ms\n", m.ID, m.VM, m.Source, m.Dest,

@@ -143,6 +143,12 @@ type Progress struct {
 	Iteration      int     `json:"iteration"`
 	PostCopy       bool    `json:"postcopy,omitempty"`
 	MaxDowntimeMs  int64   `json:"max_downtime_ms,omitempty"`
+	// ThrottlePercent is how much auto-converge slows the guest's vCPUs
+	// now: the price the guest pays for a converging pre-copy.
+	ThrottlePercent int `json:"throttle_percent,omitempty"`
+	// PostCopyAtMs is the job's elapsed time when the policy switched to
+	// post-copy: from then on the guest runs on the destination.
+	PostCopyAtMs int64 `json:"postcopy_at_ms,omitempty"`
 	// Actions the convergence policy took so far, e.g. "downtime 150ms".
 	Actions []string `json:"actions,omitempty"`
 }

@@ -156,6 +156,7 @@ type watcher struct {
 	stalls       int
 	finalSet     bool
 	postCopy     bool
+	postCopyAt   time.Duration // job elapsed time of the switch to post-copy
 	maxDowntime  time.Duration
 	percent      float64
 	limit        time.Duration // completion limit (MemBytes, else the first sample's size)
@@ -228,6 +229,7 @@ func (w *watcher) act() error {
 			return fmt.Errorf("migrate vm %q: stall %d: start post-copy: %v: %w", w.cfg.VM, k, err, ErrNotConverging)
 		}
 		w.postCopy = true
+		w.postCopyAt = w.last.Elapsed
 		w.actions = append(w.actions, "post-copy")
 	case k <= len(p.DowntimeSteps):
 		return w.setDowntime(p.DowntimeSteps[k-1], "downtime")
@@ -289,17 +291,19 @@ func (w *watcher) emit(st JobStats, done bool) {
 		md = w.maxDowntime
 	}
 	w.report(fsm.Progress{
-		Percent:        w.percent,
-		ElapsedMs:      st.Elapsed.Milliseconds(),
-		TotalBytes:     st.DataTotal,
-		ProcessedBytes: st.DataProcessed,
-		RemainingBytes: st.DataRemaining,
-		MiBps:          float64(st.MemBps) / (1 << 20),
-		DirtyRateBps:   st.MemDirtyRate,
-		Iteration:      st.MemIteration,
-		PostCopy:       st.PostCopy || w.postCopy,
-		MaxDowntimeMs:  md.Milliseconds(),
-		Actions:        append([]string(nil), w.actions...),
+		Percent:         w.percent,
+		ElapsedMs:       st.Elapsed.Milliseconds(),
+		TotalBytes:      st.DataTotal,
+		ProcessedBytes:  st.DataProcessed,
+		RemainingBytes:  st.DataRemaining,
+		MiBps:           float64(st.MemBps) / (1 << 20),
+		DirtyRateBps:    st.MemDirtyRate,
+		Iteration:       st.MemIteration,
+		PostCopy:        st.PostCopy || w.postCopy,
+		MaxDowntimeMs:   md.Milliseconds(),
+		ThrottlePercent: st.AutoConvergeThrottle,
+		PostCopyAtMs:    w.postCopyAt.Milliseconds(),
+		Actions:         append([]string(nil), w.actions...),
 	})
 }
 

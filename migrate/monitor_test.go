@@ -240,6 +240,10 @@ func TestPostCopySwitchesAfterTwoStalls(t *testing.T) {
 	if got, want := h.last().Actions, []string{"downtime 150ms", "post-copy"}; !slices.Equal(got, want) {
 		t.Errorf("actions %q, want %q", got, want)
 	}
+	// the switch is stamped with the job time of the stall that caused it
+	if at := h.last().PostCopyAtMs; at <= 0 || at > h.last().ElapsedMs {
+		t.Errorf("post-copy at %d ms of a %d ms job", at, h.last().ElapsedMs)
+	}
 	if !h.stats.PostCopy || h.stats.Downtime > 50*time.Millisecond || !h.onlyOn(h.b, "hot") {
 		t.Errorf("stats %+v", h.stats)
 	}
