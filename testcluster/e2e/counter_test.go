@@ -219,3 +219,25 @@ func (w *counterWatch) assertNoRestart(t *testing.T, from time.Time) runReport {
 	t.Logf("counter since %s: %s", from.Format("15:04:05.000"), r)
 	return r
 }
+
+// gap is one interval between two counter lines.
+type gap struct {
+	after int       // the counter before the interval
+	end   time.Time // when the next counter arrived
+	d     time.Duration
+}
+
+// gapsOver returns the intervals longer than d that ended in [from, to].
+func (w *counterWatch) gapsOver(from, to time.Time, d time.Duration) []gap {
+	ts, _ := w.snapshot()
+	var out []gap
+	for i := 1; i < len(ts); i++ {
+		if ts[i].at.Before(from) || ts[i].at.After(to) {
+			continue
+		}
+		if g := ts[i].at.Sub(ts[i-1].at); g > d {
+			out = append(out, gap{after: ts[i-1].n, end: ts[i].at, d: g})
+		}
+	}
+	return out
+}

@@ -16,9 +16,10 @@ import (
 )
 
 // closingLine is meshctl migrate --wait's last line on success. After a
-// post-copy job meshctl does not call libvirt's figure the guest's pause (it
-// spans the whole post-copy phase) and names it for what it is.
-var closingLine = regexp.MustCompile(`(?m)^(m\d+): (\S+) moved (\S+) → (\S+) in (\S+), (?:downtime (\d+) ms|post-copy \(switch-over to end of post-copy phase (\d+) ms;.*\))$`)
+// post-copy job it also says when the switch came and how long the post-copy
+// phase lasted (groups 6 and 8), during which the guest ran on the
+// destination, stalling on pages it had not received yet.
+var closingLine = regexp.MustCompile(`(?m)^(m\d+): (\S+) moved (\S+) → (\S+) in (\S+), (?:post-copy from (\S+), )?downtime (\d+) ms(?: \(post-copy phase (\S+):.*\))?$`)
 
 // moved is what the closing line of a successful meshctl migrate --wait says.
 type moved struct {
@@ -43,7 +44,7 @@ func (m *mesh) migrateWait(t *testing.T, ctx context.Context, vm string, flags .
 	if err != nil {
 		t.Fatalf("closing line %q: total time: %v", mt[0], err)
 	}
-	ms, _ := strconv.Atoi(mt[6] + mt[7])
+	ms, _ := strconv.Atoi(mt[7])
 	mv := moved{id: mt[1], vm: mt[2], from: mt[3], to: mt[4], total: total, downtime: time.Duration(ms) * time.Millisecond, run: r}
 	if mv.vm != vm || mv.total <= 0 {
 		t.Fatalf("closing line %q: want vm %s and a total time", mt[0], vm)

@@ -49,7 +49,7 @@ func convergencePart(ctx context.Context, m *mesh, runs, bw, dirty int) (benchki
 		for _, p := range policies {
 			res := m.ctl(ctx, "migrate", name, "--to", other.Name, "--bandwidth", strconv.Itoa(bw), "--policy", p, "--wait")
 			if mt := closingLine.FindStringSubmatch(res.stdout); res.code == 0 && mt != nil {
-				dt, _ := strconv.ParseFloat(mt[6], 64)
+				dt := downtimeOf(mt)
 				times[p].Values = append(times[p].Values, res.took.Seconds())
 				downs[p].Values = append(downs[p].Values, dt)
 				log.Printf("convergence run %d: %s moved %s → %s in %.1f s, downtime %.0f ms", r+1, p, at.Name, other.Name, res.took.Seconds(), dt)

@@ -13,7 +13,15 @@ import (
 )
 
 // closingLine is meshctl migrate --wait's last line on success.
-var closingLine = regexp.MustCompile(`(?m)^(m\d+): (\S+) moved (\S+) → (\S+) in (\S+), downtime (\d+) ms$`)
+var closingLine = regexp.MustCompile(`(?m)^(m\d+): (\S+) moved (\S+) → (\S+) in (\S+), (?:post-copy from (\S+), )?downtime (\d+) ms(?: \(post-copy phase (\S+):.*\))?$`)
+
+// downtimeOf is the downtime a closingLine match reports: QEMU's pause at
+// the switch-over, for pre-copy and post-copy alike (the post-copy phase
+// after it is reported apart).
+func downtimeOf(mt []string) float64 {
+	v, _ := strconv.ParseFloat(mt[7], 64)
+	return v
+}
 
 // move is one measured migration of either side.
 type move struct {
@@ -42,7 +50,7 @@ func (m *mesh) meshctlMigrate(ctx context.Context, name string, src, dst *lab.Ho
 	if err != nil {
 		return move{}, fmt.Errorf("closing line %q: %w", mt[0], err)
 	}
-	dt, _ := strconv.ParseFloat(mt[6], 64)
+	dt := downtimeOf(mt)
 	return move{wall: r.took, reported: total, downtime: dt, sentMiB: mib(tx1 - tx0)}, nil
 }
 
