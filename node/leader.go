@@ -3,6 +3,8 @@ package node
 import (
 	"context"
 	"time"
+
+	"github.com/hostmesh/hostmesh/gossip"
 )
 
 // leaderLoop watches leadership through Raft's NotifyCh (reliable, unlike the
@@ -46,6 +48,12 @@ func (n *Node) lead(ctx context.Context) {
 	if err := n.raft.Barrier(applyTimeout).Error(); err != nil {
 		n.log.Warn("leader barrier", "err", err)
 	}
+	// Gossip events queued while this host followed are stale (nothing reads
+	// them then): handling them one by one, a Raft commit for each whose
+	// facts differ from the state, kept a new leader of 100 hosts from
+	// planning for seconds after a failover. The full reconcile below reads
+	// every member's current state instead.
+	n.discardEvents()
 	tick := time.NewTicker(n.cfg.ReconcileInterval)
 	defer tick.Stop()
 	// Plan first: the queue must run again as soon as possible after a
@@ -59,7 +67,7 @@ func (n *Node) lead(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case ev := <-n.gossip.Events():
-			n.handleMember(ctx, ev.Member)
+			n.handleEvent(ctx, ev)
 			n.drainEvents(ctx)
 		case <-tick.C:
 			n.reconcile(ctx)
@@ -81,9 +89,31 @@ func (n *Node) drainEvents(ctx context.Context) {
 	for {
 		select {
 		case ev := <-n.gossip.Events():
-			n.handleMember(ctx, ev.Member)
+			n.handleEvent(ctx, ev)
 		default:
 			n.schedule(ctx)
+			return
+		}
+	}
+}
+
+// handleEvent handles the member an event is about as gossip knows it now:
+// an event can be older than the member's latest facts, and proposing its
+// copy would set the replicated host back until the next event.
+func (n *Node) handleEvent(ctx context.Context, ev gossip.Event) {
+	m := ev.Member
+	if cur, ok := n.gossip.Member(m.Name); ok {
+		m = cur
+	}
+	n.handleMember(ctx, m)
+}
+
+// discardEvents drops the events already waiting.
+func (n *Node) discardEvents() {
+	for {
+		select {
+		case <-n.gossip.Events():
+		default:
 			return
 		}
 	}
