@@ -25,20 +25,23 @@ import (
 
 func main() {
 	var (
-		meshd   = flag.String("meshd", "bin/meshd", "meshd binary")
-		meshctl = flag.String("meshctl", "bin/meshctl", "meshctl binary")
-		outDir  = flag.String("out", "bench/results", "directory for the JSON results")
-		runs    = flag.Int("runs", 5, "runs of each side (medians)")
-		parts   = flag.String("parts", "single,drain,convergence", "which parts to run")
-		bw      = flag.Int("bw", 32, "single: bandwidth cap, MiB/s")
-		dirty   = flag.Int("dirty", 8, "single: dirty rate of the dirtying guest, MiB/s")
-		drainBW = flag.Int("drain-bw", 16, "drain: per-migration cap, MiB/s")
-		guests  = flag.Int("guests", 6, "drain: guests on the drained host")
-		convBW  = flag.Int("conv-bw", 8, "convergence: bandwidth cap, MiB/s")
-		convDR  = flag.Int("conv-dirty", 24, "convergence: dirty rate asked of the guest, MiB/s")
+		meshd     = flag.String("meshd", "bin/meshd", "meshd binary")
+		meshctl   = flag.String("meshctl", "bin/meshctl", "meshctl binary")
+		outDir    = flag.String("out", "bench/results", "directory for the JSON results")
+		runs      = flag.Int("runs", 5, "runs of each side (medians)")
+		parts     = flag.String("parts", "single,drain,convergence", "which parts to run")
+		bw        = flag.Int("bw", 32, "single: bandwidth cap, MiB/s")
+		dirty     = flag.Int("dirty", 8, "single: dirty rate of the dirtying guest, MiB/s")
+		drainBW   = flag.Int("drain-bw", 16, "drain: per-migration cap, MiB/s")
+		guests    = flag.Int("guests", 6, "drain: guests on the drained host")
+		drainMem  = flag.Int("drain-mem", 256, "drain: memory of each guest, MiB")
+		drainFill = flag.Int("drain-fill", 64, "drain: data each guest fills at boot, MiB")
+		convBW    = flag.Int("conv-bw", 8, "convergence: bandwidth cap, MiB/s")
+		convDR    = flag.Int("conv-dirty", 24, "convergence: dirty rate asked of the guest, MiB/s")
 	)
+	trial := flag.Bool("trial", false, "allow fewer than 5 runs, to try a part out (not for RESULTS.md)")
 	flag.Parse()
-	if *runs < 5 {
+	if *runs < 5 && !*trial {
 		log.Fatalf("-runs %d: medians need at least 5", *runs)
 	}
 	for _, b := range []string{*meshd, *meshctl} {
@@ -65,7 +68,9 @@ func main() {
 	}
 	all := []part{
 		{"single", "lab-single.json", func() (benchkit.Section, error) { return singlePart(ctx, m, *runs, *bw, *dirty) }},
-		{"drain", "lab-drain.json", func() (benchkit.Section, error) { return drainPart(ctx, m, *runs, *drainBW, *guests) }},
+		{"drain", "lab-drain.json", func() (benchkit.Section, error) {
+			return drainPart(ctx, m, *runs, *drainBW, *guests, *drainMem, *drainFill)
+		}},
 		{"convergence", "lab-convergence.json", func() (benchkit.Section, error) { return convergencePart(ctx, m, *runs, *convBW, *convDR) }},
 	}
 	failed := false
@@ -76,7 +81,7 @@ func main() {
 		t0 := time.Now()
 		s, err := p.run()
 		s.Command, s.Started, s.Took = cmd+" -parts "+p.name, t0.UTC(), time.Since(t0).Round(time.Second).String()
-		s.Notes = append(s.Notes, fmt.Sprintf("Flags: -bw %d -dirty %d -drain-bw %d -guests %d -conv-bw %d -conv-dirty %d.", *bw, *dirty, *drainBW, *guests, *convBW, *convDR))
+		s.Notes = append(s.Notes, fmt.Sprintf("Flags: -bw %d -dirty %d -drain-bw %d -guests %d -drain-mem %d -drain-fill %d -conv-bw %d -conv-dirty %d.", *bw, *dirty, *drainBW, *guests, *drainMem, *drainFill, *convBW, *convDR))
 		if err != nil {
 			failed = true
 			log.Printf("%s: %v (meshd logs in %s)", p.name, err, m.logDir)
