@@ -34,6 +34,7 @@ func (n *Node) leaderLoop() {
 				stop()
 				<-done
 				stop = nil
+				n.transport.closeIdle()
 				n.log.Info("lost leadership")
 			}
 		}

@@ -30,7 +30,7 @@ type Node struct {
 
 	raft         *raft.Raft
 	boltStore    *raftboltdb.BoltStore
-	transport    *raft.NetworkTransport
+	transport    *raftTransport
 	stream       *streamLayer
 	leaderNotify chan bool
 

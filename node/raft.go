@@ -32,7 +32,7 @@ func (n *Node) openRaft(ln net.Listener) error {
 		return fmt.Errorf("raft snapshots %s: %w", dir, err)
 	}
 	n.stream = newStreamLayer(ln, n.cfg.Blocked)
-	n.transport = raft.NewNetworkTransport(n.stream, 3, 5*time.Second, io.Discard)
+	n.transport = newRaftTransport(n.stream, 3, 5*time.Second)
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(n.cfg.Name)

@@ -1,0 +1,244 @@
+package node
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-msgpack/v2/codec"
+	"github.com/hashicorp/raft"
+)
+
+// raftTransport is raft's NetworkTransport with its sending half replaced.
+//
+// The leader sends to every other host (95 non-voters in a 100-host mesh),
+// and NetworkTransport gives each outgoing connection a 256 KiB bufio.Writer
+// (a constant, connSendBufferSize, not configurable up to raft v1.8.0). A
+// leader holds about two such connections per follower (heartbeats and
+// replication), so 100 hosts pinned ~60 MiB of send buffers on the leader,
+// and the Go heap target doubled that: the leader's RSS was 100-140 MiB
+// while every other meshd stayed near 43 MiB (pprof heap of the leader:
+// bufio.NewWriterSize from NetworkTransport.AppendEntries, 88% of the heap).
+//
+// The receiving half (listener, RPC decoding, the heartbeat fast path,
+// snapshot streaming) stays NetworkTransport's, embedded below; the outgoing
+// RPCs here speak the same wire format (one type byte, the msgpack request;
+// the answer is an error string and the msgpack response), so hosts running
+// either transport interoperate. Pipelining is not offered: raft replicates
+// with one request in flight per follower, which raft's own docs
+// (NetworkTransportConfig.MaxRPCsInFlight, hashicorp/raft#541) measure as no
+// slower outside high-latency links, and which saves a connection and a
+// goroutine per follower.
+type raftTransport struct {
+	*raft.NetworkTransport
+
+	stream  raft.StreamLayer
+	timeout time.Duration
+	maxPool int
+
+	mu       sync.Mutex
+	pool     map[raft.ServerAddress][]*rpcConn
+	shutdown bool
+}
+
+// rpcSendBuffer is the write buffer of one outgoing Raft connection. Larger
+// AppendEntries batches are written in several syscalls instead of one,
+// which costs nothing measurable at a control plane's rates.
+const rpcSendBuffer = 16 << 10
+
+// msgpackHandle is shared by every connection (a handle caches type
+// information and is safe for concurrent use once configured). TimeNotBuiltin
+// matches NetworkTransport's default encoding of time.Time.
+var (
+	encHandle = &codec.MsgpackHandle{BasicHandle: codec.BasicHandle{TimeNotBuiltin: true}}
+	decHandle = &codec.MsgpackHandle{}
+)
+
+// Raft RPC type bytes, as raft's net_transport.go numbers them.
+const (
+	rpcAppendEntries uint8 = iota
+	rpcRequestVote
+	rpcInstallSnapshot
+	rpcTimeoutNow
+	rpcRequestPreVote
+)
+
+func newRaftTransport(stream raft.StreamLayer, maxPool int, timeout time.Duration) *raftTransport {
+	return &raftTransport{
+		NetworkTransport: raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+			Stream: stream, MaxPool: maxPool, Timeout: timeout,
+			Logger: hclog.NewNullLogger(),
+		}),
+		stream: stream, timeout: timeout, maxPool: maxPool,
+		pool: map[raft.ServerAddress][]*rpcConn{},
+	}
+}
+
+type rpcConn struct {
+	target raft.ServerAddress
+	conn   net.Conn
+	w      *bufio.Writer
+	enc    *codec.Encoder
+	dec    *codec.Decoder
+}
+
+func (t *raftTransport) getConn(target raft.ServerAddress) (*rpcConn, error) {
+	t.mu.Lock()
+	if t.shutdown {
+		t.mu.Unlock()
+		return nil, raft.ErrTransportShutdown
+	}
+	if conns := t.pool[target]; len(conns) > 0 {
+		c := conns[len(conns)-1]
+		conns[len(conns)-1] = nil
+		t.pool[target] = conns[:len(conns)-1]
+		t.mu.Unlock()
+		return c, nil
+	}
+	t.mu.Unlock()
+	conn, err := t.stream.Dial(target, t.timeout)
+	if err != nil {
+		return nil, err
+	}
+	c := &rpcConn{target: target, conn: conn,
+		w: bufio.NewWriterSize(conn, rpcSendBuffer), dec: codec.NewDecoder(bufio.NewReader(conn), decHandle)}
+	c.enc = codec.NewEncoder(c.w, encHandle)
+	return c, nil
+}
+
+func (t *raftTransport) returnConn(c *rpcConn) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if conns := t.pool[c.target]; !t.shutdown && len(conns) < t.maxPool {
+		t.pool[c.target] = append(conns, c)
+		return
+	}
+	_ = c.conn.Close()
+}
+
+// closeIdle closes the pooled connections. A host that stops leading has
+// one or two to every other host and no use for them; each also holds a
+// 256 KiB read buffer in its peer's NetworkTransport until it is closed.
+func (t *raftTransport) closeIdle() {
+	t.mu.Lock()
+	pool := t.pool
+	t.pool = map[raft.ServerAddress][]*rpcConn{}
+	t.mu.Unlock()
+	for _, conns := range pool {
+		for _, c := range conns {
+			_ = c.conn.Close()
+		}
+	}
+}
+
+// Close stops the listener (NetworkTransport) and the pooled connections.
+func (t *raftTransport) Close() error {
+	t.mu.Lock()
+	t.shutdown = true
+	t.mu.Unlock()
+	t.closeIdle()
+	return t.NetworkTransport.Close()
+}
+
+// AppendEntriesPipeline tells raft to replicate with one request at a time.
+func (t *raftTransport) AppendEntriesPipeline(raft.ServerID, raft.ServerAddress) (raft.AppendPipeline, error) {
+	return nil, raft.ErrPipelineReplicationNotSupported
+}
+
+func (t *raftTransport) AppendEntries(_ raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
+	return t.rpc(target, rpcAppendEntries, args, resp)
+}
+
+func (t *raftTransport) RequestVote(_ raft.ServerID, target raft.ServerAddress, args *raft.RequestVoteRequest, resp *raft.RequestVoteResponse) error {
+	return t.rpc(target, rpcRequestVote, args, resp)
+}
+
+func (t *raftTransport) RequestPreVote(_ raft.ServerID, target raft.ServerAddress, args *raft.RequestPreVoteRequest, resp *raft.RequestPreVoteResponse) error {
+	return t.rpc(target, rpcRequestPreVote, args, resp)
+}
+
+func (t *raftTransport) TimeoutNow(_ raft.ServerID, target raft.ServerAddress, args *raft.TimeoutNowRequest, resp *raft.TimeoutNowResponse) error {
+	return t.rpc(target, rpcTimeoutNow, args, resp)
+}
+
+// rpc sends one request and reads its answer on a pooled connection; a
+// connection that failed mid-way is closed, never pooled.
+func (t *raftTransport) rpc(target raft.ServerAddress, typ uint8, args, resp any) error {
+	c, err := t.getConn(target)
+	if err != nil {
+		return err
+	}
+	if t.timeout > 0 {
+		_ = c.conn.SetDeadline(time.Now().Add(t.timeout))
+	}
+	if err := c.send(typ, args); err != nil {
+		_ = c.conn.Close()
+		return err
+	}
+	remote, err := c.receive(resp)
+	if err != nil {
+		_ = c.conn.Close()
+		return err
+	}
+	t.returnConn(c)
+	return remote
+}
+
+// InstallSnapshot streams a snapshot on a connection of its own, closed
+// afterwards, with the deadline scaled by the snapshot's size as
+// NetworkTransport does.
+func (t *raftTransport) InstallSnapshot(_ raft.ServerID, target raft.ServerAddress, args *raft.InstallSnapshotRequest, resp *raft.InstallSnapshotResponse, data io.Reader) error {
+	c, err := t.getConn(target)
+	if err != nil {
+		return err
+	}
+	defer c.conn.Close()
+	if t.timeout > 0 {
+		timeout := max(t.timeout*time.Duration(args.Size/int64(raft.DefaultTimeoutScale)), t.timeout)
+		_ = c.conn.SetDeadline(time.Now().Add(timeout))
+	}
+	if err := c.send(rpcInstallSnapshot, args); err != nil {
+		return err
+	}
+	if _, err := io.Copy(c.w, data); err != nil {
+		return err
+	}
+	if err := c.w.Flush(); err != nil {
+		return err
+	}
+	remote, err := c.receive(resp)
+	if err != nil {
+		return err
+	}
+	return remote
+}
+
+func (c *rpcConn) send(typ uint8, args any) error {
+	if err := c.w.WriteByte(typ); err != nil {
+		return err
+	}
+	if err := c.enc.Encode(args); err != nil {
+		return err
+	}
+	return c.w.Flush()
+}
+
+// receive decodes an answer: the remote's error (returned as the first
+// value; the connection stays usable) and the response.
+func (c *rpcConn) receive(resp any) (remote, err error) {
+	var msg string
+	if err := c.dec.Decode(&msg); err != nil {
+		return nil, err
+	}
+	if err := c.dec.Decode(resp); err != nil {
+		return nil, err
+	}
+	if msg != "" {
+		return errors.New(msg), nil
+	}
+	return nil, nil
+}
