@@ -97,8 +97,29 @@ func TestRaftTransportSpeaksNetworkTransportsWireFormat(t *testing.T) {
 			t.Fatalf("%s: install snapshot: %+v %v", c.name, snap, err)
 		}
 	}
-	if _, err := ours.AppendEntriesPipeline("x", theirs.LocalAddr()); err != raft.ErrPipelineReplicationNotSupported {
-		t.Fatalf("pipeline: %v", err)
+
+	// Pipelined appends, answered in order.
+	for _, to := range []raft.ServerAddress{theirs.LocalAddr(), ours.LocalAddr()} {
+		p, err := ours.AppendEntriesPipeline("x", to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 5 {
+			req := &raft.AppendEntriesRequest{Term: 3, Entries: []*raft.Log{{Index: uint64(100 + i), Data: big}}}
+			if _, err := p.AppendEntries(req, &raft.AppendEntriesResponse{}); err != nil {
+				t.Fatalf("pipeline to %s: append %d: %v", to, i, err)
+			}
+			f := <-p.Consumer()
+			if f.Error() != nil || !f.Response().Success || f.Response().LastLog != uint64(100+i) || f.Request() != req {
+				t.Fatalf("pipeline to %s: append %d answered %+v, %v", to, i, f.Response(), f.Error())
+			}
+		}
+		if err := p.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.AppendEntries(&raft.AppendEntriesRequest{Entries: []*raft.Log{{}}}, &raft.AppendEntriesResponse{}); err == nil {
+			t.Fatalf("pipeline to %s: append after close succeeded", to)
+		}
 	}
 }
 
