@@ -1,0 +1,214 @@
+// The checks that the destination fits the VM: its networks and VLANs,
+// storage domains, free memory and CPUs, CPU model and flags, and the
+// disks' cache modes.
+
+package migrate
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/hostmesh/hostmesh/fsm"
+)
+
+// netName renders a network with its VLAN, which matters as much as its name:
+// the same bridge on another VLAN puts the guest on another segment.
+func netName(n fsm.Network) string {
+	if n.VLAN == 0 {
+		return n.Name
+	}
+	return fmt.Sprintf("%s VLAN %d", n.Name, n.VLAN)
+}
+
+func checkNetworks(c *checkCtx) (bool, string) {
+	if m := c.missing(true, false, true); m != "" {
+		return false, m
+	}
+	var need, lack []string
+	for _, nic := range c.vm.NICs {
+		n := fsm.Network{Name: nic.Network, VLAN: nic.VLAN}
+		if slices.Contains(need, netName(n)) {
+			continue
+		}
+		need = append(need, netName(n))
+		if !slices.Contains(c.dst.Networks, n) {
+			lack = append(lack, netName(n))
+		}
+	}
+	if len(lack) > 0 {
+		has := make([]string, len(c.dst.Networks))
+		for i, n := range c.dst.Networks {
+			has[i] = netName(n)
+		}
+		return false, fmt.Sprintf("%s lacks %s needed by vm %s (it has: %s)",
+			c.dstName, strings.Join(lack, ", "), c.vmName, listOrNone(has))
+	}
+	if len(need) == 0 {
+		return true, fmt.Sprintf("vm %s has no NICs", c.vmName)
+	}
+	return true, fmt.Sprintf("%s has %s", c.dstName, strings.Join(need, ", "))
+}
+
+// checkStorage passes disks with no storage domain: they are local to the
+// source and the migration copies them live (Params.CopyStorage).
+func checkStorage(c *checkCtx) (bool, string) {
+	if m := c.missing(true, false, true); m != "" {
+		return false, m
+	}
+	var seen, lack, local []string
+	for _, d := range c.vm.Disks {
+		switch {
+		case d.StorageDomain == "":
+			local = append(local, d.Target)
+		case !slices.Contains(c.dst.StorageDomains, d.StorageDomain):
+			lack = append(lack, fmt.Sprintf("%s (disk %s)", d.StorageDomain, d.Target))
+		case !slices.Contains(seen, d.StorageDomain):
+			seen = append(seen, d.StorageDomain)
+		}
+	}
+	if len(lack) > 0 {
+		return false, fmt.Sprintf("%s does not see storage domain %s", c.dstName, strings.Join(lack, ", "))
+	}
+	msg := fmt.Sprintf("%s sees %s", c.dstName, listOrNone(seen))
+	if len(seen) == 0 {
+		msg = fmt.Sprintf("vm %s uses no shared storage domain", c.vmName)
+	}
+	if len(local) > 0 {
+		msg += fmt.Sprintf("; local disk %s will be copied live", strings.Join(local, ", "))
+	}
+	return true, msg
+}
+
+// incoming sums the memory and counts the migrations headed to host that its
+// gossiped free memory does not reflect yet: every Running one, and the Queued
+// ones ahead of own in the queue (all of them when own is ""). Queued
+// migrations behind own do not count: own has priority over them, and counting
+// them would let two pinned migrations to a tight host refuse each other.
+func incoming(st *fsm.State, host, own string) (mib uint64, n int) {
+	behind := false
+	for _, id := range st.Queue {
+		if id == own {
+			behind = true
+			continue
+		}
+		m := st.Migrations[id]
+		if m == nil || m.Dest != host || m.State.Final() || (behind && m.State == fsm.MigQueued) {
+			continue
+		}
+		if vm := st.VMs[m.VM]; vm != nil {
+			mib += vm.MemoryMiB
+		}
+		n++
+	}
+	return mib, n
+}
+
+// freeAfterIncoming is the host's free memory minus what is already headed
+// there, floored at zero.
+func freeAfterIncoming(st *fsm.State, h *fsm.Host, host, own string) (free, inc uint64) {
+	inc, _ = incoming(st, host, own)
+	if inc >= h.MemFreeMiB {
+		return 0, inc
+	}
+	return h.MemFreeMiB - inc, inc
+}
+
+func checkMemory(c *checkCtx) (bool, string) {
+	if m := c.missing(true, false, true); m != "" {
+		return false, m
+	}
+	free, inc := freeAfterIncoming(c.st, c.dst, c.dstName, c.own)
+	msg := fmt.Sprintf("%s has %d MiB free (after %d MiB incoming), vm %s needs %d MiB",
+		c.dstName, free, inc, c.vmName, c.vm.MemoryMiB)
+	return free >= c.vm.MemoryMiB, msg
+}
+
+// checkCPU allows overcommit (vCPUs beyond free CPUs) but not a guest wider
+// than the host; free CPUs are reported for the operator's judgement.
+func checkCPU(c *checkCtx) (bool, string) {
+	if m := c.missing(true, false, true); m != "" {
+		return false, m
+	}
+	msg := fmt.Sprintf("%s has %d CPUs (%d free), vm %s needs %d vCPUs",
+		c.dstName, c.dst.CPUs, c.dst.CPUsFree, c.vmName, c.vm.VCPUs)
+	return c.dst.CPUs >= c.vm.VCPUs, msg
+}
+
+// checkCPUModel keeps CPU compatibility deliberately simple: same architecture
+// as the source, every CPU flag the VM requires present on the destination, and
+// when the VM names a CPU model the destination must report exactly that model
+// (no model-family reasoning; the cluster fixes one CPU type, as in oVirt).
+func checkCPUModel(c *checkCtx) (bool, string) {
+	if m := c.missing(true, true, true); m != "" {
+		return false, m
+	}
+	var problems []string
+	if c.src.Arch != c.dst.Arch {
+		problems = append(problems, fmt.Sprintf("arch %q on %s but %q on %s", c.src.Arch, c.srcName, c.dst.Arch, c.dstName))
+	}
+	var lack []string
+	for _, f := range c.vm.CPUFlags {
+		if !slices.Contains(c.dst.CPUFlags, f) {
+			lack = append(lack, f)
+		}
+	}
+	if len(lack) > 0 {
+		problems = append(problems, fmt.Sprintf("%s lacks CPU flag %s required by vm %s", c.dstName, strings.Join(lack, ", "), c.vmName))
+	}
+	if !canRunModel(c.vm.CPUModel, c.src, c.dst) {
+		problems = append(problems, fmt.Sprintf("vm %s uses CPU model %s, which %s (%s) cannot run (it runs %s)",
+			c.vmName, c.vm.CPUModel, c.dstName, c.dst.CPUModel, strings.Join(c.dst.CPUModels, ", ")))
+	}
+	if len(problems) > 0 {
+		return false, strings.Join(problems, "; ")
+	}
+	msg := fmt.Sprintf("arch %s, %d required CPU flags present on %s", c.dst.Arch, len(c.vm.CPUFlags), c.dstName)
+	if c.vm.CPUModel != "" {
+		msg += ", model " + c.vm.CPUModel
+	}
+	return true, msg
+}
+
+// canRunModel says whether dst can run a guest CPU model: it is the
+// destination's own model, or one it lists as usable, or the two hosts have
+// the same CPU (then whatever runs on the source runs on the destination).
+// A guest with no named model gets the hypervisor's default (libvirt's live
+// XML says qemu64), so requiring equality with the host model would refuse
+// every plain guest even between identical hosts.
+func canRunModel(model string, src, dst *fsm.Host) bool {
+	return model == "" || model == dst.CPUModel || slices.Contains(dst.CPUModels, model) ||
+		(src.CPUModel != "" && src.CPUModel == dst.CPUModel && slices.Equal(src.CPUFlags, dst.CPUFlags))
+}
+
+// checkCacheMode mirrors libvirt's own refusal: a disk cache other than none or
+// directsync may lose writes at switch-over. The mesh runs this check itself so
+// it can pass Params.Unsafe and still never corrupt data. An empty cache is the
+// hypervisor default (writeback) and is refused too.
+func checkCacheMode(c *checkCtx) (bool, string) {
+	if m := c.missing(true, false, false); m != "" {
+		return false, m
+	}
+	var bad []string
+	for _, d := range c.vm.Disks {
+		switch d.Cache {
+		case "none", "directsync":
+		case "":
+			bad = append(bad, d.Target+" (default, writeback)")
+		default:
+			bad = append(bad, d.Target+" ("+d.Cache+")")
+		}
+	}
+	if len(bad) > 0 {
+		return false, fmt.Sprintf("vm %s disk %s uses a cache other than none or directsync; migration may corrupt data",
+			c.vmName, strings.Join(bad, ", "))
+	}
+	return true, fmt.Sprintf("all %d disks of vm %s use cache none or directsync", len(c.vm.Disks), c.vmName)
+}
+
+func listOrNone(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ", ")
+}
