@@ -16,6 +16,10 @@ import (
 // ErrNoDomain is returned when the named domain does not exist on the host.
 var ErrNoDomain = errors.New("no such domain")
 
+// ErrAborted is wrapped into Job.Err when the job failed after Abort, so
+// callers tell "we cancelled it" from "it broke" whatever the hypervisor.
+var ErrAborted = errors.New("migration aborted")
+
 // Capabilities describes a host as its hypervisor sees it. Networks and storage
 // domains come from configuration, not from the hypervisor, and are added by the
 // caller.
@@ -96,7 +100,8 @@ type Job interface {
 	Stats() (JobStats, error)
 	// Done is closed when the job ends; Err then tells how.
 	Done() <-chan struct{}
-	// Err is nil after success, the hypervisor's error otherwise.
+	// Err is nil after success, the hypervisor's error otherwise; after
+	// Abort it wraps ErrAborted.
 	Err() error
 	// Result is the completed job's final stats (downtime, totals).
 	Result() JobStats

@@ -1,6 +1,10 @@
 package sim
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/hostmesh/hostmesh/migrate"
+)
 
 // Sentinel errors, so callers (and tests of the scheduler's retry logic) can
 // branch on why a sim host refused. They cross the HTTP boundary by code.
@@ -18,7 +22,7 @@ var (
 	// ErrUnknownHost: the destination URI names no known sim host.
 	ErrUnknownHost = errors.New("unknown sim host")
 	// ErrAborted: the job was aborted; the VM stays on the source.
-	ErrAborted = errors.New("migration job aborted")
+	ErrAborted = migrate.ErrAborted
 	// ErrPostCopy: post-copy was not allowed, not possible now, or (once
 	// running) cannot be aborted.
 	ErrPostCopy = errors.New("post-copy not possible")

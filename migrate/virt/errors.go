@@ -14,10 +14,9 @@ import (
 // lost a race with completion, which is not a hypervisor failure.
 var ErrJobEnded = errors.New("migration job already ended")
 
-// ErrAborted is wrapped into Job.Err when the job failed after Abort was
-// called, so callers can tell "we cancelled it" from "it broke" without
-// parsing libvirt messages.
-var ErrAborted = errors.New("migration aborted")
+// ErrAborted is migrate.ErrAborted: wrapped into Job.Err when the job
+// failed after Abort was called, so callers need not parse libvirt messages.
+var ErrAborted = migrate.ErrAborted
 
 // wrap adds what was being done to err and keeps libvirt's error reachable
 // (errors.As to libvirt.Error, errors.Is to a libvirt.ErrorNumber). A missing
