@@ -131,6 +131,15 @@ func meshPhase(sec *benchkit.Section, m, small *mesh, runs int, phases string) e
 		stability(sec, m)
 		return err
 	}
+	// The failovers restart every leader they kill, so the last snapshot is
+	// of a leader elected seconds before: take one of the leader that
+	// planned the drains and bursts too.
+	if hasPhase(phases, "drain") || hasPhase(phases, "throughput") {
+		if err := rssPhase(sec, m, "after the drains and bursts, before the failovers"); err != nil {
+			stability(sec, m)
+			return err
+		}
+	}
 	if err := ifPhase(phases, "failover", func() error { return failoverPhase(sec, m, small, runs) }); err != nil {
 		stability(sec, m)
 		return err
@@ -310,10 +319,17 @@ func cpuPhase(sec *benchkit.Section, m *mesh) error {
 
 // ifPhase runs f when phases names it.
 func ifPhase(phases, name string, f func() error) error {
-	for _, p := range strings.Split(phases, ",") {
-		if p == name {
-			return f()
-		}
+	if hasPhase(phases, name) {
+		return f()
 	}
 	return nil
+}
+
+func hasPhase(phases, name string) bool {
+	for _, p := range strings.Split(phases, ",") {
+		if p == name {
+			return true
+		}
+	}
+	return false
 }
