@@ -111,13 +111,21 @@ func (s *State) VMNames() []string {
 	return names
 }
 
-// VMsOn returns the VMs whose current host is host, sorted by name.
+// VMsOn returns the VMs whose current host is host, sorted by name. It
+// sorts only that host's VMs: placement calls it for every candidate host,
+// and sorting all 5,000 names of a large mesh each time cost the leader
+// 44 MB/s of garbage during drains.
 func (s *State) VMsOn(host string) []*VM {
-	var out []*VM
-	for _, n := range s.VMNames() {
-		if s.VMs[n].Host == host {
-			out = append(out, s.VMs[n])
+	var names []string
+	for n, vm := range s.VMs {
+		if vm.Host == host {
+			names = append(names, n)
 		}
+	}
+	sort.Strings(names)
+	out := make([]*VM, len(names))
+	for i, n := range names {
+		out[i] = s.VMs[n]
 	}
 	return out
 }
