@@ -86,7 +86,29 @@ func applyGrant(s *State, data []byte) (any, error) {
 	}
 	m.Dest, m.GrantedMiB, m.PlacementReason = c.Dest, c.BandwidthMiB, c.Reason
 	m.State, m.StartedAt = MigRunning, c.At
+	setShares(s, c.Reshare)
 	return nil, nil
+}
+
+func applyReshare(s *State, data []byte) (any, error) {
+	var c Reshare
+	if err := decode(data, &c); err != nil {
+		return nil, err
+	}
+	return setShares(s, c.Shares), nil
+}
+
+// setShares sets the cap of each listed migration that is still running and
+// returns how many it set.
+func setShares(s *State, shares []Share) int {
+	n := 0
+	for _, sh := range shares {
+		if m := s.Migrations[sh.ID]; m != nil && m.State == MigRunning {
+			m.GrantedMiB = sh.BandwidthMiB
+			n++
+		}
+	}
+	return n
 }
 
 func applyProgress(s *State, data []byte) (any, error) {

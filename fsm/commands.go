@@ -27,6 +27,7 @@ const (
 	CmdStartDrain   CommandType = 11
 	CmdEndDrain     CommandType = 12
 	CmdActivate     CommandType = 13
+	CmdReshare      CommandType = 14
 )
 
 // ErrMalformed marks a log entry that cannot be decoded; it changes nothing.
@@ -77,6 +78,24 @@ type Grant struct {
 	BandwidthMiB uint64    `json:"bandwidth_mib"`
 	Reason       string    `json:"reason,omitempty"`
 	At           time.Time `json:"at"`
+	// Reshare lowers the caps of migrations already running in an
+	// auto-bandwidth cluster in the same entry, so the granted caps never
+	// add up to more than the migration network's capacity.
+	Reshare []Share `json:"reshare,omitempty"`
+}
+
+// Share is one running migration's bandwidth cap in MiB/s.
+type Share struct {
+	ID           string `json:"id"`
+	BandwidthMiB uint64 `json:"bandwidth_mib"`
+}
+
+// Reshare sets the caps of running migrations, e.g. raising the others'
+// when one of an auto-bandwidth cluster's migrations ends. Listed
+// migrations that are no longer running are left alone: they ended between
+// the plan and the commit.
+type Reshare struct {
+	Shares []Share `json:"shares"`
 }
 
 // ProgressUpdate records a job-stats sample from the source host.

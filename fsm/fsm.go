@@ -27,6 +27,7 @@ var handlers = map[CommandType]handler{
 	CmdStartDrain:   applyStartDrain,
 	CmdEndDrain:     applyEndDrain,
 	CmdActivate:     applyActivate,
+	CmdReshare:      applyReshare,
 }
 
 // Result is what Apply returns for every entry: the value a command produced
@@ -63,7 +64,9 @@ func (f *FSM) Apply(l *raft.Log) any {
 	f.index = l.Index
 	v, err := apply(f.state, l.Data)
 	if err == nil {
-		if CommandType(l.Data[0]) != CmdProgress {
+		// Progress samples and new bandwidth caps change no scheduling
+		// decision, so they do not make the leader plan again.
+		if t := CommandType(l.Data[0]); t != CmdProgress && t != CmdReshare {
 			f.schedGen++
 		}
 		close(f.changed)

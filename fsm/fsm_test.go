@@ -129,6 +129,35 @@ func TestGrantEnforcesSlotLimits(t *testing.T) {
 	}
 }
 
+// TestGrantAndReshareSetCaps: a grant lowers the listed running migrations in
+// the same entry; a reshare sets running ones and leaves ended ones alone;
+// neither makes the leader plan again.
+func TestGrantAndReshareSetCaps(t *testing.T) {
+	f := cluster3(t, 3)
+	var ids []string
+	for _, vm := range []string{"vm1", "vm2", "vm3"} {
+		ids = append(ids, must(t, f, CmdEnqueue, Enqueue{VM: vm, At: t0}).(string))
+	}
+	must(t, f, CmdGrant, Grant{ID: ids[0], Dest: "h2", BandwidthMiB: 100, At: t0})
+	must(t, f, CmdGrant, Grant{ID: ids[1], Dest: "h3", BandwidthMiB: 50, At: t0, Reshare: []Share{{ID: ids[0], BandwidthMiB: 50}}})
+	if s := f.State(); s.Migrations[ids[0]].GrantedMiB != 50 || s.Migrations[ids[1]].GrantedMiB != 50 {
+		t.Fatalf("after the second grant: caps %d and %d, want 50 and 50", s.Migrations[ids[0]].GrantedMiB, s.Migrations[ids[1]].GrantedMiB)
+	}
+	must(t, f, CmdFinish, Finish{ID: ids[1], State: MigSucceeded, At: t0})
+	gen := f.SchedGen()
+	if n := must(t, f, CmdReshare, Reshare{Shares: []Share{{ID: ids[0], BandwidthMiB: 100}, {ID: ids[1], BandwidthMiB: 100}, {ID: ids[2], BandwidthMiB: 100}}}); n != 1 {
+		t.Errorf("reshare set %v migrations, want 1 (the others are not running)", n)
+	}
+	s := f.State()
+	if s.Migrations[ids[0]].GrantedMiB != 100 || s.Migrations[ids[1]].GrantedMiB != 50 || s.Migrations[ids[2]].GrantedMiB != 0 {
+		t.Errorf("after the reshare: caps %d, %d, %d; want 100, 50 (ended), 0 (queued)",
+			s.Migrations[ids[0]].GrantedMiB, s.Migrations[ids[1]].GrantedMiB, s.Migrations[ids[2]].GrantedMiB)
+	}
+	if f.SchedGen() != gen {
+		t.Errorf("a reshare moved the scheduling generation %d → %d", gen, f.SchedGen())
+	}
+}
+
 func TestFailedMigrationRetriesOnceElsewhere(t *testing.T) {
 	f := cluster3(t, 1)
 	id := must(t, f, CmdEnqueue, Enqueue{VM: "vm1", At: t0}).(string)

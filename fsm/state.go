@@ -111,6 +111,15 @@ func (s *State) VMNames() []string {
 	return names
 }
 
+// ClusterNames returns the names of the configured clusters, sorted.
+func (s *State) ClusterNames() []string {
+	return slices.Sorted(maps.Keys(s.Clusters))
+}
+
+// ApplyShares sets the caps of the listed migrations still running, as a
+// Reshare entry would; the scheduler uses it on its private copy.
+func ApplyShares(s *State, shares []Share) { setShares(s, shares) }
+
 // VMsOn returns the VMs whose current host is host, sorted by name. It
 // sorts only that host's VMs: placement calls it for every candidate host,
 // and sorting all 5,000 names of a large mesh each time cost the leader

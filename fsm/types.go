@@ -164,7 +164,8 @@ type Migration struct {
 	Policy  string         `json:"policy"`
 	// BandwidthMiB is the cap asked for; 0 means the cluster default.
 	BandwidthMiB uint64 `json:"bandwidth_mib,omitempty"`
-	// GrantedMiB is the cap in force when the slot was granted.
+	// GrantedMiB is the cap in force: set at grant, re-shared while running
+	// in an auto-bandwidth cluster.
 	GrantedMiB uint64 `json:"granted_mib,omitempty"`
 	// Pinned is true when the user named the destination (--to).
 	Pinned bool `json:"pinned,omitempty"`
