@@ -111,6 +111,9 @@ type Job interface {
 	StartPostCopy() error
 	// SetMaxDowntime raises or lowers the allowed switch-over pause.
 	SetMaxDowntime(d time.Duration) error
+	// SetBandwidth changes the running job's cap, in MiB/s (> 0): an
+	// auto-bandwidth cluster reshares its network as migrations come and go.
+	SetBandwidth(mib uint64) error
 }
 
 // Hypervisor is what the mesh needs from the hypervisor of one host.

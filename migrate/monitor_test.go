@@ -350,6 +350,7 @@ func (j *endingJob) Abort() error {
 }
 func (j *endingJob) StartPostCopy() error               { return nil }
 func (j *endingJob) SetMaxDowntime(time.Duration) error { return nil }
+func (j *endingJob) SetBandwidth(uint64) error          { return nil }
 
 func TestAbortRacingCompletionReportsSuccess(t *testing.T) {
 	clock := sim.NewManualClock()
@@ -424,6 +425,7 @@ func (j *blindJob) Result() migrate.JobStats           { return migrate.JobStats
 func (j *blindJob) Abort() error                       { j.aborted = true; close(j.done); return nil }
 func (j *blindJob) StartPostCopy() error               { return nil }
 func (j *blindJob) SetMaxDowntime(time.Duration) error { return nil }
+func (j *blindJob) SetBandwidth(uint64) error          { return nil }
 
 func TestTimeoutsRunWithoutStats(t *testing.T) {
 	clock := sim.NewManualClock()

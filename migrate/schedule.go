@@ -17,6 +17,9 @@ type Decision struct {
 	BandwidthMiB uint64 `json:"bandwidth_mib,omitempty"`
 	Reason       string `json:"reason,omitempty"`
 	Fail         string `json:"fail,omitempty"`
+	// Reshare lowers the caps of the migrations already running in an
+	// auto-bandwidth cluster, to be committed with the grant.
+	Reshare []fsm.Share `json:"reshare,omitempty"`
 }
 
 // Schedule decides which queued migrations start now. It is pure, so the
@@ -55,6 +58,7 @@ func Schedule(st *fsm.State) []Decision {
 		m.State = fsm.MigRunning
 		m.Dest = d.Dest
 		m.GrantedMiB = d.BandwidthMiB
+		fsm.ApplyShares(work, d.Reshare)
 	}
 	return out
 }
@@ -122,8 +126,13 @@ func decide(st *fsm.State, m *fsm.Migration) (Decision, bool) {
 			return Decision{}, false
 		}
 	}
-	bw := bandwidth(cl, m, use.Cluster[m.Cluster]+1)
-	return Decision{Migration: m.ID, Dest: dest, BandwidthMiB: bw, Reason: reason}, true
+	d := Decision{Migration: m.ID, Dest: dest, BandwidthMiB: bandwidth(cl, m), Reason: reason}
+	if cl.BandwidthMode == fsm.BandwidthAuto && cl.MigrationNetMiB > 0 {
+		shares := fairShares(cl, append(runningIn(st, m.Cluster), m))
+		d.BandwidthMiB = shares[m.ID]
+		d.Reshare = changed(st, shares, m.ID)
+	}
+	return d, true
 }
 
 // pickWithSlot takes the best passing candidate with an incoming slot free.
@@ -157,23 +166,12 @@ func pickWithSlot(st *fsm.State, m *fsm.Migration, p Placement, use fsm.SlotUse,
 	return "", ""
 }
 
-// bandwidth is the cap granted to m when sharing migrations (including m) run
-// in its cluster. Fixed mode gives m's own cap or the cluster's; auto mode
-// divides the migration network among them, never above m's own cap. An
-// unknown mode is treated as fixed. 0 means unlimited (Params.BandwidthMiB).
-func bandwidth(cl fsm.Cluster, m *fsm.Migration, sharing int) uint64 {
-	if cl.BandwidthMode != fsm.BandwidthAuto {
-		if m.BandwidthMiB > 0 {
-			return m.BandwidthMiB
-		}
+// bandwidth is the cap granted to m in a fixed-bandwidth cluster (or an
+// auto one without a configured capacity): m's own cap or the cluster's.
+// 0 means unlimited (Params.BandwidthMiB).
+func bandwidth(cl fsm.Cluster, m *fsm.Migration) uint64 {
+	if cl.BandwidthMode != fsm.BandwidthAuto && m.BandwidthMiB == 0 {
 		return cl.BandwidthMiB
 	}
-	if cl.MigrationNetMiB == 0 {
-		return m.BandwidthMiB
-	}
-	bw := max(cl.MigrationNetMiB/uint64(max(sharing, 1)), 1)
-	if m.BandwidthMiB > 0 && m.BandwidthMiB < bw {
-		bw = m.BandwidthMiB
-	}
-	return bw
+	return m.BandwidthMiB
 }

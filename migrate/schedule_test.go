@@ -224,7 +224,8 @@ func TestScheduleBandwidth(t *testing.T) {
 		{name: "auto alone", cl: auto, queued: []func(*fsm.Migration){nil}, want: []uint64{1000}},
 		{name: "auto shares with running", cl: auto, running: 1, queued: []func(*fsm.Migration){nil}, want: []uint64{500}},
 		{name: "auto shares with this call's grants", cl: auto, queued: []func(*fsm.Migration){nil, nil, nil}, want: []uint64{1000, 500, 333}},
-		{name: "auto capped by own cap", cl: auto, running: 2, queued: []func(*fsm.Migration){cap100, nil}, want: []uint64{100, 250}},
+		// max-min fair: what the capped one leaves goes to the others
+		{name: "auto capped by own cap", cl: auto, running: 2, queued: []func(*fsm.Migration){cap100, nil}, want: []uint64{100, 300}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -297,6 +298,8 @@ func runScheduleProperty(t *testing.T, seed uint64) {
 		}
 		apply(t, st, ds)
 		checkSlots(t, st, step)
+		fsm.ApplyShares(st, Reshare(st))
+		checkSlots(t, st, step)
 		grants += len(granted(ds))
 		fails += len(ds) - len(granted(ds))
 		running := st.Running()
@@ -351,6 +354,74 @@ func checkSlots(t *testing.T, st *fsm.State, step int) {
 	for h, n := range use.In {
 		if lim := st.Cluster(st.Hosts[h].Cluster).MaxIncoming; n > lim {
 			t.Fatalf("step %d: %s receives %d migrations, limit %d", step, h, n, lim)
+		}
+	}
+	granted := map[string]uint64{}
+	for _, m := range st.Running() {
+		granted[m.Cluster] += m.GrantedMiB
+	}
+	for c, sum := range granted {
+		if cl := st.Cluster(c); cl.BandwidthMode == fsm.BandwidthAuto && sum > cl.MigrationNetMiB {
+			t.Fatalf("step %d: cluster %s grants %d MiB/s in all, over its %d MiB/s migration network", step, c, sum, cl.MigrationNetMiB)
+		}
+	}
+}
+
+// TestReshareFollowsRunningMigrations: in an auto cluster a grant lowers the
+// running migrations in the same decision, and when one ends Reshare gives
+// its part back to the others.
+func TestReshareFollowsRunningMigrations(t *testing.T) {
+	cl := fsm.DefaultCluster("c1")
+	cl.BandwidthMode, cl.MigrationNetMiB = fsm.BandwidthAuto, 120
+	b := newBuilder().hosts("h", 6).cluster(cl)
+	b.vm("a", "h1").vm("b", "h2").vm("c", "h3")
+	a := b.queue("a")
+	st := b.st
+	apply(t, st, Schedule(st))
+	if got := st.Migrations[a].GrantedMiB; got != 120 {
+		t.Fatalf("alone: %s granted %d MiB/s, want the whole 120", a, got)
+	}
+	bb := b.queue("b")
+	c := b.queue("c", func(m *fsm.Migration) { m.BandwidthMiB = 20 })
+	ds := Schedule(st)
+	apply(t, st, ds)
+	want := map[string]uint64{a: 50, bb: 50, c: 20}
+	for id, w := range want {
+		if got := st.Migrations[id].GrantedMiB; got != w {
+			t.Errorf("three sharing: %s at %d MiB/s, want %d (decisions %+v)", id, got, w, ds)
+		}
+	}
+	if len(Reshare(st)) != 0 {
+		t.Errorf("reshare right after the grants: %v, want nothing", Reshare(st))
+	}
+	finish(st, st.Migrations[bb], fsm.MigSucceeded)
+	shares := Reshare(st)
+	fsm.ApplyShares(st, shares)
+	if got := st.Migrations[a].GrantedMiB; got != 100 {
+		t.Errorf("after %s ended: %s at %d MiB/s, want 100 (shares %v)", bb, a, got, shares)
+	}
+	if got := st.Migrations[c].GrantedMiB; got != 20 {
+		t.Errorf("after %s ended: %s at %d MiB/s, want its own 20", bb, c, got)
+	}
+}
+
+func TestFairSharesNeverExceedCapacity(t *testing.T) {
+	cl := fsm.Cluster{BandwidthMode: fsm.BandwidthAuto, MigrationNetMiB: 1000}
+	for n := 1; n <= 40; n++ {
+		var ms []*fsm.Migration
+		for i := range n {
+			ms = append(ms, &fsm.Migration{ID: fmt.Sprint("m", i), BandwidthMiB: uint64(i%4) * 90})
+		}
+		var sum uint64
+		for _, m := range ms {
+			got := fairShares(cl, ms)[m.ID]
+			if m.BandwidthMiB > 0 && got > m.BandwidthMiB {
+				t.Fatalf("%d sharing: %s gets %d, over its own cap %d", n, m.ID, got, m.BandwidthMiB)
+			}
+			sum += got
+		}
+		if sum > cl.MigrationNetMiB {
+			t.Fatalf("%d sharing: %d MiB/s in all, over the 1000 MiB/s network", n, sum)
 		}
 	}
 }

@@ -108,6 +108,7 @@ func apply(t *testing.T, st *fsm.State, ds []Decision) {
 			continue
 		}
 		m.State, m.Dest, m.GrantedMiB, m.PlacementReason = fsm.MigRunning, d.Dest, d.BandwidthMiB, d.Reason
+		fsm.ApplyShares(st, d.Reshare)
 	}
 }
 

@@ -426,3 +426,17 @@ func (j *job) SetMaxDowntime(d time.Duration) error {
 	j.maxDowntime = d
 	return nil
 }
+
+// SetBandwidth implements migrate.Job: the rest of the job runs at mib MiB/s.
+func (j *job) SetBandwidth(mibps uint64) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.phase == phaseDone {
+		return fmt.Errorf("set bandwidth of vm %q: %w", j.vmName, ErrNoJob)
+	}
+	if mibps == 0 {
+		return fmt.Errorf("set bandwidth of vm %q: 0 MiB/s", j.vmName)
+	}
+	j.bw = float64(mibps) * mib
+	return nil
+}

@@ -222,3 +222,19 @@ func (j *job) SetMaxDowntime(d time.Duration) error {
 	j.mu.Unlock()
 	return nil
 }
+
+// SetBandwidth changes the running job's cap (virDomainMigrateSetMaxSpeed).
+func (j *job) SetBandwidth(mib uint64) error {
+	j.life.RLock()
+	defer j.life.RUnlock()
+	if j.ended {
+		return fmt.Errorf("set bandwidth of vm %q: %w", j.name, ErrJobEnded)
+	}
+	if mib == 0 {
+		return fmt.Errorf("set bandwidth of vm %q: 0 MiB/s", j.name)
+	}
+	if err := j.dom.MigrateSetMaxSpeed(mib, 0); err != nil {
+		return wrap(err, "set bandwidth %d MiB/s of vm %q", mib, j.name)
+	}
+	return nil
+}
