@@ -25,6 +25,34 @@ type runningJob struct {
 	cancelled bool // by the operator
 	stale     bool // the leader ended this attempt (its peer went Down)
 	done      chan struct{}
+
+	bwMu sync.Mutex
+	job  migrate.Job // nil until the hypervisor started it
+	bw   uint64      // the cap the job runs at, MiB/s
+}
+
+// setBandwidth gives the job the cap the leader granted, if it runs at
+// another: an auto-bandwidth cluster reshares its migration network as
+// migrations start and end. A cap granted before the job started is
+// applied when it starts.
+func (j *runningJob) setBandwidth(mib uint64, log interface{ Warn(string, ...any) }) {
+	j.bwMu.Lock()
+	defer j.bwMu.Unlock()
+	if j.job == nil || mib == 0 || mib == j.bw {
+		return
+	}
+	if err := j.job.SetBandwidth(mib); err != nil {
+		log.Warn("set migration bandwidth", "bandwidth_mib", mib, "err", err)
+		return
+	}
+	j.bw = mib
+}
+
+// attach records the started job and the cap it started with.
+func (j *runningJob) attach(job migrate.Job, mib uint64) {
+	j.bwMu.Lock()
+	j.job, j.bw = job, mib
+	j.bwMu.Unlock()
 }
 
 // executorLoop starts the transfer of every migration granted with this host
@@ -48,6 +76,11 @@ func (n *Node) executorLoop() {
 func (n *Node) executorPass() {
 	var start []*fsm.Migration
 	var cancel []string
+	type reshare struct {
+		j  *runningJob
+		bw uint64
+	}
+	var shares []reshare
 	var wait []chan struct{}
 	n.fsm.Read(func(s *fsm.State) {
 		// An attempt the leader ended (failed because its destination went
@@ -80,9 +113,14 @@ func (n *Node) executorPass() {
 				start = append(start, &c)
 			case m.CancelRequested && !j.cancelled:
 				cancel = append(cancel, jobKey(m))
+			default:
+				shares = append(shares, reshare{j, m.GrantedMiB})
 			}
 		}
 	})
+	for _, s := range shares {
+		s.j.setBandwidth(s.bw, n.log)
+	}
 	for _, id := range cancel {
 		n.jobsMu.Lock()
 		if j := n.jobs[id]; j != nil && !j.cancelled {
@@ -164,7 +202,7 @@ func (n *Node) runMigration(ctx context.Context, m *fsm.Migration, j *runningJob
 		n.finish(m, fsm.MigFailed, "source meshd restarted during the migration", 0, true)
 		return
 	}
-	stats, err := n.transfer(ctx, m, vm, dest, log)
+	stats, err := n.transfer(ctx, m, j, vm, dest, log)
 	switch {
 	case err == nil:
 		log.Info("migration succeeded", "downtime", stats.Downtime, "elapsed", stats.Elapsed)
@@ -185,7 +223,7 @@ func (n *Node) runMigration(ctx context.Context, m *fsm.Migration, j *runningJob
 	n.syncInventory(n.ctx)
 }
 
-func (n *Node) transfer(ctx context.Context, m *fsm.Migration, vm fsm.VM, dest fsm.Host, log interface{ Info(string, ...any) }) (migrate.JobStats, error) {
+func (n *Node) transfer(ctx context.Context, m *fsm.Migration, j *runningJob, vm fsm.VM, dest fsm.Host, log interface{ Info(string, ...any) }) (migrate.JobStats, error) {
 	if dest.Name == "" || vm.Name == "" {
 		return migrate.JobStats{}, fmt.Errorf("migration %s: vm %q or destination %q unknown", m.ID, m.VM, m.Dest)
 	}
@@ -217,6 +255,14 @@ func (n *Node) transfer(ctx context.Context, m *fsm.Migration, vm fsm.VM, dest f
 		return migrate.JobStats{}, fmt.Errorf("start migration of %s to %s: %w", vm.Name, dest.Name, err)
 	}
 	log.Info("migration started", "bandwidth_mib", m.GrantedMiB, "policy", pol.Name, "copy_disks", len(targets))
+	j.attach(job, m.GrantedMiB)
+	var now uint64 // a reshare committed while the job started
+	n.fsm.Read(func(s *fsm.State) {
+		if cur := s.Migrations[m.ID]; cur != nil && cur.State == fsm.MigRunning && cur.Attempt == m.Attempt {
+			now = cur.GrantedMiB
+		}
+	})
+	j.setBandwidth(now, n.log)
 	mc := n.cfg.Monitor
 	mc.MemBytes, mc.VM = vm.MemoryMiB<<20, vm.Name
 	rep := newReporter(n, m.ID, m.Attempt)

@@ -14,20 +14,35 @@ import (
 func (n *Node) schedule(ctx context.Context) {
 	var pending bool
 	n.fsm.Read(func(s *fsm.State) { pending = len(s.Queued()) > 0 })
-	if !pending {
-		return
+	if pending {
+		st := n.fsm.State()
+		now := time.Now().UTC()
+		for _, d := range migrate.Schedule(st) {
+			if ctx.Err() != nil {
+				return
+			}
+			if d.Fail != "" {
+				n.try(ctx, fsm.CmdFinish, fsm.Finish{ID: d.Migration, State: fsm.MigFailed, Reason: d.Fail, At: now})
+				continue
+			}
+			n.try(ctx, fsm.CmdGrant, fsm.Grant{ID: d.Migration, Dest: d.Dest, BandwidthMiB: d.BandwidthMiB,
+				Reason: d.Reason, At: now, Reshare: d.Reshare})
+		}
 	}
-	st := n.fsm.State()
-	now := time.Now().UTC()
-	for _, d := range migrate.Schedule(st) {
-		if ctx.Err() != nil {
-			return
+	n.reshare(ctx)
+}
+
+// reshare raises the caps of an auto-bandwidth cluster's running migrations
+// when one of them ended (grants lower them themselves).
+func (n *Node) reshare(ctx context.Context) {
+	var shares []fsm.Share
+	n.fsm.Read(func(s *fsm.State) {
+		if len(s.Running()) > 0 {
+			shares = migrate.Reshare(s)
 		}
-		if d.Fail != "" {
-			n.try(ctx, fsm.CmdFinish, fsm.Finish{ID: d.Migration, State: fsm.MigFailed, Reason: d.Fail, At: now})
-			continue
-		}
-		n.try(ctx, fsm.CmdGrant, fsm.Grant{ID: d.Migration, Dest: d.Dest, BandwidthMiB: d.BandwidthMiB, Reason: d.Reason, At: now})
+	})
+	if len(shares) > 0 && ctx.Err() == nil {
+		n.try(ctx, fsm.CmdReshare, fsm.Reshare{Shares: shares})
 	}
 }
 

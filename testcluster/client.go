@@ -107,6 +107,15 @@ func (w *SlotWatch) loop(interval time.Duration) {
 						bad = append(bad, fmt.Sprintf("cluster %s has %d running > %d", cl, k, lim))
 					}
 				}
+				granted := map[string]uint64{}
+				for _, m := range s.Running() {
+					granted[m.Cluster] += m.GrantedMiB
+				}
+				for name, sum := range granted {
+					if cl := s.Cluster(name); cl.BandwidthMode == fsm.BandwidthAuto && sum > cl.MigrationNetMiB {
+						bad = append(bad, fmt.Sprintf("cluster %s grants %d MiB/s > its %d MiB/s network", name, sum, cl.MigrationNetMiB))
+					}
+				}
 			})
 			for _, h := range w.c.Reg.Hosts() {
 				limit := w.c.hostMem[h.Name()]

@@ -242,3 +242,51 @@ func TestLeaderKilledWithMigrationsQueuedAndRunning(t *testing.T) {
 		}
 	}
 }
+
+// TestAutoBandwidthFollowsRunningMigrations: in an auto-bandwidth cluster the
+// migrations running share the migration network. A second migration
+// halves the first one's cap (the job itself slows down), the caps never
+// add up to more than the network on any sample, and when one ends the
+// other gets the whole network back.
+func TestAutoBandwidthFollowsRunningMigrations(t *testing.T) {
+	c := New(t, Options{Hosts: 3, VMsPerHost: 2, VMMemMiB: 16384, HostMemMiB: 65536, TimeScale: 1})
+	l := c.Leader(10 * time.Second)
+	c.WaitFor(20*time.Second, "VMs", func() bool { return len(l.FSM().State().VMs) == 6 })
+	cl := fsm.DefaultCluster("c1")
+	cl.BandwidthMode, cl.MigrationNetMiB = fsm.BandwidthAuto, 64
+	if err := Call(l.APIAddr(), "PUT", "/v1/clusters/c1", cl, nil); err != nil {
+		t.Fatal(err)
+	}
+	w := c.WatchSlots(5 * time.Millisecond)
+	rate := func(id string) float64 { return c.migration(id).Progress.MiBps }
+	a, err := Migrate(l.APIAddr(), migrateTo("vm-h1-0", "h2", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.WaitFor(20*time.Second, a+" running alone at 64 MiB/s", func() bool { return rate(a) == 64 })
+	b, err := Migrate(l.APIAddr(), migrateTo("vm-h1-1", "h3", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.WaitFor(20*time.Second, "both running at 32 MiB/s", func() bool {
+		ma, mb := c.migration(a), c.migration(b)
+		return ma.GrantedMiB == 32 && mb.GrantedMiB == 32 && rate(a) == 32 && rate(b) == 32
+	})
+	if err := Call(l.APIAddr(), "POST", "/v1/migrations/"+b+"/cancel", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if m := c.waitFinal(b, 20*time.Second); m.State != fsm.MigCancelled {
+		t.Fatalf("%s: %s (%s)", b, m.State, m.Reason)
+	}
+	c.WaitFor(20*time.Second, a+" back at 64 MiB/s", func() bool { return c.migration(a).GrantedMiB == 64 && rate(a) == 64 })
+	if err := Call(l.APIAddr(), "POST", "/v1/migrations/"+a+"/cancel", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFinal(a, 20*time.Second)
+	samples, bad, _ := w.Stop()
+	t.Logf("%d samples", samples)
+	if len(bad) > 0 {
+		t.Fatalf("limits exceeded %d times, first: %s", len(bad), bad[0])
+	}
+	c.assertOneHostPerVM(t)
+}
