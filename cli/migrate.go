@@ -180,25 +180,8 @@ func reportEnd(c *ucli.Context, m fsm.Migration) error {
 			return err
 		}
 	}
-	total := m.EndedAt.Sub(m.StartedAt)
-	if m.StartedAt.IsZero() {
-		total = 0
-	}
 	if m.State == fsm.MigSucceeded {
-		if p := m.Progress; p.PostCopy {
-			// Once switched to post-copy the guest runs on the destination,
-			// stalling on each page it touches that has not arrived yet,
-			// until the job ends: that phase, not the switch-over pause
-			// QEMU calls downtime, is what the guest feels.
-			at := time.Duration(p.PostCopyAtMs) * time.Millisecond
-			phase := time.Duration(p.ElapsedMs-p.PostCopyAtMs) * time.Millisecond
-			fmt.Fprintf(c.App.Writer, "%s: %s moved %s → %s in %s, post-copy from %s, downtime %d ms (post-copy phase %s: the guest ran on %s, pulling the pages it had not yet received)\n",
-				m.ID, m.VM, m.Source, m.Dest, total.Round(time.Millisecond), at.Round(100*time.Millisecond), m.DowntimeMs,
-				phase.Round(100*time.Millisecond), m.Dest)
-			return nil
-		}
-		fmt.Fprintf(c.App.Writer, "%s: %s moved %s → %s in %s, downtime %d ms\n", m.ID, m.VM, m.Source, m.Dest,
-			total.Round(time.Millisecond), m.DowntimeMs)
+		fmt.Fprintln(c.App.Writer, formatMoved(m))
 		return nil
 	}
 	return ucli.Exit(fmt.Sprintf("%s: %s %s: %s (VM stays on %s)", m.ID, m.VM, m.State, m.Reason, m.Source), exitFailed)

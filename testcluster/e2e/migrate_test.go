@@ -6,20 +6,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hostmesh/hostmesh/cli"
 	"github.com/hostmesh/hostmesh/testcluster/lab"
 )
-
-// closingLine is meshctl migrate --wait's last line on success. After a
-// post-copy job it also says when the switch came and how long the post-copy
-// phase lasted (groups 6 and 8), during which the guest ran on the
-// destination, stalling on pages it had not received yet.
-var closingLine = regexp.MustCompile(`(?m)^(m\d+): (\S+) moved (\S+) → (\S+) in (\S+), (?:post-copy from (\S+), )?downtime (\d+) ms(?: \(post-copy phase (\S+):.*\))?$`)
 
 // moved is what the closing line of a successful meshctl migrate --wait says.
 type moved struct {
@@ -36,20 +29,15 @@ func (m *mesh) migrateWait(t *testing.T, ctx context.Context, vm string, flags .
 	if r.code != 0 {
 		t.Fatalf("migration of %s failed: %s", vm, r)
 	}
-	mt := closingLine.FindStringSubmatch(r.stdout)
-	if mt == nil {
-		t.Fatalf("no closing line with total time and downtime: %s", r)
-	}
-	total, err := time.ParseDuration(mt[5])
+	cm, err := cli.ParseMoved(r.stdout)
 	if err != nil {
-		t.Fatalf("closing line %q: total time: %v", mt[0], err)
+		t.Fatalf("%v: %s", err, r)
 	}
-	ms, _ := strconv.Atoi(mt[7])
-	mv := moved{id: mt[1], vm: mt[2], from: mt[3], to: mt[4], total: total, downtime: time.Duration(ms) * time.Millisecond, run: r}
+	mv := moved{id: cm.ID, vm: cm.VM, from: cm.From, to: cm.To, total: cm.Total, downtime: cm.Downtime, run: r}
 	if mv.vm != vm || mv.total <= 0 {
-		t.Fatalf("closing line %q: want vm %s and a total time", mt[0], vm)
+		t.Fatalf("closing line %q: want vm %s and a total time", cm.Line, vm)
 	}
-	t.Logf("meshctl: %s (command took %s)", mt[0], r.took.Round(time.Millisecond))
+	t.Logf("meshctl: %s (command took %s)", cm.Line, r.took.Round(time.Millisecond))
 	return mv
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hostmesh/hostmesh/bench/benchkit"
+	"github.com/hostmesh/hostmesh/cli"
 	"github.com/hostmesh/hostmesh/testcluster/lab"
 )
 
@@ -48,8 +49,8 @@ func convergencePart(ctx context.Context, m *mesh, runs, bw, dirty int) (benchki
 	for r := 0; r < runs; r++ {
 		for _, p := range policies {
 			res := m.ctl(ctx, "migrate", name, "--to", other.Name, "--bandwidth", strconv.Itoa(bw), "--policy", p, "--wait")
-			if mt := closingLine.FindStringSubmatch(res.stdout); res.code == 0 && mt != nil {
-				dt := downtimeOf(mt)
+			if cm, err := cli.ParseMoved(res.stdout); res.code == 0 && err == nil {
+				dt := float64(cm.Downtime.Milliseconds())
 				times[p].Values = append(times[p].Values, res.took.Seconds())
 				downs[p].Values = append(downs[p].Values, dt)
 				log.Printf("convergence run %d: %s moved %s → %s in %.1f s, downtime %.0f ms", r+1, p, at.Name, other.Name, res.took.Seconds(), dt)

@@ -4,24 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log"
-	"regexp"
 	"strconv"
 	"time"
 
 	"github.com/hostmesh/hostmesh/bench/benchkit"
+	"github.com/hostmesh/hostmesh/cli"
 	"github.com/hostmesh/hostmesh/testcluster/lab"
 )
-
-// closingLine is meshctl migrate --wait's last line on success.
-var closingLine = regexp.MustCompile(`(?m)^(m\d+): (\S+) moved (\S+) → (\S+) in (\S+), (?:post-copy from (\S+), )?downtime (\d+) ms(?: \(post-copy phase (\S+):.*\))?$`)
-
-// downtimeOf is the downtime a closingLine match reports: QEMU's pause at
-// the switch-over, for pre-copy and post-copy alike (the post-copy phase
-// after it is reported apart).
-func downtimeOf(mt []string) float64 {
-	v, _ := strconv.ParseFloat(mt[7], 64)
-	return v
-}
 
 // move is one measured migration of either side.
 type move struct {
@@ -42,16 +31,11 @@ func (m *mesh) meshctlMigrate(ctx context.Context, name string, src, dst *lab.Ho
 	if r.code != 0 {
 		return move{wall: r.took}, fmt.Errorf("meshctl migrate %s → %s: %s", name, dst.Name, r)
 	}
-	mt := closingLine.FindStringSubmatch(r.stdout)
-	if mt == nil {
-		return move{wall: r.took}, fmt.Errorf("meshctl migrate %s: no closing line: %s", name, r)
-	}
-	total, err := time.ParseDuration(mt[5])
+	cm, err := cli.ParseMoved(r.stdout)
 	if err != nil {
-		return move{}, fmt.Errorf("closing line %q: %w", mt[0], err)
+		return move{wall: r.took}, fmt.Errorf("meshctl migrate %s: %w", name, err)
 	}
-	dt := downtimeOf(mt)
-	return move{wall: r.took, reported: total, downtime: dt, sentMiB: mib(tx1 - tx0)}, nil
+	return move{wall: r.took, reported: cm.Total, downtime: float64(cm.Downtime.Milliseconds()), sentMiB: mib(tx1 - tx0)}, nil
 }
 
 // virshMove runs the virsh baseline and reads its job stats on dst.
