@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -42,41 +43,88 @@ type apiErr struct {
 func (e *apiErr) Error() string { return e.Message }
 
 func (cl *client) do(ctx context.Context, method, path string, in, out any) error {
+	_, err := cl.roundTrip(ctx, method, path, in, out)
+	return err
+}
+
+// raftIndexHeader is the replica's applied Raft index, on every answer of
+// a blocking read.
+const raftIndexHeader = "X-Raft-Index"
+
+// watchWait bounds one blocking read; watchGap is the least time between two.
+const (
+	watchWait = 5 * time.Second
+	watchGap  = 200 * time.Millisecond
+)
+
+// watch reads path the way Consul's blocking queries do: with the index of
+// the previous answer, meshd answers as soon as its state moved past it (or
+// after watchWait). It returns the new index, 0 if meshd gave none. To keep
+// a busy mesh from answering in a tight loop, it first waits out watchGap
+// since the previous read.
+func (cl *client) watch(ctx context.Context, path string, index uint64, last *time.Time, out any) (uint64, error) {
+	if wait := watchGap - time.Since(*last); wait > 0 {
+		select {
+		case <-ctx.Done():
+			return index, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+	if index > 0 {
+		path += fmt.Sprintf("?index=%d&wait=%s", index, watchWait)
+	} else if !last.IsZero() {
+		// meshd gave no index: fall back to polling every 500 ms
+		select {
+		case <-ctx.Done():
+			return index, ctx.Err()
+		case <-time.After(500*time.Millisecond - watchGap):
+		}
+	}
+	*last = time.Now()
+	h, err := cl.roundTrip(ctx, "GET", path, nil, out)
+	if err != nil {
+		return index, err
+	}
+	next, _ := strconv.ParseUint(h.Get(raftIndexHeader), 10, 64)
+	return next, nil
+}
+
+func (cl *client) roundTrip(ctx context.Context, method, path string, in, out any) (http.Header, error) {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		body = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, cl.base+path, body)
 	if err != nil {
-		return fmt.Errorf("request %s %s: %w", method, path, err)
+		return nil, fmt.Errorf("request %s %s: %w", method, path, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := cl.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("cannot reach meshd at %s (set --addr or MESH_ADDR): %w", cl.base, err)
+		return nil, fmt.Errorf("cannot reach meshd at %s (set --addr or MESH_ADDR): %w", cl.base, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return fmt.Errorf("read answer of %s: %w", path, err)
+		return nil, fmt.Errorf("read answer of %s: %w", path, err)
 	}
 	if resp.StatusCode >= 300 {
 		e := &apiErr{Status: resp.StatusCode}
 		if json.Unmarshal(data, e) != nil || e.Message == "" {
 			e.Message = fmt.Sprintf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(data)))
 		}
-		return e
+		return nil, e
 	}
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {
-			return fmt.Errorf("decode answer of %s: %w", path, err)
+			return nil, fmt.Errorf("decode answer of %s: %w", path, err)
 		}
 	}
-	return nil
+	return resp.Header, nil
 }
 
 // Exit codes: 1 for a failed operation (refused, failed migration), 2 for

@@ -53,11 +53,12 @@ var DrainCommand = &ucli.Command{
 func waitDrain(c *ucli.Context, cl *client, host string) error {
 	start := time.Now()
 	seen := map[string]bool{}
-	tick := time.NewTicker(500 * time.Millisecond)
-	defer tick.Stop()
+	var lastRead time.Time
+	var index uint64
 	for {
 		var d fsm.Drain
-		if err := cl.do(c.Context, "GET", "/v1/hosts/"+host+"/drain", nil, &d); err != nil {
+		var err error
+		if index, err = cl.watch(c.Context, "/v1/hosts/"+host+"/drain", index, &lastRead, &d); err != nil {
 			return err
 		}
 		var ms []fsm.Migration
@@ -85,11 +86,6 @@ func waitDrain(c *ucli.Context, cl *client, host string) error {
 		}
 		if d.State != fsm.DrainActive {
 			return drainReport(c, host, d, time.Since(start))
-		}
-		select {
-		case <-c.Context.Done():
-			return c.Context.Err()
-		case <-tick.C:
 		}
 	}
 }

@@ -113,8 +113,9 @@ func printDryRun(w io.Writer, vm string, cands []migrate.Candidate) error {
 	return tw.Flush()
 }
 
-// waitMigration polls the migration (every 500 ms, the sample rate of the
-// source) and draws a progress bar until it ends.
+// waitMigration follows the migration with blocking reads (an answer as
+// soon as the mesh's state moves, at most every 200 ms) and draws a
+// progress bar until it ends.
 func waitMigration(ctx context.Context, cl *client, id string, out io.Writer) (fsm.Migration, error) {
 	// On a terminal the bar redraws in place; in a log or pipe it would
 	// flood, so it prints a plain line per state change or every 5 seconds.
@@ -128,13 +129,13 @@ func waitMigration(ctx context.Context, cl *client, id string, out io.Writer) (f
 		progressbar.OptionShowCount(),
 		progressbar.OptionThrottle(100*time.Millisecond),
 	)
-	tick := time.NewTicker(500 * time.Millisecond)
-	defer tick.Stop()
 	var lastState fsm.MigrationState
-	var lastLine time.Time
+	var lastLine, lastRead time.Time
+	var index uint64
 	for {
 		var m fsm.Migration
-		if err := cl.do(ctx, "GET", "/v1/migrations/"+id, nil, &m); err != nil {
+		var err error
+		if index, err = cl.watch(ctx, "/v1/migrations/"+id, index, &lastRead, &m); err != nil {
 			return m, err
 		}
 		p := m.Progress
@@ -164,11 +165,6 @@ func waitMigration(ctx context.Context, cl *client, id string, out io.Writer) (f
 				fmt.Fprintln(out)
 			}
 			return m, nil
-		}
-		select {
-		case <-ctx.Done():
-			return m, ctx.Err()
-		case <-tick.C:
 		}
 	}
 }

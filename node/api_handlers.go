@@ -123,6 +123,10 @@ func (n *Node) handleMigrations(w http.ResponseWriter, r *http.Request) {
 }
 
 func (n *Node) handleMigration(w http.ResponseWriter, r *http.Request) {
+	if err := n.blockingRead(w, r); err != nil {
+		writeErr(w, err)
+		return
+	}
 	id := r.PathValue("id")
 	var m *fsm.Migration
 	n.fsm.Read(func(s *fsm.State) {
@@ -256,6 +260,10 @@ func (n *Node) drain(ctx context.Context, host, reason, policy string) ([]string
 }
 
 func (n *Node) handleDrainStatus(w http.ResponseWriter, r *http.Request) {
+	if err := n.blockingRead(w, r); err != nil {
+		writeErr(w, err)
+		return
+	}
 	var d *fsm.Drain
 	n.fsm.Read(func(s *fsm.State) {
 		if v := s.Drains[r.PathValue("name")]; v != nil {

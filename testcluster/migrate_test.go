@@ -3,6 +3,8 @@ package testcluster
 import (
 	"errors"
 	"fmt"
+	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -289,4 +291,63 @@ func TestAutoBandwidthFollowsRunningMigrations(t *testing.T) {
 		t.Fatalf("limits exceeded %d times, first: %s", len(bad), bad[0])
 	}
 	c.assertOneHostPerVM(t)
+}
+
+// TestBlockingReadOfMigration: GET /v1/migrations/{id}?index=N waits until
+// the replica applies an entry past N, answers the index it read at, gives
+// up after ?wait=, and refuses a bad index.
+func TestBlockingReadOfMigration(t *testing.T) {
+	c := New(t, Options{Hosts: 2, VMsPerHost: 1})
+	l := c.Leader(10 * time.Second)
+	c.WaitFor(20*time.Second, "VMs", func() bool { return len(l.FSM().State().VMs) == 2 })
+	id, err := Migrate(l.APIAddr(), migrateTo("vm-h1-0", "h2", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.waitFinal(id, 30*time.Second)
+	get := func(query string) (uint64, int, time.Duration) {
+		t.Helper()
+		start := time.Now()
+		resp, err := http.Get("http://" + c.Node(1).APIAddr() + "/v1/migrations/" + id + query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		idx, _ := strconv.ParseUint(resp.Header.Get("X-Raft-Index"), 10, 64)
+		return idx, resp.StatusCode, time.Since(start)
+	}
+	now, code, _ := get("")
+	if code != http.StatusOK || now == 0 {
+		t.Fatalf("plain read: status %d, index %d", code, now)
+	}
+	// An index the mesh will not reach in time: the read waits out ?wait=.
+	if idx, code, took := get(fmt.Sprintf("?index=%d&wait=300ms", now+1_000_000)); code != http.StatusOK || took < 300*time.Millisecond || idx < now {
+		t.Errorf("read past a far index: status %d after %s, index %d; want 200 after ≥ 300ms", code, took, idx)
+	}
+	// The current index: the read answers once something is committed.
+	type answer struct {
+		idx  uint64
+		took time.Duration
+	}
+	got := make(chan answer, 1)
+	go func() {
+		idx, _, took := get(fmt.Sprintf("?index=%d&wait=20s", now))
+		got <- answer{idx, took}
+	}()
+	cl := fsm.DefaultCluster("c1")
+	cl.MaxOutgoing = 1
+	if err := Call(l.APIAddr(), "PUT", "/v1/clusters/c1", cl, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case a := <-got:
+		if a.idx <= now {
+			t.Errorf("blocking read answered index %d, not past %d", a.idx, now)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("blocking read still waiting 10 s after a committed change")
+	}
+	if _, code, _ := get("?index=abc"); code != http.StatusBadRequest {
+		t.Errorf("index=abc: status %d, want 400", code)
+	}
 }
