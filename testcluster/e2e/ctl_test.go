@@ -1,13 +1,11 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -27,8 +25,7 @@ type ctlResult struct {
 }
 
 func (r ctlResult) String() string {
-	return fmt.Sprintf("meshctl %s: exit %d after %s\nstdout:\n%s\nstderr:\n%s",
-		strings.Join(r.args, " "), r.code, r.took.Round(time.Millisecond), r.stdout, r.stderr)
+	return lab.CtlResult{Args: r.args, Code: r.code, Stdout: r.stdout, Stderr: r.stderr, Took: r.took}.String()
 }
 
 // ctl runs the meshctl binary from the root namespace against h1's API, over
@@ -39,23 +36,8 @@ func (m *mesh) ctl(ctx context.Context, args ...string) ctlResult {
 
 // ctlAt runs meshctl against host h's API.
 func (m *mesh) ctlAt(ctx context.Context, h *lab.Host, args ...string) ctlResult {
-	full := append([]string{"--addr", h.MgmtIP + ":7400"}, args...)
-	cmd := exec.CommandContext(ctx, m.meshctl, full...)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	start := time.Now()
-	err := cmd.Run()
-	r := ctlResult{args: args, stdout: out.String(), stderr: errOut.String(), took: time.Since(start)}
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
-	default:
-		r.code = -1
-		r.stderr += "\n(run: " + err.Error() + ")"
-	}
-	return r
+	r := lab.Meshctl(ctx, m.meshctl, h, args...)
+	return ctlResult{args: r.Args, code: r.Code, stdout: r.Stdout, stderr: r.Stderr, took: r.Took}
 }
 
 // ctlJSON runs a meshctl listing with --json and decodes it into out.

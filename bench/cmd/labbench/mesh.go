@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -108,23 +105,8 @@ func (r ctlResult) String() string {
 
 // ctl runs meshctl against h1's API from the root namespace.
 func (m *mesh) ctl(ctx context.Context, args ...string) ctlResult {
-	full := append([]string{"--addr", m.lab.Hosts[0].MgmtIP + ":7400"}, args...)
-	cmd := exec.CommandContext(ctx, m.meshctl, full...)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	start := time.Now()
-	err := cmd.Run()
-	r := ctlResult{stdout: out.String(), stderr: errOut.String(), took: time.Since(start)}
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
-	default:
-		r.code = -1
-		r.stderr += "\n(run: " + err.Error() + ")"
-	}
-	return r
+	r := lab.Meshctl(ctx, m.meshctl, m.lab.Hosts[0], args...)
+	return ctlResult{stdout: r.Stdout, stderr: r.Stderr, code: r.Code, took: r.Took}
 }
 
 func (m *mesh) ctlJSON(ctx context.Context, out any, args ...string) error {
