@@ -28,6 +28,15 @@ func permute(app *ucli.App, args []string) []string {
 	if cmd == nil {
 		return args
 	}
+	// Descend through subcommands (`meshctl tls cert create`): the flags
+	// belong to the last one named.
+	for i+1 < len(args) {
+		sub := subcommand(cmd, args[i+1])
+		if sub == nil {
+			break
+		}
+		cmd, i = sub, i+1
+	}
 	out := append([]string{}, args[:i+1]...)
 	var flags, pos []string
 	rest := args[i+1:]
@@ -65,4 +74,13 @@ func takesValue(flags []ucli.Flag, arg string) bool {
 		}
 	}
 	return false
+}
+
+func subcommand(cmd *ucli.Command, name string) *ucli.Command {
+	for _, sub := range cmd.Subcommands {
+		if sub.HasName(name) {
+			return sub
+		}
+	}
+	return nil
 }

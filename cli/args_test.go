@@ -15,6 +15,8 @@ func TestPermuteMovesFlagsBeforeArguments(t *testing.T) {
 			{"meshctl", "--addr", "h1:7400", "migrate", "--to", "h3", "--dry-run", "vm7"}},
 		{{"meshctl", "drain", "h2", "--cancel"}, {"meshctl", "drain", "--cancel", "h2"}},
 		{{"meshctl", "hosts"}, {"meshctl", "hosts"}},
+		{{"meshctl", "tls", "cert", "create", "--host", "h1", "--ip", "10.0.0.1"},
+			{"meshctl", "tls", "cert", "create", "--host", "h1", "--ip", "10.0.0.1"}},
 	}
 	for _, c := range cases {
 		if got := permute(app, c[0]); !reflect.DeepEqual(got, c[1]) {
