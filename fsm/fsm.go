@@ -174,6 +174,19 @@ func (s *State) normalize() {
 	if s.Drains == nil {
 		s.Drains = map[string]*Drain{}
 	}
+	// Unmovable and Moved are omitted from JSON when empty: a drain
+	// restored before its first move must still record one.
+	for _, d := range s.Drains {
+		if d == nil {
+			continue
+		}
+		if d.Unmovable == nil {
+			d.Unmovable = map[string]string{}
+		}
+		if d.Moved == nil {
+			d.Moved = map[string]string{}
+		}
+	}
 }
 
 type snapshot struct{ data []byte }

@@ -347,3 +347,20 @@ func TestSchedGenIgnoresProgress(t *testing.T) {
 		t.Fatal("a finished migration did not move the scheduling generation")
 	}
 }
+
+// TestRestoredDrainRecordsMoves: a drain's maps are left out of a snapshot
+// while empty; the restored drain must still record its first move (it
+// panicked the FSM goroutine).
+func TestRestoredDrainRecordsMoves(t *testing.T) {
+	f := cluster3(t, 1)
+	ids := must(t, f, CmdStartDrain, StartDrain{Host: "h1", At: t0}).([]string)
+	must(t, f, CmdGrant, Grant{ID: ids[0], Dest: "h2", At: t0})
+	g := New()
+	if err := g.Restore(io.NopCloser(bytes.NewReader(persist(t, f)))); err != nil {
+		t.Fatal(err)
+	}
+	must(t, g, CmdFinish, Finish{ID: ids[0], State: MigSucceeded, At: t0})
+	if d := g.State().Drains["h1"]; d.State != DrainDone || d.Moved["vm1"] != "h1" {
+		t.Fatalf("restored drain after its move: %+v", d)
+	}
+}
