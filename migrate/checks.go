@@ -127,6 +127,16 @@ var checks = []check{
 	{CheckCacheMode, checkCacheMode},
 }
 
+// CheckNames returns every check's name in the order they run (metrics
+// create a refusal counter for each up front).
+func CheckNames() []string {
+	out := make([]string, len(checks))
+	for i, c := range checks {
+		out[i] = c.name
+	}
+	return out
+}
+
 func checkFor(st *fsm.State, vm, dest, own string) []CheckResult {
 	c := &checkCtx{st: st, vmName: vm, vm: st.VMs[vm], dstName: dest, dst: st.Hosts[dest], own: own}
 	if c.vm != nil {

@@ -67,7 +67,7 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("PUT /v1/clusters/{name}", n.handlePutCluster)
 	mux.HandleFunc("POST /v1/leave", n.handleLeave)
 	mux.HandleFunc("POST /v1/internal/apply", n.handleInternalApply)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metricsRegistry(), promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{}))
 	for prefix, h := range n.cfg.HTTPHandlers {
 		mux.Handle(prefix+"/", http.StripPrefix(prefix, h))
 	}

@@ -192,12 +192,14 @@ func (n *Node) handleMigrate(w http.ResponseWriter, r *http.Request) {
 	resp := MigrateResponse{}
 	if req.To != "" {
 		if err := migrate.Refusal(req.VM, req.To, migrate.CheckMigration(st, req.VM, req.To)); err != nil {
+			n.metrics.countRefusal(err)
 			writeErr(w, err)
 			return
 		}
 	} else {
 		p, err := migrate.Place(st, req.VM, nil)
 		if err != nil {
+			n.metrics.countRefusal(err)
 			writeErr(w, err)
 			return
 		}
@@ -206,6 +208,7 @@ func (n *Node) handleMigrate(w http.ResponseWriter, r *http.Request) {
 	v, err := n.propose(r.Context(), fsm.CmdEnqueue, fsm.Enqueue{VM: req.VM, Dest: req.To, Policy: req.Policy,
 		BandwidthMiB: req.BandwidthMiB, At: time.Now().UTC()})
 	if err != nil {
+		n.metrics.countRefusal(err)
 		writeErr(w, err)
 		return
 	}
@@ -215,10 +218,13 @@ func (n *Node) handleMigrate(w http.ResponseWriter, r *http.Request) {
 
 func (n *Node) handleCancel(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if _, err := n.propose(r.Context(), fsm.CmdCancel, fsm.Cancel{ID: id, At: time.Now().UTC()}); err != nil {
+	at := time.Now().UTC()
+	if _, err := n.propose(r.Context(), fsm.CmdCancel, fsm.Cancel{ID: id, At: at}); err != nil {
 		writeErr(w, err)
 		return
 	}
+	// A queued migration ends here; a running one is counted by its source.
+	n.countCancelledAt(at, func(m *fsm.Migration) bool { return m.ID == id }, reasonOperator)
 	writeJSON(w, http.StatusAccepted, map[string]string{"id": id})
 }
 
@@ -280,10 +286,12 @@ func (n *Node) handleDrainStatus(w http.ResponseWriter, r *http.Request) {
 
 func (n *Node) handleDrainCancel(w http.ResponseWriter, r *http.Request) {
 	host := r.PathValue("name")
-	if _, err := n.propose(r.Context(), fsm.CmdEndDrain, fsm.EndDrain{Host: host, State: fsm.DrainCancelled, At: time.Now().UTC()}); err != nil {
+	at := time.Now().UTC()
+	if _, err := n.propose(r.Context(), fsm.CmdEndDrain, fsm.EndDrain{Host: host, State: fsm.DrainCancelled, At: at}); err != nil {
 		writeErr(w, err)
 		return
 	}
+	n.countCancelledAt(at, func(m *fsm.Migration) bool { return m.Drain == host }, reasonDrainCancelled)
 	writeJSON(w, http.StatusAccepted, map[string]string{"host": host})
 }
 

@@ -199,16 +199,27 @@ func (n *Node) runMigration(ctx context.Context, m *fsm.Migration, j *runningJob
 	if m.Progress.ElapsedMs > 0 {
 		// Granted and started by an earlier run of this meshd: that job died
 		// with it, and the guest is still here if the domain is.
-		n.finish(m, fsm.MigFailed, "source meshd restarted during the migration", 0, true)
+		if n.finish(m, fsm.MigFailed, "source meshd restarted during the migration", 0, true) {
+			n.countEnded(m.ID, m.Attempt, reasonSourceRestarted)
+		}
 		return
+	}
+	if m.Attempt == 1 && !m.StartedAt.IsZero() && m.StartedAt.After(m.CreatedAt) {
+		n.metrics.queueWait.Observe(m.StartedAt.Sub(m.CreatedAt).Seconds())
 	}
 	stats, err := n.transfer(ctx, m, j, vm, dest, log)
 	switch {
 	case err == nil:
 		log.Info("migration succeeded", "downtime", stats.Downtime, "elapsed", stats.Elapsed)
-		n.finish(m, fsm.MigSucceeded, "", stats.Downtime.Milliseconds(), false)
+		n.metrics.observeJob(resultSucceeded, stats)
+		if n.finish(m, fsm.MigSucceeded, "", stats.Downtime.Milliseconds(), false) {
+			n.countEnded(m.ID, m.Attempt, reasonCompleted)
+		}
 	case j.cancelled:
-		n.finish(m, fsm.MigCancelled, "cancelled by operator: job aborted, VM stays on "+m.Source, 0, false)
+		n.metrics.observeJob(resultCancelled, stats)
+		if n.finish(m, fsm.MigCancelled, "cancelled by operator: job aborted, VM stays on "+m.Source, 0, false) {
+			n.countEnded(m.ID, m.Attempt, reasonOperator)
+		}
 	case j.stale:
 		// The leader already ended this attempt; nothing to report.
 	case n.ctx.Err() != nil:
@@ -218,7 +229,10 @@ func (n *Node) runMigration(ctx context.Context, m *fsm.Migration, j *runningJob
 		// A guest that cannot converge here will not converge elsewhere.
 		retry := !errors.Is(err, migrate.ErrCompletionTimeout) && !errors.Is(err, migrate.ErrProgressTimeout)
 		log.Warn("migration failed", "err", err)
-		n.finish(m, fsm.MigFailed, err.Error(), 0, retry)
+		n.metrics.observeJob(resultFailed, stats)
+		if n.finish(m, fsm.MigFailed, err.Error(), 0, retry) {
+			n.countEnded(m.ID, m.Attempt, failureClass(err))
+		}
 	}
 	n.syncInventory(n.ctx)
 }
@@ -270,14 +284,17 @@ func (n *Node) transfer(ctx context.Context, m *fsm.Migration, j *runningJob, vm
 	return migrate.Watch(ctx, job, pol, mc, rep.report)
 }
 
-func (n *Node) finish(m *fsm.Migration, st fsm.MigrationState, reason string, downtimeMs int64, retry bool) {
+// finish reports an attempt's result and says whether it committed.
+func (n *Node) finish(m *fsm.Migration, st fsm.MigrationState, reason string, downtimeMs int64, retry bool) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_, err := n.withLeaderRetry(ctx, fsm.CmdFinish, fsm.Finish{ID: m.ID, Attempt: m.Attempt, State: st, Reason: reason,
 		DowntimeMs: downtimeMs, Retry: retry, At: time.Now().UTC()})
 	if err != nil {
 		n.log.Warn("report migration result", "migration", m.ID, "err", err)
+		return false
 	}
+	return true
 }
 
 // reporter sends the latest progress sample to the leader without ever

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hostmesh/hostmesh/fsm"
@@ -77,6 +78,25 @@ func (n *Node) domainOf(path string) string {
 	return best
 }
 
+// invHealth is what the inventory loop last saw, for readiness and metrics:
+// the time of the last full read and the hypervisor's last error (nil when
+// its last call succeeded). Probes read these instead of calling the
+// hypervisor themselves, so a load balancer's checks never add libvirt calls.
+type invHealth struct {
+	lastOK atomic.Int64 // Unix nanoseconds
+	hvErr  atomic.Pointer[string]
+}
+
+func (h *invHealth) ok() {
+	h.lastOK.Store(time.Now().UnixNano())
+	h.hvErr.Store(nil)
+}
+
+func (h *invHealth) failed(err error) {
+	msg := err.Error()
+	h.hvErr.Store(&msg)
+}
+
 // inventoryLoop keeps gossip facts and the replicated VM list in step with
 // the hypervisor. It proposes SyncVMs only when the list differs.
 func (n *Node) inventoryLoop() {
@@ -95,6 +115,7 @@ func (n *Node) inventoryLoop() {
 func (n *Node) syncInventory(ctx context.Context) {
 	facts, err := n.readFacts(ctx)
 	if err != nil {
+		n.inv.failed(err)
 		n.log.Warn("read facts", "err", err)
 		return
 	}
@@ -106,9 +127,11 @@ func (n *Node) syncInventory(ctx context.Context) {
 	n.factsMu.Unlock()
 	doms, err := n.cfg.Hypervisor.Domains(ctx)
 	if err != nil {
+		n.inv.failed(err)
 		n.log.Warn("read domains", "err", err)
 		return
 	}
+	n.inv.ok()
 	all := n.vmsFrom(doms)
 	var vms, cur []fsm.VM
 	known := false

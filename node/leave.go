@@ -41,7 +41,10 @@ func (n *Node) Leave(ctx context.Context, timeout time.Duration) (*LeaveReport, 
 	d, timedOut := n.waitDrain(ctx, timeout)
 	if timedOut {
 		rep.TimedOut = true
-		_, _ = n.withLeaderRetry(ctx, fsm.CmdEndDrain, fsm.EndDrain{Host: n.cfg.Name, State: fsm.DrainStuck, At: time.Now().UTC()})
+		at := time.Now().UTC()
+		if _, err := n.withLeaderRetry(ctx, fsm.CmdEndDrain, fsm.EndDrain{Host: n.cfg.Name, State: fsm.DrainStuck, At: at}); err == nil {
+			n.countCancelledAt(at, func(m *fsm.Migration) bool { return m.Drain == n.cfg.Name }, reasonDrainCancelled)
+		}
 		d, _ = n.waitDrain(ctx, 5*time.Second)
 	}
 	if d != nil {

@@ -117,7 +117,9 @@ func (n *Node) failMigrationsOf(ctx context.Context, host, reason string) {
 		}
 	})
 	for i, id := range ids {
-		n.try(ctx, fsm.CmdFinish, fsm.Finish{ID: id, Attempt: attempts[i], State: fsm.MigFailed, Reason: reason, Retry: retry[i], At: time.Now().UTC()})
+		if n.try(ctx, fsm.CmdFinish, fsm.Finish{ID: id, Attempt: attempts[i], State: fsm.MigFailed, Reason: reason, Retry: retry[i], At: time.Now().UTC()}) {
+			n.countEnded(id, attempts[i], reasonHostDown)
+		}
 	}
 }
 

@@ -2,65 +2,45 @@ package node
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/hostmesh/hostmesh/fsm"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
-// metricsRegistry exposes the replicated state as Prometheus metrics, named
-// after KubeVirt's migration metrics so existing dashboards map over.
-func (n *Node) metricsRegistry() *prometheus.Registry {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(&stateCollector{n: n})
-	return reg
+// Who exports what (docs/metrics.md has the full list):
+//
+//   - The leader exports the series derived from the replicated state (hosts,
+//     VMs, slots, the queue, running migrations, drains): every replica
+//     holds the same state, so one exporter counts each object once, and a
+//     sum over the mesh's targets is right without dedup.
+//   - Every host exports what only it knows: the migrations it ran or ended
+//     (counters and histograms, see metrics_migrations.go), its refusals, its
+//     Raft and gossip view, its inventory's freshness, and the Go and process
+//     collectors.
+//
+// Nothing here runs per sample or per Raft entry: the state series are read
+// from the replica when Prometheus scrapes, and the counters move only when
+// a migration ends or a request is refused.
+
+// nodeMetrics are one meshd's own series. Each node has its own registry
+// (tests run several nodes in one process).
+type nodeMetrics struct {
+	reg *prometheus.Registry
+	migrationCounters
 }
 
-var (
-	descHosts     = prometheus.NewDesc("hostmesh_hosts", "Hosts by state.", []string{"state"}, nil)
-	descVMs       = prometheus.NewDesc("hostmesh_vms", "VMs known to the mesh.", nil, nil)
-	descMigs      = prometheus.NewDesc("hostmesh_migrations", "Migrations by state (queue and history).", []string{"state"}, nil)
-	descRemaining = prometheus.NewDesc("hostmesh_migration_data_remaining_bytes", "Data left to send.", []string{"migration", "vm"}, nil)
-	descProcessed = prometheus.NewDesc("hostmesh_migration_data_processed_bytes", "Data sent so far.", []string{"migration", "vm"}, nil)
-	descDirty     = prometheus.NewDesc("hostmesh_migration_dirty_memory_rate_bytes", "Guest memory dirty rate.", []string{"migration", "vm"}, nil)
-	descRate      = prometheus.NewDesc("hostmesh_migration_memory_transfer_rate_bytes", "Transfer rate.", []string{"migration", "vm"}, nil)
-	descLeader    = prometheus.NewDesc("hostmesh_raft_leader", "1 when this node is the Raft leader.", nil, nil)
-)
-
-type stateCollector struct{ n *Node }
-
-func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descHosts, descVMs, descMigs, descRemaining, descProcessed, descDirty, descRate, descLeader} {
-		ch <- d
+// newNodeMetrics builds the registry /metrics serves.
+func (n *Node) newNodeMetrics() *nodeMetrics {
+	m := &nodeMetrics{reg: prometheus.NewRegistry(), migrationCounters: newMigrationCounters()}
+	m.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		&stateCollector{n: n},
+		&hostCollector{n: n},
+	)
+	m.migrationCounters.register(m.reg)
+	if sink, err := hashicorpSink(); err != nil {
+		n.log.Warn("raft and gossip metrics unavailable", "err", err)
+	} else {
+		m.reg.MustRegister(sink)
 	}
-}
-
-func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
-	leader := 0.0
-	if c.n.IsLeader() {
-		leader = 1
-	}
-	ch <- prometheus.MustNewConstMetric(descLeader, prometheus.GaugeValue, leader)
-	c.n.fsm.Read(func(s *fsm.State) {
-		hosts := map[fsm.HostState]int{}
-		for _, h := range s.Hosts {
-			hosts[h.State]++
-		}
-		for st, k := range hosts {
-			ch <- prometheus.MustNewConstMetric(descHosts, prometheus.GaugeValue, float64(k), string(st))
-		}
-		ch <- prometheus.MustNewConstMetric(descVMs, prometheus.GaugeValue, float64(len(s.VMs)))
-		migs := map[fsm.MigrationState]int{}
-		for _, m := range s.Migrations {
-			migs[m.State]++
-		}
-		for st, k := range migs {
-			ch <- prometheus.MustNewConstMetric(descMigs, prometheus.GaugeValue, float64(k), string(st))
-		}
-		for _, m := range s.Running() {
-			p := m.Progress
-			ch <- prometheus.MustNewConstMetric(descRemaining, prometheus.GaugeValue, float64(p.RemainingBytes), m.ID, m.VM)
-			ch <- prometheus.MustNewConstMetric(descProcessed, prometheus.GaugeValue, float64(p.ProcessedBytes), m.ID, m.VM)
-			ch <- prometheus.MustNewConstMetric(descDirty, prometheus.GaugeValue, float64(p.DirtyRateBps), m.ID, m.VM)
-			ch <- prometheus.MustNewConstMetric(descRate, prometheus.GaugeValue, p.MiBps*(1<<20), m.ID, m.VM)
-		}
-	})
+	return m
 }

@@ -48,6 +48,9 @@ type Node struct {
 	factsMu sync.Mutex
 	facts   fsm.HostFacts
 
+	metrics *nodeMetrics
+	inv     invHealth
+
 	closeOnce sync.Once
 	left      chan struct{}
 	leftOnce  sync.Once
@@ -62,6 +65,7 @@ func New(cfg Config) (*Node, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{cfg: cfg, log: cfg.Logger, fsm: fsm.New(), ctx: ctx, cancel: cancel,
 		jobs: map[string]*runningJob{}, left: make(chan struct{})}
+	n.metrics = n.newNodeMetrics()
 	if err := n.start(); err != nil {
 		n.Kill()
 		return nil, fmt.Errorf("start node %s: %w", cfg.Name, err)
@@ -83,10 +87,12 @@ func (n *Node) start() error {
 	if err := n.openRaft(raftLn); err != nil {
 		return err
 	}
+	n.observeLeaders()
 	facts, err := n.readFacts(n.ctx)
 	if err != nil {
 		return err
 	}
+	n.inv.ok()
 	n.facts = facts
 	g, err := gossip.Start(gossip.Config{
 		Name: n.cfg.Name, BindAddr: n.cfg.BindAddr, BindPort: n.cfg.GossipPort,

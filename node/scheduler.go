@@ -22,7 +22,13 @@ func (n *Node) schedule(ctx context.Context) {
 				return
 			}
 			if d.Fail != "" {
-				n.try(ctx, fsm.CmdFinish, fsm.Finish{ID: d.Migration, State: fsm.MigFailed, Reason: d.Fail, At: now})
+				if n.try(ctx, fsm.CmdFinish, fsm.Finish{ID: d.Migration, State: fsm.MigFailed, Reason: d.Fail, At: now}) {
+					attempt := 0
+					if m := st.Migrations[d.Migration]; m != nil {
+						attempt = m.Attempt
+					}
+					n.countEnded(d.Migration, attempt, reasonUnplaceable)
+				}
 				continue
 			}
 			n.try(ctx, fsm.CmdGrant, fsm.Grant{ID: d.Migration, Dest: d.Dest, BandwidthMiB: d.BandwidthMiB,

@@ -18,9 +18,9 @@ type drainRun struct {
 	queued          int
 }
 
-// migrationsTotal is the number of migrations (queue and history) a node's
-// replica holds, from its metrics: it only grows, so "50 more" means the
-// drain's migrations are all there whatever state they reached.
+// migrationsTotal is the number of migrations a node's replica has seen
+// created, from its metrics: it only grows, so "50 more" means the drain's
+// migrations are all there whatever state they reached.
 func (m *mesh) migrationsTotal(i int) (int, error) {
 	var text strings.Builder
 	if err := m.raw(m.api(i), "GET", "/metrics", nil, &text); err != nil {
@@ -28,7 +28,7 @@ func (m *mesh) migrationsTotal(i int) (int, error) {
 	}
 	total := 0
 	for _, l := range strings.Split(text.String(), "\n") {
-		if strings.HasPrefix(l, "hostmesh_migrations{") {
+		if strings.HasPrefix(l, "hostmesh_replica_migrations_created ") {
 			var v float64
 			if _, err := fmt.Sscanf(l[strings.LastIndex(l, " ")+1:], "%g", &v); err == nil {
 				total += int(v)
