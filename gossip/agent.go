@@ -49,6 +49,8 @@ type Agent struct {
 	selfMsg       []byte // own record encoded for gossip
 	selfBig       bool   // own record too big for UDP gossip
 	metaPublished uint64 // version last handed to memberlist as metadata
+	boot          Boot   // own bootstrap state, advertised in metadata
+	bootPublished bool   // boot is what memberlist last sent
 	closed        bool   // shut down: emit no more events
 	// addr is the bound gossip ip:port. It is known only after memberlist
 	// started, when peers that remember this address may already be
@@ -94,8 +96,10 @@ func Start(cfg Config, facts fsm.HostFacts) (*Agent, error) {
 		stop:    make(chan struct{}),
 		events:  make(chan Event, eventBuffer),
 		members: map[string]*entry{},
+		boot:    cfg.Boot,
 	}
 	self := a.entryLocked(cfg.Name)
+	self.boot = cfg.Boot
 	self.rec = record{Name: cfg.Name, Version: 1, Facts: cloneFacts(facts)}
 	self.have = true
 	if err := a.encodeSelfLocked(); err != nil {
@@ -184,6 +188,22 @@ func (a *Agent) Update(facts fsm.HostFacts) {
 		a.queue.QueueBroadcast(&factsBroadcast{host: a.name, msg: msg})
 	}
 	a.kickMeta()
+}
+
+// SetBoot changes what this host advertises about its Raft membership (see
+// Boot) and republishes its metadata at once.
+func (a *Agent) SetBoot(b Boot) {
+	a.mu.Lock()
+	changed := a.boot != b
+	a.boot = b
+	a.members[a.name].boot = b
+	if changed {
+		a.bootPublished = false
+	}
+	a.mu.Unlock()
+	if changed {
+		a.kickMeta()
+	}
 }
 
 // Members returns every host this agent has seen, itself included, sorted

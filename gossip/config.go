@@ -44,6 +44,8 @@ type Config struct {
 	// core joining at once, starved agents are falsely declared dead (they
 	// refute and rejoin).
 	Fast bool
+	// Boot is advertised from the first metadata on (see Agent.SetBoot).
+	Boot Boot
 	// Logger receives memberlist's and the agent's logs; nil discards them.
 	Logger hclog.Logger
 	// Blocked, when set, cuts this host off the gossip network while it

@@ -15,7 +15,14 @@ func (d *delegate) NodeMeta(limit int) []byte {
 	defer a.mu.Unlock()
 	v := a.members[a.name].rec.Version
 	a.metaPublished = v
-	return meta{Version: v, Big: a.selfBig, Leaving: a.members[a.name].rec.Leaving}.encode()
+	a.bootPublished = true
+	m := meta{Version: v, Big: a.selfBig, Leaving: a.members[a.name].rec.Leaving, Boot: a.boot}.encode()
+	if len(m) > limit {
+		// Cannot happen (meta is at most 22 bytes, memberlist allows 512),
+		// but memberlist panics on oversized metadata.
+		return nil
+	}
+	return m
 }
 
 // NotifyMsg handles gossiped records, pull requests and pulled records.

@@ -33,6 +33,7 @@ func (a *Agent) nodeAlive(n *memberlist.Node) {
 	if n.Name != a.name {
 		if md, ok := decodeMeta(n.Meta); ok {
 			e.adv = md
+			e.boot = md.Boot
 		}
 	}
 	e.noteProgress(now)

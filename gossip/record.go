@@ -194,24 +194,43 @@ func decodeWant(payload []byte) (want, error) {
 // node left or failed: the Node passed to NotifyLeave never has its State set
 // (nodeState shadows Node.State). Like Serf, the agent announces its intent
 // before memberlist's leave, and peers classify the departure by it.
+//
+// Boot rides here rather than in the facts record because explicit bootstrap
+// must see it on every member at once, record or not, and it changes only
+// when a host enters a mesh.
 type meta struct {
 	Version uint64
 	Big     bool
 	Leaving bool
+	Boot    Boot
 }
 
 const metaFormat = 1
 
+// Meta flag bits (byte 1).
+const (
+	metaBig     = 1
+	metaLeaving = 2
+	metaInMesh  = 4
+)
+
+// encode writes format, flags, the version and the bootstrap expectation as
+// uvarints. Decoders of the first layout (without the expectation) read the
+// version and ignore the rest.
 func (m meta) encode() []byte {
-	b := make([]byte, 2, 2+binary.MaxVarintLen64)
+	b := make([]byte, 2, 2+2*binary.MaxVarintLen64)
 	b[0] = metaFormat
 	if m.Big {
-		b[1] |= 1
+		b[1] |= metaBig
 	}
 	if m.Leaving {
-		b[1] |= 2
+		b[1] |= metaLeaving
 	}
-	return binary.AppendUvarint(b, m.Version)
+	if m.Boot.InMesh {
+		b[1] |= metaInMesh
+	}
+	b = binary.AppendUvarint(b, m.Version)
+	return binary.AppendUvarint(b, uint64(m.Boot.Expect))
 }
 
 // decodeMeta returns ok=false for metadata it does not understand (an empty
@@ -224,5 +243,14 @@ func decodeMeta(b []byte) (meta, bool) {
 	if n <= 0 {
 		return meta{}, false
 	}
-	return meta{Version: v, Big: b[1]&1 != 0, Leaving: b[1]&2 != 0}, true
+	m := meta{Version: v, Big: b[1]&metaBig != 0, Leaving: b[1]&metaLeaving != 0}
+	m.Boot.InMesh = b[1]&metaInMesh != 0
+	if rest := b[2+n:]; len(rest) > 0 {
+		e, n := binary.Uvarint(rest)
+		if n <= 0 || e > maxExpect {
+			return meta{}, false
+		}
+		m.Boot.Expect = int(e)
+	}
+	return m, true
 }

@@ -61,7 +61,8 @@ func TestRecordRoundTrip(t *testing.T) {
 }
 
 func TestMetaRoundTrip(t *testing.T) {
-	for _, m := range []meta{{Version: 1}, {Version: 1 << 40, Big: true}} {
+	for _, m := range []meta{{Version: 1}, {Version: 1 << 40, Big: true},
+		{Version: 7, Leaving: true, Boot: Boot{Expect: 3}}, {Version: 9, Boot: Boot{InMesh: true, Expect: 5}}} {
 		got, ok := decodeMeta(m.encode())
 		if !ok || got != m {
 			t.Errorf("meta %+v round trip = %+v, %v", m, got, ok)
@@ -70,7 +71,12 @@ func TestMetaRoundTrip(t *testing.T) {
 			t.Errorf("meta is %d bytes", len(m.encode()))
 		}
 	}
-	for _, b := range [][]byte{nil, {metaFormat}, {9, 0, 1}, {metaFormat, 0, 0xff}} {
+	// The first layout, without the bootstrap expectation, still decodes.
+	if got, ok := decodeMeta([]byte{metaFormat, metaBig, 5}); !ok || got != (meta{Version: 5, Big: true}) {
+		t.Errorf("first-layout meta = %+v, %v", got, ok)
+	}
+	for _, b := range [][]byte{nil, {metaFormat}, {9, 0, 1}, {metaFormat, 0, 0xff}, {metaFormat, 0, 1, 0xff},
+		{metaFormat, 0, 1, 0xff, 0xff, 0x7f}} {
 		if _, ok := decodeMeta(b); ok {
 			t.Errorf("decodeMeta(%v) accepted", b)
 		}

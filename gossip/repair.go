@@ -30,7 +30,7 @@ func (a *Agent) repairLoop() {
 // broadcast is queued either way and push/pull backs it up.
 func (a *Agent) republishMeta() {
 	a.mu.Lock()
-	stale := a.metaPublished < a.members[a.name].rec.Version
+	stale := a.metaPublished < a.members[a.name].rec.Version || !a.bootPublished
 	a.mu.Unlock()
 	if !stale {
 		return

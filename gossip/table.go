@@ -28,6 +28,9 @@ type entry struct {
 	// enc is rec encoded as a kindRecord message, nil until needed.
 	enc []byte
 
+	// boot is what the host advertises about its Raft membership.
+	boot Boot
+
 	// adv is the version the host advertises in its metadata; when it is
 	// ahead of rec the record is missing and may be pulled.
 	adv         meta
@@ -45,7 +48,7 @@ func (e *entry) addr() string {
 }
 
 func (e *entry) member() Member {
-	m := Member{Name: e.name, Addr: e.addr(), Status: e.status}
+	m := Member{Name: e.name, Addr: e.addr(), Status: e.status, Boot: e.boot}
 	if e.have {
 		m.Facts = cloneFacts(e.rec.Facts)
 		m.Version = e.rec.Version

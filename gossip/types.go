@@ -23,7 +23,25 @@ type Member struct {
 	Status  Status
 	Facts   fsm.HostFacts
 	Version uint64
+	// Boot is what the member says about its Raft membership (see Boot).
+	Boot Boot
 }
+
+// Boot is what a host tells the mesh about its part in explicit bootstrap
+// (meshd --bootstrap-expect): how many hosts it expects to start the mesh
+// with, and whether it already belongs to one. A host that waits to bootstrap
+// watches these on every member: any member in a mesh means there is one to
+// join, never one to create.
+type Boot struct {
+	// Expect is the N of --bootstrap-expect N; 0 when not given.
+	Expect int
+	// InMesh is set once the host holds Raft state: it bootstrapped, or a
+	// leader added it.
+	InMesh bool
+}
+
+// maxExpect bounds Boot.Expect as read from the wire.
+const maxExpect = 1 << 10
 
 // EventType says what happened to a member.
 type EventType int
