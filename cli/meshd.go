@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -39,7 +40,9 @@ func MeshdApp(out, errOut io.Writer) *ucli.App {
 			&ucli.IntFlag{Name: "gossip-port", Value: 7946},
 			&ucli.IntFlag{Name: "raft-port", Value: 7300},
 			&ucli.IntFlag{Name: "api-port", Value: 7400},
-			&ucli.StringSliceFlag{Name: "join", EnvVars: []string{"MESH_JOIN"}, Usage: "gossip address (ip:port) of any member; none bootstraps a new mesh"},
+			&ucli.StringSliceFlag{Name: "join", EnvVars: []string{"MESH_JOIN"}, Usage: "gossip address (ip:port) of any member (repeat)"},
+			&ucli.BoolFlag{Name: "bootstrap", Usage: "start a new mesh on this host: give it once, on one host (ignored once the data dir holds state)"},
+			&ucli.IntFlag{Name: "bootstrap-expect", Usage: "this host is one of `N` started together with the same flag: the mesh forms once gossip shows N of them (ignored once the data dir holds state)"},
 			&ucli.StringFlag{Name: "gossip-key", EnvVars: []string{"MESH_GOSSIP_KEY"}, Usage: "base64 key encrypting gossip (meshctl keygen)"},
 			&ucli.BoolFlag{Name: "dev", Usage: "dev mode: allow unencrypted gossip"},
 			&ucli.IntFlag{Name: "max-voters", Value: 5, Usage: "raft voters; further hosts replicate as non-voters"},
@@ -62,6 +65,9 @@ func MeshdApp(out, errOut io.Writer) *ucli.App {
 			&ucli.StringFlag{Name: "log-level", Value: "info"},
 		},
 		Action: runMeshd,
+		// The caller turns errors into the exit code (cmd/meshd), so tests
+		// can run meshd's command line in-process.
+		ExitErrHandler: func(*ucli.Context, error) {},
 	}
 }
 
@@ -80,10 +86,14 @@ func runMeshd(c *ucli.Context) error {
 		BindAddr: c.String("bind"), MigrationAddr: c.String("migration-addr"),
 		GossipPort: c.Int("gossip-port"), RaftPort: c.Int("raft-port"), APIPort: c.Int("api-port"),
 		Join: c.StringSlice("join"), DevMode: c.Bool("dev"), MaxVoters: c.Int("max-voters"),
+		Bootstrap: c.Bool("bootstrap"), BootstrapExpect: c.Int("bootstrap-expect"),
 		UnsafeMigration: c.Bool("unsafe-migration"), DrainTimeout: c.Duration("drain-timeout"),
 		Monitor: migrate.MonitorConfig{Interval: c.Duration("sample-interval"),
 			CompletionPerGiB: c.Duration("completion-per-gib"), ProgressTimeout: c.Duration("progress-timeout")},
 		Logger: log,
+	}
+	if cfg.Bootstrap && cfg.BootstrapExpect != 0 {
+		return ucli.Exit("error: --bootstrap and --bootstrap-expect exclude each other: one host bootstraps, or N hosts together", exitUsage)
 	}
 	if k := c.String("gossip-key"); k != "" {
 		key, err := gossip.KeyFromString(k)
@@ -105,6 +115,9 @@ func runMeshd(c *ucli.Context) error {
 	}
 	defer closeHV()
 	n, err := node.New(cfg)
+	if errors.Is(err, node.ErrNoBootstrap) {
+		return ucli.Exit("error: "+err.Error(), exitUsage)
+	}
 	if err != nil {
 		return ucli.Exit("error: "+err.Error(), exitFailed)
 	}

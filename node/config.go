@@ -25,6 +25,15 @@ type Config struct {
 	MigrationAddr string
 	// Join lists gossip addresses (ip:port) of any members.
 	Join []string
+	// Bootstrap starts a new single-voter mesh on this host if its data dir
+	// holds no Raft state (and no member reached through Join is in a mesh).
+	// Give it once, on one host: meshd --bootstrap.
+	Bootstrap bool
+	// BootstrapExpect N: this host is one of N that start a mesh together.
+	// Each waits until gossip shows N hosts expecting N, then the first by
+	// name bootstraps Raft with them all as voters. Ignored once the data
+	// dir holds Raft state.
+	BootstrapExpect int
 	// GossipKey encrypts gossip; required unless DevMode.
 	GossipKey []byte
 	DevMode   bool
@@ -84,6 +93,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.MaxVoters == 0 {
 		c.MaxVoters = 5
+	}
+	if err := c.checkBootstrapConfig(); err != nil {
+		return err
 	}
 	if c.Hypervisor == nil {
 		return fmt.Errorf("node %s config: a hypervisor is required", c.Name)

@@ -33,6 +33,9 @@ type Node struct {
 	transport    *raftTransport
 	stream       *streamLayer
 	leaderNotify chan bool
+	// hadState: the data dir held Raft state at start (bootstrap flags are
+	// then ignored).
+	hadState bool
 
 	gossip *gossip.Agent
 	api    *http.Server
@@ -97,6 +100,7 @@ func (n *Node) start() error {
 	g, err := gossip.Start(gossip.Config{
 		Name: n.cfg.Name, BindAddr: n.cfg.BindAddr, BindPort: n.cfg.GossipPort,
 		Key: n.cfg.GossipKey, DevMode: n.cfg.DevMode, Fast: n.cfg.Fast, Blocked: n.cfg.Blocked,
+		Boot: gossip.Boot{Expect: n.cfg.BootstrapExpect, InMesh: n.hadState},
 	}, facts)
 	if err != nil {
 		return fmt.Errorf("gossip: %w", err)
@@ -109,6 +113,9 @@ func (n *Node) start() error {
 			n.log.Warn("join failed, retrying", "peers", n.cfg.Join, "err", err)
 			n.go_(n.retryJoin)
 		}
+	}
+	if err := n.startBootstrap(); err != nil {
+		return err
 	}
 	n.api = &http.Server{Handler: n.routes(), ReadHeaderTimeout: 10 * time.Second}
 	n.go_(func() { _ = n.api.Serve(apiLn) })

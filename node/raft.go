@@ -14,9 +14,9 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 )
 
-// openRaft starts Raft on a bolt log in DataDir. A fresh data dir with no
-// peers to join bootstraps a single-voter cluster; every later host is added
-// by the leader when gossip shows it, so there is one bootstrap per mesh.
+// openRaft starts Raft on a bolt log in DataDir. It never bootstraps: that
+// is explicit (see startBootstrap), and a fresh data dir with nothing to join
+// and no bootstrap asked for is refused here, before Raft starts.
 func (n *Node) openRaft(ln net.Listener) error {
 	dir := filepath.Join(n.cfg.DataDir, "raft")
 	if err := os.MkdirAll(dir, 0o750); err != nil {
@@ -58,18 +58,17 @@ func (n *Node) openRaft(ln net.Listener) error {
 	if err != nil {
 		return fmt.Errorf("raft state in %s: %w", dir, err)
 	}
+	n.hadState = has
+	if !has {
+		if err := n.refuseWithoutBootstrap(n.cfg.DataDir); err != nil {
+			return err
+		}
+	}
 	r, err := raft.NewRaft(rc, n.fsm, store, store, snaps, n.transport)
 	if err != nil {
 		return fmt.Errorf("start raft for %s: %w", n.cfg.Name, err)
 	}
 	n.raft = r
-	if !has && len(n.cfg.Join) == 0 {
-		cfg := raft.Configuration{Servers: []raft.Server{{
-			ID: rc.LocalID, Address: n.transport.LocalAddr(), Suffrage: raft.Voter}}}
-		if err := r.BootstrapCluster(cfg).Error(); err != nil {
-			return fmt.Errorf("bootstrap raft on %s: %w", n.cfg.Name, err)
-		}
-	}
 	return nil
 }
 

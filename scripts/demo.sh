@@ -21,7 +21,7 @@ start() { # name idx extra...
 		--log-level warn "$@" >"$dir/$name.log" 2>&1 &
 	pids+=($!)
 }
-start h1 0
+start h1 0 --bootstrap
 start h2 1 --join 127.0.0.1:17946
 start h3 2 --join 127.0.0.1:17946
 export MESH_ADDR=127.0.0.1:17400

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -40,6 +41,9 @@ type Options struct {
 	// Monitor tunes job monitors; the registry's simulated clock is filled in.
 	Monitor migrate.MonitorConfig
 	Logger  *slog.Logger
+	// BootstrapExpect, when set, starts every host with --bootstrap-expect
+	// N instead of h1 with --bootstrap.
+	BootstrapExpect int
 }
 
 // Cluster is a running in-process mesh.
@@ -52,11 +56,16 @@ type Cluster struct {
 
 	mu    sync.Mutex
 	nodes []*node.Node
-	cfgs  []node.Config
-	cut   []*atomic.Bool // per host: partitioned from the others
+	// started counts each host's starts: a host started before joins the
+	// others when it comes back, h1 included.
+	started []int
+	cfgs    []node.Config
+	cut     []*atomic.Bool // per host: partitioned from the others
 }
 
-// New starts a cluster: host h1 bootstraps, the others join it by gossip.
+// New starts a cluster: host h1 bootstraps explicitly (as meshd --bootstrap),
+// the others join it by gossip; with Options.BootstrapExpect every host
+// expects that many and the first by name bootstraps once gossip shows them.
 func New(t testing.TB, opts Options) *Cluster {
 	t.Helper()
 	if opts.Hosts == 0 {
@@ -93,6 +102,7 @@ func New(t testing.TB, opts Options) *Cluster {
 		c.cut = append(c.cut, cut)
 		c.cfgs = append(c.cfgs, cfg)
 		c.nodes = append(c.nodes, nil)
+		c.started = append(c.started, 0)
 		if err := c.start(i); err != nil {
 			t.Fatalf("testcluster: %v", err)
 		}
@@ -136,8 +146,9 @@ func (c *Cluster) hostConfig(i int, base string) (node.Config, error) {
 		Networks: c.opts.Networks(i), StorageDomains: map[string]string{"shared": "/shared"},
 		Monitor: mon, Logger: c.opts.Logger.With("host", name),
 	}
-	if i > 0 {
-		cfg.Join = []string{fmt.Sprintf("127.0.0.1:%d", c.cfgs[0].GossipPort)}
+	cfg.BootstrapExpect = c.opts.BootstrapExpect
+	if i == 0 && c.opts.BootstrapExpect == 0 {
+		cfg.Bootstrap = true
 	}
 	return cfg, nil
 }
@@ -145,9 +156,14 @@ func (c *Cluster) hostConfig(i int, base string) (node.Config, error) {
 // HostName is the name of host i (h1, h2, ...).
 func HostName(i int) string { return "h" + strconv.Itoa(i+1) }
 
+// start runs host i; every host but a first h1 joins the others' gossip
+// addresses (those not running yet are retried).
 func (c *Cluster) start(i int) error {
 	cfg := c.cfgs[i]
-	if i > 0 || c.everStarted(0) {
+	c.mu.Lock()
+	again := c.started[i] > 0
+	c.mu.Unlock()
+	if i > 0 || again {
 		cfg.Join = c.liveGossipAddrs(i)
 	}
 	n, err := node.New(cfg)
@@ -156,11 +172,10 @@ func (c *Cluster) start(i int) error {
 	}
 	c.mu.Lock()
 	c.nodes[i] = n
+	c.started[i]++
 	c.mu.Unlock()
 	return nil
 }
-
-func (c *Cluster) everStarted(i int) bool { return i < len(c.nodes) && c.nodes[i] != nil }
 
 func (c *Cluster) liveGossipAddrs(except int) []string {
 	var out []string
@@ -208,6 +223,19 @@ func (c *Cluster) Restart(i int) {
 	c.t.Helper()
 	if err := c.start(i); err != nil {
 		c.t.Fatalf("testcluster: restart: %v", err)
+	}
+}
+
+// Wipe deletes host i's data dir (its Raft log and snapshots), as a
+// replaced disk would; the host must be killed. Restart then starts it empty,
+// joining the others.
+func (c *Cluster) Wipe(i int) {
+	c.t.Helper()
+	if c.Node(i) != nil {
+		c.t.Fatalf("testcluster: wipe %s while it runs", c.cfgs[i].Name)
+	}
+	if err := os.RemoveAll(c.cfgs[i].DataDir); err != nil {
+		c.t.Fatalf("testcluster: wipe %s: %v", c.cfgs[i].Name, err)
 	}
 }
 

@@ -34,14 +34,12 @@ func TestSIGTERMDrainsBeforeLeaving(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	start := func(name string, i int, join ...string) *exec.Cmd {
+	start := func(name string, i int, extra ...string) *exec.Cmd {
 		args := []string{"--name", name, "--cluster", "c1", "--data-dir", filepath.Join(dir, name),
 			"--gossip-port", fmt.Sprint(ports[3*i]), "--raft-port", fmt.Sprint(ports[3*i+1]), "--api-port", fmt.Sprint(ports[3*i+2]),
 			"--dev", "--hypervisor", "sim", "--sim-vms", "3", "--sim-vm-mem", "512", "--sim-timescale", "20",
 			"--network", "vmnet", "--storage-domain", "shared=/srv/shared", "--drain-timeout", "60s", "--log-level", "warn"}
-		for _, j := range join {
-			args = append(args, "--join", j)
-		}
+		args = append(args, extra...)
 		cmd := exec.Command(bin, args...)
 		log, _ := os.Create(filepath.Join(dir, name+".log"))
 		cmd.Stdout, cmd.Stderr = log, log
@@ -51,8 +49,8 @@ func TestSIGTERMDrainsBeforeLeaving(t *testing.T) {
 		t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
 		return cmd
 	}
-	start("p1", 0)
-	p2 := start("p2", 1, fmt.Sprintf("127.0.0.1:%d", ports[0]))
+	start("p1", 0, "--bootstrap")
+	p2 := start("p2", 1, "--join", fmt.Sprintf("127.0.0.1:%d", ports[0]))
 	api1 := fmt.Sprintf("127.0.0.1:%d", ports[2])
 	vms := func() map[string]string {
 		var list []fsm.VM

@@ -13,6 +13,9 @@ import (
 func main() {
 	if err := cli.MeshdApp(os.Stdout, os.Stderr).Run(os.Args); err != nil {
 		if ec, ok := err.(ucli.ExitCoder); ok {
+			if msg := ec.Error(); msg != "" {
+				fmt.Fprintln(os.Stderr, msg)
+			}
 			os.Exit(ec.ExitCode())
 		}
 		fmt.Fprintln(os.Stderr, "error:", err)

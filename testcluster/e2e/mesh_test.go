@@ -62,7 +62,8 @@ func startMesh(ctx context.Context) (*mesh, error) {
 func (m *mesh) startDaemons(ctx context.Context) error {
 	first := m.lab.Hosts[0]
 	for i, h := range m.lab.Hosts {
-		var join []string
+		// h1 starts the mesh once (--bootstrap); the others join it.
+		join := []string{"--bootstrap"}
 		if i > 0 {
 			join = []string{"--join", first.MgmtIP + ":7946"}
 		}

@@ -59,7 +59,8 @@ func (m *mesh) gossipAddr(i int) string { return fmt.Sprintf("127.0.0.1:%d", m.p
 func (m *mesh) raftPort(i int) int      { return m.portOff + 1000 + i }
 func (m *mesh) api(i int) string        { return fmt.Sprintf("127.0.0.1:%d", m.portOff+2000+i) }
 
-// start launches host i; every host but a fresh h1 joins the seeds.
+// start launches host i; every host but a fresh h1 joins the seeds, and a
+// fresh h1 bootstraps the mesh.
 func (m *mesh) start(i int, join bool) error {
 	name := hostName(i)
 	args := []string{"--name", name, "--cluster", "c1", "--data-dir", filepath.Join(m.dir, name),
@@ -73,6 +74,8 @@ func (m *mesh) start(i int, join bool) error {
 				args = append(args, "--join", s)
 			}
 		}
+	} else {
+		args = append(args, "--bootstrap")
 	}
 	cmd := exec.Command(m.bin, args...)
 	log, err := os.OpenFile(filepath.Join(m.dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)

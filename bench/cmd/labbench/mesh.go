@@ -53,6 +53,8 @@ func startMesh(ctx context.Context, meshd, meshctl string, n int) (*mesh, error)
 			"--unsafe-migration", "--dev", "--sample-interval", "500ms"}
 		if i > 0 {
 			args = append(args, "--join", m.lab.Hosts[0].MgmtIP+":7946")
+		} else {
+			args = append(args, "--bootstrap")
 		}
 		p, err := h.StartDaemon(ctx, filepath.Join(logDir, "meshd-"+h.Name+".log"), args...)
 		if err != nil {
