@@ -28,9 +28,23 @@ const (
 	CmdEndDrain     CommandType = 12
 	CmdActivate     CommandType = 13
 	CmdReshare      CommandType = 14
+	// CmdLeaderElected is written by every new leader first; it raises
+	// the log's version (see LogVersion).
+	CmdLeaderElected CommandType = 15
 )
 
-// ErrMalformed marks a log entry that cannot be decoded; it changes nothing.
+// LeaderElected is the first command of every new leader: it records the
+// change of leader and raises the log's version to the one the leader
+// writes, from which entry on the rules of that version hold on every
+// replica (see LogVersion).
+type LeaderElected struct {
+	Leader  string    `json:"leader"`
+	Version int       `json:"version"`
+	At      time.Time `json:"at"`
+}
+
+// ErrMalformed marks a command that cannot be decoded or fails Validate;
+// it never enters the log, and in an old log it changes nothing.
 var ErrMalformed = errors.New("malformed command")
 
 // ErrRejected marks a well-formed command that the current state refuses

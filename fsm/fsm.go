@@ -1,9 +1,9 @@
 package fsm
 
 import (
-	"encoding/json"
-	"fmt"
-	"io"
+	"errors"
+	"log/slog"
+	"os"
 	"sync"
 
 	"github.com/hashicorp/raft"
@@ -28,6 +28,8 @@ var handlers = map[CommandType]handler{
 	CmdEndDrain:     applyEndDrain,
 	CmdActivate:     applyActivate,
 	CmdReshare:      applyReshare,
+
+	CmdLeaderElected: applyLeaderElected,
 }
 
 // Result is what Apply returns for every entry: the value a command produced
@@ -46,12 +48,33 @@ type FSM struct {
 	// schedGen counts applied entries that can change a scheduling decision
 	// (all but progress samples), so the leader re-plans only when needed.
 	schedGen uint64
+
+	log      *slog.Logger
+	failStop func(error)
+	// stopped is set once an entry stopped this replica: it applies
+	// nothing after it.
+	stopped error
 }
 
-// New returns an FSM with empty state.
+// New returns an FSM with empty state. It logs to slog's default logger
+// and stops the process on an entry it cannot apply (see SetFailStop).
 func New() *FSM {
-	return &FSM{state: NewState(), changed: make(chan struct{})}
+	return &FSM{state: NewState(), changed: make(chan struct{}), log: slog.Default(), failStop: exitFailStop}
 }
+
+// SetLogger sets where the FSM logs skipped and refused entries. Call it
+// before Raft starts.
+func (f *FSM) SetLogger(l *slog.Logger) { f.log = l }
+
+// SetFailStop replaces what happens when an entry stops this replica
+// (tests record it instead of exiting). Call it before Raft starts. After
+// fn returns, Apply refuses every later entry with the same error.
+func (f *FSM) SetFailStop(fn func(error)) { f.failStop = fn }
+
+// exitFailStop exits: a replica that cannot apply an entry must not go on
+// without it, and nothing in this process can fix that but an upgrade.
+// Raft keeps the entry; the upgraded meshd applies it.
+func exitFailStop(error) { os.Exit(1) }
 
 // Apply implements raft.FSM. It is deterministic: the same log gives the same
 // state on every replica; times come from the commands, never the clock.
@@ -61,9 +84,34 @@ func (f *FSM) Apply(l *raft.Log) any {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.stopped != nil {
+		return Result{Err: f.stopped}
+	}
 	f.index = l.Index
 	v, err := apply(f.state, l.Data)
-	if err == nil {
+	switch {
+	case errors.Is(err, errIgnored):
+		f.log.Warn("fsm: skipped an ignorable command of a type this version does not know",
+			"index", l.Index, "type", l.Data[0])
+		return Result{}
+	case errors.Is(err, ErrMalformed) && f.state.LogVersion >= LogVersionValidated:
+		var t byte
+		if len(l.Data) > 0 {
+			t = l.Data[0]
+		}
+		reason := "does not decode: " + err.Error()
+		if errors.Is(err, errUnknownType) {
+			reason = "has a type this version does not know"
+		}
+		f.stopped = &StopError{Index: l.Index, Type: t, Reason: reason}
+		f.log.Error("fsm: stopping this replica", "err", f.stopped)
+		f.failStop(f.stopped)
+		return Result{Err: f.stopped}
+	case errors.Is(err, ErrMalformed):
+		// An entry of an old log that its leader did not validate: v1
+		// replicas refused it, so does this one.
+		f.log.Warn("fsm: refused a malformed entry of a log older than validation", "index", l.Index, "err", err)
+	case err == nil:
 		// Progress samples and new bandwidth caps change no scheduling
 		// decision, so they do not make the leader plan again.
 		if t := CommandType(l.Data[0]); t != CmdProgress && t != CmdReshare {
@@ -73,19 +121,6 @@ func (f *FSM) Apply(l *raft.Log) any {
 		f.changed = make(chan struct{})
 	}
 	return Result{Value: v, Err: err}
-}
-
-// apply runs one entry against s. Exported through ApplyTo for tests and the
-// benchmarks that need the state machine without Raft.
-func apply(s *State, data []byte) (any, error) {
-	if len(data) == 0 {
-		return nil, fmt.Errorf("%w: empty entry", ErrMalformed)
-	}
-	h, ok := handlers[CommandType(data[0])]
-	if !ok {
-		return nil, fmt.Errorf("%w: unknown command type %d", ErrMalformed, data[0])
-	}
-	return h(s, data[1:])
 }
 
 // ApplyTo applies one encoded command to s directly, without Raft.
@@ -129,34 +164,6 @@ func (f *FSM) Index() uint64 {
 	return f.index
 }
 
-// Snapshot implements raft.FSM: it only captures a copy; Persist does the I/O.
-func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	b, err := json.Marshal(f.state)
-	if err != nil {
-		return nil, fmt.Errorf("snapshot state: %w", err)
-	}
-	return &snapshot{data: b}, nil
-}
-
-// Restore implements raft.FSM: it replaces all state with the snapshot's.
-func (f *FSM) Restore(rc io.ReadCloser) error {
-	defer rc.Close()
-	s := NewState()
-	if err := json.NewDecoder(rc).Decode(s); err != nil {
-		return fmt.Errorf("restore state: %w", err)
-	}
-	s.normalize()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.state = s
-	f.schedGen++
-	close(f.changed)
-	f.changed = make(chan struct{})
-	return nil
-}
-
 // normalize makes nil maps empty after decoding an old or sparse snapshot.
 func (s *State) normalize() {
 	if s.Hosts == nil {
@@ -188,17 +195,3 @@ func (s *State) normalize() {
 		}
 	}
 }
-
-type snapshot struct{ data []byte }
-
-// Persist writes the captured state; on error it cancels the sink so Raft
-// discards the partial snapshot.
-func (s *snapshot) Persist(sink raft.SnapshotSink) error {
-	if _, err := sink.Write(s.data); err != nil {
-		sink.Cancel()
-		return fmt.Errorf("persist snapshot: %w", err)
-	}
-	return sink.Close()
-}
-
-func (s *snapshot) Release() {}

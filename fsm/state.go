@@ -19,6 +19,9 @@ type State struct {
 	Queue []string `json:"queue"`
 	// Seq numbers migrations; IDs are "m" + Seq so every replica names them alike.
 	Seq uint64 `json:"seq"`
+	// LogVersion is the version of the rules Apply follows (see
+	// LogVersion): raised by LeaderElected, never lowered.
+	LogVersion int `json:"log_version,omitempty"`
 }
 
 // NewState returns an empty state.
@@ -45,6 +48,7 @@ func (s *State) Clone() *State {
 		Drains:     make(map[string]*Drain, len(s.Drains)),
 		Queue:      slices.Clone(s.Queue),
 		Seq:        s.Seq,
+		LogVersion: s.LogVersion,
 	}
 	for k, h := range s.Hosts {
 		v := *h
