@@ -17,6 +17,8 @@ type Decision struct {
 	BandwidthMiB uint64 `json:"bandwidth_mib,omitempty"`
 	Reason       string `json:"reason,omitempty"`
 	Fail         string `json:"fail,omitempty"`
+	// Attempt is the migration's attempt the decision is about.
+	Attempt int `json:"attempt"`
 	// Reshare lowers the caps of the migrations already running in an
 	// auto-bandwidth cluster, to be committed with the grant.
 	Reshare []fsm.Share `json:"reshare,omitempty"`
@@ -87,7 +89,7 @@ func limitsOf(c fsm.Cluster) limits {
 // should fail now, not after waiting for a slot it would never use.
 func decide(st *fsm.State, m *fsm.Migration) (Decision, bool) {
 	fail := func(format string, a ...any) (Decision, bool) {
-		return Decision{Migration: m.ID, Fail: fmt.Sprintf(format, a...)}, true
+		return Decision{Migration: m.ID, Attempt: m.Attempt, Fail: fmt.Sprintf(format, a...)}, true
 	}
 	vm := st.VMs[m.VM]
 	switch {
@@ -126,7 +128,7 @@ func decide(st *fsm.State, m *fsm.Migration) (Decision, bool) {
 			return Decision{}, false
 		}
 	}
-	d := Decision{Migration: m.ID, Dest: dest, BandwidthMiB: bandwidth(cl, m), Reason: reason}
+	d := Decision{Migration: m.ID, Attempt: m.Attempt, Dest: dest, BandwidthMiB: bandwidth(cl, m), Reason: reason}
 	if cl.BandwidthMode == fsm.BandwidthAuto && cl.MigrationNetMiB > 0 {
 		shares := fairShares(cl, append(runningIn(st, m.Cluster), m))
 		d.BandwidthMiB = shares[m.ID]

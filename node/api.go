@@ -127,9 +127,19 @@ func readBody(r *http.Request, v any) error {
 }
 
 func (n *Node) handleInternalApply(w http.ResponseWriter, r *http.Request) {
-	data, err := io.ReadAll(io.LimitReader(r.Body, 16<<20))
+	data, err := io.ReadAll(io.LimitReader(r.Body, fsm.MaxEntryBytes+1))
 	if err != nil {
 		writeErr(w, badRequest("read command: %v", err))
+		return
+	}
+	if len(data) > fsm.MaxEntryBytes {
+		writeErr(w, &apiError{Message: fmt.Sprintf("command over the limit of %d bytes", fsm.MaxEntryBytes),
+			Kind: kindBadRequest, Status: http.StatusRequestEntityTooLarge})
+		return
+	}
+	// Bad input is a 400 from any host, leader or not.
+	if err := fsm.Validate(data); err != nil {
+		writeErr(w, err)
 		return
 	}
 	if !n.IsLeader() {
@@ -138,7 +148,7 @@ func (n *Node) handleInternalApply(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, fmt.Errorf("%w: %s is not the leader", ErrNoLeader, n.cfg.Name))
 		return
 	}
-	v, idx, err := n.applyLocalIndex(data)
+	v, idx, err := n.applyValidated(data)
 	if idx > 0 {
 		w.Header().Set(indexHeader, strconv.FormatUint(idx, 10))
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/hostmesh/hostmesh/fsm"
 	"github.com/hostmesh/hostmesh/gossip"
 )
 
@@ -49,6 +50,10 @@ func (n *Node) lead(ctx context.Context) {
 	if err := n.raft.Barrier(applyTimeout).Error(); err != nil {
 		n.log.Warn("leader barrier", "err", err)
 	}
+	// The first entry of every leader: it records the change and raises
+	// the log's version to this meshd's, so every replica applies the
+	// entries after it under this version's rules.
+	n.try(ctx, fsm.CmdLeaderElected, fsm.LeaderElected{Leader: n.cfg.Name, Version: fsm.LogVersion, At: time.Now().UTC()})
 	// Gossip events queued while this host followed are stale (nothing reads
 	// them then): handling them one by one, a Raft commit for each whose
 	// facts differ from the state, kept a new leader of 100 hosts from

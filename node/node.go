@@ -66,7 +66,9 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &Node{cfg: cfg, log: cfg.Logger, fsm: fsm.New(), ctx: ctx, cancel: cancel,
+	f := fsm.New()
+	f.SetLogger(cfg.Logger)
+	n := &Node{cfg: cfg, log: cfg.Logger, fsm: f, ctx: ctx, cancel: cancel,
 		jobs: map[string]*runningJob{}, left: make(chan struct{})}
 	n.metrics = n.newNodeMetrics()
 	if err := n.start(); err != nil {

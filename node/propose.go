@@ -36,6 +36,11 @@ func (n *Node) proposeRaw(ctx context.Context, data []byte) (json.RawMessage, er
 	if n.raft.State() == raft.Leader {
 		return n.applyLocal(data)
 	}
+	// Refuse here what the leader would refuse: a malformed command costs
+	// no round trip.
+	if err := fsm.Validate(data); err != nil {
+		return nil, err
+	}
 	return n.forward(ctx, data)
 }
 
@@ -46,8 +51,19 @@ func (n *Node) applyLocal(data []byte) (json.RawMessage, error) {
 }
 
 // applyLocalIndex also returns the entry's Raft index, which a forwarding
-// follower waits for before it answers its client.
+// follower waits for before it answers its client. The entry is validated
+// first: a malformed command never enters the log (it would be copied to
+// every replica and kept until the next snapshot), and once the log is
+// validated, an entry a replica cannot decode stops that replica.
 func (n *Node) applyLocalIndex(data []byte) (json.RawMessage, uint64, error) {
+	if err := fsm.Validate(data); err != nil {
+		return nil, 0, err
+	}
+	return n.applyValidated(data)
+}
+
+// applyValidated applies an entry fsm.Validate accepted.
+func (n *Node) applyValidated(data []byte) (json.RawMessage, uint64, error) {
 	f := n.raft.Apply(data, applyTimeout)
 	if err := f.Error(); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {

@@ -22,12 +22,8 @@ func (n *Node) schedule(ctx context.Context) {
 				return
 			}
 			if d.Fail != "" {
-				if n.try(ctx, fsm.CmdFinish, fsm.Finish{ID: d.Migration, State: fsm.MigFailed, Reason: d.Fail, At: now}) {
-					attempt := 0
-					if m := st.Migrations[d.Migration]; m != nil {
-						attempt = m.Attempt
-					}
-					n.countEnded(d.Migration, attempt, reasonUnplaceable)
+				if n.try(ctx, fsm.CmdFinish, fsm.Finish{ID: d.Migration, Attempt: d.Attempt, State: fsm.MigFailed, Reason: d.Fail, At: now}) {
+					n.countEnded(d.Migration, d.Attempt, reasonUnplaceable)
 				}
 				continue
 			}
