@@ -17,10 +17,7 @@ func App(out, errOut io.Writer) *ucli.App {
 		Usage:     "drive a hostmesh: hosts, VMs, live migrations and drains",
 		Writer:    out,
 		ErrWriter: errOut,
-		Flags: []ucli.Flag{
-			&ucli.StringFlag{Name: "addr", Value: "127.0.0.1:7400", EnvVars: []string{"MESH_ADDR"},
-				Usage: "API address of any meshd of the mesh"},
-		},
+		Flags:     connFlags,
 		Commands: []*ucli.Command{
 			HostsCommand, VMsCommand, StatusCommand,
 			MigrateCommand, MigrationsCommand, CancelCommand,

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/hostmesh/hostmesh/fsm"
+	"github.com/hostmesh/hostmesh/api"
 )
 
 // The closing line of `meshctl migrate --wait` is read by people, and by the
@@ -29,7 +29,7 @@ type Moved struct {
 }
 
 // formatMoved writes the closing line of a successful migration.
-func formatMoved(m fsm.Migration) string {
+func formatMoved(m api.Migration) string {
 	total := m.EndedAt.Sub(m.StartedAt)
 	if m.StartedAt.IsZero() {
 		total = 0

@@ -4,14 +4,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hostmesh/hostmesh/fsm"
+	"github.com/hostmesh/hostmesh/api"
 )
 
 // TestClosingLineRoundTrip: what meshctl writes, ParseMoved reads back, for
 // a pre-copy and a post-copy migration.
 func TestClosingLineRoundTrip(t *testing.T) {
 	t0 := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
-	pre := fsm.Migration{ID: "m7", VM: "vm7", Source: "h1", Dest: "h2", StartedAt: t0, EndedAt: t0.Add(4512 * time.Millisecond), DowntimeMs: 23}
+	pre := api.Migration{ID: "m7", VM: "vm7", Source: "h1", Dest: "h2", StartedAt: t0, EndedAt: t0.Add(4512 * time.Millisecond), DowntimeMs: 23}
 	got, err := ParseMoved("progress...\n" + formatMoved(pre) + "\n")
 	if err != nil {
 		t.Fatal(err)
@@ -22,7 +22,7 @@ func TestClosingLineRoundTrip(t *testing.T) {
 	}
 
 	post := pre
-	post.Progress = fsm.Progress{PostCopy: true, PostCopyAtMs: 28_000, ElapsedMs: 34_000}
+	post.Progress = api.Progress{PostCopy: true, PostCopyAtMs: 28_000, ElapsedMs: 34_000}
 	got, err = ParseMoved(formatMoved(post))
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
-	"github.com/hostmesh/hostmesh/fsm"
 	"github.com/hostmesh/hostmesh/gossip"
 )
 
@@ -28,9 +27,12 @@ var ClusterCommand = &ucli.Command{
 		if c.NArg() != 1 {
 			return usage(c, "exactly one cluster name")
 		}
-		cl, name := newClient(c), c.Args().First()
-		var cur fsm.Cluster
-		if err := cl.do(c.Context, "GET", "/v1/clusters/"+name, nil, &cur); err != nil {
+		cl, err := newClient(c)
+		if err != nil {
+			return err
+		}
+		cur, err := cl.Cluster(c.Context, c.Args().First())
+		if err != nil {
 			return err
 		}
 		changed := false
@@ -48,7 +50,7 @@ var ClusterCommand = &ucli.Command{
 		set("migration-net", func() { cur.MigrationNetMiB = c.Uint64("migration-net") })
 		set("policy", func() { cur.Policy = c.String("policy") })
 		if changed {
-			if err := cl.do(c.Context, "PUT", "/v1/clusters/"+name, cur, &cur); err != nil {
+			if cur, err = cl.SetCluster(c.Context, cur); err != nil {
 				return err
 			}
 		}

@@ -8,8 +8,7 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
-	"github.com/hostmesh/hostmesh/fsm"
-	"github.com/hostmesh/hostmesh/node"
+	"github.com/hostmesh/hostmesh/api"
 )
 
 // DrainCommand moves every VM off a host and puts it in maintenance.
@@ -27,18 +26,20 @@ var DrainCommand = &ucli.Command{
 		if c.NArg() != 1 {
 			return usage(c, "exactly one host name")
 		}
-		cl, host := newClient(c), c.Args().First()
+		cl, err := newClient(c)
+		if err != nil {
+			return err
+		}
+		host := c.Args().First()
 		if c.Bool("cancel") {
-			if err := cl.do(c.Context, "POST", "/v1/hosts/"+host+"/drain/cancel", nil, nil); err != nil {
+			if err := cl.CancelDrain(c.Context, host); err != nil {
 				return err
 			}
 			fmt.Fprintf(c.App.Writer, "drain of %s cancelled; %s is Up\n", host, host)
 			return nil
 		}
-		var resp struct {
-			Migrations []string `json:"migrations"`
-		}
-		if err := cl.do(c.Context, "POST", "/v1/hosts/"+host+"/drain", node.DrainRequest{Policy: c.String("policy")}, &resp); err != nil {
+		resp, err := cl.Drain(c.Context, host, api.DrainRequest{Policy: c.String("policy")})
+		if err != nil {
 			return err
 		}
 		fmt.Fprintf(c.App.Writer, "draining %s: %d migrations queued\n", host, len(resp.Migrations))
@@ -50,19 +51,22 @@ var DrainCommand = &ucli.Command{
 }
 
 // waitDrain prints one line per VM as its migration ends, then the report.
-func waitDrain(c *ucli.Context, cl *client, host string) error {
+func waitDrain(c *ucli.Context, cl *api.Client, host string) error {
 	start := time.Now()
 	seen := map[string]bool{}
-	var lastRead time.Time
-	var index uint64
+	var w api.Watcher
 	for {
-		var d fsm.Drain
-		var err error
-		if index, err = cl.watch(c.Context, "/v1/hosts/"+host+"/drain", index, &lastRead, &d); err != nil {
+		q, err := w.Next(c.Context)
+		if err != nil {
 			return err
 		}
-		var ms []fsm.Migration
-		if err := cl.do(c.Context, "GET", "/v1/migrations", nil, &ms); err != nil {
+		d, meta, err := cl.DrainStatus(c.Context, host, q)
+		if err != nil {
+			return err
+		}
+		w.Saw(meta)
+		ms, err := cl.Migrations(c.Context)
+		if err != nil {
 			return err
 		}
 		running := 0
@@ -71,12 +75,12 @@ func waitDrain(c *ucli.Context, cl *client, host string) error {
 				continue
 			}
 			switch {
-			case m.State == fsm.MigRunning:
+			case m.State == api.MigRunning:
 				running++
 			case m.State.Final() && !seen[m.ID]:
 				seen[m.ID] = true
 				line := fmt.Sprintf("  %-12s %-9s → %-8s", m.VM, m.State, dash(m.Dest))
-				if m.State == fsm.MigSucceeded {
+				if m.State == api.MigSucceeded {
 					line += fmt.Sprintf(" in %s, downtime %d ms", m.EndedAt.Sub(m.StartedAt).Round(time.Millisecond), m.DowntimeMs)
 				} else {
 					line += " " + m.Reason
@@ -84,20 +88,20 @@ func waitDrain(c *ucli.Context, cl *client, host string) error {
 				fmt.Fprintln(c.App.Writer, line)
 			}
 		}
-		if d.State != fsm.DrainActive {
+		if d.State != api.DrainActive {
 			return drainReport(c, host, d, time.Since(start))
 		}
 	}
 }
 
-func drainReport(c *ucli.Context, host string, d fsm.Drain, took time.Duration) error {
+func drainReport(c *ucli.Context, host string, d api.Drain, took time.Duration) error {
 	if c.Bool("json") {
 		return printJSON(c, d)
 	}
 	fmt.Fprintf(c.App.Writer, "drain of %s %s after %s: %d VMs moved, %d could not move\n",
 		host, d.State, took.Round(time.Millisecond), len(d.Moved), len(d.Unmovable))
 	if len(d.Unmovable) == 0 {
-		if d.State == fsm.DrainDone {
+		if d.State == api.DrainDone {
 			fmt.Fprintf(c.App.Writer, "%s is in Maintenance\n", host)
 		}
 		return nil
@@ -127,10 +131,12 @@ var ActivateCommand = &ucli.Command{
 			return usage(c, "exactly one host name")
 		}
 		host := c.Args().First()
-		var resp struct {
-			Migrations []string `json:"migrations"`
+		cl, err := newClient(c)
+		if err != nil {
+			return err
 		}
-		if err := newClient(c).do(c.Context, "POST", "/v1/hosts/"+host+"/activate", node.ActivateRequest{Return: c.Bool("return")}, &resp); err != nil {
+		resp, err := cl.Activate(c.Context, host, api.ActivateRequest{Return: c.Bool("return")})
+		if err != nil {
 			return err
 		}
 		fmt.Fprintf(c.App.Writer, "%s is Up", host)
@@ -151,10 +157,12 @@ var LeaveCommand = &ucli.Command{
 		if c.NArg() != 0 {
 			return usage(c, "no arguments (it acts on the host at --addr)")
 		}
-		cl := newClient(c)
-		cl.http.Timeout = c.Duration("timeout") + time.Minute
-		var rep node.LeaveReport
-		if err := cl.do(c.Context, "POST", "/v1/leave", node.LeaveRequest{TimeoutSeconds: int(c.Duration("timeout").Seconds())}, &rep); err != nil {
+		cl, err := newClient(c)
+		if err != nil {
+			return err
+		}
+		rep, err := cl.Leave(c.Context, api.LeaveRequest{TimeoutSeconds: int(c.Duration("timeout").Seconds())})
+		if err != nil {
 			return err
 		}
 		fmt.Fprintf(c.App.Writer, "%s left the mesh after %d ms: drain %s, %d VMs moved\n", rep.Host, rep.DurationMs, rep.Drain, len(rep.Moved))

@@ -6,8 +6,6 @@ import (
 	"text/tabwriter"
 
 	ucli "github.com/urfave/cli/v2"
-
-	"github.com/hostmesh/hostmesh/node"
 )
 
 // HostsCommand lists the hosts with their gossiped facts and Raft role.
@@ -19,8 +17,12 @@ var HostsCommand = &ucli.Command{
 		if c.NArg() != 0 {
 			return usage(c, "no arguments")
 		}
-		var hosts []node.HostView
-		if err := newClient(c).do(c.Context, "GET", "/v1/hosts", nil, &hosts); err != nil {
+		cl, err := newClient(c)
+		if err != nil {
+			return err
+		}
+		hosts, err := cl.Hosts(c.Context)
+		if err != nil {
 			return err
 		}
 		if c.Bool("json") {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,9 +13,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
-	"github.com/hostmesh/hostmesh/fsm"
-	"github.com/hostmesh/hostmesh/migrate"
-	"github.com/hostmesh/hostmesh/node"
+	"github.com/hostmesh/hostmesh/api"
 )
 
 // MigrateCommand queues a live migration, or explains why it cannot run.
@@ -32,7 +31,10 @@ var MigrateCommand = &ucli.Command{
 		jsonFlag,
 	},
 	Action: func(c *ucli.Context) error {
-		cl := newClient(c)
+		cl, err := newClient(c)
+		if err != nil {
+			return err
+		}
 		if id := c.String("cancel"); id != "" {
 			if c.NArg() != 0 {
 				return usage(c, "no VM with --cancel")
@@ -42,10 +44,10 @@ var MigrateCommand = &ucli.Command{
 		if c.NArg() != 1 {
 			return usage(c, "exactly one VM name")
 		}
-		req := node.MigrateRequest{VM: c.Args().First(), To: c.String("to"), Policy: c.String("policy"),
+		req := api.MigrateRequest{VM: c.Args().First(), To: c.String("to"), Policy: c.String("policy"),
 			BandwidthMiB: c.Uint64("bandwidth"), DryRun: c.Bool("dry-run")}
-		var resp node.MigrateResponse
-		if err := cl.do(c.Context, "POST", "/v1/migrations", req, &resp); err != nil {
+		resp, err := cl.Migrate(c.Context, req)
+		if err != nil {
 			return refusal(c, err)
 		}
 		if req.DryRun {
@@ -80,7 +82,8 @@ func isTerminal(w io.Writer) bool {
 
 // refusal prints each failed prerequisite check on its own line.
 func refusal(c *ucli.Context, err error) error {
-	if ae, ok := err.(*apiErr); ok && len(ae.Checks) > 0 {
+	var ae *api.Error
+	if errors.As(err, &ae) && len(ae.Checks) > 0 {
 		fmt.Fprintln(c.App.ErrWriter, "migration refused:")
 		for _, ch := range ae.Checks {
 			fmt.Fprintf(c.App.ErrWriter, "  %-14s %s\n", ch.Name, ch.Message)
@@ -89,7 +92,7 @@ func refusal(c *ucli.Context, err error) error {
 	return err
 }
 
-func printDryRun(w io.Writer, vm string, cands []migrate.Candidate) error {
+func printDryRun(w io.Writer, vm string, cands []api.Candidate) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "dry run for %s: %d candidate hosts\n", vm, len(cands))
 	fmt.Fprintln(tw, "HOST\tRESULT\tSCORE\tCHECK\tOK\tDETAIL")
@@ -116,7 +119,7 @@ func printDryRun(w io.Writer, vm string, cands []migrate.Candidate) error {
 // waitMigration follows the migration with blocking reads (an answer as
 // soon as the mesh's state moves, at most every 200 ms) and draws a
 // progress bar until it ends.
-func waitMigration(ctx context.Context, cl *client, id string, out io.Writer) (fsm.Migration, error) {
+func waitMigration(ctx context.Context, cl *api.Client, id string, out io.Writer) (api.Migration, error) {
 	// On a terminal the bar redraws in place; in a log or pipe it would
 	// flood, so it prints a plain line per state change or every 5 seconds.
 	tty := isTerminal(out)
@@ -129,18 +132,22 @@ func waitMigration(ctx context.Context, cl *client, id string, out io.Writer) (f
 		progressbar.OptionShowCount(),
 		progressbar.OptionThrottle(100*time.Millisecond),
 	)
-	var lastState fsm.MigrationState
-	var lastLine, lastRead time.Time
-	var index uint64
+	var lastState api.MigrationState
+	var lastLine time.Time
+	var w api.Watcher
 	for {
-		var m fsm.Migration
-		var err error
-		if index, err = cl.watch(ctx, "/v1/migrations/"+id, index, &lastRead, &m); err != nil {
+		q, err := w.Next(ctx)
+		if err != nil {
+			return api.Migration{}, err
+		}
+		m, meta, err := cl.Migration(ctx, id, q)
+		if err != nil {
 			return m, err
 		}
+		w.Saw(meta)
 		p := m.Progress
 		desc := fmt.Sprintf("%s %s→%s %s", id, m.Source, dash(m.Dest), m.State)
-		if m.State == fsm.MigRunning {
+		if m.State == api.MigRunning {
 			desc = fmt.Sprintf("%s %s→%s %5.1f MiB/s, %d MiB left, iter %d, dirty %.1f MiB/s", id, m.Source, m.Dest,
 				p.MiBps, p.RemainingBytes>>20, p.Iteration, float64(p.DirtyRateBps)/(1<<20))
 			if p.ThrottlePercent > 0 {
@@ -157,7 +164,7 @@ func waitMigration(ctx context.Context, cl *client, id string, out io.Writer) (f
 			lastState, lastLine = m.State, time.Now()
 		}
 		if m.State.Final() {
-			if m.State == fsm.MigSucceeded {
+			if m.State == api.MigSucceeded {
 				_ = bar.Set(1000)
 			}
 			_ = bar.Finish()
@@ -170,21 +177,21 @@ func waitMigration(ctx context.Context, cl *client, id string, out io.Writer) (f
 }
 
 // reportEnd prints the closing line and fails the command unless it succeeded.
-func reportEnd(c *ucli.Context, m fsm.Migration) error {
+func reportEnd(c *ucli.Context, m api.Migration) error {
 	if c.Bool("json") {
 		if err := printJSON(c, m); err != nil {
 			return err
 		}
 	}
-	if m.State == fsm.MigSucceeded {
+	if m.State == api.MigSucceeded {
 		fmt.Fprintln(c.App.Writer, formatMoved(m))
 		return nil
 	}
 	return ucli.Exit(fmt.Sprintf("%s: %s %s: %s (VM stays on %s)", m.ID, m.VM, m.State, m.Reason, m.Source), exitFailed)
 }
 
-func cancelMigration(c *ucli.Context, cl *client, id string) error {
-	if err := cl.do(c.Context, "POST", "/v1/migrations/"+id+"/cancel", nil, nil); err != nil {
+func cancelMigration(c *ucli.Context, cl *api.Client, id string) error {
+	if err := cl.CancelMigration(c.Context, id); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.App.Writer, "cancel of %s requested\n", id)
@@ -200,7 +207,11 @@ var CancelCommand = &ucli.Command{
 		if c.NArg() != 1 {
 			return usage(c, "exactly one migration ID")
 		}
-		return cancelMigration(c, newClient(c), c.Args().First())
+		cl, err := newClient(c)
+		if err != nil {
+			return err
+		}
+		return cancelMigration(c, cl, c.Args().First())
 	},
 }
 
@@ -213,8 +224,12 @@ var MigrationsCommand = &ucli.Command{
 		if c.NArg() != 0 {
 			return usage(c, "no arguments")
 		}
-		var ms []fsm.Migration
-		if err := newClient(c).do(c.Context, "GET", "/v1/migrations", nil, &ms); err != nil {
+		cl, err := newClient(c)
+		if err != nil {
+			return err
+		}
+		ms, err := cl.Migrations(c.Context)
+		if err != nil {
 			return err
 		}
 		if c.Bool("json") {

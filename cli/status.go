@@ -5,8 +5,6 @@ import (
 	"strings"
 
 	ucli "github.com/urfave/cli/v2"
-
-	"github.com/hostmesh/hostmesh/node"
 )
 
 // StatusCommand shows the Raft view of the node asked.
@@ -18,8 +16,12 @@ var StatusCommand = &ucli.Command{
 		if c.NArg() != 0 {
 			return usage(c, "no arguments")
 		}
-		var st node.Status
-		if err := newClient(c).do(c.Context, "GET", "/v1/status", nil, &st); err != nil {
+		cl, err := newClient(c)
+		if err != nil {
+			return err
+		}
+		st, err := cl.Status(c.Context)
+		if err != nil {
 			return err
 		}
 		if c.Bool("json") {

@@ -7,7 +7,7 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
-	"github.com/hostmesh/hostmesh/fsm"
+	"github.com/hostmesh/hostmesh/api"
 )
 
 // VMsCommand lists the VMs and the host that runs each.
@@ -19,12 +19,16 @@ var VMsCommand = &ucli.Command{
 		if c.NArg() != 0 {
 			return usage(c, "no arguments")
 		}
-		var vms []fsm.VM
-		if err := newClient(c).do(c.Context, "GET", "/v1/vms", nil, &vms); err != nil {
+		cl, err := newClient(c)
+		if err != nil {
+			return err
+		}
+		vms, err := cl.VMs(c.Context)
+		if err != nil {
 			return err
 		}
 		if h := c.String("host"); h != "" {
-			var keep []fsm.VM
+			var keep []api.VM
 			for _, v := range vms {
 				if v.Host == h {
 					keep = append(keep, v)

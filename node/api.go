@@ -10,43 +10,25 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/hostmesh/hostmesh/api"
 	"github.com/hostmesh/hostmesh/fsm"
 	"github.com/hostmesh/hostmesh/migrate"
 )
 
-// apiError is the JSON body of every failed API call. Kind lets clients (and
-// forwarding followers) branch without parsing text.
-type apiError struct {
-	Message string                `json:"error"`
-	Kind    string                `json:"kind"`
-	Checks  []migrate.CheckResult `json:"checks,omitempty"`
-	Status  int                   `json:"-"`
-}
+// The JSON body of every failed API call is an api.Error: its Kind lets
+// clients (and forwarding followers) branch without parsing text.
 
-// Error kinds.
-const (
-	kindBadRequest = "bad_request"
-	kindNotFound   = "not_found"
-	kindRejected   = "rejected"
-	kindRefused    = "refused" // prerequisite checks failed
-	kindNoLeader   = "no_leader"
-	kindInternal   = "internal"
-)
-
-// asError turns a forwarded error body back into an error that errors.Is
-// recognises on this side.
-func (e apiError) asError(status int) error {
-	e.Status = status
+// remoteError turns a forwarded error body back into an error that
+// errors.Is recognises on this side.
+func remoteError(e *api.Error) error {
 	switch e.Kind {
-	case kindRejected:
+	case api.KindRejected:
 		return fmt.Errorf("%w: %s", fsm.ErrRejected, e.Message)
-	case kindNoLeader:
+	case api.KindNoLeader:
 		return fmt.Errorf("%w: %s", ErrNoLeader, e.Message)
 	}
-	return &e
+	return e
 }
-
-func (e *apiError) Error() string { return e.Message }
 
 // routes builds the API. Reads are served from the local replica; writes go
 // through Raft, forwarded to the leader when this node does not lead.
@@ -85,7 +67,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // writeErr maps an error to a status and kind: bad input 400, unknown
 // objects 404, refusals and rejected commands 409, no leader 503.
 func writeErr(w http.ResponseWriter, err error) {
-	var ae *apiError
+	var ae *api.Error
 	var refused *migrate.RefusedError
 	switch {
 	case errors.As(err, &ae):
@@ -95,24 +77,32 @@ func writeErr(w http.ResponseWriter, err error) {
 		}
 		writeJSON(w, st, ae)
 	case errors.As(err, &refused):
-		writeJSON(w, http.StatusConflict, apiError{Message: err.Error(), Kind: kindRefused, Checks: refused.Failed})
+		writeJSON(w, http.StatusConflict, api.Error{Message: err.Error(), Kind: api.KindRefused, Checks: checkResults(refused.Failed)})
 	case errors.Is(err, fsm.ErrRejected), errors.Is(err, migrate.ErrNoHost):
-		writeJSON(w, http.StatusConflict, apiError{Message: err.Error(), Kind: kindRejected})
+		writeJSON(w, http.StatusConflict, api.Error{Message: err.Error(), Kind: api.KindRejected})
 	case errors.Is(err, fsm.ErrMalformed):
-		writeJSON(w, http.StatusBadRequest, apiError{Message: err.Error(), Kind: kindBadRequest})
+		writeJSON(w, http.StatusBadRequest, api.Error{Message: err.Error(), Kind: api.KindBadRequest})
 	case errors.Is(err, ErrNoLeader):
-		writeJSON(w, http.StatusServiceUnavailable, apiError{Message: err.Error(), Kind: kindNoLeader})
+		writeJSON(w, http.StatusServiceUnavailable, api.Error{Message: err.Error(), Kind: api.KindNoLeader})
 	default:
-		writeJSON(w, http.StatusInternalServerError, apiError{Message: err.Error(), Kind: kindInternal})
+		writeJSON(w, http.StatusInternalServerError, api.Error{Message: err.Error(), Kind: api.KindInternal})
 	}
 }
 
+func checkResults(rs []migrate.CheckResult) []api.CheckResult {
+	out := make([]api.CheckResult, len(rs))
+	for i, r := range rs {
+		out[i] = api.CheckResult{Name: r.Name, OK: r.OK, Message: r.Message}
+	}
+	return out
+}
+
 func badRequest(format string, args ...any) error {
-	return &apiError{Message: fmt.Sprintf(format, args...), Kind: kindBadRequest, Status: http.StatusBadRequest}
+	return &api.Error{Message: fmt.Sprintf(format, args...), Kind: api.KindBadRequest, Status: http.StatusBadRequest}
 }
 
 func notFound(format string, args ...any) error {
-	return &apiError{Message: fmt.Sprintf(format, args...), Kind: kindNotFound, Status: http.StatusNotFound}
+	return &api.Error{Message: fmt.Sprintf(format, args...), Kind: api.KindNotFound, Status: http.StatusNotFound}
 }
 
 // readBody decodes a JSON request strictly: an unknown field is a typo the
@@ -133,8 +123,8 @@ func (n *Node) handleInternalApply(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(data) > fsm.MaxEntryBytes {
-		writeErr(w, &apiError{Message: fmt.Sprintf("command over the limit of %d bytes", fsm.MaxEntryBytes),
-			Kind: kindBadRequest, Status: http.StatusRequestEntityTooLarge})
+		writeErr(w, &api.Error{Message: fmt.Sprintf("command over the limit of %d bytes", fsm.MaxEntryBytes),
+			Kind: api.KindBadRequest, Status: http.StatusRequestEntityTooLarge})
 		return
 	}
 	// Bad input is a 400 from any host, leader or not.

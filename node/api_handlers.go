@@ -11,35 +11,22 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/hostmesh/hostmesh/api"
 	"github.com/hostmesh/hostmesh/fsm"
 	"github.com/hostmesh/hostmesh/migrate"
 )
 
-// Status is the answer of GET /v1/status.
-type Status struct {
-	Self         string   `json:"self"`
-	RaftState    string   `json:"raft_state"`
-	Leader       string   `json:"leader"`
-	Voters       []string `json:"voters"`
-	Nonvoters    []string `json:"nonvoters"`
-	LastIndex    uint64   `json:"last_index"`
-	AppliedIndex uint64   `json:"applied_index"`
-	Hosts        int      `json:"hosts"`
-	VMs          int      `json:"vms"`
-	Queued       int      `json:"queued"`
-	Running      int      `json:"running"`
-}
-
-// HostView is a host with its Raft role, for `meshctl hosts`.
-type HostView struct {
+// hostView is what GET /v1/hosts writes: api.HostView's JSON, built from
+// the replicated host.
+type hostView struct {
 	fsm.Host
 	RaftRole string `json:"raft_role"`
 	VMs      int    `json:"vms"`
 }
 
-func (n *Node) status() Status {
+func (n *Node) status() api.Status {
 	_, leader := n.raft.LeaderWithID()
-	st := Status{Self: n.cfg.Name, RaftState: n.raft.State().String(), Leader: string(leader),
+	st := api.Status{Self: n.cfg.Name, RaftState: n.raft.State().String(), Leader: string(leader),
 		LastIndex: n.raft.LastIndex(), AppliedIndex: n.raft.AppliedIndex()}
 	if cfg, err := n.raftConfig(); err == nil {
 		for _, s := range cfg {
@@ -75,14 +62,14 @@ func (n *Node) handleHosts(w http.ResponseWriter, r *http.Request) {
 	if st.Leader != "" {
 		role[st.Leader] = "leader"
 	}
-	var out []HostView
+	var out []hostView
 	n.fsm.Read(func(s *fsm.State) {
 		for _, name := range s.HostNames() {
 			r := role[name]
 			if r == "" {
 				r = "none"
 			}
-			out = append(out, HostView{Host: *s.Hosts[name], RaftRole: r, VMs: len(s.VMsOn(name))})
+			out = append(out, hostView{Host: *s.Hosts[name], RaftRole: r, VMs: len(s.VMsOn(name))})
 		}
 	})
 	writeJSON(w, http.StatusOK, out)
@@ -142,18 +129,9 @@ func (n *Node) handleMigration(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, m)
 }
 
-// MigrateRequest is the body of POST /v1/migrations.
-type MigrateRequest struct {
-	VM           string `json:"vm"`
-	To           string `json:"to,omitempty"`
-	Policy       string `json:"policy,omitempty"`
-	BandwidthMiB uint64 `json:"bandwidth_mib,omitempty"`
-	DryRun       bool   `json:"dry_run,omitempty"`
-}
-
-// MigrateResponse answers a migrate request: the queued ID, or for a dry run
-// every host's check results.
-type MigrateResponse struct {
+// migrateResponse is api.MigrateResponse's JSON with the candidates as
+// package migrate computes them.
+type migrateResponse struct {
 	ID         string              `json:"id,omitempty"`
 	Placement  string              `json:"placement,omitempty"`
 	Candidates []migrate.Candidate `json:"candidates,omitempty"`
@@ -163,7 +141,7 @@ type MigrateResponse struct {
 // once, naming the failed check, before anything is queued. The scheduler
 // checks again when it grants, against the state of that moment.
 func (n *Node) handleMigrate(w http.ResponseWriter, r *http.Request) {
-	var req MigrateRequest
+	var req api.MigrateRequest
 	if err := readBody(r, &req); err != nil {
 		writeErr(w, err)
 		return
@@ -186,10 +164,10 @@ func (n *Node) handleMigrate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.DryRun {
-		writeJSON(w, http.StatusOK, MigrateResponse{Candidates: migrate.DryRun(st, req.VM)})
+		writeJSON(w, http.StatusOK, migrateResponse{Candidates: migrate.DryRun(st, req.VM)})
 		return
 	}
-	resp := MigrateResponse{}
+	resp := migrateResponse{}
 	if req.To != "" {
 		if err := migrate.Refusal(req.VM, req.To, migrate.CheckMigration(st, req.VM, req.To)); err != nil {
 			n.metrics.countRefusal(err)
@@ -225,17 +203,11 @@ func (n *Node) handleCancel(w http.ResponseWriter, r *http.Request) {
 	}
 	// A queued migration ends here; a running one is counted by its source.
 	n.countCancelledAt(at, func(m *fsm.Migration) bool { return m.ID == id }, reasonOperator)
-	writeJSON(w, http.StatusAccepted, map[string]string{"id": id})
-}
-
-// DrainRequest is the body of POST /v1/hosts/{name}/drain.
-type DrainRequest struct {
-	Policy string `json:"policy,omitempty"`
-	Reason string `json:"reason,omitempty"`
+	writeJSON(w, http.StatusAccepted, api.CancelResponse{ID: id})
 }
 
 func (n *Node) handleDrain(w http.ResponseWriter, r *http.Request) {
-	var req DrainRequest
+	var req api.DrainRequest
 	if err := readBody(r, &req); err != nil {
 		writeErr(w, err)
 		return
@@ -249,7 +221,7 @@ func (n *Node) handleDrain(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, map[string]any{"host": r.PathValue("name"), "migrations": ids})
+	writeJSON(w, http.StatusAccepted, api.HostMigrations{Host: r.PathValue("name"), Migrations: ids})
 }
 
 func (n *Node) drain(ctx context.Context, host, reason, policy string) ([]string, error) {
@@ -292,17 +264,11 @@ func (n *Node) handleDrainCancel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	n.countCancelledAt(at, func(m *fsm.Migration) bool { return m.Drain == host }, reasonDrainCancelled)
-	writeJSON(w, http.StatusAccepted, map[string]string{"host": host})
-}
-
-// ActivateRequest is the body of POST /v1/hosts/{name}/activate.
-type ActivateRequest struct {
-	// Return moves the VMs its last drain moved away back to the host.
-	Return bool `json:"return,omitempty"`
+	writeJSON(w, http.StatusAccepted, api.HostResponse{Host: host})
 }
 
 func (n *Node) handleActivate(w http.ResponseWriter, r *http.Request) {
-	var req ActivateRequest
+	var req api.ActivateRequest
 	if err := readBody(r, &req); err != nil {
 		writeErr(w, err)
 		return
@@ -332,7 +298,7 @@ func (n *Node) handleActivate(w http.ResponseWriter, r *http.Request) {
 			ids = append(ids, id)
 		}
 	}
-	writeJSON(w, http.StatusAccepted, map[string]any{"host": host, "migrations": ids})
+	writeJSON(w, http.StatusAccepted, api.HostMigrations{Host: host, Migrations: ids})
 }
 
 func (n *Node) handleGetCluster(w http.ResponseWriter, r *http.Request) {
@@ -361,14 +327,8 @@ func (n *Node) handlePutCluster(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, c)
 }
 
-// LeaveRequest is the body of POST /v1/leave.
-type LeaveRequest struct {
-	// TimeoutSeconds bounds the drain; 0 uses the node's DrainTimeout.
-	TimeoutSeconds int `json:"timeout_seconds,omitempty"`
-}
-
 func (n *Node) handleLeave(w http.ResponseWriter, r *http.Request) {
-	var req LeaveRequest
+	var req api.LeaveRequest
 	if err := readBody(r, &req); err != nil {
 		writeErr(w, err)
 		return

@@ -5,28 +5,19 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hostmesh/hostmesh/api"
 	"github.com/hostmesh/hostmesh/fsm"
 )
-
-// LeaveReport tells what a graceful leave did with the host's VMs.
-type LeaveReport struct {
-	Host       string            `json:"host"`
-	Drain      string            `json:"drain"` // final drain state
-	Moved      map[string]string `json:"moved,omitempty"`
-	Unmovable  map[string]string `json:"unmovable,omitempty"`
-	TimedOut   bool              `json:"timed_out,omitempty"`
-	DurationMs int64             `json:"duration_ms"`
-}
 
 // Leave drains this host, then leaves gossip (the leader then removes it
 // from Raft and marks it Left). A drain that cannot finish within timeout is
 // ended as stuck and reported VM by VM; the leave goes on rather than hang.
-func (n *Node) Leave(ctx context.Context, timeout time.Duration) (*LeaveReport, error) {
+func (n *Node) Leave(ctx context.Context, timeout time.Duration) (*api.LeaveReport, error) {
 	if timeout <= 0 {
 		timeout = n.cfg.DrainTimeout
 	}
 	start := time.Now()
-	rep := &LeaveReport{Host: n.cfg.Name}
+	rep := &api.LeaveReport{Host: n.cfg.Name}
 	var state fsm.HostState
 	n.fsm.Read(func(s *fsm.State) {
 		if h := s.Hosts[n.cfg.Name]; h != nil {

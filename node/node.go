@@ -40,6 +40,8 @@ type Node struct {
 	gossip *gossip.Agent
 	api    *http.Server
 	apiLn  net.Listener
+	// peers are API clients of other hosts (forwarding to the leader).
+	peers peerClients
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -202,6 +204,7 @@ func (n *Node) Kill() {
 		}
 		n.abortLocalJobs()
 		n.wg.Wait()
+		n.peers.close()
 		if n.boltStore != nil {
 			_ = n.boltStore.Close()
 		}

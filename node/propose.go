@@ -1,18 +1,15 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/hashicorp/raft"
 
+	"github.com/hostmesh/hostmesh/api"
 	"github.com/hostmesh/hostmesh/fsm"
 )
 
@@ -82,7 +79,8 @@ func (n *Node) applyValidated(data []byte) (json.RawMessage, uint64, error) {
 	return b, f.Index(), nil
 }
 
-// indexHeader carries the Raft index of a forwarded write's entry.
+// indexHeader carries the Raft index of a forwarded write's entry (and of
+// the state a blocking read answered from).
 const indexHeader = "X-Raft-Index"
 
 // waitApplied waits until this replica has applied index, so a client that
@@ -105,54 +103,57 @@ func (n *Node) waitApplied(ctx context.Context, index uint64) {
 	}
 }
 
-// leaderAPI finds the leader's API address through its gossiped facts.
-func (n *Node) leaderAPI() (string, error) {
+// leaderAPI finds the leader and its API address through its gossiped facts.
+func (n *Node) leaderAPI() (name, addr string, err error) {
 	_, id := n.raft.LeaderWithID()
 	if id == "" {
-		return "", ErrNoLeader
+		return "", "", ErrNoLeader
 	}
-	if m, ok := n.gossip.Member(string(id)); ok && m.Facts.APIAddr != "" {
-		return m.Facts.APIAddr, nil
+	name = string(id)
+	if m, ok := n.gossip.Member(name); ok && m.Facts.APIAddr != "" {
+		return name, m.Facts.APIAddr, nil
 	}
-	var addr string
 	n.fsm.Read(func(s *fsm.State) {
-		if h := s.Hosts[string(id)]; h != nil {
+		if h := s.Hosts[name]; h != nil {
 			addr = h.APIAddr
 		}
 	})
 	if addr == "" {
-		return "", fmt.Errorf("%w: leader %s has no known API address", ErrNoLeader, id)
+		return "", "", fmt.Errorf("%w: leader %s has no known API address", ErrNoLeader, name)
 	}
-	return addr, nil
+	return name, addr, nil
 }
 
-// forward sends a raw command to the leader's internal apply endpoint.
+// forward sends a raw command to the leader's internal apply endpoint and
+// waits until this replica applied its entry, so the client reads its own
+// write from this node next. A leader that cannot be reached is no leader
+// to this client (503): nothing was applied that it could learn of.
 func (n *Node) forward(ctx context.Context, data []byte) (json.RawMessage, error) {
-	addr, err := n.leaderAPI()
+	leader, addr, err := n.leaderAPI()
+	if err != nil {
+		return nil, err
+	}
+	cl, err := n.peers.client(leader, addr)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, applyTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/v1/internal/apply", bytes.NewReader(data))
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("forward to leader at %s: %w", addr, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if idx, err := strconv.ParseUint(resp.Header.Get(indexHeader), 10, 64); err == nil {
+	v, idx, err := cl.InternalApply(ctx, data)
+	if idx > 0 {
 		n.waitApplied(ctx, idx)
 	}
-	if resp.StatusCode != http.StatusOK {
-		var e apiError
-		_ = json.Unmarshal(body, &e)
-		return nil, e.asError(resp.StatusCode)
+	var ae *api.Error
+	var ce *api.ConnError
+	switch {
+	case err == nil:
+		return v, nil
+	case errors.As(err, &ae):
+		return nil, remoteError(ae)
+	case errors.As(err, &ce):
+		return nil, fmt.Errorf("%w: forward to leader %s at %s: %v", ErrNoLeader, leader, addr, ce.Err)
 	}
-	return body, nil
+	return nil, fmt.Errorf("forward to leader %s at %s: %w", leader, addr, err)
 }
 
 // withLeaderRetry retries a proposal across a leader election, so callers
@@ -178,7 +179,7 @@ func isRetryable(err error) bool {
 	if errors.Is(err, fsm.ErrRejected) || errors.Is(err, fsm.ErrMalformed) {
 		return false
 	}
-	var ae *apiError
+	var ae *api.Error
 	if errors.As(err, &ae) && ae.Status < 500 {
 		return false
 	}

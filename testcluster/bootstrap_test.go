@@ -123,7 +123,7 @@ func TestWipedHostRejoinsWithJoin(t *testing.T) {
 	c.waitVMs(6)
 	want := fsm.DefaultCluster("c1")
 	want.MaxConcurrent = 4
-	if err := putCluster(c.Node(1).APIAddr(), want); err != nil {
+	if err := c.putCluster(c.Node(1).APIAddr(), want); err != nil {
 		t.Fatal(err)
 	}
 	c.WaitFor(20*time.Second, "replicas identical before the wipe", func() bool { return replicasIdentical(c) })

@@ -1,55 +1,46 @@
 package testcluster
 
 import (
-	"bytes"
-	"encoding/json"
+	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"sync"
 	"time"
 
+	"github.com/hostmesh/hostmesh/api"
 	"github.com/hostmesh/hostmesh/fsm"
-	"github.com/hostmesh/hostmesh/node"
 )
 
-// Call sends one API request to a node, as meshctl would, and decodes the
-// answer into out. A non-2xx answer is an error carrying the body.
-func Call(apiAddr, method, path string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
+// Client is an API client of the node at apiAddr, as meshctl would reach
+// it (one per address, kept for the cluster's life).
+func (c *Cluster) Client(apiAddr string) *api.Client {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cl := c.clients[apiAddr]; cl != nil {
+		return cl
 	}
-	req, err := http.NewRequest(method, "http://"+apiAddr+path, body)
+	cl, err := api.NewClient(api.Config{Addr: "http://" + apiAddr})
 	if err != nil {
-		return err
+		c.t.Fatalf("testcluster: API client of %s: %v", apiAddr, err)
 	}
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(data))
-	}
-	if out != nil {
-		return json.Unmarshal(data, out)
-	}
-	return nil
+	c.clients[apiAddr] = cl
+	return cl
+}
+
+// Call sends one API request to the node at apiAddr and decodes the answer
+// into out. A refusal is an *api.Error.
+func (c *Cluster) Call(apiAddr, method, path string, in, out any) error {
+	return c.Client(apiAddr).Do(context.Background(), method, path, in, out)
 }
 
 // Migrate queues a migration through any node and returns its ID.
-func Migrate(apiAddr string, req node.MigrateRequest) (string, error) {
-	var resp node.MigrateResponse
-	if err := Call(apiAddr, "POST", "/v1/migrations", req, &resp); err != nil {
-		return "", err
-	}
-	return resp.ID, nil
+func (c *Cluster) Migrate(apiAddr string, req api.MigrateRequest) (string, error) {
+	resp, err := c.Client(apiAddr).Migrate(context.Background(), req)
+	return resp.ID, err
+}
+
+// putCluster sets a cluster through a node's API, as meshctl cluster does.
+func (c *Cluster) putCluster(apiAddr string, cl fsm.Cluster) error {
+	return c.Call(apiAddr, "PUT", "/v1/clusters/"+cl.Name, cl, nil)
 }
 
 // SlotWatch samples the leader's state on a ticker and records every moment

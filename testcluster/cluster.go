@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hostmesh/hostmesh/api"
 	"github.com/hostmesh/hostmesh/fsm"
 	"github.com/hostmesh/hostmesh/migrate"
 	"github.com/hostmesh/hostmesh/migrate/sim"
@@ -54,8 +55,9 @@ type Cluster struct {
 
 	hostMem map[string]uint64 // sim host → memory, for the slot watch
 
-	mu    sync.Mutex
-	nodes []*node.Node
+	mu      sync.Mutex
+	clients map[string]*api.Client // by API address
+	nodes   []*node.Node
 	// started counts each host's starts: a host started before joins the
 	// others when it comes back, h1 included.
 	started []int
@@ -89,7 +91,8 @@ func New(t testing.TB, opts Options) *Cluster {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	c := &Cluster{t: t, opts: opts, Reg: sim.NewRegistry(sim.Config{TimeScale: opts.TimeScale}), hostMem: map[string]uint64{}}
+	c := &Cluster{t: t, opts: opts, Reg: sim.NewRegistry(sim.Config{TimeScale: opts.TimeScale}), hostMem: map[string]uint64{},
+		clients: map[string]*api.Client{}}
 	t.Cleanup(c.Close)
 	base := t.TempDir()
 	for i := 0; i < opts.Hosts; i++ {
@@ -262,6 +265,11 @@ func (c *Cluster) Close() {
 		c.Kill(i)
 	}
 	c.Reg.Close()
+	c.mu.Lock()
+	for _, cl := range c.clients {
+		cl.Close()
+	}
+	c.mu.Unlock()
 }
 
 // Leader waits for a leader among the running nodes and returns it.

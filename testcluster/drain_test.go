@@ -73,7 +73,7 @@ func TestDrainTwentyVMsAcrossFourHosts(t *testing.T) {
 	c.defineOn(t, "h1", 20, 1024)
 	c.waitVMs(20)
 	w := c.WatchSlots(5 * time.Millisecond)
-	if err := Call(c.Node(2).APIAddr(), "POST", "/v1/hosts/h1/drain", map[string]string{}, nil); err != nil {
+	if err := c.Call(c.Node(2).APIAddr(), "POST", "/v1/hosts/h1/drain", map[string]string{}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, st := c.drainState("h1"); st != fsm.HostPreparingForMaintenance {
@@ -107,11 +107,11 @@ func TestDrainCancelStopsQueueing(t *testing.T) {
 	c.defineOn(t, "h1", 10, 1024)
 	c.waitVMs(10)
 	l := c.Leader(10 * time.Second)
-	if err := Call(l.APIAddr(), "POST", "/v1/hosts/h1/drain", map[string]string{}, nil); err != nil {
+	if err := c.Call(l.APIAddr(), "POST", "/v1/hosts/h1/drain", map[string]string{}, nil); err != nil {
 		t.Fatal(err)
 	}
 	c.WaitFor(60*time.Second, "two VMs moved", func() bool { d, _ := c.drainState("h1"); return len(d.Moved) >= 2 })
-	if err := Call(l.APIAddr(), "POST", "/v1/hosts/h1/drain/cancel", nil, nil); err != nil {
+	if err := c.Call(l.APIAddr(), "POST", "/v1/hosts/h1/drain/cancel", nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	d, st := c.drainState("h1")
@@ -148,7 +148,7 @@ func TestUnmovableVMIsReportedAndDrainEnds(t *testing.T) {
 	}
 	c.waitVMs(3)
 	l := c.Leader(10 * time.Second)
-	if err := Call(l.APIAddr(), "POST", "/v1/hosts/h1/drain", map[string]string{}, nil); err != nil {
+	if err := c.Call(l.APIAddr(), "POST", "/v1/hosts/h1/drain", map[string]string{}, nil); err != nil {
 		t.Fatal(err)
 	}
 	d, st := c.waitDrainEnd("h1", 60*time.Second)
@@ -163,7 +163,7 @@ func TestUnmovableVMIsReportedAndDrainEnds(t *testing.T) {
 		t.Fatalf("moved %v, want the 2 movable VMs", d.Moved)
 	}
 	// The operator decides: activate returns the host to Up.
-	if err := Call(l.APIAddr(), "POST", "/v1/hosts/h1/activate", map[string]bool{}, nil); err != nil {
+	if err := c.Call(l.APIAddr(), "POST", "/v1/hosts/h1/activate", map[string]bool{}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, st := c.drainState("h1"); st != fsm.HostUp {
@@ -233,7 +233,7 @@ func TestLeaderKilledMidDrain(t *testing.T) {
 	name := HostName(drained)
 	c.defineOn(t, name, 8, 1024)
 	c.waitVMs(8)
-	if err := Call(l.APIAddr(), "POST", "/v1/hosts/"+name+"/drain", map[string]string{}, nil); err != nil {
+	if err := c.Call(l.APIAddr(), "POST", "/v1/hosts/"+name+"/drain", map[string]string{}, nil); err != nil {
 		t.Fatal(err)
 	}
 	c.WaitFor(60*time.Second, "first VM moved", func() bool { d, _ := c.drainState(name); return len(d.Moved) >= 1 })
@@ -278,7 +278,7 @@ func TestFailedHostGoesDownAndReleasesSlots(t *testing.T) {
 	c.waitVMs(3)
 	_ = vms
 	// A slow migration headed to the victim holds its incoming slot.
-	id, err := Migrate(l.APIAddr(), migrateTo(big[0], name, 10))
+	id, err := c.Migrate(l.APIAddr(), migrateTo(big[0], name, 10))
 	if err != nil {
 		t.Fatal(err)
 	}

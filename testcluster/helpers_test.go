@@ -1,9 +1,9 @@
 package testcluster
 
 import (
+	"github.com/hostmesh/hostmesh/api"
 	"github.com/hostmesh/hostmesh/fsm"
 	"github.com/hostmesh/hostmesh/migrate/sim"
-	"github.com/hostmesh/hostmesh/node"
 )
 
 func simVM(name string, memMiB uint64) sim.VMSpec {
@@ -11,6 +11,6 @@ func simVM(name string, memMiB uint64) sim.VMSpec {
 		Disks: []fsm.Disk{{Target: "vda", Source: "/shared/" + name + ".qcow2", Cache: "none"}}}
 }
 
-func migrateTo(vm, to string, mib uint64) node.MigrateRequest {
-	return node.MigrateRequest{VM: vm, To: to, BandwidthMiB: mib}
+func migrateTo(vm, to string, mib uint64) api.MigrateRequest {
+	return api.MigrateRequest{VM: vm, To: to, BandwidthMiB: mib}
 }

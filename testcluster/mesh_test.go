@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hostmesh/hostmesh/api"
 	"github.com/hostmesh/hostmesh/fsm"
 	"github.com/hostmesh/hostmesh/node"
 )
@@ -78,7 +79,7 @@ func TestLeaderKilledNewLeaderKeepsCommittedEntries(t *testing.T) {
 	// Commit a cluster setting through the leader; it must survive failover.
 	want := fsm.DefaultCluster("c1")
 	want.MaxConcurrent = 7
-	if err := putCluster(old.APIAddr(), want); err != nil {
+	if err := c.putCluster(old.APIAddr(), want); err != nil {
 		t.Fatal(err)
 	}
 	idx := old.Raft().AppliedIndex()
@@ -193,7 +194,7 @@ func TestRestartFromDataDirRejoinsWithState(t *testing.T) {
 	l := c.Leader(10 * time.Second)
 	want := fsm.DefaultCluster("c1")
 	want.BandwidthMiB = 99
-	if err := putCluster(l.APIAddr(), want); err != nil {
+	if err := c.putCluster(l.APIAddr(), want); err != nil {
 		t.Fatal(err)
 	}
 	c.Restart(victim)
@@ -222,7 +223,7 @@ func TestHostMissingClusterRequirementsIsNonOperational(t *testing.T) {
 	cl := fsm.DefaultCluster("c1")
 	cl.RequiredNetworks = []string{"storage"}
 	cl.CPUBaseline = []string{"sse4_2", "avx2"}
-	if err := putCluster(l.APIAddr(), cl); err != nil {
+	if err := c.putCluster(l.APIAddr(), cl); err != nil {
 		t.Fatal(err)
 	}
 	var h3 fsm.Host
@@ -233,13 +234,13 @@ func TestHostMissingClusterRequirementsIsNonOperational(t *testing.T) {
 	if !strings.Contains(h3.StateReason, "storage") {
 		t.Fatalf("reason %q does not name the missing network", h3.StateReason)
 	}
-	if _, err := Migrate(l.APIAddr(), node.MigrateRequest{VM: "vm-h1-0", To: "h3"}); err == nil || !strings.Contains(err.Error(), "dest-up") {
+	if _, err := c.Migrate(l.APIAddr(), api.MigrateRequest{VM: "vm-h1-0", To: "h3"}); err == nil || !strings.Contains(err.Error(), "dest-up") {
 		t.Fatalf("migration to a NonOperational host: %v", err)
 	}
 	// A baseline flag no host has makes every host NonOperational; removing
 	// the requirement brings them back Up.
 	cl.CPUBaseline = []string{"avx512f"}
-	if err := putCluster(l.APIAddr(), cl); err != nil {
+	if err := c.putCluster(l.APIAddr(), cl); err != nil {
 		t.Fatal(err)
 	}
 	c.WaitFor(10*time.Second, "h1 NonOperational for its CPU", func() bool {
@@ -248,7 +249,7 @@ func TestHostMissingClusterRequirementsIsNonOperational(t *testing.T) {
 		return h.State == fsm.HostNonOperational && strings.Contains(h.StateReason, "avx512f")
 	})
 	cl.CPUBaseline, cl.RequiredNetworks = nil, nil
-	if err := putCluster(l.APIAddr(), cl); err != nil {
+	if err := c.putCluster(l.APIAddr(), cl); err != nil {
 		t.Fatal(err)
 	}
 	c.WaitFor(10*time.Second, "every host Up again", allHostsUp(c, 3))
@@ -283,7 +284,7 @@ func TestPartitionedLeaderIsReplacedAndRejoins(t *testing.T) {
 	// The majority commits; the cut-off node cannot.
 	want := fsm.DefaultCluster("c1")
 	want.MaxOutgoing = 3
-	if err := putCluster(nl.APIAddr(), want); err != nil {
+	if err := c.putCluster(nl.APIAddr(), want); err != nil {
 		t.Fatal(err)
 	}
 	if old.IsLeader() {

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hostmesh/hostmesh/api"
 	"github.com/hostmesh/hostmesh/cli"
-	"github.com/hostmesh/hostmesh/node"
 )
 
 // meshctl runs the real command in-process against a node's API.
@@ -37,7 +37,7 @@ func TestMeshctlAgainstAMesh(t *testing.T) {
 		t.Fatalf("hosts table:\n%s", out)
 	}
 	code, out, _ = meshctl(t, addr, "hosts", "--json")
-	var hosts []node.HostView
+	var hosts []api.HostView
 	if code != 0 || json.Unmarshal([]byte(out), &hosts) != nil || len(hosts) != 3 || hosts[0].MemTotalMiB == 0 {
 		t.Fatalf("hosts --json: exit %d\n%s", code, out)
 	}

@@ -1,15 +1,14 @@
 package testcluster
 
 import (
+	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hostmesh/hostmesh/api"
 	"github.com/hostmesh/hostmesh/fsm"
-	"github.com/hostmesh/hostmesh/node"
 )
 
 // scrapeAll scrapes every running node, failing the test on an error.
@@ -17,7 +16,7 @@ func (c *Cluster) scrapeAll(t *testing.T) map[string]Metrics {
 	t.Helper()
 	out := map[string]Metrics{}
 	for _, n := range c.Nodes() {
-		ms, err := Scrape(n.APIAddr())
+		ms, err := c.Scrape(n.APIAddr())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -57,7 +56,7 @@ func TestMetricsAfterMigrationRefusalAndDrain(t *testing.T) {
 	c.waitVMs(6)
 
 	// A migration, asked through h2: h1 runs it and counts it.
-	id, err := Migrate(c.Node(1).APIAddr(), node.MigrateRequest{VM: "vm-h1-0"})
+	id, err := c.Migrate(c.Node(1).APIAddr(), api.MigrateRequest{VM: "vm-h1-0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,13 +64,13 @@ func TestMetricsAfterMigrationRefusalAndDrain(t *testing.T) {
 		t.Fatalf("migration %s: %s (%s)", id, m.State, m.Reason)
 	}
 	// A refusal at h3's API: a VM cannot move to the host it runs on.
-	if _, err := Migrate(c.Node(2).APIAddr(), node.MigrateRequest{VM: "vm-h1-1", To: "h1"}); err == nil || !strings.Contains(err.Error(), "distinct-hosts") {
+	if _, err := c.Migrate(c.Node(2).APIAddr(), api.MigrateRequest{VM: "vm-h1-1", To: "h1"}); err == nil || !strings.Contains(err.Error(), "distinct-hosts") {
 		t.Fatalf("migrate vm-h1-1 to its own host: %v, want a distinct-hosts refusal", err)
 	}
 	// A drain of h2: its VMs (and vm-h1-0 if it landed there) move away.
 	var onH2 int
 	l.FSM().Read(func(s *fsm.State) { onH2 = len(s.VMsOn("h2")) })
-	if err := Call(c.Node(0).APIAddr(), "POST", "/v1/hosts/h2/drain", map[string]string{}, nil); err != nil {
+	if err := c.Call(c.Node(0).APIAddr(), "POST", "/v1/hosts/h2/drain", map[string]string{}, nil); err != nil {
 		t.Fatal(err)
 	}
 	d, st := c.waitDrainEnd("h2", 60*time.Second)
@@ -221,13 +220,11 @@ func BenchmarkScrapeLeader100VMs(b *testing.B) {
 	c.WaitFor(30*time.Second, "102 VMs", func() bool { return len(l.FSM().State().VMs) == 102 })
 	var size int
 	for b.Loop() {
-		resp, err := http.Get("http://" + l.APIAddr() + "/metrics")
+		text, err := c.Client(l.APIAddr()).Metrics(context.Background())
 		if err != nil {
 			b.Fatal(err)
 		}
-		data, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		size = len(data)
+		size = len(text)
 	}
 	b.ReportMetric(float64(size), "bytes/scrape")
 }

@@ -1,16 +1,16 @@
 package testcluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hostmesh/hostmesh/api"
 	"github.com/hostmesh/hostmesh/fsm"
-	"github.com/hostmesh/hostmesh/node"
 )
 
 // migration reads a migration from the leader's replica.
@@ -48,7 +48,7 @@ func TestMigrateChoosesHostAndMovesVM(t *testing.T) {
 	l := c.Leader(10 * time.Second)
 	c.WaitFor(20*time.Second, "VMs replicated", func() bool { return len(l.FSM().State().VMs) == 6 })
 	// Make h3 the obvious choice: h2 holds more memory.
-	id, err := Migrate(c.Node(1).APIAddr(), node.MigrateRequest{VM: "vm-h1-0"})
+	id, err := c.Migrate(c.Node(1).APIAddr(), api.MigrateRequest{VM: "vm-h1-0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestRefusalsNameTheirCheck(t *testing.T) {
 		{"nowhere", "no such host"},
 	}
 	for _, tc := range cases {
-		_, err := Migrate(l.APIAddr(), node.MigrateRequest{VM: "vm-h1-0", To: tc.to})
+		_, err := c.Migrate(l.APIAddr(), api.MigrateRequest{VM: "vm-h1-0", To: tc.to})
 		if err == nil || !strings.Contains(err.Error(), tc.check) {
 			t.Errorf("migrate to %s: got %v, want a refusal naming %q", tc.to, err, tc.check)
 		}
@@ -111,10 +111,10 @@ func TestRefusalsNameTheirCheck(t *testing.T) {
 		}
 	}
 	c.WaitFor(10*time.Second, "h2's free memory gossiped", func() bool { return l.FSM().State().Hosts["h2"].MemFreeMiB < 512 })
-	if _, err := Migrate(l.APIAddr(), node.MigrateRequest{VM: "vm-h1-0", To: "h2"}); err == nil || !strings.Contains(err.Error(), "memory") {
+	if _, err := c.Migrate(l.APIAddr(), api.MigrateRequest{VM: "vm-h1-0", To: "h2"}); err == nil || !strings.Contains(err.Error(), "memory") {
 		t.Errorf("migrate to a full host: got %v, want a memory refusal", err)
 	}
-	if _, err := Migrate(l.APIAddr(), node.MigrateRequest{VM: "vm-h1-0", Policy: "yolo"}); err == nil || !strings.Contains(err.Error(), "policy") {
+	if _, err := c.Migrate(l.APIAddr(), api.MigrateRequest{VM: "vm-h1-0", Policy: "yolo"}); err == nil || !strings.Contains(err.Error(), "policy") {
 		t.Errorf("unknown policy: got %v", err)
 	}
 	c.assertOneHostPerVM(t)
@@ -128,7 +128,7 @@ func TestFiftyQueuedMigrationsNeverExceedSlots(t *testing.T) {
 	var ids []string
 	for i := 0; i < 5; i++ {
 		for j := 0; j < 10; j++ {
-			id, err := Migrate(c.Node(j%5).APIAddr(), node.MigrateRequest{VM: fmt.Sprintf("vm-h%d-%d", i+1, j)})
+			id, err := c.Migrate(c.Node(j%5).APIAddr(), api.MigrateRequest{VM: fmt.Sprintf("vm-h%d-%d", i+1, j)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -155,7 +155,7 @@ func TestCancelRunningMigrationKeepsVMOnSource(t *testing.T) {
 	c := New(t, Options{Hosts: 2, VMsPerHost: 1, VMMemMiB: 8192, TimeScale: 2})
 	l := c.Leader(10 * time.Second)
 	c.WaitFor(20*time.Second, "VMs", func() bool { return len(l.FSM().State().VMs) == 2 })
-	id, err := Migrate(l.APIAddr(), node.MigrateRequest{VM: "vm-h1-0", BandwidthMiB: 20})
+	id, err := c.Migrate(l.APIAddr(), api.MigrateRequest{VM: "vm-h1-0", BandwidthMiB: 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,7 @@ func TestCancelRunningMigrationKeepsVMOnSource(t *testing.T) {
 		m := c.migration(id)
 		return m.State == fsm.MigRunning && m.Progress.ProcessedBytes > 0
 	})
-	if err := Call(c.Node(1).APIAddr(), "POST", "/v1/migrations/"+id+"/cancel", nil, nil); err != nil {
+	if err := c.Call(c.Node(1).APIAddr(), "POST", "/v1/migrations/"+id+"/cancel", nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	m := c.waitFinal(id, 20*time.Second)
@@ -181,7 +181,7 @@ func TestFailedMigrationIsRetriedOnAnotherHost(t *testing.T) {
 	c.WaitFor(20*time.Second, "VMs", func() bool { return len(l.FSM().State().VMs) == 3 })
 	h1, _ := c.Reg.Host("h1")
 	h1.FailNextMigration(errors.New("injected: connection reset on the migration network"))
-	id, err := Migrate(l.APIAddr(), node.MigrateRequest{VM: "vm-h1-0"})
+	id, err := c.Migrate(l.APIAddr(), api.MigrateRequest{VM: "vm-h1-0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,14 +204,14 @@ func TestLeaderKilledWithMigrationsQueuedAndRunning(t *testing.T) {
 	}
 	// Migrate VMs of the non-leader hosts (the leader's own would die with it).
 	var ids []string
-	var api string
+	var addr string
 	for i := range 4 {
 		if i == leaderIdx {
 			continue
 		}
-		api = c.Node(i).APIAddr()
+		addr = c.Node(i).APIAddr()
 		for j := range 4 {
-			id, err := Migrate(api, node.MigrateRequest{VM: fmt.Sprintf("vm-h%d-%d", i+1, j)})
+			id, err := c.Migrate(addr, api.MigrateRequest{VM: fmt.Sprintf("vm-h%d-%d", i+1, j)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -256,17 +256,17 @@ func TestAutoBandwidthFollowsRunningMigrations(t *testing.T) {
 	c.WaitFor(20*time.Second, "VMs", func() bool { return len(l.FSM().State().VMs) == 6 })
 	cl := fsm.DefaultCluster("c1")
 	cl.BandwidthMode, cl.MigrationNetMiB = fsm.BandwidthAuto, 64
-	if err := Call(l.APIAddr(), "PUT", "/v1/clusters/c1", cl, nil); err != nil {
+	if err := c.Call(l.APIAddr(), "PUT", "/v1/clusters/c1", cl, nil); err != nil {
 		t.Fatal(err)
 	}
 	w := c.WatchSlots(5 * time.Millisecond)
 	rate := func(id string) float64 { return c.migration(id).Progress.MiBps }
-	a, err := Migrate(l.APIAddr(), migrateTo("vm-h1-0", "h2", 0))
+	a, err := c.Migrate(l.APIAddr(), migrateTo("vm-h1-0", "h2", 0))
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.WaitFor(20*time.Second, a+" running alone at 64 MiB/s", func() bool { return rate(a) == 64 })
-	b, err := Migrate(l.APIAddr(), migrateTo("vm-h1-1", "h3", 0))
+	b, err := c.Migrate(l.APIAddr(), migrateTo("vm-h1-1", "h3", 0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,14 +274,14 @@ func TestAutoBandwidthFollowsRunningMigrations(t *testing.T) {
 		ma, mb := c.migration(a), c.migration(b)
 		return ma.GrantedMiB == 32 && mb.GrantedMiB == 32 && rate(a) == 32 && rate(b) == 32
 	})
-	if err := Call(l.APIAddr(), "POST", "/v1/migrations/"+b+"/cancel", nil, nil); err != nil {
+	if err := c.Call(l.APIAddr(), "POST", "/v1/migrations/"+b+"/cancel", nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if m := c.waitFinal(b, 20*time.Second); m.State != fsm.MigCancelled {
 		t.Fatalf("%s: %s (%s)", b, m.State, m.Reason)
 	}
 	c.WaitFor(20*time.Second, a+" back at 64 MiB/s", func() bool { return c.migration(a).GrantedMiB == 64 && rate(a) == 64 })
-	if err := Call(l.APIAddr(), "POST", "/v1/migrations/"+a+"/cancel", nil, nil); err != nil {
+	if err := c.Call(l.APIAddr(), "POST", "/v1/migrations/"+a+"/cancel", nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	c.waitFinal(a, 20*time.Second)
@@ -300,29 +300,25 @@ func TestBlockingReadOfMigration(t *testing.T) {
 	c := New(t, Options{Hosts: 2, VMsPerHost: 1})
 	l := c.Leader(10 * time.Second)
 	c.WaitFor(20*time.Second, "VMs", func() bool { return len(l.FSM().State().VMs) == 2 })
-	id, err := Migrate(l.APIAddr(), migrateTo("vm-h1-0", "h2", 0))
+	id, err := c.Migrate(l.APIAddr(), migrateTo("vm-h1-0", "h2", 0))
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.waitFinal(id, 30*time.Second)
-	get := func(query string) (uint64, int, time.Duration) {
+	follower := c.Client(c.Node(1).APIAddr())
+	get := func(q *api.QueryOptions) (uint64, time.Duration, error) {
 		t.Helper()
 		start := time.Now()
-		resp, err := http.Get("http://" + c.Node(1).APIAddr() + "/v1/migrations/" + id + query)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		idx, _ := strconv.ParseUint(resp.Header.Get("X-Raft-Index"), 10, 64)
-		return idx, resp.StatusCode, time.Since(start)
+		_, meta, err := follower.Migration(context.Background(), id, q)
+		return meta.LastIndex, time.Since(start), err
 	}
-	now, code, _ := get("")
-	if code != http.StatusOK || now == 0 {
-		t.Fatalf("plain read: status %d, index %d", code, now)
+	now, _, err := get(nil)
+	if err != nil || now == 0 {
+		t.Fatalf("plain read: %v, index %d", err, now)
 	}
 	// An index the mesh will not reach in time: the read waits out ?wait=.
-	if idx, code, took := get(fmt.Sprintf("?index=%d&wait=300ms", now+1_000_000)); code != http.StatusOK || took < 300*time.Millisecond || idx < now {
-		t.Errorf("read past a far index: status %d after %s, index %d; want 200 after ≥ 300ms", code, took, idx)
+	if idx, took, err := get(&api.QueryOptions{WaitIndex: now + 1_000_000, WaitTime: 300 * time.Millisecond}); err != nil || took < 300*time.Millisecond || idx < now {
+		t.Errorf("read past a far index: %v after %s, index %d; want an answer after ≥ 300ms", err, took, idx)
 	}
 	// The current index: the read answers once something is committed.
 	type answer struct {
@@ -331,12 +327,12 @@ func TestBlockingReadOfMigration(t *testing.T) {
 	}
 	got := make(chan answer, 1)
 	go func() {
-		idx, _, took := get(fmt.Sprintf("?index=%d&wait=20s", now))
+		idx, took, _ := get(&api.QueryOptions{WaitIndex: now, WaitTime: 20 * time.Second})
 		got <- answer{idx, took}
 	}()
 	cl := fsm.DefaultCluster("c1")
 	cl.MaxOutgoing = 1
-	if err := Call(l.APIAddr(), "PUT", "/v1/clusters/c1", cl, nil); err != nil {
+	if err := c.Call(l.APIAddr(), "PUT", "/v1/clusters/c1", cl, nil); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -347,7 +343,8 @@ func TestBlockingReadOfMigration(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("blocking read still waiting 10 s after a committed change")
 	}
-	if _, code, _ := get("?index=abc"); code != http.StatusBadRequest {
-		t.Errorf("index=abc: status %d, want 400", code)
+	var ae *api.Error
+	if err := follower.Do(context.Background(), "GET", "/v1/migrations/"+id+"?index=abc", nil, nil); !errors.As(err, &ae) || ae.Status != http.StatusBadRequest {
+		t.Errorf("index=abc: %v, want a 400", err)
 	}
 }

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hostmesh/hostmesh/api"
 	"github.com/hostmesh/hostmesh/fsm"
-	"github.com/hostmesh/hostmesh/node"
 )
 
 // A guest dirtying memory faster than the bandwidth cap: plain pre-copy hits
@@ -21,7 +21,7 @@ func TestStallingGuestPolicies(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	pre, err := Migrate(l.APIAddr(), node.MigrateRequest{VM: "vm-h1-0", Policy: "precopy", BandwidthMiB: 30})
+	pre, err := c.Migrate(l.APIAddr(), api.MigrateRequest{VM: "vm-h1-0", Policy: "precopy", BandwidthMiB: 30})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +32,7 @@ func TestStallingGuestPolicies(t *testing.T) {
 	if m.Attempt != 1 {
 		t.Fatalf("a guest that cannot converge must not be retried elsewhere (attempt %d)", m.Attempt)
 	}
-	pc, err := Migrate(l.APIAddr(), node.MigrateRequest{VM: "vm-h1-1", Policy: "post-copy", BandwidthMiB: 30})
+	pc, err := c.Migrate(l.APIAddr(), api.MigrateRequest{VM: "vm-h1-1", Policy: "post-copy", BandwidthMiB: 30})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package testcluster
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -11,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hostmesh/hostmesh/fsm"
+	"github.com/hostmesh/hostmesh/api"
 )
 
 // buildMeshd compiles the real daemon once per test.
@@ -51,10 +52,15 @@ func TestSIGTERMDrainsBeforeLeaving(t *testing.T) {
 	}
 	start("p1", 0, "--bootstrap")
 	p2 := start("p2", 1, "--join", fmt.Sprintf("127.0.0.1:%d", ports[0]))
-	api1 := fmt.Sprintf("127.0.0.1:%d", ports[2])
+	api1, err := api.NewClient(api.Config{Addr: fmt.Sprintf("http://127.0.0.1:%d", ports[2])})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer api1.Close()
+	ctx := context.Background()
 	vms := func() map[string]string {
-		var list []fsm.VM
-		if err := Call(api1, "GET", "/v1/vms", nil, &list); err != nil {
+		list, err := api1.VMs(ctx)
+		if err != nil {
 			return nil
 		}
 		out := map[string]string{}
@@ -85,15 +91,12 @@ func TestSIGTERMDrainsBeforeLeaving(t *testing.T) {
 			t.Errorf("after p2's SIGTERM, %s is on %s", vm, host)
 		}
 	}
-	var hosts []struct {
-		Name  string        `json:"name"`
-		State fsm.HostState `json:"state"`
-	}
+	var hosts []api.HostView
 	if err := Poll(15*time.Second, 100*time.Millisecond, func() bool {
-		_ = Call(api1, "GET", "/v1/hosts", nil, &hosts)
+		hosts, _ = api1.Hosts(ctx)
 		for _, h := range hosts {
 			if h.Name == "p2" {
-				return h.State == fsm.HostLeft
+				return h.State == api.HostLeft
 			}
 		}
 		return false

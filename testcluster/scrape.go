@@ -1,11 +1,10 @@
 package testcluster
 
 import (
+	"context"
 	"fmt"
-	"net/http"
 	"sort"
 	"strings"
-	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -17,17 +16,13 @@ type Metrics map[string]*dto.MetricFamily
 
 // Scrape reads a node's /metrics and parses the Prometheus text format, so
 // tests check exactly what Prometheus would ingest.
-func Scrape(apiAddr string) (Metrics, error) {
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + apiAddr + "/metrics")
+func (c *Cluster) Scrape(apiAddr string) (Metrics, error) {
+	text, err := c.Client(apiAddr).Metrics(context.Background())
 	if err != nil {
 		return nil, fmt.Errorf("scrape %s: %w", apiAddr, err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("scrape %s: %s", apiAddr, resp.Status)
-	}
 	p := expfmt.NewTextParser(model.UTF8Validation)
-	mf, err := p.TextToMetricFamilies(resp.Body)
+	mf, err := p.TextToMetricFamilies(strings.NewReader(text))
 	if err != nil {
 		return nil, fmt.Errorf("parse metrics of %s: %w", apiAddr, err)
 	}

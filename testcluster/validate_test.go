@@ -2,13 +2,15 @@ package testcluster
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/hostmesh/hostmesh/api"
 	"github.com/hostmesh/hostmesh/fsm"
 )
 
@@ -62,21 +64,19 @@ func TestMalformedCommandsNeverEnterTheLog(t *testing.T) {
 	}
 	for _, tc := range cases {
 		for _, addr := range []string{l.APIAddr(), follower} {
-			resp, err := http.Post("http://"+addr+"/v1/internal/apply", "application/octet-stream", bytes.NewReader(tc.body))
-			if err != nil {
-				t.Fatalf("%s: %v", tc.name, err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode != tc.status {
-				t.Errorf("%s to %s: status %d, want %d", tc.name, addr, resp.StatusCode, tc.status)
+			_, _, err := c.Client(addr).InternalApply(context.Background(), tc.body)
+			var ae *api.Error
+			if !errors.As(err, &ae) || ae.Status != tc.status {
+				t.Errorf("%s to %s: %v, want status %d", tc.name, addr, err, tc.status)
 			}
 		}
 	}
 	if grew := dbSize() - before; grew > 1<<20 {
 		t.Fatalf("the replicas' raft.db grew by %d bytes after refused commands", grew)
 	}
-	if err := putCluster(l.APIAddr(), fsm.Cluster{Name: "c1", MaxOutgoing: 1, MaxIncoming: 1, MaxConcurrent: 1,
-		BandwidthMode: "warp", Policy: "minimal-downtime"}); err == nil || !strings.Contains(err.Error(), "400") {
+	var ae *api.Error
+	if err := c.putCluster(l.APIAddr(), fsm.Cluster{Name: "c1", MaxOutgoing: 1, MaxIncoming: 1, MaxConcurrent: 1,
+		BandwidthMode: "warp", Policy: "minimal-downtime"}); !errors.As(err, &ae) || ae.Status != http.StatusBadRequest {
 		t.Fatalf("a cluster with an unknown bandwidth mode: %v, want 400", err)
 	}
 }

@@ -10,8 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hostmesh/hostmesh/fsm"
-	"github.com/hostmesh/hostmesh/node"
+	"github.com/hostmesh/hostmesh/api"
 	"github.com/hostmesh/hostmesh/testcluster"
 	"github.com/hostmesh/hostmesh/testcluster/lab"
 )
@@ -53,9 +52,9 @@ func (m *mesh) ctlJSON(ctx context.Context, out any, args ...string) error {
 }
 
 // vms returns meshctl vms --json, failing the test if it cannot.
-func (m *mesh) vms(t *testing.T, ctx context.Context) []fsm.VM {
+func (m *mesh) vms(t *testing.T, ctx context.Context) []api.VM {
 	t.Helper()
-	var vms []fsm.VM
+	var vms []api.VM
 	if err := m.ctlJSON(ctx, &vms, "vms"); err != nil {
 		t.Fatal(err)
 	}
@@ -64,9 +63,9 @@ func (m *mesh) vms(t *testing.T, ctx context.Context) []fsm.VM {
 
 // vmEntries returns every entry meshctl vms lists under name (a VM listed
 // twice would be on two hosts at once).
-func (m *mesh) vmEntries(t *testing.T, ctx context.Context, name string) []fsm.VM {
+func (m *mesh) vmEntries(t *testing.T, ctx context.Context, name string) []api.VM {
 	t.Helper()
-	var out []fsm.VM
+	var out []api.VM
 	for _, v := range m.vms(t, ctx) {
 		if v.Name == name {
 			out = append(out, v)
@@ -76,9 +75,9 @@ func (m *mesh) vmEntries(t *testing.T, ctx context.Context, name string) []fsm.V
 }
 
 // host returns meshctl hosts --json's entry for name.
-func (m *mesh) host(t *testing.T, ctx context.Context, name string) node.HostView {
+func (m *mesh) host(t *testing.T, ctx context.Context, name string) api.HostView {
 	t.Helper()
-	var hosts []node.HostView
+	var hosts []api.HostView
 	if err := m.ctlJSON(ctx, &hosts, "hosts"); err != nil {
 		t.Fatal(err)
 	}
@@ -88,13 +87,13 @@ func (m *mesh) host(t *testing.T, ctx context.Context, name string) node.HostVie
 		}
 	}
 	t.Fatalf("meshctl hosts does not list %s: %+v", name, hosts)
-	return node.HostView{}
+	return api.HostView{}
 }
 
 // migrations returns meshctl migrations --json.
-func (m *mesh) migrations(t *testing.T, ctx context.Context) []fsm.Migration {
+func (m *mesh) migrations(t *testing.T, ctx context.Context) []api.Migration {
 	t.Helper()
-	var ms []fsm.Migration
+	var ms []api.Migration
 	if err := m.ctlJSON(ctx, &ms, "migrations"); err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +101,7 @@ func (m *mesh) migrations(t *testing.T, ctx context.Context) []fsm.Migration {
 }
 
 // migration returns the migration with the given ID.
-func (m *mesh) migration(t *testing.T, ctx context.Context, id string) fsm.Migration {
+func (m *mesh) migration(t *testing.T, ctx context.Context, id string) api.Migration {
 	t.Helper()
 	for _, mg := range m.migrations(t, ctx) {
 		if mg.ID == id {
@@ -110,17 +109,17 @@ func (m *mesh) migration(t *testing.T, ctx context.Context, id string) fsm.Migra
 		}
 	}
 	t.Fatalf("meshctl migrations does not list %s", id)
-	return fsm.Migration{}
+	return api.Migration{}
 }
 
 // waitVM waits until meshctl vms lists name exactly once, on host, running
 // and not held by a migration.
 func (m *mesh) waitVM(t *testing.T, ctx context.Context, name, host string) {
 	t.Helper()
-	var last []fsm.VM
+	var last []api.VM
 	err := testcluster.Poll(30*time.Second, 250*time.Millisecond, func() bool {
 		last = m.vmEntries(t, ctx, name)
-		return len(last) == 1 && last[0].Host == host && last[0].State == fsm.VMRunning && last[0].Migration == ""
+		return len(last) == 1 && last[0].Host == host && last[0].State == api.VMRunning && last[0].Migration == ""
 	})
 	if err != nil {
 		t.Fatalf("meshctl vms: want %s running on %s only: %v (last: %+v)", name, host, err, last)
@@ -130,7 +129,7 @@ func (m *mesh) waitVM(t *testing.T, ctx context.Context, name, host string) {
 // waitNoVM waits until meshctl vms no longer lists name.
 func (m *mesh) waitNoVM(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
-	var last []fsm.VM
+	var last []api.VM
 	err := testcluster.Poll(30*time.Second, 250*time.Millisecond, func() bool {
 		last = m.vmEntries(t, ctx, name)
 		return len(last) == 0

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hostmesh/hostmesh/fsm"
+	"github.com/hostmesh/hostmesh/api"
 	"github.com/hostmesh/hostmesh/testcluster/lab"
 )
 
@@ -38,7 +38,7 @@ func TestDrainMovesGuestsLive(t *testing.T) {
 
 	// Whatever happens, leave h1 Up for the tests that follow.
 	t.Cleanup(func() {
-		if h := m.host(t, context.Background(), h1.Name); h.State != fsm.HostUp {
+		if h := m.host(t, context.Background(), h1.Name); h.State != api.HostUp {
 			_ = m.ctl(context.Background(), "drain", h1.Name, "--cancel")
 			_ = m.ctl(context.Background(), "activate", h1.Name)
 		}
@@ -52,13 +52,13 @@ func TestDrainMovesGuestsLive(t *testing.T) {
 	if !strings.Contains(r.stdout, "h1 is in Maintenance") {
 		t.Errorf("drain report does not say h1 is in Maintenance: %s", r.stdout)
 	}
-	if h := m.host(t, ctx, h1.Name); h.State != fsm.HostMaintenance {
-		t.Errorf("meshctl hosts: h1 is %s after the drain, want %s", h.State, fsm.HostMaintenance)
+	if h := m.host(t, ctx, h1.Name); h.State != api.HostMaintenance {
+		t.Errorf("meshctl hosts: h1 is %s after the drain, want %s", h.State, api.HostMaintenance)
 	}
 	downtime := map[string]time.Duration{}
 	for _, mg := range m.migrations(t, ctx) {
 		if mg.Drain == h1.Name && contains(names, mg.VM) {
-			if mg.State != fsm.MigSucceeded {
+			if mg.State != api.MigSucceeded {
 				t.Errorf("drain migration %s of %s: %s %s", mg.ID, mg.VM, mg.State, mg.Reason)
 			}
 			downtime[mg.VM] = time.Duration(mg.DowntimeMs) * time.Millisecond
@@ -84,7 +84,7 @@ func TestDrainMovesGuestsLive(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("activate: %s", r)
 	}
-	if h := m.host(t, ctx, h1.Name); h.State != fsm.HostUp {
-		t.Errorf("meshctl hosts: h1 is %s after activate, want %s", h.State, fsm.HostUp)
+	if h := m.host(t, ctx, h1.Name); h.State != api.HostUp {
+		t.Errorf("meshctl hosts: h1 is %s after activate, want %s", h.State, api.HostUp)
 	}
 }

@@ -9,8 +9,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hostmesh/hostmesh/fsm"
-	"github.com/hostmesh/hostmesh/node"
+	"github.com/hostmesh/hostmesh/api"
 	"github.com/hostmesh/hostmesh/testcluster"
 	"github.com/hostmesh/hostmesh/testcluster/lab"
 )
@@ -111,7 +110,7 @@ func (m *mesh) meshdLog(h *lab.Host) string { return filepath.Join(m.logDir, "me
 func (m *mesh) waitMesh(ctx context.Context, n int) error {
 	var last string
 	err := testcluster.Poll(60*time.Second, 250*time.Millisecond, func() bool {
-		var st node.Status
+		var st api.Status
 		if err := m.ctlJSON(ctx, &st, "status"); err != nil {
 			last = err.Error()
 			return false
@@ -120,13 +119,13 @@ func (m *mesh) waitMesh(ctx context.Context, n int) error {
 			last = fmt.Sprintf("leader %q, %d hosts", st.Leader, st.Hosts)
 			return false
 		}
-		var hosts []node.HostView
+		var hosts []api.HostView
 		if err := m.ctlJSON(ctx, &hosts, "hosts"); err != nil {
 			last = err.Error()
 			return false
 		}
 		for _, h := range hosts {
-			if h.State != fsm.HostUp {
+			if h.State != api.HostUp {
 				last = fmt.Sprintf("host %s is %s", h.Name, h.State)
 				return false
 			}

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hostmesh/hostmesh/fsm"
+	"github.com/hostmesh/hostmesh/api"
 	"github.com/hostmesh/hostmesh/testcluster/lab"
 )
 
@@ -50,8 +50,8 @@ func TestPrecopyStallsPostCopyFinishes(t *testing.T) {
 	}
 	pre := lastMigrationOf(t, ctx, m, "dirty")
 	logProgress(t, pre)
-	if pre.State != fsm.MigFailed {
-		t.Errorf("precopy migration %s is %s, want %s", pre.ID, pre.State, fsm.MigFailed)
+	if pre.State != api.MigFailed {
+		t.Errorf("precopy migration %s is %s, want %s", pre.ID, pre.State, api.MigFailed)
 	}
 	if ran := pre.EndedAt.Sub(pre.StartedAt); ran < 64*time.Second {
 		t.Errorf("precopy migration %s ended after %s, before the 64 s completion timeout of a 256 MiB guest", pre.ID, ran)
@@ -98,9 +98,9 @@ func TestPrecopyStallsPostCopyFinishes(t *testing.T) {
 }
 
 // lastMigrationOf returns the latest migration of vm.
-func lastMigrationOf(t *testing.T, ctx context.Context, m *mesh, vm string) fsm.Migration {
+func lastMigrationOf(t *testing.T, ctx context.Context, m *mesh, vm string) api.Migration {
 	t.Helper()
-	var last fsm.Migration
+	var last api.Migration
 	for _, mg := range m.migrations(t, ctx) {
 		if mg.VM == vm {
 			last = mg
@@ -112,7 +112,7 @@ func lastMigrationOf(t *testing.T, ctx context.Context, m *mesh, vm string) fsm.
 	return last
 }
 
-func logProgress(t *testing.T, mg fsm.Migration) {
+func logProgress(t *testing.T, mg api.Migration) {
 	t.Helper()
 	p := mg.Progress
 	t.Logf("%s %s: %s in %s; processed %.1f MiB, remaining %.1f MiB, %.1f MiB/s, dirty %.1f MiB/s, pass %d, post-copy %v, actions %v, downtime %d ms; %s",

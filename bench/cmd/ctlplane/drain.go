@@ -6,8 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hostmesh/hostmesh/api"
 	"github.com/hostmesh/hostmesh/bench/benchkit"
-	"github.com/hostmesh/hostmesh/node"
 )
 
 // drainRun is one measured drain: the POST's answer (the StartDrain entry
@@ -48,7 +48,7 @@ func (m *mesh) drainOnce(c, h int) (drainRun, error) {
 		Migrations []string `json:"migrations"`
 	}
 	start := time.Now()
-	if err := m.write(m.api(c), "POST", "/v1/hosts/"+hostName(h)+"/drain", node.DrainRequest{Reason: "bench"}, &resp); err != nil {
+	if err := m.write(m.api(c), "POST", "/v1/hosts/"+hostName(h)+"/drain", api.DrainRequest{Reason: "bench"}, &resp); err != nil {
 		// A try answered "no leader" may still have committed the drain.
 		if !strings.Contains(err.Error(), "a drain is already running") {
 			return drainRun{}, fmt.Errorf("drain %s: %w", hostName(h), err)
@@ -83,9 +83,9 @@ func (m *mesh) enqueueEach(c, h int) (drainRun, error) {
 	var ids []string
 	start := time.Now()
 	for j := 0; j < m.vms; j++ {
-		var resp node.MigrateResponse
+		var resp api.MigrateResponse
 		vm := fmt.Sprintf("%s-vm%d", hostName(h), j+1)
-		if err := m.write(m.api(c), "POST", "/v1/migrations", node.MigrateRequest{VM: vm}, &resp); err != nil {
+		if err := m.write(m.api(c), "POST", "/v1/migrations", api.MigrateRequest{VM: vm}, &resp); err != nil {
 			// A try answered "no leader" may still have committed: its retry
 			// then finds the VM held by the migration it queued.
 			mt := heldBy.FindStringSubmatch(err.Error())

@@ -5,9 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hostmesh/hostmesh/api"
 	"github.com/hostmesh/hostmesh/bench/benchkit"
-	"github.com/hostmesh/hostmesh/fsm"
-	"github.com/hostmesh/hostmesh/node"
 )
 
 // failoverRun is one killed leader: when a survivor first named a new
@@ -66,9 +65,9 @@ func (m *mesh) failover(r int) (failoverRun, error) {
 	}()
 	var id string
 	if _, err := benchkit.Poll(time.Minute, 5*time.Millisecond, "the migration to be queued", func() bool {
-		var resp node.MigrateResponse
-		err := m.call(m.api(c), "POST", "/v1/migrations", node.MigrateRequest{VM: vm, To: dst}, &resp)
-		var he *httpError
+		var resp api.MigrateResponse
+		err := m.call(m.api(c), "POST", "/v1/migrations", api.MigrateRequest{VM: vm, To: dst}, &resp)
+		var he *api.Error
 		if mt := heldBy.FindStringSubmatch(fmt.Sprint(err)); err != nil && mt != nil {
 			// An earlier try answered "no leader" but committed.
 			id = mt[1]
@@ -88,9 +87,9 @@ func (m *mesh) failover(r int) (failoverRun, error) {
 		return run, fmt.Errorf("migrate %s during failover: %s", vm, id[1:])
 	}
 	if _, err := benchkit.Poll(time.Minute, 5*time.Millisecond, "migration "+id+" granted", func() bool {
-		var mig fsm.Migration
+		var mig api.Migration
 		return m.call(m.api(c), "GET", "/v1/migrations/"+id, nil, &mig) == nil &&
-			(mig.State == fsm.MigRunning || mig.State == fsm.MigSucceeded)
+			(mig.State == api.MigRunning || mig.State == api.MigSucceeded)
 	}); err != nil {
 		return run, err
 	}
@@ -112,11 +111,11 @@ func (m *mesh) failover(r int) (failoverRun, error) {
 // pickMove chooses, for run r, a VM that is not moving and not on the leader
 // l, and a destination that is neither its host nor l.
 func (m *mesh) pickMove(r, l int) (vm, dst string, err error) {
-	var vms []fsm.VM
+	var vms []api.VM
 	if err := m.call(m.api(m.n-1-boolInt(m.n-1 == l)), "GET", "/v1/vms", nil, &vms); err != nil {
 		return "", "", err
 	}
-	var ok []fsm.VM
+	var ok []api.VM
 	for _, v := range vms {
 		if v.Migration == "" && v.Host != hostName(l) && v.Host != hostName(m.n-1) {
 			ok = append(ok, v)

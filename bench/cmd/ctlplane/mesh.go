@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
+	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,8 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hostmesh/hostmesh/api"
 	"github.com/hostmesh/hostmesh/bench/benchkit"
-	"github.com/hostmesh/hostmesh/node"
 )
 
 // mesh is N real meshd processes on loopback with simulated hypervisors:
@@ -35,7 +33,7 @@ type mesh struct {
 	mu      sync.Mutex
 	procs   []*exec.Cmd
 	exited  []chan struct{}
-	client  *http.Client
+	clients map[string]*api.Client // by API address
 	portOff int
 	// noLeader counts write requests answered 503 (no leader) and retried.
 	noLeader atomic.Int64
@@ -46,7 +44,7 @@ type mesh struct {
 func newMesh(bin, dir string, n, vms int, scale float64, portBase int) *mesh {
 	m := &mesh{bin: bin, dir: dir, n: n, vms: vms, scale: scale, portOff: portBase,
 		procs: make([]*exec.Cmd, n), exited: make([]chan struct{}, n),
-		client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 128}}}
+		clients: map[string]*api.Client{}}
 	for i := 0; i < min(n, 3); i++ {
 		m.seeds = append(m.seeds, m.gossipAddr(i))
 	}
@@ -175,7 +173,7 @@ func (m *mesh) settled(timeout time.Duration, checkVMs bool) error {
 			last = fmt.Sprintf("leader %s: %+v %v", hostName(l), st, err)
 			return false
 		}
-		var hosts []node.HostView
+		var hosts []api.HostView
 		if err := m.call(m.api(l), "GET", "/v1/hosts", nil, &hosts); err != nil {
 			last = err.Error()
 			return false
@@ -216,57 +214,42 @@ func (m *mesh) leader() (int, error) {
 	return 0, fmt.Errorf("no host names a live leader")
 }
 
-func (m *mesh) status(i int) (node.Status, error) {
-	var st node.Status
+func (m *mesh) status(i int) (api.Status, error) {
+	var st api.Status
 	err := m.call(m.api(i), "GET", "/v1/status", nil, &st)
 	return st, err
 }
 
-// call sends one API request as meshctl would; a non-2xx answer is an error
-// carrying the status and body.
+// call sends one API request as meshctl would; a non-2xx answer is an
+// *api.Error carrying the status and message.
 func (m *mesh) call(addr, method, path string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
-	}
-	return m.raw(addr, method, path, body, out)
+	return m.raw(addr, method, path, in, out)
 }
 
-func (m *mesh) raw(addr, method, path string, body io.Reader, out any) error {
-	req, err := http.NewRequest(method, "http://"+addr+path, body)
+// raw is call with a body sent as it is (an io.Reader) or an out that
+// takes the raw answer (a *strings.Builder).
+func (m *mesh) raw(addr, method, path string, body, out any) error {
+	cl, err := m.clientOf(addr)
 	if err != nil {
 		return err
 	}
-	resp, err := m.client.Do(req)
+	return cl.Do(context.Background(), method, path, body, out)
+}
+
+// clientOf is the API client of the meshd at addr (one per address).
+func (m *mesh) clientOf(addr string) (*api.Client, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if cl := m.clients[addr]; cl != nil {
+		return cl, nil
+	}
+	cl, err := api.NewClient(api.Config{Addr: "http://" + addr, Timeout: 10 * time.Second, MaxIdleConnsPerHost: 128})
 	if err != nil {
-		return fmt.Errorf("%s %s %s: %w", method, addr, path, err)
+		return nil, err
 	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		return &httpError{Status: resp.StatusCode, Msg: fmt.Sprintf("%s %s %s: %s: %s", method, addr, path, resp.Status, bytes.TrimSpace(data))}
-	}
-	switch o := out.(type) {
-	case nil:
-		return nil
-	case *strings.Builder:
-		o.Write(data)
-		return nil
-	default:
-		return json.Unmarshal(data, out)
-	}
+	m.clients[addr] = cl
+	return cl, nil
 }
-
-type httpError struct {
-	Status int
-	Msg    string
-}
-
-func (e *httpError) Error() string { return e.Msg }
 
 // write sends a write request and retries it while the mesh answers "no
 // leader" (503), as an operator re-running meshctl would; retries are
@@ -275,7 +258,7 @@ func (m *mesh) write(addr, method, path string, in, out any) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		err := m.call(addr, method, path, in, out)
-		var he *httpError
+		var he *api.Error
 		if err == nil || !errors.As(err, &he) || he.Status != http.StatusServiceUnavailable || time.Now().After(deadline) {
 			return err
 		}

@@ -9,9 +9,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hostmesh/hostmesh/api"
 	"github.com/hostmesh/hostmesh/bench/benchkit"
 	"github.com/hostmesh/hostmesh/fsm"
-	"github.com/hostmesh/hostmesh/node"
 )
 
 // longMigration starts a slow migration (1 MiB/s for a 1 GiB sim VM) so
@@ -19,13 +19,13 @@ import (
 // it after 64 s per GiB of simulated time (6.4 s at timescale 10), so each
 // burst gets a fresh one.
 func (m *mesh) longMigration(c int, vm string, dst int) (string, error) {
-	var resp node.MigrateResponse
-	if err := m.write(m.api(c), "POST", "/v1/migrations", node.MigrateRequest{VM: vm, To: hostName(dst), BandwidthMiB: 1}, &resp); err != nil {
+	var resp api.MigrateResponse
+	if err := m.write(m.api(c), "POST", "/v1/migrations", api.MigrateRequest{VM: vm, To: hostName(dst), BandwidthMiB: 1}, &resp); err != nil {
 		return "", fmt.Errorf("long migration of %s: %w", vm, err)
 	}
 	_, err := benchkit.Poll(30*time.Second, 20*time.Millisecond, "migration "+resp.ID+" running", func() bool {
-		var mig fsm.Migration
-		return m.call(m.api(c), "GET", "/v1/migrations/"+resp.ID, nil, &mig) == nil && mig.State == fsm.MigRunning
+		var mig api.Migration
+		return m.call(m.api(c), "GET", "/v1/migrations/"+resp.ID, nil, &mig) == nil && mig.State == api.MigRunning
 	})
 	return resp.ID, err
 }
@@ -86,7 +86,7 @@ func (m *mesh) applyOnLeader(leader *atomic.Int64, data []byte) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		err := m.raw(m.api(int(leader.Load())), "POST", "/v1/internal/apply", bytes.NewReader(data), nil)
-		var he *httpError
+		var he *api.Error
 		if err == nil || !errors.As(err, &he) || he.Status != http.StatusServiceUnavailable || time.Now().After(deadline) {
 			return err
 		}

@@ -7,8 +7,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/hostmesh/hostmesh/api"
 	"github.com/hostmesh/hostmesh/bench/benchkit"
-	"github.com/hostmesh/hostmesh/fsm"
 	"github.com/hostmesh/hostmesh/testcluster/lab"
 )
 
@@ -147,13 +147,13 @@ func (m *mesh) waitVMsOff(ctx context.Context, host string, names ...string) err
 // outsideJob returns, for the latest migration of each named VM, its time
 // from the mesh's start to its end minus the libvirt job's elapsed time.
 func (m *mesh) outsideJob(ctx context.Context, names []string) ([]float64, error) {
-	var migs []fsm.Migration
+	var migs []api.Migration
 	if err := m.ctlJSON(ctx, &migs, "migrations"); err != nil {
 		return nil, err
 	}
-	latest := map[string]fsm.Migration{}
+	latest := map[string]api.Migration{}
 	for _, mg := range migs {
-		if mg.State == fsm.MigSucceeded && mg.EndedAt.After(latest[mg.VM].EndedAt) {
+		if mg.State == api.MigSucceeded && mg.EndedAt.After(latest[mg.VM].EndedAt) {
 			latest[mg.VM] = mg
 		}
 	}

@@ -10,9 +10,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hostmesh/hostmesh/api"
 	"github.com/hostmesh/hostmesh/bench/benchkit"
-	"github.com/hostmesh/hostmesh/fsm"
-	"github.com/hostmesh/hostmesh/node"
 	"github.com/hostmesh/hostmesh/testcluster/lab"
 )
 
@@ -65,12 +64,12 @@ func startMesh(ctx context.Context, meshd, meshctl string, n int) (*mesh, error)
 		m.procs = append(m.procs, p)
 	}
 	if _, err := benchkit.Poll(2*time.Minute, 250*time.Millisecond, fmt.Sprintf("%d meshd hosts Up", n), func() bool {
-		var hosts []node.HostView
+		var hosts []api.HostView
 		if err := m.ctlJSON(ctx, &hosts, "hosts"); err != nil || len(hosts) != n {
 			return false
 		}
 		for _, h := range hosts {
-			if h.State != fsm.HostUp {
+			if h.State != api.HostUp {
 				return false
 			}
 			m.cpuModel = h.CPUModel
@@ -121,12 +120,12 @@ func (m *mesh) ctlJSON(ctx context.Context, out any, args ...string) error {
 
 // vmHosts maps each VM the mesh knows to its host, and whether it is free
 // of any migration.
-func (m *mesh) vmHosts(ctx context.Context) (map[string]fsm.VM, error) {
-	var vms []fsm.VM
+func (m *mesh) vmHosts(ctx context.Context) (map[string]api.VM, error) {
+	var vms []api.VM
 	if err := m.ctlJSON(ctx, &vms, "vms"); err != nil {
 		return nil, err
 	}
-	out := map[string]fsm.VM{}
+	out := map[string]api.VM{}
 	for _, v := range vms {
 		out[v.Name] = v
 	}

@@ -1,0 +1,54 @@
+package api
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Error is meshd's JSON answer to a request it refused or could not serve.
+// Kind lets callers branch without parsing the message; Checks name the
+// prerequisite checks that refused a migration.
+type Error struct {
+	Status  int           `json:"-"`
+	Message string        `json:"error"`
+	Kind    string        `json:"kind"`
+	Checks  []CheckResult `json:"checks,omitempty"`
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Error kinds.
+const (
+	KindBadRequest = "bad_request" // 400: the request itself is wrong
+	KindNotFound   = "not_found"   // 404: no such host, VM, migration
+	KindRejected   = "rejected"    // 409: the state does not allow it
+	KindRefused    = "refused"     // 409: prerequisite checks failed (Checks)
+	KindForbidden  = "forbidden"   // 403: the caller may not do this (a host-only route)
+	KindNoLeader   = "no_leader"   // 503: the mesh has no leader now
+	KindInternal   = "internal"    // 500
+)
+
+// ConnError is returned when meshd could not be reached or its answer not
+// read: nothing was done (meshctl exits 3).
+type ConnError struct {
+	URL string
+	Err error
+}
+
+func (e *ConnError) Error() string {
+	msg := fmt.Sprintf("cannot reach meshd at %s (set --addr or MESH_ADDR): %v", e.URL, e.Err)
+	var unknownCA x509.UnknownAuthorityError
+	var verify *tls.CertificateVerificationError
+	switch {
+	case errors.As(e.Err, &unknownCA), errors.As(e.Err, &verify):
+		msg += " (is --cacert / MESH_CACERT the mesh's CA certificate, and the address one of the host's certificate names?)"
+	case strings.Contains(e.Err.Error(), "server gave HTTP response to HTTPS client"):
+		msg += " (this meshd runs without TLS (--dev): write the address as http://HOST:PORT)"
+	}
+	return msg
+}
+
+func (e *ConnError) Unwrap() error { return e.Err }

@@ -1,0 +1,213 @@
+package api
+
+import "time"
+
+// The mesh's state as meshd answers it. Each type mirrors its twin in
+// package fsm (the replicated state) field for field, in JSON.
+
+// HostState is a host's lifecycle state, named as oVirt names them.
+type HostState string
+
+// Host states.
+const (
+	HostUp                      HostState = "Up"
+	HostPreparingForMaintenance HostState = "PreparingForMaintenance"
+	HostMaintenance             HostState = "Maintenance"
+	HostNonOperational          HostState = "NonOperational"
+	HostDown                    HostState = "Down"
+	HostLeft                    HostState = "Left"
+)
+
+// Network is a virtual network a host offers. VLAN 0 means untagged.
+type Network struct {
+	Name string `json:"name"`
+	VLAN int    `json:"vlan,omitempty"`
+}
+
+// Host is a member of the mesh: the facts it gossips and the state the
+// leader recorded for it.
+type Host struct {
+	Name          string `json:"name"`
+	Cluster       string `json:"cluster"`
+	APIAddr       string `json:"api_addr"`
+	RaftAddr      string `json:"raft_addr"`
+	MgmtAddr      string `json:"mgmt_addr"`
+	MigrationAddr string `json:"migration_addr"`
+	HypervisorURI string `json:"hypervisor_uri"`
+	Hypervisor    string `json:"hypervisor"`
+
+	Arch      string   `json:"arch"`
+	CPUModel  string   `json:"cpu_model"`
+	CPUFlags  []string `json:"cpu_flags,omitempty"`
+	CPUModels []string `json:"cpu_models,omitempty"`
+
+	MemTotalMiB uint64 `json:"mem_total_mib"`
+	MemFreeMiB  uint64 `json:"mem_free_mib"`
+	CPUs        int    `json:"cpus"`
+	CPUsFree    int    `json:"cpus_free"`
+
+	Networks       []Network `json:"networks,omitempty"`
+	StorageDomains []string  `json:"storage_domains,omitempty"`
+	Version        string    `json:"version"`
+
+	State       HostState `json:"state"`
+	StateReason string    `json:"state_reason,omitempty"`
+	Gen         uint64    `json:"gen"`
+}
+
+// NIC is a guest network interface.
+type NIC struct {
+	MAC     string `json:"mac"`
+	Network string `json:"network"`
+	VLAN    int    `json:"vlan,omitempty"`
+}
+
+// Disk is a guest disk; an empty StorageDomain means a local disk.
+type Disk struct {
+	Target        string `json:"target"`
+	Source        string `json:"source"`
+	StorageDomain string `json:"storage_domain,omitempty"`
+	Cache         string `json:"cache"`
+	Format        string `json:"format,omitempty"`
+	SizeBytes     uint64 `json:"size_bytes,omitempty"`
+}
+
+// VM states as the hypervisor reports them.
+const (
+	VMRunning = "running"
+	VMPaused  = "paused"
+	VMShutoff = "shutoff"
+	VMUnknown = "unknown"
+)
+
+// VM is a guest and the host that runs it.
+type VM struct {
+	Name      string   `json:"name"`
+	UUID      string   `json:"uuid,omitempty"`
+	Host      string   `json:"host"`
+	MemoryMiB uint64   `json:"memory_mib"`
+	VCPUs     int      `json:"vcpus"`
+	CPUModel  string   `json:"cpu_model,omitempty"`
+	CPUFlags  []string `json:"cpu_flags,omitempty"`
+	NICs      []NIC    `json:"nics,omitempty"`
+	Disks     []Disk   `json:"disks,omitempty"`
+	State     string   `json:"state"`
+	Migration string   `json:"migration,omitempty"`
+}
+
+// MigrationState is the phase of a migration.
+type MigrationState string
+
+// Migration states: Queued waits for slots, Running holds them, the rest
+// are final.
+const (
+	MigQueued    MigrationState = "Queued"
+	MigRunning   MigrationState = "Running"
+	MigSucceeded MigrationState = "Succeeded"
+	MigFailed    MigrationState = "Failed"
+	MigCancelled MigrationState = "Cancelled"
+)
+
+// Final reports whether no further transition is possible.
+func (s MigrationState) Final() bool {
+	return s == MigSucceeded || s == MigFailed || s == MigCancelled
+}
+
+// Progress is the latest job-stats sample of a running migration.
+type Progress struct {
+	Percent         float64  `json:"percent"`
+	ElapsedMs       int64    `json:"elapsed_ms"`
+	TotalBytes      uint64   `json:"total_bytes"`
+	ProcessedBytes  uint64   `json:"processed_bytes"`
+	RemainingBytes  uint64   `json:"remaining_bytes"`
+	MiBps           float64  `json:"mib_per_s"`
+	DirtyRateBps    uint64   `json:"dirty_rate_bps"`
+	Iteration       int      `json:"iteration"`
+	PostCopy        bool     `json:"postcopy,omitempty"`
+	MaxDowntimeMs   int64    `json:"max_downtime_ms,omitempty"`
+	ThrottlePercent int      `json:"throttle_percent,omitempty"`
+	PostCopyAtMs    int64    `json:"postcopy_at_ms,omitempty"`
+	Actions         []string `json:"actions,omitempty"`
+}
+
+// Migration is one request to move one VM, from queue to result.
+type Migration struct {
+	ID              string         `json:"id"`
+	VM              string         `json:"vm"`
+	Source          string         `json:"source"`
+	Dest            string         `json:"dest,omitempty"`
+	Cluster         string         `json:"cluster"`
+	State           MigrationState `json:"state"`
+	Policy          string         `json:"policy"`
+	BandwidthMiB    uint64         `json:"bandwidth_mib,omitempty"`
+	GrantedMiB      uint64         `json:"granted_mib,omitempty"`
+	Pinned          bool           `json:"pinned,omitempty"`
+	Drain           string         `json:"drain,omitempty"`
+	Attempt         int            `json:"attempt"`
+	Tried           []string       `json:"tried,omitempty"`
+	PlacementReason string         `json:"placement_reason,omitempty"`
+	CancelRequested bool           `json:"cancel_requested,omitempty"`
+	Progress        Progress       `json:"progress"`
+	Reason          string         `json:"reason,omitempty"`
+	DowntimeMs      int64          `json:"downtime_ms,omitempty"`
+	CreatedAt       time.Time      `json:"created_at"`
+	StartedAt       time.Time      `json:"started_at,omitempty"`
+	EndedAt         time.Time      `json:"ended_at,omitempty"`
+}
+
+// Bandwidth modes of a cluster.
+const (
+	BandwidthFixed = "fixed"
+	BandwidthAuto  = "auto"
+)
+
+// Cluster holds the limits and defaults of one cluster of hosts.
+type Cluster struct {
+	Name             string   `json:"name"`
+	MaxOutgoing      int      `json:"max_outgoing"`
+	MaxIncoming      int      `json:"max_incoming"`
+	MaxConcurrent    int      `json:"max_concurrent"`
+	BandwidthMode    string   `json:"bandwidth_mode"`
+	BandwidthMiB     uint64   `json:"bandwidth_mib"`
+	MigrationNetMiB  uint64   `json:"migration_net_mib"`
+	Policy           string   `json:"policy"`
+	RequiredNetworks []string `json:"required_networks,omitempty"`
+	CPUBaseline      []string `json:"cpu_baseline,omitempty"`
+}
+
+// Drain states.
+const (
+	DrainActive    = "active"
+	DrainDone      = "done"
+	DrainStuck     = "stuck"
+	DrainCancelled = "cancelled"
+)
+
+// Drain records moving every VM off a host.
+type Drain struct {
+	Host      string            `json:"host"`
+	State     string            `json:"state"`
+	Unmovable map[string]string `json:"unmovable,omitempty"`
+	Moved     map[string]string `json:"moved,omitempty"`
+	Reason    string            `json:"reason,omitempty"`
+	CreatedAt time.Time         `json:"created_at"`
+	EndedAt   time.Time         `json:"ended_at,omitempty"`
+}
+
+// CheckResult is one prerequisite check of a migration to one host.
+type CheckResult struct {
+	Name    string `json:"name"`
+	OK      bool   `json:"ok"`
+	Message string `json:"message"`
+}
+
+// String renders the result as "name: message".
+func (r CheckResult) String() string { return r.Name + ": " + r.Message }
+
+// Candidate is one host's checks and score in a dry run.
+type Candidate struct {
+	Host    string        `json:"host"`
+	Score   float64       `json:"score"`
+	Results []CheckResult `json:"results"`
+	OK      bool          `json:"ok"`
+}

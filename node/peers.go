@@ -1,0 +1,43 @@
+package node
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/hostmesh/hostmesh/api"
+)
+
+// peerClients holds one API client per peer host (by name and address), so
+// forwarded writes reuse their connections.
+type peerClients struct {
+	mu      sync.Mutex
+	clients map[string]*api.Client
+}
+
+func (p *peerClients) client(name, addr string) (*api.Client, error) {
+	key := name + "@" + addr
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c := p.clients[key]; c != nil {
+		return c, nil
+	}
+	c, err := api.NewClient(api.Config{Addr: "http://" + addr})
+	if err != nil {
+		return nil, fmt.Errorf("client of host %s at %s: %w", name, addr, err)
+	}
+	if p.clients == nil {
+		p.clients = map[string]*api.Client{}
+	}
+	p.clients[key] = c
+	return c, nil
+}
+
+// close drops every client's idle connections.
+func (p *peerClients) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.clients {
+		c.Close()
+	}
+	p.clients = nil
+}
