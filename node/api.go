@@ -34,6 +34,8 @@ func remoteError(e *api.Error) error {
 // through Raft, forwarded to the leader when this node does not lead.
 func (n *Node) routes() http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/health/live", n.handleLive)
+	mux.HandleFunc("GET /v1/health/ready", n.handleReady)
 	mux.HandleFunc("GET /v1/status", n.handleStatus)
 	mux.HandleFunc("GET /v1/hosts", n.handleHosts)
 	mux.HandleFunc("GET /v1/vms", n.handleVMs)

@@ -45,6 +45,9 @@ type Options struct {
 	// BootstrapExpect, when set, starts every host with --bootstrap-expect
 	// N instead of h1 with --bootstrap.
 	BootstrapExpect int
+	// WrapHypervisor, when set, stands between host i's meshd and its sim
+	// host (fault injection: a hypervisor that stops answering).
+	WrapHypervisor func(i int, h migrate.Hypervisor) migrate.Hypervisor
 }
 
 // Cluster is a running in-process mesh.
@@ -141,11 +144,15 @@ func (c *Cluster) hostConfig(i int, base string) (node.Config, error) {
 	mon := c.opts.Monitor
 	clk := c.Reg.Clock()
 	mon.Clock, mon.NewTicker = clk.Now, clk.NewTicker
+	var hv migrate.Hypervisor = h
+	if c.opts.WrapHypervisor != nil {
+		hv = c.opts.WrapHypervisor(i, h)
+	}
 	cfg := node.Config{
 		Name: name, Cluster: c.opts.Cluster(i), DataDir: filepath.Join(base, name),
 		BindAddr: "127.0.0.1", GossipPort: ports[0], RaftPort: ports[1], APIPort: ports[2],
 		DevMode: true, Fast: true, MaxVoters: c.opts.MaxVoters,
-		Hypervisor: h, HypervisorURI: h.URI(), HypervisorKind: "sim",
+		Hypervisor: hv, HypervisorURI: h.URI(), HypervisorKind: "sim",
 		Networks: c.opts.Networks(i), StorageDomains: map[string]string{"shared": "/shared"},
 		Monitor: mon, Logger: c.opts.Logger.With("host", name),
 	}

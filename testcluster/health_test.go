@@ -1,0 +1,116 @@
+package testcluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hostmesh/hostmesh/migrate"
+	"github.com/hostmesh/hostmesh/node"
+)
+
+// flakyHypervisor fails every inventory call while down is set, as a
+// libvirtd that stopped answering would.
+type flakyHypervisor struct {
+	migrate.Hypervisor
+	down *atomic.Bool
+}
+
+var errLibvirtGone = errors.New("cannot connect to the hypervisor: connection refused")
+
+func (f flakyHypervisor) Capabilities(ctx context.Context) (migrate.Capabilities, error) {
+	if f.down.Load() {
+		return migrate.Capabilities{}, errLibvirtGone
+	}
+	return f.Hypervisor.Capabilities(ctx)
+}
+
+func (f flakyHypervisor) Domains(ctx context.Context) ([]migrate.Domain, error) {
+	if f.down.Load() {
+		return nil, errLibvirtGone
+	}
+	return f.Hypervisor.Domains(ctx)
+}
+
+// ready reads a node's readiness the way a load balancer would: no token.
+func ready(t *testing.T, apiAddr string) (int, node.Readiness) {
+	t.Helper()
+	var rd node.Readiness
+	resp, err := http.Get("http://" + apiAddr + "/v1/health/ready")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&rd); err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, rd
+}
+
+func TestHealthLiveAndReady(t *testing.T) {
+	down := &atomic.Bool{}
+	c := New(t, Options{Hosts: 3, VMsPerHost: 1, WrapHypervisor: func(i int, h migrate.Hypervisor) migrate.Hypervisor {
+		if i == 2 {
+			return flakyHypervisor{h, down}
+		}
+		return h
+	}})
+	c.Leader(10 * time.Second)
+	for _, n := range c.Nodes() {
+		resp, err := http.Get("http://" + n.APIAddr() + "/v1/health/live")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s live: %s", n.Name(), resp.Status)
+		}
+		n := n
+		c.WaitFor(20*time.Second, n.Name()+" ready", func() bool {
+			code, rd := ready(t, n.APIAddr())
+			return code == http.StatusOK && rd.Ready && len(rd.Checks) == 4
+		})
+	}
+
+	// h3's hypervisor stops answering: h3 is not ready, naming the
+	// hypervisor at once and the inventory once it is stale.
+	down.Store(true)
+	c.WaitFor(10*time.Second, "h3 unready for its hypervisor and stale inventory", func() bool {
+		code, rd := ready(t, c.Node(2).APIAddr())
+		return code == http.StatusServiceUnavailable && !rd.Ready &&
+			slices.Equal(rd.NotReady, []string{"inventory", "hypervisor"})
+	})
+	_, rd := ready(t, c.Node(2).APIAddr())
+	for _, ch := range rd.Checks {
+		if ch.Name == "hypervisor" && !strings.HasSuffix(ch.Message, errLibvirtGone.Error()) {
+			t.Errorf("hypervisor check says %q", ch.Message)
+		}
+	}
+	if code, rd := ready(t, c.Node(0).APIAddr()); code != http.StatusOK {
+		t.Errorf("h1 is %d while only h3's hypervisor is down: %+v", code, rd)
+	}
+	down.Store(false)
+	c.WaitFor(10*time.Second, "h3 ready again", func() bool {
+		code, _ := ready(t, c.Node(2).APIAddr())
+		return code == http.StatusOK
+	})
+
+	// Cut off from the others, h1 loses its leader (or stops being one)
+	// and says so.
+	c.Partition(0)
+	c.WaitFor(20*time.Second, "partitioned h1 unready for want of a leader", func() bool {
+		code, rd := ready(t, c.Node(0).APIAddr())
+		return code == http.StatusServiceUnavailable && slices.Contains(rd.NotReady, "leader")
+	})
+	c.Heal(0)
+	c.WaitFor(30*time.Second, "h1 ready after the partition healed", func() bool {
+		code, _ := ready(t, c.Node(0).APIAddr())
+		return code == http.StatusOK
+	})
+}
