@@ -9,6 +9,11 @@ BIN := bin
 LAB_PKGS := qemu-system-x86 qemu-utils libvirt-daemon libvirt-daemon-driver-qemu util-linux \
 	libvirt-clients busybox-static cpio iproute2 iputils-ping curl kmod gzip
 
+# Debian packages other tests need: promtool (package prometheus) checks the
+# alert rules and the Grafana dashboard's queries; headless Chromium runs the
+# web dashboard's browser test (chromedp), with a font for its screenshots.
+TOOL_PKGS := prometheus chromium fonts-dejavu-core
+
 .PHONY: all build demo test unit lab-test deps bench lab lab-down vet clean
 
 all: build
@@ -21,7 +26,7 @@ build:
 # apt-get download, which fails on missing or stale lists.
 deps:
 	apt-get update -qq
-	@missing=""; for p in $(LAB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(LAB_PKGS) $(TOOL_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
