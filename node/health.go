@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/hostmesh/hostmesh/api"
 	"github.com/hostmesh/hostmesh/gossip"
 )
 
@@ -18,21 +19,6 @@ import (
 //	GET /v1/health/ready  200 when every readiness check passes, else 503;
 //	                      the body names each check and what is wrong
 
-// HealthCheck is one readiness condition.
-type HealthCheck struct {
-	Name    string `json:"name"`
-	OK      bool   `json:"ok"`
-	Message string `json:"message"`
-}
-
-// Readiness is the body of GET /v1/health/ready.
-type Readiness struct {
-	Host     string        `json:"host"`
-	Ready    bool          `json:"ready"`
-	NotReady []string      `json:"not_ready,omitempty"`
-	Checks   []HealthCheck `json:"checks"`
-}
-
 // staleInventories is how many inventory intervals may pass without a
 // successful read before the inventory counts as stale.
 const staleInventories = 3
@@ -45,10 +31,10 @@ const (
 	readyHypervisor = "hypervisor"
 )
 
-func (n *Node) readiness(now time.Time) Readiness {
-	r := Readiness{Host: n.cfg.Name}
+func (n *Node) readiness(now time.Time) api.Readiness {
+	r := api.Readiness{Host: n.cfg.Name}
 	add := func(name string, ok bool, msg string) {
-		r.Checks = append(r.Checks, HealthCheck{Name: name, OK: ok, Message: msg})
+		r.Checks = append(r.Checks, api.HealthCheck{Name: name, OK: ok, Message: msg})
 		if !ok {
 			r.NotReady = append(r.NotReady, name)
 		}
@@ -104,7 +90,7 @@ func (n *Node) readiness(now time.Time) Readiness {
 }
 
 func (n *Node) handleLive(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"host": n.cfg.Name, "live": true})
+	writeJSON(w, http.StatusOK, api.Liveness{Host: n.cfg.Name, Live: true})
 }
 
 func (n *Node) handleReady(w http.ResponseWriter, r *http.Request) {

@@ -2,7 +2,6 @@ package testcluster
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
@@ -11,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hostmesh/hostmesh/api"
 	"github.com/hostmesh/hostmesh/migrate"
-	"github.com/hostmesh/hostmesh/node"
 )
 
 // flakyHypervisor fails every inventory call while down is set, as a
@@ -39,18 +38,18 @@ func (f flakyHypervisor) Domains(ctx context.Context) ([]migrate.Domain, error) 
 }
 
 // ready reads a node's readiness the way a load balancer would: no token.
-func ready(t *testing.T, apiAddr string) (int, node.Readiness) {
+func (c *Cluster) ready(t *testing.T, apiAddr string) (int, api.Readiness) {
 	t.Helper()
-	var rd node.Readiness
-	resp, err := http.Get("http://" + apiAddr + "/v1/health/ready")
-	if err != nil {
-		t.Fatal(err)
+	rd, err := c.Client(apiAddr).Ready(context.Background())
+	var ae *api.Error
+	switch {
+	case err == nil:
+		return http.StatusOK, rd
+	case errors.As(err, &ae):
+		return ae.Status, rd
 	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(&rd); err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, rd
+	t.Fatal(err)
+	return 0, rd
 }
 
 func TestHealthLiveAndReady(t *testing.T) {
@@ -63,17 +62,12 @@ func TestHealthLiveAndReady(t *testing.T) {
 	}})
 	c.Leader(10 * time.Second)
 	for _, n := range c.Nodes() {
-		resp, err := http.Get("http://" + n.APIAddr() + "/v1/health/live")
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("%s live: %s", n.Name(), resp.Status)
+		if l, err := c.Client(n.APIAddr()).Live(context.Background()); err != nil || !l.Live || l.Host != n.Name() {
+			t.Fatalf("%s live: %+v, %v", n.Name(), l, err)
 		}
 		n := n
 		c.WaitFor(20*time.Second, n.Name()+" ready", func() bool {
-			code, rd := ready(t, n.APIAddr())
+			code, rd := c.ready(t, n.APIAddr())
 			return code == http.StatusOK && rd.Ready && len(rd.Checks) == 4
 		})
 	}
@@ -82,22 +76,22 @@ func TestHealthLiveAndReady(t *testing.T) {
 	// hypervisor at once and the inventory once it is stale.
 	down.Store(true)
 	c.WaitFor(10*time.Second, "h3 unready for its hypervisor and stale inventory", func() bool {
-		code, rd := ready(t, c.Node(2).APIAddr())
+		code, rd := c.ready(t, c.Node(2).APIAddr())
 		return code == http.StatusServiceUnavailable && !rd.Ready &&
 			slices.Equal(rd.NotReady, []string{"inventory", "hypervisor"})
 	})
-	_, rd := ready(t, c.Node(2).APIAddr())
+	_, rd := c.ready(t, c.Node(2).APIAddr())
 	for _, ch := range rd.Checks {
 		if ch.Name == "hypervisor" && !strings.HasSuffix(ch.Message, errLibvirtGone.Error()) {
 			t.Errorf("hypervisor check says %q", ch.Message)
 		}
 	}
-	if code, rd := ready(t, c.Node(0).APIAddr()); code != http.StatusOK {
+	if code, rd := c.ready(t, c.Node(0).APIAddr()); code != http.StatusOK {
 		t.Errorf("h1 is %d while only h3's hypervisor is down: %+v", code, rd)
 	}
 	down.Store(false)
 	c.WaitFor(10*time.Second, "h3 ready again", func() bool {
-		code, _ := ready(t, c.Node(2).APIAddr())
+		code, _ := c.ready(t, c.Node(2).APIAddr())
 		return code == http.StatusOK
 	})
 
@@ -105,12 +99,12 @@ func TestHealthLiveAndReady(t *testing.T) {
 	// and says so.
 	c.Partition(0)
 	c.WaitFor(20*time.Second, "partitioned h1 unready for want of a leader", func() bool {
-		code, rd := ready(t, c.Node(0).APIAddr())
+		code, rd := c.ready(t, c.Node(0).APIAddr())
 		return code == http.StatusServiceUnavailable && slices.Contains(rd.NotReady, "leader")
 	})
 	c.Heal(0)
 	c.WaitFor(30*time.Second, "h1 ready after the partition healed", func() bool {
-		code, _ := ready(t, c.Node(0).APIAddr())
+		code, _ := c.ready(t, c.Node(0).APIAddr())
 		return code == http.StatusOK
 	})
 }
