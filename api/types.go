@@ -173,7 +173,19 @@ type Cluster struct {
 	Policy           string   `json:"policy"`
 	RequiredNetworks []string `json:"required_networks,omitempty"`
 	CPUBaseline      []string `json:"cpu_baseline,omitempty"`
+	// MigrationTransport is TransportTLS or TransportPlain; "" (a cluster
+	// set before the field existed) means TLS.
+	MigrationTransport string `json:"migration_transport,omitempty"`
 }
+
+// Migration transports of a cluster.
+const (
+	TransportTLS   = "tls"
+	TransportPlain = "plain"
+)
+
+// PlainMigrations reports whether the cluster's migrations go in cleartext.
+func (c Cluster) PlainMigrations() bool { return c.MigrationTransport == TransportPlain }
 
 // Drain states.
 const (

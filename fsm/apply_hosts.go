@@ -83,6 +83,9 @@ func applySetCluster(s *State, data []byte) (any, error) {
 			cl.Name, cl.BandwidthMode, BandwidthFixed, BandwidthAuto)
 	case cl.BandwidthMode == BandwidthAuto && cl.MigrationNetMiB == 0:
 		return nil, rejectf("set cluster %q: auto bandwidth needs the migration network's capacity", cl.Name)
+	case cl.MigrationTransport != "" && cl.MigrationTransport != TransportTLS && cl.MigrationTransport != TransportPlain:
+		return nil, rejectf("set cluster %q: migration transport %q is neither %q nor %q",
+			cl.Name, cl.MigrationTransport, TransportTLS, TransportPlain)
 	}
 	cl.RequiredNetworks = slices.Clone(cl.RequiredNetworks)
 	cl.CPUBaseline = slices.Clone(cl.CPUBaseline)

@@ -216,7 +216,25 @@ type Cluster struct {
 	// CPUBaseline lists CPU flags every host must offer (the cluster's CPU
 	// type, as oVirt fixes it per cluster), else the host is NonOperational.
 	CPUBaseline []string `json:"cpu_baseline,omitempty"`
+	// MigrationTransport is TransportTLS (the guest's memory and disks cross
+	// the migration network encrypted, as KubeVirt and Nova's native TLS do)
+	// or TransportPlain (cleartext: only when an operator chose it). Entries
+	// and snapshots written before the field existed carry "", which is kept
+	// as it is (so old logs and snapshots replay alike) and means TLS.
+	MigrationTransport string `json:"migration_transport,omitempty"`
 }
+
+// Migration transports of a cluster.
+const (
+	// TransportTLS encrypts the migration streams (libvirt VIR_MIGRATE_TLS).
+	TransportTLS = "tls"
+	// TransportPlain sends them in cleartext.
+	TransportPlain = "plain"
+)
+
+// PlainMigrations reports whether the cluster's migrations go in cleartext;
+// anything but an explicit TransportPlain means TLS.
+func (c Cluster) PlainMigrations() bool { return c.MigrationTransport == TransportPlain }
 
 // DefaultCluster returns a cluster with the project's defaults, chosen from
 // oVirt's and KubeVirt's (see README).
@@ -230,6 +248,8 @@ func DefaultCluster(name string) Cluster {
 		BandwidthMiB:    52,
 		MigrationNetMiB: 1000,
 		Policy:          "minimal-downtime",
+
+		MigrationTransport: TransportTLS,
 	}
 }
 

@@ -443,6 +443,9 @@ func (x SetCluster) validate() error {
 	}
 	c.atMost("bandwidth MiB", cl.BandwidthMiB, MaxBandwidthMiB)
 	c.atMost("migration network MiB", cl.MigrationNetMiB, MaxBandwidthMiB)
+	if t := cl.MigrationTransport; t != "" && t != TransportTLS && t != TransportPlain {
+		c.fail("migration transport %q is neither %q nor %q", t, TransportTLS, TransportPlain)
+	}
 	c.token("policy", cl.Policy)
 	c.names("required networks", cl.RequiredNetworks)
 	c.names("CPU baseline", cl.CPUBaseline)

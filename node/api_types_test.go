@@ -108,7 +108,8 @@ func TestAPITypesMirrorWhatMeshdWrites(t *testing.T) {
 	for s, a := range map[string]string{fsm.DrainActive: api.DrainActive, fsm.DrainDone: api.DrainDone,
 		fsm.DrainStuck: api.DrainStuck, fsm.DrainCancelled: api.DrainCancelled, fsm.BandwidthAuto: api.BandwidthAuto,
 		fsm.BandwidthFixed: api.BandwidthFixed, fsm.VMRunning: api.VMRunning, fsm.VMPaused: api.VMPaused,
-		fsm.VMShutoff: api.VMShutoff, fsm.VMUnknown: api.VMUnknown} {
+		fsm.VMShutoff: api.VMShutoff, fsm.VMUnknown: api.VMUnknown,
+		fsm.TransportTLS: api.TransportTLS, fsm.TransportPlain: api.TransportPlain} {
 		if s != a {
 			t.Errorf("constant %q: api has %q", s, a)
 		}
