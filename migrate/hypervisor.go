@@ -70,6 +70,10 @@ type Params struct {
 	// Unsafe skips the hypervisor's own storage and cache safety checks; the
 	// mesh sets it only after running those checks itself (see checks.go).
 	Unsafe bool
+	// TLS encrypts the memory stream and the live copy of local disks
+	// (libvirt: VIR_MIGRATE_TLS, with QEMU's certificates in /etc/pki/qemu).
+	// The executor sets it from the cluster's migration transport.
+	TLS bool
 }
 
 // JobStats is one sample of a running (or completed) migration job, in the

@@ -64,6 +64,9 @@ type Host struct {
 	seq      uint64
 	failOut  *failure // next outgoing migration fails
 	failIn   error    // next incoming reservation is refused
+	// lastParams keeps the settings of the latest migration started from
+	// here, per VM, so tests can check what the mesh asked for (TLS, say).
+	lastParams map[string]migrate.Params
 }
 
 // failure is an injected failure of a job once it processed frac of memory.
@@ -79,7 +82,8 @@ func newHost(spec HostSpec, reg *Registry) *Host {
 		spec.Arch = "x86_64"
 	}
 	spec.CPUFlags = slices.Clone(spec.CPUFlags)
-	return &Host{spec: spec, reg: reg, vms: map[string]*vm{}, incoming: map[string]reservation{}}
+	return &Host{spec: spec, reg: reg, vms: map[string]*vm{}, incoming: map[string]reservation{},
+		lastParams: map[string]migrate.Params{}}
 }
 
 // Name is the host's name.
@@ -175,6 +179,20 @@ func (h *Host) RefuseNextIncoming(err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.failIn = err
+}
+
+// LastMigration returns the parameters of the latest migration of the named
+// VM started from this host (DestURI, bandwidth, TLS...). The sim moves no
+// bytes, so TLS changes nothing in it; tests read it back here to check the
+// mesh passed the cluster's transport.
+func (h *Host) LastMigration(name string) (migrate.Params, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	p, ok := h.lastParams[name]
+	if ok {
+		p.CopyStorage = slices.Clone(p.CopyStorage)
+	}
+	return p, ok
 }
 
 // VM returns a VM's spec and state.

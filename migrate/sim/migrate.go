@@ -40,6 +40,9 @@ func (h *Host) Migrate(ctx context.Context, name string, p migrate.Params) (migr
 	spec := cloneSpec(v.spec)
 	j := newJob(h, dest, id, spec, p)
 	v.job = j // claim the VM now so a concurrent Migrate or Remove is refused
+	rec := p
+	rec.CopyStorage = slices.Clone(p.CopyStorage)
+	h.lastParams[name] = rec
 	h.mu.Unlock()
 
 	if err := dest.reserve(ctx, id, h.spec.Name, spec); err != nil {

@@ -14,6 +14,9 @@ func TestMigrateArgsMinimal(t *testing.T) {
 	if flags != baseFlags {
 		t.Errorf("flags %#x, want base %#x", flags, baseFlags)
 	}
+	if flags&libvirt.MIGRATE_TLS != 0 {
+		t.Errorf("flags %#x: TLS without Params.TLS", flags)
+	}
 	for _, f := range []libvirt.DomainMigrateFlags{libvirt.MIGRATE_LIVE, libvirt.MIGRATE_PEER2PEER,
 		libvirt.MIGRATE_PERSIST_DEST, libvirt.MIGRATE_UNDEFINE_SOURCE, libvirt.MIGRATE_ABORT_ON_ERROR} {
 		if flags&f == 0 {
@@ -34,9 +37,10 @@ func TestMigrateArgsFull(t *testing.T) {
 		AllowPostCopy: true,
 		CopyStorage:   []string{"vda", "vdb"},
 		Unsafe:        true,
+		TLS:           true,
 	})
 	want := baseFlags | libvirt.MIGRATE_AUTO_CONVERGE | libvirt.MIGRATE_POSTCOPY |
-		libvirt.MIGRATE_NON_SHARED_DISK | libvirt.MIGRATE_UNSAFE
+		libvirt.MIGRATE_NON_SHARED_DISK | libvirt.MIGRATE_UNSAFE | libvirt.MIGRATE_TLS
 	if flags != want {
 		t.Errorf("flags %#x, want %#x", flags, want)
 	}

@@ -44,6 +44,12 @@ func migrateArgs(p migrate.Params) (*libvirt.DomainMigrateParameters, libvirt.Do
 	if p.Unsafe {
 		flags |= libvirt.MIGRATE_UNSAFE
 	}
+	if p.TLS {
+		// QEMU encrypts memory and, with NON_SHARED_DISK, the NBD copy; the
+		// destination verifies the source's client certificate and the
+		// source checks the destination's against MigrateURI's address.
+		flags |= libvirt.MIGRATE_TLS
+	}
 	return params, flags
 }
 
