@@ -5,13 +5,14 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/hostmesh/hostmesh/api"
 	"github.com/hostmesh/hostmesh/gossip"
 )
 
 // ClusterCommand shows or changes a cluster's migration limits.
 var ClusterCommand = &ucli.Command{
 	Name:      "cluster",
-	Usage:     "show or set a cluster's slots, bandwidth and default policy",
+	Usage:     "show or set a cluster's slots, bandwidth, default policy and migration transport",
 	ArgsUsage: "CLUSTER",
 	Flags: []ucli.Flag{
 		&ucli.IntFlag{Name: "max-outgoing", Usage: "migrations leaving one host at once"},
@@ -21,6 +22,7 @@ var ClusterCommand = &ucli.Command{
 		&ucli.Uint64Flag{Name: "bandwidth", Usage: "per-migration cap in MiB/s (fixed mode)"},
 		&ucli.Uint64Flag{Name: "migration-net", Usage: "migration network capacity in MiB/s (auto mode)"},
 		&ucli.StringFlag{Name: "policy", Usage: "default convergence policy"},
+		&ucli.StringFlag{Name: "migration-transport", Usage: "tls (memory and disks encrypted, the default) or plain (cleartext, on purpose only)"},
 		jsonFlag,
 	},
 	Action: func(c *ucli.Context) error {
@@ -49,6 +51,7 @@ var ClusterCommand = &ucli.Command{
 		set("bandwidth", func() { cur.BandwidthMiB = c.Uint64("bandwidth") })
 		set("migration-net", func() { cur.MigrationNetMiB = c.Uint64("migration-net") })
 		set("policy", func() { cur.Policy = c.String("policy") })
+		set("migration-transport", func() { cur.MigrationTransport = c.String("migration-transport") })
 		if changed {
 			if cur, err = cl.SetCluster(c.Context, cur); err != nil {
 				return err
@@ -57,10 +60,19 @@ var ClusterCommand = &ucli.Command{
 		if c.Bool("json") {
 			return printJSON(c, cur)
 		}
-		fmt.Fprintf(c.App.Writer, "cluster %s: slots out %d / in %d per host, %d per cluster; bandwidth %s %d MiB/s (network %d MiB/s); policy %s\n",
-			cur.Name, cur.MaxOutgoing, cur.MaxIncoming, cur.MaxConcurrent, cur.BandwidthMode, cur.BandwidthMiB, cur.MigrationNetMiB, cur.Policy)
+		fmt.Fprintf(c.App.Writer, "cluster %s: slots out %d / in %d per host, %d per cluster; bandwidth %s %d MiB/s (network %d MiB/s); policy %s; migration transport %s\n",
+			cur.Name, cur.MaxOutgoing, cur.MaxIncoming, cur.MaxConcurrent, cur.BandwidthMode, cur.BandwidthMiB, cur.MigrationNetMiB, cur.Policy, transportOf(cur))
 		return nil
 	},
+}
+
+// transportOf names the cluster's migration transport, flagging plain: the
+// guest's memory then crosses the migration network readable.
+func transportOf(c api.Cluster) string {
+	if c.PlainMigrations() {
+		return api.TransportPlain + " (unencrypted)"
+	}
+	return api.TransportTLS
 }
 
 // KeygenCommand prints a new gossip encryption key.

@@ -188,6 +188,7 @@ func (n *Node) runMigration(ctx context.Context, m *fsm.Migration, j *runningJob
 	log := n.log.With("migration", m.ID, "vm", m.VM, "dest", m.Dest)
 	var vm fsm.VM
 	var dest fsm.Host
+	var cl fsm.Cluster
 	n.fsm.Read(func(s *fsm.State) {
 		if v := s.VMs[m.VM]; v != nil {
 			vm = *v
@@ -195,6 +196,7 @@ func (n *Node) runMigration(ctx context.Context, m *fsm.Migration, j *runningJob
 		if h := s.Hosts[m.Dest]; h != nil {
 			dest = *h
 		}
+		cl = s.Cluster(m.Cluster)
 	})
 	if m.Progress.ElapsedMs > 0 {
 		// Granted and started by an earlier run of this meshd: that job died
@@ -207,7 +209,7 @@ func (n *Node) runMigration(ctx context.Context, m *fsm.Migration, j *runningJob
 	if m.Attempt == 1 && !m.StartedAt.IsZero() && m.StartedAt.After(m.CreatedAt) {
 		n.metrics.queueWait.Observe(m.StartedAt.Sub(m.CreatedAt).Seconds())
 	}
-	stats, err := n.transfer(ctx, m, j, vm, dest, log)
+	stats, err := n.transfer(ctx, m, j, vm, dest, !cl.PlainMigrations(), log)
 	switch {
 	case err == nil:
 		log.Info("migration succeeded", "downtime", stats.Downtime, "elapsed", stats.Elapsed)
@@ -237,7 +239,14 @@ func (n *Node) runMigration(ctx context.Context, m *fsm.Migration, j *runningJob
 	n.syncInventory(n.ctx)
 }
 
-func (n *Node) transfer(ctx context.Context, m *fsm.Migration, j *runningJob, vm fsm.VM, dest fsm.Host, log interface{ Info(string, ...any) }) (migrate.JobStats, error) {
+// transfer runs the hypervisor's job and watches it to the end. tls is the
+// cluster's migration transport: plain streams carry the guest's memory and
+// disks readable by anyone on the migration network, so each one is logged
+// as a warning on the source, where the bytes leave.
+func (n *Node) transfer(ctx context.Context, m *fsm.Migration, j *runningJob, vm fsm.VM, dest fsm.Host, tls bool, log interface {
+	Info(string, ...any)
+	Warn(string, ...any)
+}) (migrate.JobStats, error) {
 	if dest.Name == "" || vm.Name == "" {
 		return migrate.JobStats{}, fmt.Errorf("migration %s: vm %q or destination %q unknown", m.ID, m.VM, m.Dest)
 	}
@@ -255,8 +264,12 @@ func (n *Node) transfer(ctx context.Context, m *fsm.Migration, j *runningJob, vm
 	}
 	params := pol.Params(migrate.Params{
 		DestURI: dest.HypervisorURI, MigrateURI: "tcp://" + dest.MigrationAddr,
-		BandwidthMiB: m.GrantedMiB, CopyStorage: targets, Unsafe: n.cfg.UnsafeMigration,
+		BandwidthMiB: m.GrantedMiB, CopyStorage: targets, Unsafe: n.cfg.UnsafeMigration, TLS: tls,
 	})
+	if !tls {
+		log.Warn("migration streams unencrypted: cluster migration_transport is plain",
+			"cluster", m.Cluster, "migrate_uri", params.MigrateURI)
+	}
 	if len(local) > 0 {
 		if p, ok := n.cfg.Hypervisor.(DestDiskPreparer); ok {
 			if err := p.PrepareDestDisks(ctx, dest.HypervisorURI, local); err != nil {
@@ -266,9 +279,10 @@ func (n *Node) transfer(ctx context.Context, m *fsm.Migration, j *runningJob, vm
 	}
 	job, err := n.cfg.Hypervisor.Migrate(ctx, vm.Name, params)
 	if err != nil {
-		return migrate.JobStats{}, fmt.Errorf("start migration of %s to %s: %w", vm.Name, dest.Name, err)
+		return migrate.JobStats{}, fmt.Errorf("start migration of %s to %s (transport %s): %w", vm.Name, dest.Name, transportName(tls), err)
 	}
-	log.Info("migration started", "bandwidth_mib", m.GrantedMiB, "policy", pol.Name, "copy_disks", len(targets))
+	log.Info("migration started", "bandwidth_mib", m.GrantedMiB, "policy", pol.Name, "copy_disks", len(targets),
+		"transport", transportName(tls))
 	j.attach(job, m.GrantedMiB)
 	var now uint64 // a reshare committed while the job started
 	n.fsm.Read(func(s *fsm.State) {
@@ -282,6 +296,13 @@ func (n *Node) transfer(ctx context.Context, m *fsm.Migration, j *runningJob, vm
 	rep := newReporter(n, m.ID, m.Attempt)
 	defer rep.close()
 	return migrate.Watch(ctx, job, pol, mc, rep.report)
+}
+
+func transportName(tls bool) string {
+	if tls {
+		return fsm.TransportTLS
+	}
+	return fsm.TransportPlain
 }
 
 // finish reports an attempt's result and says whether it committed.
