@@ -21,6 +21,7 @@ import (
 	"github.com/hostmesh/hostmesh/migrate"
 	"github.com/hostmesh/hostmesh/migrate/sim"
 	"github.com/hostmesh/hostmesh/migrate/virt"
+	"github.com/hostmesh/hostmesh/migrate/virt/pkipath"
 	"github.com/hostmesh/hostmesh/node"
 )
 
@@ -48,7 +49,7 @@ func MeshdApp(out, errOut io.Writer) *ucli.App {
 			&ucli.IntFlag{Name: "max-voters", Value: 5, Usage: "raft voters; further hosts replicate as non-voters"},
 			&ucli.StringFlag{Name: "hypervisor", Value: "libvirt", Usage: "libvirt or sim"},
 			&ucli.StringFlag{Name: "libvirt-uri", Value: "qemu:///system", Usage: "local libvirt connection"},
-			&ucli.StringFlag{Name: "libvirt-peer-uri", Usage: "how peers' libvirtd reach this host (default qemu+tcp://BIND/system)"},
+			&ucli.StringFlag{Name: "libvirt-peer-uri", Usage: "how peers' libvirtd reach this host (default qemu+tls://BIND/system when libvirt has its certificates, else qemu+tcp://BIND/system)"},
 			&ucli.StringSliceFlag{Name: "network", Usage: "virtual network this host offers, NAME or NAME.VLAN (repeat)"},
 			&ucli.StringSliceFlag{Name: "storage-domain", Usage: "storage domain NAME=DIR this host sees (repeat)"},
 			&ucli.BoolFlag{Name: "unsafe-migration", Usage: "let libvirt migrate disks it cannot prove shared (the mesh checks storage and cache itself)"},
@@ -155,7 +156,13 @@ func setupHypervisor(c *ucli.Context, cfg *node.Config) (func(), error) {
 		cfg.Hypervisor, cfg.HypervisorKind = hv, "libvirt"
 		cfg.HypervisorURI = c.String("libvirt-peer-uri")
 		if cfg.HypervisorURI == "" {
-			cfg.HypervisorURI = "qemu+tcp://" + cfg.BindAddr + "/system"
+			var tls bool
+			if cfg.HypervisorURI, tls = virt.PeerURI(cfg.BindAddr); !tls {
+				cfg.Logger.Warn("libvirtd has no server certificate: peers reach it over qemu+tcp, unencrypted",
+					"missing", pkipath.LibvirtServerCert, "libvirt_peer_uri", cfg.HypervisorURI)
+			}
+		} else if strings.HasPrefix(cfg.HypervisorURI, "qemu+tcp://") {
+			cfg.Logger.Warn("libvirt peer connection set to qemu+tcp: unencrypted", "libvirt_peer_uri", cfg.HypervisorURI)
 		}
 		return func() { _ = hv.Close() }, nil
 	case "sim":
