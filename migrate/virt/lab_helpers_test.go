@@ -61,7 +61,7 @@ func sharedLab(t *testing.T) *lab.Lab {
 // openHost opens the driver on a lab host from the root namespace.
 func openHost(t *testing.T, h *lab.Host) *Hypervisor {
 	t.Helper()
-	hv, err := Open(h.LibvirtURI)
+	hv, err := Open(h.ClientURI)
 	if err != nil {
 		t.Fatalf("open %s: %v", h.Name, err)
 	}

@@ -78,11 +78,12 @@ func TestLabMigrate(t *testing.T) {
 	const maxDT = 250 * time.Millisecond
 	start := time.Now()
 	j, err := src.Migrate(ctx, "vt-mig", migrate.Params{
-		DestURI:      h2.LibvirtURI,
+		DestURI:      h2.ClientURI,
 		MigrateURI:   "tcp://" + h2.MigIP,
 		BandwidthMiB: 48,
 		MaxDowntime:  maxDT,
 		Unsafe:       true, // the lab's shared dir is a plain local fs
+		TLS:          true, // the lab's hosts have QEMU's certificates
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -151,7 +152,7 @@ func TestLabAbort(t *testing.T) {
 	src := openHost(t, h1)
 	// 8 MiB/s for 128 MiB of data keeps the job running for ~16 s.
 	j, err := src.Migrate(ctx, "vt-abort", migrate.Params{
-		DestURI: h2.LibvirtURI, MigrateURI: "tcp://" + h2.MigIP, BandwidthMiB: 8, Unsafe: true,
+		DestURI: h2.ClientURI, MigrateURI: "tcp://" + h2.MigIP, BandwidthMiB: 8, Unsafe: true,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -211,21 +212,21 @@ func TestLabCopyStorage(t *testing.T) {
 	if _, err := os.Stat(destImage); err == nil {
 		t.Fatalf("%s exists before PrepareDestDisks", destImage)
 	}
-	if err := PrepareDestDisks(ctx, h2.LibvirtURI, d.Disks); err != nil {
+	if err := PrepareDestDisks(ctx, h2.ClientURI, d.Disks); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(destImage); err != nil {
 		t.Fatalf("PrepareDestDisks made no image on h2: %v", err)
 	}
 	// Idempotent for a retry.
-	if err := PrepareDestDisks(ctx, h2.LibvirtURI, d.Disks); err != nil {
+	if err := PrepareDestDisks(ctx, h2.ClientURI, d.Disks); err != nil {
 		t.Fatalf("second prepare: %v", err)
 	}
 
 	start := time.Now()
 	j, err := src.Migrate(ctx, "vt-copy", migrate.Params{
-		DestURI: h2.LibvirtURI, MigrateURI: "tcp://" + h2.MigIP, BandwidthMiB: 64,
-		CopyStorage: []string{d.Disks[0].Target},
+		DestURI: h2.ClientURI, MigrateURI: "tcp://" + h2.MigIP, BandwidthMiB: 64,
+		CopyStorage: []string{d.Disks[0].Target}, TLS: true, // the NBD copy over TLS too
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -269,7 +270,7 @@ func TestLabPostCopy(t *testing.T) {
 	src := openHost(t, h1)
 	start := time.Now()
 	j, err := src.Migrate(ctx, "vt-post", migrate.Params{
-		DestURI: h2.LibvirtURI, MigrateURI: "tcp://" + h2.MigIP, BandwidthMiB: 16,
+		DestURI: h2.ClientURI, MigrateURI: "tcp://" + h2.MigIP, BandwidthMiB: 16,
 		AllowPostCopy: true, AutoConverge: true, Unsafe: true,
 	})
 	if err != nil {

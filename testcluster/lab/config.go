@@ -49,6 +49,11 @@ type Config struct {
 	// Clusters optionally names the cluster of each host (index i is host
 	// i+1); hosts without an entry get "default".
 	Clusters []string
+	// ListenTCP makes every libvirtd also listen on qemu+tcp://MGMT/system
+	// without authentication, the lab's link before TLS, for debugging with
+	// virsh from the root namespace. Off by default: libvirtd listens only
+	// with TLS (qemu+tls, the lab CA's certificates).
+	ListenTCP bool
 	// Logf, if set, receives progress lines (phases and their durations);
 	// tests pass t.Logf, labctl prints them.
 	Logf func(format string, args ...any)

@@ -3,7 +3,9 @@
 //
 // Each host is a network namespace (hm-hN) plus its own mount and UTS
 // namespaces, held open by a small holder process, with its own libvirtd
-// listening on the host's management IP. A switch namespace (hm-sw) holds one
+// listening with TLS on the host's management IP (the lab creates a mesh CA
+// and gives every host a certificate for libvirtd, QEMU's migration streams
+// and meshd alike, see pki.go). A switch namespace (hm-sw) holds one
 // bridge per network — management, migration and VM — and every host has a
 // veth into each, so traffic of each kind crosses its own interface and can be
 // measured apart. The root namespace gets one veth into the management bridge

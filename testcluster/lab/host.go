@@ -22,9 +22,20 @@ type Host struct {
 	MgmtIP  string // on MgmtIface
 	MigIP   string // on MigIface
 	VMIP    string // on VMBridge
-	// LibvirtURI is how anyone (root namespace or another host) reaches this
-	// host's libvirtd: qemu+tcp://MgmtIP/system.
+	// LibvirtURI is how this host and the others reach this host's
+	// libvirtd: qemu+tls://MgmtIP/system. It needs the client certificate
+	// each host has in its /etc/pki, so virsh with it runs inside a host
+	// (Host.Virsh), not in the root namespace.
 	LibvirtURI string
+	// ClientURI reaches the same libvirtd from anywhere, the root namespace
+	// included: LibvirtURI with libvirt's pkipath parameter naming the lab's
+	// operator certificate (Lab.Dir/pki/client).
+	ClientURI string
+	// CACert, Cert and Key are the mesh CA and this host's certificate and
+	// key (root-namespace paths, visible inside the host too): meshd's
+	// --ca-file, --cert-file and --key-file. The same certificate is
+	// installed in the host's /etc/pki for libvirtd and QEMU.
+	CACert, Cert, Key string
 	// LocalDir is the host-local storage path as seen inside the host; every
 	// host has it at the same path, each backed by its own directory.
 	LocalDir string
@@ -38,6 +49,8 @@ type Host struct {
 	CacheDir string
 	// HolderPID is the process whose namespaces are the host's.
 	HolderPID int
+	// ListenTCP is Config.ListenTCP: libvirtd also listens on qemu+tcp.
+	ListenTCP bool `json:",omitempty"`
 }
 
 // libvirtDirs are the system paths each host gets its own copy of, so that
@@ -48,6 +61,7 @@ var libvirtDirs = []struct{ mount, sub string }{
 	{"/etc/libvirt", "etc"},
 	{"/var/log/libvirt", "log"},
 	{"/var/cache/libvirt", "cache"},
+	{etcPKI, "pki"}, // libvirt's and QEMU's certificates (pki.go)
 }
 
 // holderScript runs inside fresh mount and UTS namespaces (with private

@@ -20,6 +20,10 @@ type Lab struct {
 	// path in every host and in the root namespace. It is a plain local file
 	// system, so libvirt only migrates disks on it with the UNSAFE flag.
 	SharedDir string
+	// CACert and CAKey are the lab's mesh CA (root-namespace paths): it
+	// signed every host's certificate, for libvirt, QEMU and meshd alike, and
+	// signs whatever else a test needs (an operator's client certificate).
+	CACert, CAKey string
 
 	imageOnce      sync.Once
 	kernel, initrd string
@@ -73,7 +77,9 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 		return nil, fmt.Errorf("start lab: %w", err)
 	}
 	for i := 1; i <= cfg.Hosts; i++ {
-		l.Hosts = append(l.Hosts, newHost(l.Dir, i, clusterOf(cfg, i)))
+		h := newHost(l.Dir, i, clusterOf(cfg, i))
+		h.ListenTCP = cfg.ListenTCP
+		l.Hosts = append(l.Hosts, h)
 	}
 	if err := l.bringUp(ctx); err != nil {
 		_ = l.Close()
@@ -104,14 +110,14 @@ func newHost(dir string, i int, cluster string) *Host {
 		StateDir:     filepath.Join(dir, "hosts", name),
 		CacheDir:     filepath.Join(dir, "cache", name),
 	}
-	h.LibvirtURI = "qemu+tcp://" + h.MgmtIP + "/system"
+	h.LibvirtURI = "qemu+tls://" + h.MgmtIP + "/system"
 	return h
 }
 
 // resetDirs removes the per-host and shared state of an earlier lab; the
 // guest image cache survives.
 func (l *Lab) resetDirs() error {
-	for _, d := range []string{"hosts", "shared", "local"} {
+	for _, d := range []string{"hosts", "shared", "local", pkiDir} {
 		if err := os.RemoveAll(filepath.Join(l.Dir, d)); err != nil {
 			return err
 		}
@@ -126,6 +132,11 @@ func (l *Lab) resetDirs() error {
 
 func (l *Lab) bringUp(ctx context.Context) error {
 	t0 := time.Now()
+	if err := l.issuePKI(); err != nil {
+		return err
+	}
+	l.phase(fmt.Sprintf("CA and certificates of %d hosts", len(l.Hosts)), t0)
+	t0 = time.Now()
 	if err := setupSwitch(ctx); err != nil {
 		return err
 	}
@@ -205,7 +216,7 @@ func (l *Lab) Close() error {
 	}
 	err := teardown(context.Background())
 	_ = os.Remove(filepath.Join(l.Dir, stateFile))
-	for _, d := range []string{"hosts", "shared", "local"} {
+	for _, d := range []string{"hosts", "shared", "local", pkiDir} {
 		if rerr := os.RemoveAll(filepath.Join(l.Dir, d)); rerr != nil && err == nil {
 			err = rerr
 		}

@@ -47,8 +47,9 @@ func TestHostsAreSeparate(t *testing.T) {
 			t.Errorf("host %s libvirt uuid %q (also %s): migration needs distinct host UUIDs", h.Name, uuid, other)
 		}
 		uuids[uuid] = h.Name
-		// Root namespace reaches the libvirtd on the management network.
-		c, err := net.DialTimeout("tcp", h.MgmtIP+":16509", 5*time.Second)
+		// Root namespace reaches the libvirtd on the management network
+		// (its TLS port; tls_test.go checks what it accepts there).
+		c, err := net.DialTimeout("tcp", h.MgmtIP+":16514", 5*time.Second)
 		if err != nil {
 			t.Errorf("root namespace to %s libvirtd: %v", h.Name, err)
 		} else {

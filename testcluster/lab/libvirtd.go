@@ -9,17 +9,22 @@ import (
 	"time"
 )
 
-// libvirtdConf listens on the management IP only, without TLS or auth (the
-// lab's networks are private namespaces), and gives every host its own
-// host_uuid: libvirt refuses to migrate to a host with its own UUID.
+// libvirtdConf listens on the management IP only, with TLS: a peer must
+// present a certificate of the lab's CA (libvirt's defaults: auth_tls
+// "none" means the verified certificate is the authentication). Every host
+// gets its own host_uuid: libvirt refuses to migrate to a host with its own
+// UUID. With ListenTCP the old unauthenticated tcp link is added, for
+// debugging only.
 func (h *Host) libvirtdConf() string {
-	return fmt.Sprintf(`listen_tls = 0
-listen_tcp = 1
-auth_tcp = "none"
-listen_addr = %q
+	tcp := "listen_tcp = 0\n"
+	if h.ListenTCP {
+		tcp = "listen_tcp = 1\nauth_tcp = \"none\"\n"
+	}
+	return fmt.Sprintf(`listen_tls = 1
+%slisten_addr = %q
 host_uuid = %q
 log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
-`, h.MgmtIP, hostUUID(h.Name))
+`, tcp, h.MgmtIP, hostUUID(h.Name))
 }
 
 // qemuConf follows lab.md: QEMU as root with no security driver and no

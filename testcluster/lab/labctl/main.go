@@ -29,6 +29,7 @@ func main() {
 	fill := fs.Int("fill", 0, "MiB the guest fills at boot (guest)")
 	dirty := fs.Int("dirty", 0, "MiB/s the guest dirties (guest)")
 	disk := fs.String("disk", "", `guest disk: "", "shared" or "local" (guest)`)
+	tcp := fs.Bool("tcp", false, "also open libvirtd's unauthenticated qemu+tcp link, for debugging from the root namespace (up)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: labctl up|down|status|deps|guest [flags]\n")
 		fs.PrintDefaults()
@@ -44,7 +45,7 @@ func main() {
 	var err error
 	switch cmd {
 	case "up":
-		err = up(ctx, lab.Config{Hosts: *hosts, Dir: *dir, Logf: logf})
+		err = up(ctx, lab.Config{Hosts: *hosts, Dir: *dir, ListenTCP: *tcp, Logf: logf})
 	case "down":
 		err = down(*dir)
 	case "status":
@@ -115,6 +116,10 @@ func printHosts(l *lab.Lab) {
 	}
 	_ = w.Flush()
 	fmt.Printf("shared storage: %s\n", l.SharedDir)
+	fmt.Printf("mesh CA: %s (key %s)\n", l.CACert, l.CAKey)
+	for _, h := range l.Hosts {
+		fmt.Printf("%s: meshd --ca-file %s --cert-file %s --key-file %s\n", h.Name, h.CACert, h.Cert, h.Key)
+	}
 }
 
 // deps installs the Debian packages the lab needs.
