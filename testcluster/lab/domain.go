@@ -19,6 +19,9 @@ func domainXML(spec GuestSpec, kernel, initrd, consoleLog, diskPath string) (str
 	if spec.IP != "" {
 		cmdline += " hm.ip=" + spec.IP + "/24"
 	}
+	if spec.FillMarker != "" {
+		cmdline += " hm.marker=" + spec.FillMarker
+	}
 	bridge := spec.Bridge
 	if bridge == "" {
 		bridge = VMBridge

@@ -10,7 +10,8 @@ import (
 // The domain must be software-emulated, keep one console file across hosts
 // and put its NIC on the VM bridge; these are what the lab's migrations rely on.
 func TestDomainXML(t *testing.T) {
-	spec, err := GuestSpec{Name: "x1", IP: "10.79.0.60", FillMiB: 100, DirtyMiBps: 8, Disk: DiskShared}.withDefaults()
+	spec, err := GuestSpec{Name: "x1", IP: "10.79.0.60", FillMiB: 100, DirtyMiBps: 8, Disk: DiskShared,
+		FillMarker: "hostmesh-marker-0123456789abcdef"}.withDefaults()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +29,8 @@ func TestDomainXML(t *testing.T) {
 	if d.Memory.Value != 256 || d.Memory.Unit != "MiB" || d.VCPU.Value != 1 {
 		t.Errorf("memory %d %s, vcpus %d; want defaults 256 MiB, 1", d.Memory.Value, d.Memory.Unit, d.VCPU.Value)
 	}
-	for _, w := range []string{"console=ttyS0", "hm.ip=10.79.0.60/24", "hm.fill=100", "hm.dirty=8", "hm.name=x1"} {
+	for _, w := range []string{"console=ttyS0", "hm.ip=10.79.0.60/24", "hm.fill=100", "hm.dirty=8", "hm.name=x1",
+		"hm.marker=hostmesh-marker-0123456789abcdef"} {
 		if !strings.Contains(d.OS.Cmdline, w) {
 			t.Errorf("cmdline %q lacks %q", d.OS.Cmdline, w)
 		}
@@ -53,6 +55,8 @@ func TestGuestSpecValidation(t *testing.T) {
 		{Name: "small", MemoryMiB: 64},
 		{Name: "fat", MemoryMiB: 256, FillMiB: 200},
 		{Name: "disk", Disk: "nfs"},
+		{Name: "short-marker", FillMarker: "abc"},
+		{Name: "spaced-marker", FillMarker: "hostmesh marker 0123456789"},
 	} {
 		if _, err := s.withDefaults(); err == nil {
 			t.Errorf("spec %+v accepted", s)

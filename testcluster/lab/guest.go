@@ -40,7 +40,12 @@ type GuestSpec struct {
 	// boot, so that a migration has that much real data to send. The agent
 	// caps it to what the guest has free (leaving 24 MiB) and says so on the
 	// console.
-	FillMiB     int
+	FillMiB int
+	// FillMarker, if set, is what the fill writes, repeated: a capture of a
+	// cleartext migration stream finds it, one of an encrypted stream must
+	// not. Printable ASCII without spaces, 8 to 64 bytes (it travels on the
+	// kernel command line).
+	FillMarker  string
 	Disk        string // DiskNone, DiskShared or DiskLocal
 	DiskCache   string
 	DiskSizeMiB int
@@ -66,7 +71,10 @@ type Guest struct {
 	XML string
 }
 
-var guestName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$`)
+var (
+	guestName  = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$`)
+	fillMarker = regexp.MustCompile(`^[!-~]{8,64}$`)
+)
 
 func (s GuestSpec) withDefaults() (GuestSpec, error) {
 	if !guestName.MatchString(s.Name) {
@@ -89,6 +97,9 @@ func (s GuestSpec) withDefaults() (GuestSpec, error) {
 	}
 	if s.FillMiB >= s.MemoryMiB-64 && s.FillMiB > 0 {
 		return s, fmt.Errorf("guest %q: fill %d MiB leaves too little of %d MiB for the kernel", s.Name, s.FillMiB, s.MemoryMiB)
+	}
+	if s.FillMarker != "" && !fillMarker.MatchString(s.FillMarker) {
+		return s, fmt.Errorf("guest %q: fill marker %q: want 8 to 64 printable ASCII bytes without spaces", s.Name, s.FillMarker)
 	}
 	switch s.Disk {
 	case DiskNone, DiskShared, DiskLocal:

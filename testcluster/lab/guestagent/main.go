@@ -7,6 +7,7 @@
 //     on :7, so clients can check the guest's network before and after;
 //   - it fills and then dirties memory at rates given on the kernel command
 //     line (hm.fill=MiB, hm.dirty=MiBps), to give the migration real work;
+//     the fill repeats hm.marker= when given, for captures of the stream;
 //   - it writes and reads a marker on its virtio disk (/disk/write,
 //     /disk/read), to show data written before a migration is still there.
 package main
@@ -28,8 +29,8 @@ func main() {
 	args := parseCmdline(readCmdline())
 	host, _ := os.Hostname()
 	avail, _ := memAvailableMiB()
-	fmt.Printf("hm-agent start host=%s fill=%dMiB dirty=%dMiBps available=%dMiB\n", host, args.fillMiB, args.dirtyMiBps, avail)
-	mem := fill(args.fillMiB)
+	fmt.Printf("hm-agent start host=%s fill=%dMiB dirty=%dMiBps marker=%dB available=%dMiB\n", host, args.fillMiB, args.dirtyMiBps, len(args.marker), avail)
+	mem := fill(args.fillMiB, args.marker)
 	go dirty(mem, args.dirtyMiBps)
 	go serveEcho(":7")
 	go serveHTTP(":80")
@@ -45,6 +46,7 @@ func main() {
 type cmdline struct {
 	fillMiB    int
 	dirtyMiBps int
+	marker     string // the fill pattern; empty: a byte sequence
 }
 
 func readCmdline() string {
@@ -73,6 +75,8 @@ func parseCmdline(s string) cmdline {
 			if err == nil {
 				c.dirtyMiBps = n
 			}
+		case "hm.marker":
+			c.marker = v
 		}
 	}
 	return c

@@ -18,10 +18,12 @@ const fillHeadroomMiB = 24
 
 // fill allocates mib MiB and writes non-zero bytes to every page: QEMU sends
 // zero pages as a few bytes, so only touched pages make the migration move
-// real data. The fill is capped to what the guest has available, with a
-// console line saying so. At least 8 MiB is allocated so that dirty has pages
-// to touch.
-func fill(mib int) []byte {
+// real data. With a marker the bytes are the marker repeated, so a capture
+// of a cleartext migration stream finds it in every page sent (and one of
+// an encrypted stream never does). The fill is capped to what the guest has
+// available, with a console line saying so. At least 8 MiB is allocated so
+// that dirty has pages to touch.
+func fill(mib int, marker string) []byte {
 	if avail, err := memAvailableMiB(); err == nil && mib > avail-fillHeadroomMiB {
 		capped := max(avail-fillHeadroomMiB, 0)
 		fmt.Printf("hm-agent: fill %d MiB capped to %d MiB (MemAvailable %d MiB)\n", mib, capped, avail)
@@ -34,8 +36,14 @@ func fill(mib int) []byte {
 	mem := make([]byte, size<<20)
 	if mib > 0 {
 		start := time.Now()
-		for i := range mem {
-			mem[i] = byte(i*7 + 1)
+		if marker != "" {
+			for i := 0; i < len(mem); {
+				i += copy(mem[i:], marker)
+			}
+		} else {
+			for i := range mem {
+				mem[i] = byte(i*7 + 1)
+			}
 		}
 		fmt.Printf("hm-agent filled %d MiB in %s\n", mib, time.Since(start).Round(time.Millisecond))
 	}
