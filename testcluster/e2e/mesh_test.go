@@ -86,8 +86,9 @@ func (m *mesh) startMeshd(ctx context.Context, h *lab.Host, extra ...string) err
 		"--name", h.Name, "--cluster", h.Cluster,
 		"--data-dir", filepath.Join(h.StateDir, "meshd"),
 		"--bind", h.MgmtIP, "--migration-addr", h.MigIP,
+		// No --libvirt-peer-uri: meshd's default (qemu+tls://BIND/system,
+		// libvirtd having its certificate) must be the lab's LibvirtURI.
 		"--hypervisor", "libvirt", "--libvirt-uri", "qemu:///system",
-		"--libvirt-peer-uri", h.LibvirtURI,
 		"--network", lab.VMBridge,
 		"--storage-domain", "shared=" + m.lab.SharedDir,
 		"--unsafe-migration", "--dev", "--sample-interval", "500ms",
