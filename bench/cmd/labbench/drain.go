@@ -20,7 +20,7 @@ func drainPart(ctx context.Context, m *mesh, runs, bw, guests, mem, fill int) (b
 	s := benchkit.Section{Title: "Drain (lab)"}
 	s.Setup = fmt.Sprintf("%d guests of %d MiB (the size of the single-migration guest; %d MiB filled with data at boot) on h1 of a 3-host lab. "+
 		"`meshctl cluster c1 --bandwidth %d --max-outgoing 2` then `meshctl drain h1 --wait` (placement spreads them over h2 and h3, 2 at a time), "+
-		"against a serial loop of the same `virsh migrate --live --p2p --persistent --undefinesource --unsafe --auto-converge --bandwidth %d` "+
+		"against a serial loop of the same `virsh migrate --live --p2p --persistent --undefinesource --unsafe --tls --auto-converge --bandwidth %d` "+
 		"(downtime 100 ms) over the same guests, alternately to h2 and h3; the two sides alternate run by run. "+
 		"Physical limit = bytes sent on h1's migration interface ÷ (%d MiB/s × 2 outgoing slots).", guests, mem, fill, bw, bw, bw)
 	if r := m.ctl(ctx, "cluster", "c1", "--bandwidth", strconv.Itoa(bw), "--bandwidth-mode", "fixed", "--max-outgoing", "2"); r.code != 0 {

@@ -101,14 +101,15 @@ func (m *mesh) removeGuest(ctx context.Context, name string) {
 }
 
 // virshMigrate moves a guest from src to dst with virsh as an operator would
-// without the mesh: peer to peer, persistent, source undefined, memory on
-// the migration network, the same bandwidth cap and the same initial allowed
-// downtime and auto-converge as the mesh's default policy.
+// without the mesh: peer to peer over qemu+tls, persistent, source
+// undefined, memory on the migration network and encrypted (--tls, as the
+// mesh's default transport), the same bandwidth cap and the same initial
+// allowed downtime and auto-converge as the mesh's default policy.
 func virshMigrate(ctx context.Context, src, dst *lab.Host, name string, bwMiB int, extra ...string) (time.Duration, error) {
 	if out, err := src.Virsh(ctx, "migrate-setmaxdowntime", name, "100"); err != nil {
 		return 0, fmt.Errorf("set max downtime of %s on %s: %w (%s)", name, src.Name, err, out)
 	}
-	args := []string{"migrate", "--live", "--p2p", "--persistent", "--undefinesource", "--unsafe"}
+	args := []string{"migrate", "--live", "--p2p", "--persistent", "--undefinesource", "--unsafe", "--tls"}
 	if bwMiB > 0 {
 		args = append(args, "--bandwidth", strconv.Itoa(bwMiB))
 	}

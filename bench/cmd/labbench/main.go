@@ -1,5 +1,5 @@
-// Command labbench measures single migrations, drains and convergence
-// policies on the lab's real libvirt + QEMU hosts (testcluster/lab), with
+// Command labbench measures single migrations, drains, convergence policies
+// and the cost of TLS migration streams on the lab's real libvirt + QEMU hosts (testcluster/lab), with
 // meshd on every host driven by meshctl, against virsh doing the same by
 // hand. It needs root and owns the machine's one lab: run it under
 // `flock /tmp/hostmesh-lab.lock`. Each part writes its JSON as soon as it
@@ -29,7 +29,7 @@ func main() {
 		meshctl   = flag.String("meshctl", "bin/meshctl", "meshctl binary")
 		outDir    = flag.String("out", "bench/results", "directory for the JSON results")
 		runs      = flag.Int("runs", 5, "runs of each side (medians)")
-		parts     = flag.String("parts", "single,drain,convergence", "which parts to run")
+		parts     = flag.String("parts", "single,drain,convergence,tls", "which parts to run")
 		bw        = flag.Int("bw", 32, "single: bandwidth cap, MiB/s")
 		dirty     = flag.Int("dirty", 8, "single: dirty rate of the dirtying guest, MiB/s")
 		drainBW   = flag.Int("drain-bw", 16, "drain: per-migration cap, MiB/s")
@@ -72,6 +72,7 @@ func main() {
 			return drainPart(ctx, m, *runs, *drainBW, *guests, *drainMem, *drainFill)
 		}},
 		{"convergence", "lab-convergence.json", func() (benchkit.Section, error) { return convergencePart(ctx, m, *runs, *convBW, *convDR) }},
+		{"tls", "lab-tls.json", func() (benchkit.Section, error) { return tlsPart(ctx, m, *runs, *bw) }},
 	}
 	failed := false
 	for _, p := range all {

@@ -64,8 +64,8 @@ func singlePart(ctx context.Context, m *mesh, runs, bw, dirty int) (benchkit.Sec
 	sec := benchkit.Section{Title: "Single migration (lab)",
 		Setup: fmt.Sprintf("Real libvirt 9.0 + QEMU 7.2 hosts in network namespaces (TCG guests), meshd on each. One 256 MiB guest "+
 			"(128 MiB filled with data at boot), idle or dirtying %d MiB/s, moved between h1 and h2 by `meshctl migrate --to DEST --bandwidth %d --wait` "+
-			"(policy minimal-downtime: 100 ms allowed downtime, auto-converge) and by `virsh migrate --live --p2p --persistent --undefinesource --unsafe "+
-			"--auto-converge --bandwidth %d VM qemu+tcp://DEST/system tcp://DEST_MIG_IP` after `virsh migrate-setmaxdowntime VM 100`; "+
+			"(policy minimal-downtime: 100 ms allowed downtime, auto-converge; the cluster's default TLS transport) and by `virsh migrate --live --p2p --persistent --undefinesource --unsafe --tls "+
+			"--auto-converge --bandwidth %d VM qemu+tls://DEST/system tcp://DEST_MIG_IP` after `virsh migrate-setmaxdowntime VM 100`; "+
 			"the order of the two alternates run by run. Total time is each command's wall time.", dirty, bw, bw)}
 	for _, w := range []struct {
 		label string
