@@ -3,6 +3,7 @@ package gossip
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"sort"
 	"strconv"
@@ -10,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/memberlist"
 	"github.com/hostmesh/hostmesh/fsm"
 )
@@ -29,7 +29,7 @@ const eventBuffer = 1024
 type Agent struct {
 	name   string
 	cfg    Config
-	log    hclog.Logger
+	log    *slog.Logger
 	t      timings
 	ml     atomic.Pointer[memberlist.Memberlist]
 	queue  *memberlist.TransmitLimitedQueue
@@ -85,12 +85,12 @@ func Start(cfg Config, facts fsm.HostFacts) (*Agent, error) {
 	}
 	log := cfg.Logger
 	if log == nil {
-		log = hclog.NewNullLogger()
+		log = discard
 	}
 	a := &Agent{
 		name:    cfg.Name,
 		cfg:     cfg,
-		log:     log.Named("gossip"),
+		log:     log.With("component", "gossip"),
 		t:       cfg.timings(),
 		kick:    make(chan struct{}, 1),
 		stop:    make(chan struct{}),

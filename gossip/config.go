@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/memberlist"
 )
 
@@ -47,7 +47,7 @@ type Config struct {
 	// Boot is advertised from the first metadata on (see Agent.SetBoot).
 	Boot Boot
 	// Logger receives memberlist's and the agent's logs; nil discards them.
-	Logger hclog.Logger
+	Logger *slog.Logger
 	// Blocked, when set, cuts this host off the gossip network while it
 	// returns true: a partition, for tests. Nil in production.
 	Blocked func() bool
@@ -126,10 +126,10 @@ func (c Config) memberlistConfig() *memberlist.Config {
 	}
 	logger := c.Logger
 	if logger == nil {
-		logger = hclog.NewNullLogger()
+		logger = discard
 	}
 	mc.LogOutput = nil
-	mc.Logger = logger.Named("memberlist").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
+	mc.Logger = memberlistLogger(logger)
 	return mc
 }
 

@@ -1,12 +1,15 @@
 package gossip
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"os"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hostmesh/hostmesh/fsm"
 )
 
@@ -14,11 +17,11 @@ import (
 var testKey = []byte("0123456789abcdef0123456789abcdef")
 
 // testLogger logs to stderr when GOSSIP_DEBUG is set, else nowhere.
-func testLogger(name string) hclog.Logger {
+func testLogger(name string) *slog.Logger {
 	if os.Getenv("GOSSIP_DEBUG") == "" {
 		return nil
 	}
-	return hclog.New(&hclog.LoggerOptions{Name: name, Level: hclog.Debug, Output: os.Stderr})
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("agent", name)
 }
 
 func testConfig(name string) Config {
@@ -133,4 +136,42 @@ func waitEvent(tb testing.TB, a *Agent, timeout time.Duration, what string, matc
 			tb.Fatalf("timed out after %v waiting for %s on %s", timeout, what, a.Name())
 		}
 	}
+}
+
+// recorder is a slog handler keeping every record, for tests that assert
+// what an agent logged.
+type recorder struct {
+	mu   sync.Mutex
+	recs []slog.Record
+}
+
+func (r *recorder) Enabled(context.Context, slog.Level) bool { return true }
+func (r *recorder) Handle(_ context.Context, rec slog.Record) error {
+	r.mu.Lock()
+	r.recs = append(r.recs, rec.Clone())
+	r.mu.Unlock()
+	return nil
+}
+func (r *recorder) WithAttrs([]slog.Attr) slog.Handler { return r }
+func (r *recorder) WithGroup(string) slog.Handler      { return r }
+
+// has reports a record at level or above whose message contains msg and
+// that carries the attribute key.
+func (r *recorder) has(level slog.Level, msg, key string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, rec := range r.recs {
+		if rec.Level < level || !strings.Contains(rec.Message, msg) {
+			continue
+		}
+		found := key == ""
+		rec.Attrs(func(a slog.Attr) bool {
+			found = found || a.Key == key
+			return !found
+		})
+		if found {
+			return true
+		}
+	}
+	return false
 }

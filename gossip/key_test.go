@@ -2,7 +2,9 @@ package gossip
 
 import (
 	"errors"
+	"log/slog"
 	"testing"
+	"time"
 )
 
 func TestMissingKeyRefused(t *testing.T) {
@@ -27,24 +29,35 @@ func TestMissingKeyRefused(t *testing.T) {
 }
 
 func TestWrongKeyCannotJoin(t *testing.T) {
-	a := startAgent(t, testConfig("a"), testFacts("a"))
+	logs := &recorder{}
+	cfg := testConfig("a")
+	cfg.Logger = slog.New(logs)
+	a := startAgent(t, cfg, testFacts("a"))
 
-	cfg := testConfig("intruder")
+	cfg = testConfig("intruder")
 	key, err := KeyFromString(GenerateKey())
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.Key = key
 	b := startAgent(t, cfg, testFacts("intruder"))
-	if _, err := b.Join([]string{a.Addr()}); err == nil {
+	_, err = b.Join([]string{a.Addr()})
+	if err == nil {
 		t.Fatal("join with the wrong key succeeded")
 	}
+	if !IsKeyMismatch(err) {
+		t.Errorf("join error with the wrong key is not a key mismatch: %v", err)
+	}
+	// The member's log says why, at ERROR, from memberlist's own words.
+	waitFor(t, 5*time.Second, "a's ERROR naming the key mismatch", func() bool {
+		return logs.has(slog.LevelError, "no installed keys could decrypt the message", "cause")
+	})
 
 	cfg = testConfig("plain")
 	cfg.Key, cfg.DevMode = nil, true
 	c := startAgent(t, cfg, testFacts("plain"))
-	if _, err := c.Join([]string{a.Addr()}); err == nil {
-		t.Fatal("join without encryption succeeded")
+	if _, err := c.Join([]string{a.Addr()}); err == nil || !IsKeyMismatch(err) {
+		t.Fatalf("join without encryption: %v, want a key mismatch", err)
 	}
 	for _, name := range []string{"intruder", "plain"} {
 		if _, ok := a.Member(name); ok {
