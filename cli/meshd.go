@@ -44,7 +44,8 @@ func MeshdApp(out, errOut io.Writer) *ucli.App {
 			&ucli.StringSliceFlag{Name: "join", EnvVars: []string{"MESH_JOIN"}, Usage: "gossip address (ip:port) of any member (repeat)"},
 			&ucli.BoolFlag{Name: "bootstrap", Usage: "start a new mesh on this host: give it once, on one host (ignored once the data dir holds state)"},
 			&ucli.IntFlag{Name: "bootstrap-expect", Usage: "this host is one of `N` started together with the same flag: the mesh forms once gossip shows N of them (ignored once the data dir holds state)"},
-			&ucli.StringFlag{Name: "gossip-key", EnvVars: []string{"MESH_GOSSIP_KEY"}, Usage: "base64 key encrypting gossip (meshctl keygen)"},
+			&ucli.StringFlag{Name: "gossip-key-file", EnvVars: []string{"MESH_GOSSIP_KEY_FILE"}, Usage: "file (mode 0600) holding the base64 key encrypting gossip (meshctl keygen); once DATA-DIR/gossip.keyring exists, that keyring is used instead"},
+			&ucli.StringFlag{Name: "gossip-key", EnvVars: []string{"MESH_GOSSIP_KEY"}, Usage: "the gossip key itself: other users can read it in /proc, prefer --gossip-key-file"},
 			&ucli.BoolFlag{Name: "dev", Usage: "dev mode: allow unencrypted gossip"},
 			&ucli.IntFlag{Name: "max-voters", Value: 5, Usage: "raft voters; further hosts replicate as non-voters"},
 			&ucli.StringFlag{Name: "hypervisor", Value: "libvirt", Usage: "libvirt or sim"},
@@ -82,6 +83,7 @@ func runMeshd(c *ucli.Context) error {
 	if name == "" {
 		name, _ = os.Hostname()
 	}
+	var err error
 	cfg := node.Config{
 		Name: name, Cluster: c.String("cluster"), DataDir: c.String("data-dir"),
 		BindAddr: c.String("bind"), MigrationAddr: c.String("migration-addr"),
@@ -96,14 +98,9 @@ func runMeshd(c *ucli.Context) error {
 	if cfg.Bootstrap && cfg.BootstrapExpect != 0 {
 		return ucli.Exit("error: --bootstrap and --bootstrap-expect exclude each other: one host bootstraps, or N hosts together", exitUsage)
 	}
-	if k := c.String("gossip-key"); k != "" {
-		key, err := gossip.KeyFromString(k)
-		if err != nil {
-			return ucli.Exit("error: --gossip-key: "+err.Error(), exitUsage)
-		}
-		cfg.GossipKey = key
+	if cfg.GossipKey, err = gossipKey(c, log); err != nil {
+		return err
 	}
-	var err error
 	if cfg.Networks, err = parseNetworks(c.StringSlice("network")); err != nil {
 		return ucli.Exit("error: "+err.Error(), exitUsage)
 	}
@@ -118,6 +115,10 @@ func runMeshd(c *ucli.Context) error {
 	n, err := node.New(cfg)
 	if errors.Is(err, node.ErrNoBootstrap) {
 		return ucli.Exit("error: "+err.Error(), exitUsage)
+	}
+	if errors.Is(err, gossip.ErrNoKey) {
+		return ucli.Exit("error: "+err.Error()+": create one with (umask 077; meshctl keygen > FILE) and pass --gossip-key-file FILE, "+
+			"or run --dev (unencrypted, for tests)", exitUsage)
 	}
 	if err != nil {
 		return ucli.Exit("error: "+err.Error(), exitFailed)
@@ -142,6 +143,34 @@ func runMeshd(c *ucli.Context) error {
 	}
 	n.Kill()
 	return nil
+}
+
+// gossipKey reads the gossip key from --gossip-key-file, or from
+// --gossip-key / MESH_GOSSIP_KEY with a warning: a command line is readable
+// by every local user in /proc/PID/cmdline, and the environment is handed
+// to every child process and readable in /proc/PID/environ.
+func gossipKey(c *ucli.Context, log *slog.Logger) ([]byte, error) {
+	file, inline := c.String("gossip-key-file"), c.String("gossip-key")
+	switch {
+	case file != "" && inline != "":
+		return nil, ucli.Exit("error: --gossip-key-file and --gossip-key (or MESH_GOSSIP_KEY) exclude each other", exitUsage)
+	case file != "":
+		key, err := gossip.ReadKeyFile(file)
+		if err != nil {
+			return nil, ucli.Exit("error: --gossip-key-file: "+err.Error(), exitUsage)
+		}
+		return key, nil
+	case inline != "":
+		key, err := gossip.KeyFromString(inline)
+		if err != nil {
+			return nil, ucli.Exit("error: --gossip-key: "+err.Error(), exitUsage)
+		}
+		log.Warn("gossip key given by --gossip-key or MESH_GOSSIP_KEY: other local users can read a command line "+
+			"(/proc/PID/cmdline) and the environment reaches every child process (/proc/PID/environ); use --gossip-key-file",
+			"key", gossip.KeyFingerprint(key))
+		return key, nil
+	}
+	return nil, nil
 }
 
 // setupHypervisor opens libvirt, or builds a sim host with its VMs whose

@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -57,6 +58,12 @@ type Agent struct {
 	// talking to it, hence under mu.
 	addr string
 
+	// keyMu serialises keyring changes; keys mirrors keyring's keys
+	// (primary first) as persisted. keyring is nil without encryption.
+	keyMu   sync.Mutex
+	keyring *memberlist.Keyring
+	keys    [][]byte
+
 	// lifeMu serialises Leave and Shutdown: memberlist panics on a leave
 	// after shutdown.
 	lifeMu sync.Mutex
@@ -74,7 +81,8 @@ func Start(cfg Config, facts fsm.HostFacts) (*Agent, error) {
 	if cfg.Name == "" {
 		return nil, errors.New("gossip: config has no host name")
 	}
-	if err := cfg.checkKey(); err != nil {
+	keys, fromFile, err := cfg.startKeys()
+	if err != nil {
 		return nil, err
 	}
 	if facts.Name == "" {
@@ -106,7 +114,12 @@ func Start(cfg Config, facts fsm.HostFacts) (*Agent, error) {
 		return nil, err
 	}
 
-	mc := cfg.memberlistConfig()
+	mc, err := cfg.memberlistConfig(keys)
+	if err != nil {
+		return nil, err
+	}
+	a.keyring, a.keys = mc.Keyring, keys
+	a.logKeys(keys, fromFile)
 	a.queue = &memberlist.TransmitLimitedQueue{
 		NumNodes: func() int {
 			if n := int(a.alive.Load()); n > 1 {
@@ -137,6 +150,25 @@ func Start(cfg Config, facts fsm.HostFacts) (*Agent, error) {
 
 	a.goBackground(a.repairLoop)
 	return a, nil
+}
+
+// logKeys says where the keys came from, and warns when the configured key
+// is not the one in use because a persisted keyring won.
+func (a *Agent) logKeys(keys [][]byte, fromFile bool) {
+	switch {
+	case len(keys) == 0:
+		a.log.Warn("gossip is not encrypted (dev mode): anyone on the network can join and inject host facts")
+	case fromFile:
+		a.log.Info("gossip keyring loaded; it wins over the configured key", "file", a.cfg.KeyringFile,
+			"keys", describeKeys(keys))
+		if len(a.cfg.Key) > 0 && !bytes.Equal(a.cfg.Key, keys[0]) {
+			a.log.Warn("the configured gossip key is not the keyring's primary key: the persisted keyring is used",
+				"configured", KeyFingerprint(a.cfg.Key), "primary", KeyFingerprint(keys[0]), "file", a.cfg.KeyringFile)
+		}
+	default:
+		a.log.Info("gossip keyring created from the configured key", "file", a.cfg.KeyringFile,
+			"key", KeyFingerprint(keys[0]))
+	}
 }
 
 // Join contacts the given gossip addresses (ip:port) and merges state with

@@ -34,8 +34,13 @@ type Config struct {
 	AdvertiseAddr string
 	AdvertisePort int
 	// Key is the 16, 24 or 32-byte AES key shared by the mesh; required
-	// unless DevMode.
+	// unless DevMode or a persisted keyring exists.
 	Key []byte
+	// KeyringFile is where the keyring is persisted (mode 0600) after every
+	// change. Once the file exists it is the keyring the agent starts with
+	// and Key is ignored: a mesh that rotated its key must not be rejoined
+	// with the key of the command line. Empty: not persisted.
+	KeyringFile string
 	// DevMode allows running without a key.
 	DevMode bool
 	// Fast uses short probe and gossip intervals for tests and loopback
@@ -89,9 +94,9 @@ func (c Config) checkKey() error {
 	return fmt.Errorf("gossip agent %q: key is %d bytes, want 16, 24 or 32: %w", c.Name, len(c.Key), ErrBadKey)
 }
 
-// memberlistConfig builds the memberlist configuration; the delegates are
-// filled in by Start.
-func (c Config) memberlistConfig() *memberlist.Config {
+// memberlistConfig builds the memberlist configuration with the given keys
+// (primary first; none: no encryption); the delegates are filled in by Start.
+func (c Config) memberlistConfig(keys [][]byte) (*memberlist.Config, error) {
 	mc := memberlist.DefaultLANConfig()
 	if c.Fast {
 		// Loopback profile: the failure detector probes five times a second
@@ -121,8 +126,12 @@ func (c Config) memberlistConfig() *memberlist.Config {
 	mc.BindPort = c.BindPort
 	mc.AdvertiseAddr = c.AdvertiseAddr
 	mc.AdvertisePort = c.AdvertisePort
-	if len(c.Key) > 0 {
-		mc.SecretKey = c.Key
+	if len(keys) > 0 {
+		kr, err := memberlist.NewKeyring(keys[1:], keys[0])
+		if err != nil {
+			return nil, fmt.Errorf("gossip agent %q: keyring: %v: %w", c.Name, err, ErrBadKey)
+		}
+		mc.Keyring = kr
 	}
 	logger := c.Logger
 	if logger == nil {
@@ -130,7 +139,7 @@ func (c Config) memberlistConfig() *memberlist.Config {
 	}
 	mc.LogOutput = nil
 	mc.Logger = memberlistLogger(logger)
-	return mc
+	return mc, nil
 }
 
 // KeyFromString decodes a base64 key as given on a flag or in the

@@ -34,7 +34,9 @@ type Config struct {
 	// name bootstraps Raft with them all as voters. Ignored once the data
 	// dir holds Raft state.
 	BootstrapExpect int
-	// GossipKey encrypts gossip; required unless DevMode.
+	// GossipKey encrypts gossip; required unless DevMode. Once the data dir
+	// holds a gossip keyring (DataDir/gossip.keyring, written at the first
+	// start and after every rotation) that keyring is used instead.
 	GossipKey []byte
 	DevMode   bool
 	// MaxVoters bounds Raft voters; further hosts replicate as non-voters.

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -103,7 +104,8 @@ func (n *Node) start() error {
 	n.facts = facts
 	g, err := gossip.Start(gossip.Config{
 		Name: n.cfg.Name, BindAddr: n.cfg.BindAddr, BindPort: n.cfg.GossipPort,
-		Key: n.cfg.GossipKey, DevMode: n.cfg.DevMode, Fast: n.cfg.Fast, Blocked: n.cfg.Blocked,
+		Key: n.cfg.GossipKey, KeyringFile: filepath.Join(n.cfg.DataDir, gossip.KeyringFileName),
+		DevMode: n.cfg.DevMode, Fast: n.cfg.Fast, Blocked: n.cfg.Blocked, Logger: n.log,
 		Boot: gossip.Boot{Expect: n.cfg.BootstrapExpect, InMesh: n.hadState},
 	}, facts)
 	if err != nil {

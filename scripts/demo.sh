@@ -11,12 +11,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-key=$(bin/meshctl keygen)
+(umask 077; bin/meshctl keygen >"$dir/gossip.key")
 start() { # name idx extra...
 	local name=$1 i=$2; shift 2
 	bin/meshd --name "$name" --cluster demo --data-dir "$dir/$name" --bind 127.0.0.1 \
 		--gossip-port $((17946 + i)) --raft-port $((17300 + i)) --api-port $((17400 + i)) \
-		--gossip-key "$key" --hypervisor sim --sim-vms 3 --sim-vm-mem 2048 --sim-timescale 4 \
+		--gossip-key-file "$dir/gossip.key" --hypervisor sim --sim-vms 3 --sim-vm-mem 2048 --sim-timescale 4 \
 		--network vmnet --network vmnet.100 --storage-domain shared=/srv/shared \
 		--log-level warn "$@" >"$dir/$name.log" 2>&1 &
 	pids+=($!)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/hostmesh/hostmesh/api"
 	"github.com/hostmesh/hostmesh/fsm"
+	"github.com/hostmesh/hostmesh/gossip"
 	"github.com/hostmesh/hostmesh/migrate"
 	"github.com/hostmesh/hostmesh/migrate/sim"
 	"github.com/hostmesh/hostmesh/node"
@@ -42,6 +43,8 @@ type Options struct {
 	// Monitor tunes job monitors; the registry's simulated clock is filled in.
 	Monitor migrate.MonitorConfig
 	Logger  *slog.Logger
+	// GossipKey encrypts the mesh's gossip; default: a fresh random key.
+	GossipKey []byte
 	// BootstrapExpect, when set, starts every host with --bootstrap-expect
 	// N instead of h1 with --bootstrap.
 	BootstrapExpect int
@@ -90,6 +93,13 @@ func New(t testing.TB, opts Options) *Cluster {
 	}
 	if opts.Networks == nil {
 		opts.Networks = func(int) []fsm.Network { return []fsm.Network{{Name: "vmnet"}, {Name: "vmnet", VLAN: 100}} }
+	}
+	if opts.GossipKey == nil {
+		key, err := gossip.KeyFromString(gossip.GenerateKey())
+		if err != nil {
+			t.Fatalf("testcluster: gossip key: %v", err)
+		}
+		opts.GossipKey = key
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -151,7 +161,7 @@ func (c *Cluster) hostConfig(i int, base string) (node.Config, error) {
 	cfg := node.Config{
 		Name: name, Cluster: c.opts.Cluster(i), DataDir: filepath.Join(base, name),
 		BindAddr: "127.0.0.1", GossipPort: ports[0], RaftPort: ports[1], APIPort: ports[2],
-		DevMode: true, Fast: true, MaxVoters: c.opts.MaxVoters,
+		GossipKey: c.opts.GossipKey, Fast: true, MaxVoters: c.opts.MaxVoters,
 		Hypervisor: hv, HypervisorURI: h.URI(), HypervisorKind: "sim",
 		Networks: c.opts.Networks(i), StorageDomains: map[string]string{"shared": "/shared"},
 		Monitor: mon, Logger: c.opts.Logger.With("host", name),
