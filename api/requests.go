@@ -13,6 +13,12 @@ type Status struct {
 	VMs          int      `json:"vms"`
 	Queued       int      `json:"queued"`
 	Running      int      `json:"running"`
+	// GossipMembers counts the hosts gossip shows alive, this one included:
+	// 1 means this host is not in a mesh.
+	GossipMembers int `json:"gossip_members"`
+	// JoinError is the last failed gossip join while this host is alone
+	// (a wrong gossip key names itself here).
+	JoinError string `json:"join_error,omitempty"`
 }
 
 // HostView is a host with its Raft role and VM count (GET /v1/hosts).

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	ucli "github.com/urfave/cli/v2"
+
+	"github.com/hostmesh/hostmesh/api"
 )
 
 // StatusCommand shows the Raft view of the node asked.
@@ -25,7 +27,10 @@ var StatusCommand = &ucli.Command{
 			return err
 		}
 		if c.Bool("json") {
-			return printJSON(c, st)
+			if err := printJSON(c, st); err != nil {
+				return err
+			}
+			return notInMesh(st)
 		}
 		w := c.App.Writer
 		fmt.Fprintf(w, "node:        %s (%s)\n", st.Self, st.RaftState)
@@ -34,6 +39,26 @@ var StatusCommand = &ucli.Command{
 		fmt.Fprintf(w, "non-voters:  %s\n", dash(strings.Join(st.Nonvoters, ", ")))
 		fmt.Fprintf(w, "last index:  %d (applied %d)\n", st.LastIndex, st.AppliedIndex)
 		fmt.Fprintf(w, "hosts: %d  vms: %d  migrations queued: %d running: %d\n", st.Hosts, st.VMs, st.Queued, st.Running)
-		return nil
+		fmt.Fprintf(w, "gossip:      %d member(s) alive\n", st.GossipMembers)
+		return notInMesh(st)
 	},
+}
+
+// notInMesh turns a status without a leader into exit 3 with a loud reason:
+// the host answers, but it is not part of a working mesh (alone in gossip,
+// a wrong gossip key, or no quorum).
+func notInMesh(st api.Status) error {
+	if st.Leader != "" {
+		return nil
+	}
+	msg := fmt.Sprintf("error: %s is not in a mesh: no leader", st.Self)
+	if st.GossipMembers <= 1 {
+		msg += "; gossip shows no other host"
+	} else {
+		msg += fmt.Sprintf("; gossip shows %d hosts but Raft elected none (no quorum?)", st.GossipMembers)
+	}
+	if st.JoinError != "" {
+		msg += "; last join: " + st.JoinError
+	}
+	return ucli.Exit(msg, exitUnreachable)
 }

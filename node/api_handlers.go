@@ -37,6 +37,8 @@ func (n *Node) status() api.Status {
 			}
 		}
 	}
+	st.GossipMembers = n.aliveGossipPeers() + 1
+	st.JoinError = n.JoinError()
 	sort.Strings(st.Voters)
 	sort.Strings(st.Nonvoters)
 	n.fsm.Read(func(s *fsm.State) {

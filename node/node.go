@@ -57,6 +57,8 @@ type Node struct {
 	metrics *nodeMetrics
 	inv     invHealth
 
+	joined joinState
+
 	closeOnce sync.Once
 	left      chan struct{}
 	leftOnce  sync.Once
@@ -113,13 +115,11 @@ func (n *Node) start() error {
 	}
 	n.gossip = g
 	if len(n.cfg.Join) > 0 {
-		if _, err := g.Join(n.cfg.Join); err != nil {
-			// Hosts boot in any order: keep trying, as consul's retry-join
-			// does, instead of failing a host that came up first.
-			n.log.Warn("join failed, retrying", "peers", n.cfg.Join, "err", err)
-			n.go_(n.retryJoin)
-		}
+		// Hosts boot in any order: a failed join is retried by the mesh
+		// watch instead of failing a host that came up first.
+		n.join()
 	}
+	n.go_(n.meshWatch)
 	if err := n.startBootstrap(); err != nil {
 		return err
 	}
@@ -134,23 +134,6 @@ func (n *Node) start() error {
 func (n *Node) go_(f func()) {
 	n.wg.Add(1)
 	go func() { defer n.wg.Done(); f() }()
-}
-
-// retryJoin joins the configured peers until one answers or the node stops.
-func (n *Node) retryJoin() {
-	delay := 200 * time.Millisecond
-	for {
-		select {
-		case <-n.ctx.Done():
-			return
-		case <-time.After(delay):
-		}
-		if _, err := n.gossip.Join(n.cfg.Join); err == nil {
-			n.log.Info("joined", "peers", n.cfg.Join)
-			return
-		}
-		delay = min(delay*2, 10*time.Second)
-	}
 }
 
 // Name is the host name.

@@ -57,6 +57,7 @@ type Options struct {
 type Cluster struct {
 	t    testing.TB
 	opts Options
+	base string // data dirs
 	Reg  *sim.Registry
 
 	hostMem map[string]uint64 // sim host → memory, for the slot watch
@@ -107,23 +108,44 @@ func New(t testing.TB, opts Options) *Cluster {
 	c := &Cluster{t: t, opts: opts, Reg: sim.NewRegistry(sim.Config{TimeScale: opts.TimeScale}), hostMem: map[string]uint64{},
 		clients: map[string]*api.Client{}}
 	t.Cleanup(c.Close)
-	base := t.TempDir()
+	c.base = t.TempDir()
 	for i := 0; i < opts.Hosts; i++ {
-		cfg, err := c.hostConfig(i, base)
-		if err != nil {
-			t.Fatalf("testcluster: %v", err)
-		}
-		cut := &atomic.Bool{}
-		cfg.Blocked = cut.Load
-		c.cut = append(c.cut, cut)
-		c.cfgs = append(c.cfgs, cfg)
-		c.nodes = append(c.nodes, nil)
-		c.started = append(c.started, 0)
-		if err := c.start(i); err != nil {
+		if err := c.add(nil); err != nil {
 			t.Fatalf("testcluster: %v", err)
 		}
 	}
 	return c
+}
+
+// AddHost starts one more host, configured like the others and joining
+// them, after mutate (if not nil) changed its configuration: a host with
+// another gossip key, say. It returns the host's index.
+func (c *Cluster) AddHost(mutate func(*node.Config)) int {
+	c.t.Helper()
+	if err := c.add(mutate); err != nil {
+		c.t.Fatalf("testcluster: %v", err)
+	}
+	return len(c.cfgs) - 1
+}
+
+func (c *Cluster) add(mutate func(*node.Config)) error {
+	i := len(c.cfgs)
+	cfg, err := c.hostConfig(i, c.base)
+	if err != nil {
+		return err
+	}
+	cut := &atomic.Bool{}
+	cfg.Blocked = cut.Load
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	c.mu.Lock()
+	c.cut = append(c.cut, cut)
+	c.cfgs = append(c.cfgs, cfg)
+	c.nodes = append(c.nodes, nil)
+	c.started = append(c.started, 0)
+	c.mu.Unlock()
+	return c.start(i)
 }
 
 // hostConfig creates host i's sim hypervisor and VMs, and fixes its ports
