@@ -13,6 +13,7 @@ import (
 	"github.com/hostmesh/hostmesh/api"
 	"github.com/hostmesh/hostmesh/fsm"
 	"github.com/hostmesh/hostmesh/migrate"
+	"github.com/hostmesh/hostmesh/webui"
 )
 
 // The JSON body of every failed API call is an api.Error: its Kind lets
@@ -43,6 +44,7 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("GET /v1/migrations/{id}", n.handleMigration)
 	mux.HandleFunc("POST /v1/migrations", n.handleMigrate)
 	mux.HandleFunc("POST /v1/migrations/{id}/cancel", n.handleCancel)
+	mux.HandleFunc("GET /v1/drains", n.handleDrains)
 	mux.HandleFunc("GET /v1/hosts/{name}/drain", n.handleDrainStatus)
 	mux.HandleFunc("POST /v1/hosts/{name}/drain", n.handleDrain)
 	mux.HandleFunc("POST /v1/hosts/{name}/drain/cancel", n.handleDrainCancel)
@@ -52,6 +54,10 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("POST /v1/leave", n.handleLeave)
 	mux.HandleFunc("POST /v1/internal/apply", n.handleInternalApply)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{}))
+	// The web dashboard: static files, no data of their own; the page
+	// reads the API above with the operator's token.
+	mux.Handle("GET /ui/", http.StripPrefix("/ui", webui.Handler()))
+	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 	for prefix, h := range n.cfg.HTTPHandlers {
 		mux.Handle(prefix+"/", http.StripPrefix(prefix, h))
 	}

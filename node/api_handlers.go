@@ -3,7 +3,9 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -48,11 +50,22 @@ func (n *Node) status() api.Status {
 	return st
 }
 
+// The listings answer blocking reads too (?index=&wait=), so the web
+// dashboard and scripts learn of any change at once without polling.
+
 func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request) {
+	if err := n.blockingRead(w, r); err != nil {
+		writeErr(w, err)
+		return
+	}
 	writeJSON(w, http.StatusOK, n.status())
 }
 
 func (n *Node) handleHosts(w http.ResponseWriter, r *http.Request) {
+	if err := n.blockingRead(w, r); err != nil {
+		writeErr(w, err)
+		return
+	}
 	st := n.status()
 	role := map[string]string{}
 	for _, v := range st.Voters {
@@ -78,6 +91,10 @@ func (n *Node) handleHosts(w http.ResponseWriter, r *http.Request) {
 }
 
 func (n *Node) handleVMs(w http.ResponseWriter, r *http.Request) {
+	if err := n.blockingRead(w, r); err != nil {
+		writeErr(w, err)
+		return
+	}
 	var out []fsm.VM
 	n.fsm.Read(func(s *fsm.State) {
 		for _, name := range s.VMNames() {
@@ -96,16 +113,66 @@ func migrationOrder(ids []string) {
 	})
 }
 
+// handleMigrations lists migrations oldest first. ?state=Queued,Running
+// keeps those states; ?limit=N keeps the N newest of what is left: the
+// dashboard refreshes the live ones and the latest results several times a
+// second, and a mesh's history can hold thousands.
 func (n *Node) handleMigrations(w http.ResponseWriter, r *http.Request) {
-	var out []fsm.Migration
+	q := r.URL.Query()
+	states := map[fsm.MigrationState]bool{}
+	if v := q.Get("state"); v != "" {
+		for _, st := range strings.Split(v, ",") {
+			switch ms := fsm.MigrationState(st); ms {
+			case fsm.MigQueued, fsm.MigRunning, fsm.MigSucceeded, fsm.MigFailed, fsm.MigCancelled:
+				states[ms] = true
+			default:
+				writeErr(w, badRequest("state %q: not one of Queued, Running, Succeeded, Failed, Cancelled", st))
+				return
+			}
+		}
+	}
+	limit := 0
+	if v := q.Get("limit"); v != "" {
+		k, err := strconv.Atoi(v)
+		if err != nil || k <= 0 {
+			writeErr(w, badRequest("limit %q: not a positive number", v))
+			return
+		}
+		limit = k
+	}
+	if err := n.blockingRead(w, r); err != nil {
+		writeErr(w, err)
+		return
+	}
+	out := []fsm.Migration{}
 	n.fsm.Read(func(s *fsm.State) {
 		ids := make([]string, 0, len(s.Migrations))
-		for id := range s.Migrations {
-			ids = append(ids, id)
+		for id, m := range s.Migrations {
+			if len(states) == 0 || states[m.State] {
+				ids = append(ids, id)
+			}
 		}
 		migrationOrder(ids)
+		if limit > 0 && len(ids) > limit {
+			ids = ids[len(ids)-limit:]
+		}
 		for _, id := range ids {
 			out = append(out, *s.Migrations[id])
+		}
+	})
+	writeJSON(w, http.StatusOK, out)
+}
+
+// handleDrains lists every host's last drain, by host name.
+func (n *Node) handleDrains(w http.ResponseWriter, r *http.Request) {
+	if err := n.blockingRead(w, r); err != nil {
+		writeErr(w, err)
+		return
+	}
+	out := []fsm.Drain{}
+	n.fsm.Read(func(s *fsm.State) {
+		for _, name := range slices.Sorted(maps.Keys(s.Drains)) {
+			out = append(out, *s.Drains[name])
 		}
 	})
 	writeJSON(w, http.StatusOK, out)
@@ -276,10 +343,19 @@ func (n *Node) handleActivate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	host := r.PathValue("name")
+	var drainStart time.Time // an active drain's queue is cancelled at its start time
+	n.fsm.Read(func(s *fsm.State) {
+		if d := s.Drains[host]; d != nil && d.State == fsm.DrainActive {
+			drainStart = d.CreatedAt
+		}
+	})
 	v, err := n.propose(r.Context(), fsm.CmdActivate, fsm.Activate{Host: host})
 	if err != nil {
 		writeErr(w, err)
 		return
+	}
+	if !drainStart.IsZero() {
+		n.countCancelledAt(drainStart, func(m *fsm.Migration) bool { return m.Drain == host }, reasonDrainCancelled)
 	}
 	var moved map[string]string
 	_ = json.Unmarshal(v, &moved)
