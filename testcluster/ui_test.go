@@ -1,0 +1,303 @@
+package testcluster
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/hostmesh/hostmesh/api"
+	"github.com/hostmesh/hostmesh/fsm"
+)
+
+// chromium finds Debian's headless-capable Chromium; the browser test
+// cannot run without it and says how to get it.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Fatal("no Chromium found: install Debian's with `apt-get install --no-install-recommends chromium fonts-dejavu-core` (make deps does)")
+	return ""
+}
+
+// artifacts is where screenshots go: $HM_ARTIFACTS/<test> when set (CI
+// keeps it), else the test's artifact directory (kept with go test
+// -artifacts).
+func artifacts(t *testing.T) string {
+	dir := t.ArtifactDir()
+	if base := os.Getenv("HM_ARTIFACTS"); base != "" {
+		dir = filepath.Join(base, t.Name())
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("screenshots in %s", dir)
+	return dir
+}
+
+// browser drives one headless Chromium tab and collects the page's
+// console errors and uncaught exceptions, which fail the test.
+type browser struct {
+	t    *testing.T
+	ctx  context.Context
+	dir  string
+	mu   sync.Mutex
+	errs []string
+}
+
+func newBrowser(t *testing.T) *browser {
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium(t)),
+		chromedp.NoSandbox, // CI runs as root
+		chromedp.WindowSize(1360, 1000),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(allocCtx)
+	t.Cleanup(func() { cancelCtx(); cancelAlloc() })
+	b := &browser{t: t, ctx: ctx, dir: artifacts(t)}
+	// The first run starts the browser; it must not carry a timeout.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start %s: %v", chromium(t), err)
+	}
+	msgs := chromedp.Console(ctx)
+	go func() {
+		for m, err := range msgs {
+			if err != nil {
+				return
+			}
+			// A refusal is an answer the page shows, not a fault of the page.
+			expected := strings.Contains(m.Text, "status of 409")
+			if (m.Type == chromedp.ConsoleError || m.IsException()) && !expected {
+				b.mu.Lock()
+				b.errs = append(b.errs, fmt.Sprintf("%s:%d %s", m.URL, m.Line+1, m.String()))
+				b.mu.Unlock()
+			}
+		}
+	}()
+	return b
+}
+
+// step bounds one browser step, so a page that never shows what the test
+// waits for fails the test instead of hanging it.
+func (b *browser) step() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(b.ctx, 60*time.Second)
+}
+
+func (b *browser) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := b.step()
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		b.shot("failed-" + strings.ReplaceAll(what, " ", "-"))
+		b.t.Fatalf("browser: %s: %v", what, err)
+	}
+}
+
+// eval runs JavaScript in the page and returns its value.
+func eval[T any](b *browser, js string) T {
+	b.t.Helper()
+	ctx, cancel := b.step()
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
+	if err != nil {
+		b.t.Fatalf("browser: evaluate %s: %v", js, err)
+	}
+	return v
+}
+
+func (b *browser) shot(name string) {
+	ctx, cancel := b.step()
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Logf("screenshot %s: %v", name, err)
+		return
+	}
+	if err := os.WriteFile(filepath.Join(b.dir, name+".png"), png, 0o644); err != nil {
+		b.t.Errorf("save screenshot %s: %v", name, err)
+	}
+}
+
+// jsErrors returns the page's console errors and exceptions so far.
+func (b *browser) jsErrors() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.errs...)
+}
+
+// TestWebDashboardInChromium drives the dashboard in a real browser on a
+// 3-host sim mesh: it lists the hosts and VMs; a migration started from
+// the page moves the VM while its progress bar advances; a refused
+// migration shows the failed check's message. Screenshots are kept.
+func TestWebDashboardInChromium(t *testing.T) {
+	start := time.Now()
+	// 2 GiB guests at 52 MiB/s take ~40 s of simulated time, 5 s at
+	// TimeScale 8: long enough to watch the bar move. h3 has room for its
+	// own two guests and 512 MiB more, so a guest sent there is refused.
+	c := New(t, Options{Hosts: 3, VMsPerHost: 2, VMMemMiB: 2048, TimeScale: 8, HostMem: func(i int) uint64 {
+		if i == 2 {
+			return 2*2048 + 512
+		}
+		return 16384
+	}})
+	c.Leader(10 * time.Second)
+	c.waitVMs(6)
+	b := newBrowser(t)
+	url := "http://" + c.Node(1).APIAddr() + "/ui/" // any host serves it; h2 is a follower or the leader
+	b.do("open the dashboard",
+		chromedp.Navigate(url),
+		chromedp.WaitVisible(chromedp.CSS(`#hosts-table tbody tr[data-host="h3"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#vms-table tbody tr[data-vm="vm-h3-1"]`)),
+	)
+
+	// Hosts and VMs as the state has them.
+	hosts := eval[int](b, `document.querySelectorAll("#hosts-table tbody tr[data-host]").length`)
+	vms := eval[int](b, `document.querySelectorAll("#vms-table tbody tr[data-vm]").length`)
+	if hosts != 3 || vms != 6 {
+		t.Fatalf("the page lists %d hosts and %d VMs, want 3 and 6", hosts, vms)
+	}
+	where := eval[string](b, `document.querySelector('#vms-table tr[data-vm="vm-h1-0"] .vm-host').textContent`)
+	if where != "h1" {
+		t.Fatalf("vm-h1-0 shown on %q, want h1", where)
+	}
+	b.shot("01-overview")
+
+	// Migrate vm-h1-0 from the page: the dry run's table first, then confirm.
+	b.do("open the migrate dialog",
+		chromedp.Click(chromedp.CSS(`#vms-table tr[data-vm="vm-h1-0"] button[data-action="migrate"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#mig-checks tr.pick[data-host="h3"]`)),
+	)
+	h3Checks := eval[string](b, `document.querySelector('#mig-checks tr.pick[data-host="h3"]').textContent`)
+	if !strings.Contains(h3Checks, "memory") {
+		t.Errorf("the dry run shows h3 as %q, want its memory check failing", h3Checks)
+	}
+	b.shot("02-dry-run")
+	b.do("confirm the migration",
+		chromedp.Click(chromedp.CSS(`#mig-confirm`)),
+		chromedp.WaitVisible(chromedp.CSS(`#running .mig[data-migration]`)),
+	)
+	// The progress bar advances: at least two different values below 100.
+	seen := map[string]bool{}
+	c.WaitFor(60*time.Second, "two progress values in the page", func() bool {
+		pct := eval[string](b, `(document.querySelector("#running .mig[data-percent]") || {dataset: {}}).dataset.percent || ""`)
+		if v, err := strconv.ParseFloat(pct, 64); err == nil && v > 0 && v < 100 {
+			seen[pct] = true
+		}
+		return len(seen) >= 2
+	})
+	b.shot("03-migration-progress")
+	mig := eval[string](b, `document.querySelector("#running .mig").dataset.migration`)
+	m := c.waitFinal(mig, 60*time.Second)
+	if m.State != fsm.MigSucceeded || m.VM != "vm-h1-0" || m.Dest != "h2" {
+		t.Fatalf("migration %s from the page: %s of %s to %s (%s), want vm-h1-0 Succeeded to h2", mig, m.State, m.VM, m.Dest, m.Reason)
+	}
+	if hosts := c.VMPlacement()["vm-h1-0"]; len(hosts) != 1 || hosts[0] != "h2" {
+		t.Fatalf("vm-h1-0 runs on %v, want h2 alone", hosts)
+	}
+	b.do("the page shows the VM on h2 and the result",
+		chromedp.WaitVisible(chromedp.CSS(`#vms-table tr[data-vm="vm-h1-0"][data-host="h2"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#recent-table tr[data-migration="`+mig+`"][data-state="Succeeded"]`)),
+	)
+	t.Logf("progress values seen in the page: %v", keys(seen))
+
+	// A refused migration: vm-h1-1 to h3, which lacks the memory. The page
+	// shows the check's own message, as the API words it.
+	var want string
+	cands, err := c.Client(c.Node(0).APIAddr()).Migrate(context.Background(), api.MigrateRequest{VM: "vm-h1-1", DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cand := range cands.Candidates {
+		for _, r := range cand.Results {
+			if cand.Host == "h3" && r.Name == "memory" && !r.OK {
+				want = r.Message
+			}
+		}
+	}
+	if want == "" {
+		t.Fatalf("the API's dry run does not fail h3's memory check: %+v", cands.Candidates)
+	}
+	b.do("ask for vm-h1-1 to go to h3",
+		chromedp.Click(chromedp.CSS(`#vms-table tr[data-vm="vm-h1-1"] button[data-action="migrate"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#mig-checks tr.pick[data-host="h3"]`)),
+		chromedp.SetValue(chromedp.CSS(`#mig-dest`), "h3"),
+		chromedp.Click(chromedp.CSS(`#mig-confirm`)),
+		chromedp.WaitVisible(chromedp.CSS(`#mig-error li[data-check="memory"]`)),
+	)
+	shown := eval[string](b, `document.querySelector('#mig-error li[data-check="memory"]').textContent`)
+	if shown != "memory: "+want {
+		t.Errorf("the page shows %q, want %q", shown, "memory: "+want)
+	}
+	b.shot("04-refused")
+	if hosts := c.VMPlacement()["vm-h1-1"]; len(hosts) != 1 || hosts[0] != "h1" {
+		t.Fatalf("vm-h1-1 runs on %v after the refusal, want h1", hosts)
+	}
+	b.do("close the dialog",
+		chromedp.Click(chromedp.CSS(`#mig-close`)),
+		chromedp.WaitNotVisible(chromedp.CSS(`#migrate-dialog`)),
+	)
+
+	// A drain from the page with a VM that cannot move: the drain card
+	// names its reason, and Activate brings the host back.
+	h3, _ := c.Reg.Host("h3")
+	if err := h3.SetState("vm-h3-1", fsm.VMShutoff); err != nil {
+		t.Fatal(err)
+	}
+	b.do("the page shows vm-h3-1 shut off and h3's CPUs freed",
+		chromedp.WaitVisible(chromedp.CSS(`#vms-table tr[data-vm="vm-h3-1"][data-state="shutoff"]`)),
+	)
+	c.WaitFor(10*time.Second, "h3's row to settle", func() bool {
+		return strings.Contains(eval[string](b, `document.querySelector('#hosts-table tr[data-host="h3"]').textContent`), "1 / 32")
+	})
+	b.do("drain h3 from the page (two clicks: arm, confirm)",
+		chromedp.Click(chromedp.CSS(`#hosts-table tr[data-host="h3"] button[data-action="drain"]`)),
+		chromedp.Click(chromedp.CSS(`#hosts-table tr[data-host="h3"] button[data-action="drain"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#drains .drain[data-drain="h3"][data-state="stuck"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#hosts-table tr[data-host="h3"][data-state="PreparingForMaintenance"]`)),
+	)
+	if d, _ := c.drainState("h3"); d.State != fsm.DrainStuck || d.Unmovable["vm-h3-1"] == "" || d.Moved["vm-h3-0"] == "" {
+		t.Fatalf("drain of h3: %s, unmovable %v, moved %v", d.State, d.Unmovable, d.Moved)
+	}
+	why := eval[string](b, `document.querySelector('#drains .drain[data-drain="h3"] li[data-vm="vm-h3-1"]').textContent`)
+	if !strings.Contains(why, "not running (shutoff)") {
+		t.Errorf("the drain card says %q for vm-h3-1, want its reason", why)
+	}
+	b.do("the moved VM is listed as moved",
+		chromedp.WaitVisible(chromedp.CSS(`#drains .drain[data-drain="h3"] li[data-vm="vm-h3-0"]`)),
+	)
+	b.shot("05-drain-stuck")
+	b.do("activate h3 from the page",
+		chromedp.Click(chromedp.CSS(`#hosts-table tr[data-host="h3"] button[data-action="activate"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#hosts-table tr[data-host="h3"][data-state="Up"]`)),
+	)
+	if _, st := c.drainState("h3"); st != fsm.HostUp {
+		t.Fatalf("h3 is %s after Activate from the page", st)
+	}
+	c.assertOneHostPerVM(t)
+
+	if errs := b.jsErrors(); len(errs) > 0 {
+		t.Fatalf("JavaScript errors in the page:\n%s", strings.Join(errs, "\n"))
+	}
+	t.Logf("browser test took %s", time.Since(start).Round(time.Millisecond))
+}
+
+func keys(m map[string]bool) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
