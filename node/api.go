@@ -53,6 +53,7 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("PUT /v1/clusters/{name}", n.handlePutCluster)
 	mux.HandleFunc("POST /v1/leave", n.handleLeave)
 	mux.HandleFunc("POST /v1/internal/apply", n.handleInternalApply)
+	n.keyringRoutes(mux, mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{}))
 	// The web dashboard: static files, no data of their own; the page
 	// reads the API above with the operator's token.
