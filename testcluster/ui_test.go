@@ -59,7 +59,8 @@ type browser struct {
 func newBrowser(t *testing.T) *browser {
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium(t)),
-		chromedp.NoSandbox, // CI runs as root
+		chromedp.NoSandbox,        // CI runs as root
+		chromedp.IgnoreCertErrors, // the test mesh's CA is not in the browser's store
 		chromedp.WindowSize(1360, 1000),
 		chromedp.Flag("disable-gpu", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
@@ -156,7 +157,9 @@ func TestWebDashboardInChromium(t *testing.T) {
 	c.Leader(10 * time.Second)
 	c.waitVMs(6)
 	b := newBrowser(t)
-	url := "http://" + c.Node(1).APIAddr() + "/ui/" // any host serves it; h2 is a follower or the leader
+	// Any host serves it; h2 is a follower or the leader. The client's URL
+	// has the scheme the test mesh's API speaks.
+	url := c.Client(c.Node(1).APIAddr()).URL() + "/ui/"
 	b.do("open the dashboard",
 		chromedp.Navigate(url),
 		chromedp.WaitVisible(chromedp.CSS(`#hosts-table tbody tr[data-host="h3"]`)),
