@@ -39,8 +39,16 @@ type Agent struct {
 	stop   chan struct{}
 	events chan Event
 
-	dropped atomic.Uint64
-	pulls   atomic.Uint64 // pull requests sent, for tests and benchmarks
+	dropped  atomic.Uint64
+	pulls    atomic.Uint64 // pull requests sent, for tests and benchmarks
+	rejected atomic.Uint64 // invalid input dropped
+	disowned atomic.Uint64 // records their owner does not claim, dropped
+	pruned   atomic.Uint64 // entries of vanished hosts removed
+
+	// warnMu rate-limits the warnings about rejected input.
+	warnMu     sync.Mutex
+	lastWarn   time.Time
+	suppressed int
 
 	// mu guards the member table and the fields below it. It is taken inside
 	// memberlist callbacks (which hold memberlist's own locks), so it is
@@ -90,6 +98,10 @@ func Start(cfg Config, facts fsm.HostFacts) (*Agent, error) {
 	}
 	if facts.Name != cfg.Name {
 		return nil, fmt.Errorf("gossip agent %q: facts are for host %q", cfg.Name, facts.Name)
+	}
+	// Peers would refuse invalid facts: say so here, where it can be fixed.
+	if err := validateFacts(facts); err != nil {
+		return nil, fmt.Errorf("gossip agent %q: own facts: %w", cfg.Name, err)
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -198,10 +210,20 @@ func (a *Agent) Join(addrs []string) (int, error) {
 // callers may refresh on a timer. facts.Name is forced to the agent's name.
 func (a *Agent) Update(facts fsm.HostFacts) {
 	facts.Name = a.name
+	if err := validateFacts(facts); err != nil {
+		// Peers would drop the record: keep publishing the last valid facts.
+		a.log.Error("own facts are invalid, not published", "err", err)
+		return
+	}
 	a.mu.Lock()
 	self := a.members[a.name]
 	if sameFacts(self.rec.Facts, facts) {
 		a.mu.Unlock()
+		return
+	}
+	if self.rec.Version >= MaxVersion {
+		a.mu.Unlock()
+		a.log.Error("facts version at its maximum, not published", "version", self.rec.Version)
 		return
 	}
 	self.rec.Version++
@@ -274,6 +296,44 @@ func (a *Agent) Events() <-chan Event { return a.events }
 
 // Dropped counts events lost because the Events channel was full.
 func (a *Agent) Dropped() uint64 { return a.dropped.Load() }
+
+// Stats are the agent's counters of refused input and pruned entries.
+type Stats struct {
+	// Rejected counts records, pull requests and state messages that broke
+	// the validation rules (see ErrInvalid), dropped unread.
+	Rejected uint64
+	// Disowned counts records far ahead of what their owner advertises
+	// (see maxLead): refused, or discarded when held.
+	Disowned uint64
+	// Pruned counts entries of hosts that vanished, removed from the table.
+	Pruned uint64
+	// EventsDropped is Dropped.
+	EventsDropped uint64
+}
+
+// Stats returns the counters.
+func (a *Agent) Stats() Stats {
+	return Stats{Rejected: a.rejected.Load(), Disowned: a.disowned.Load(), Pruned: a.pruned.Load(),
+		EventsDropped: a.dropped.Load()}
+}
+
+// reject counts refused input and warns, at most once every 10 s (with the
+// number of refusals not logged since), so a flood of junk cannot flood the
+// log too.
+func (a *Agent) reject(counter *atomic.Uint64, err error) {
+	counter.Add(1)
+	a.warnMu.Lock()
+	now := time.Now()
+	if !a.lastWarn.IsZero() && now.Sub(a.lastWarn) < 10*time.Second {
+		a.suppressed++
+		a.warnMu.Unlock()
+		return
+	}
+	n := a.suppressed
+	a.lastWarn, a.suppressed = now, 0
+	a.warnMu.Unlock()
+	a.log.Warn("gossip input refused", "err", err, "refused_since_last_warning", n)
+}
 
 // Addr is the bound gossip address, ip:port (useful with BindPort 0).
 func (a *Agent) Addr() string {

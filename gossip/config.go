@@ -49,6 +49,11 @@ type Config struct {
 	// core joining at once, starved agents are falsely declared dead (they
 	// refute and rejoin).
 	Fast bool
+	// ReapAfter is how long a dead or left host stays in the table before
+	// it is pruned (default 24 h, as Serf's reconnect timeout): long enough
+	// for the leader to record its departure, bounded so that hosts that
+	// come and go do not pile up.
+	ReapAfter time.Duration
 	// Boot is advertised from the first metadata on (see Agent.SetBoot).
 	Boot Boot
 	// Logger receives memberlist's and the agent's logs; nil discards them.
@@ -68,15 +73,24 @@ type timings struct {
 	grace time.Duration
 	// pullBackoff spaces repeated pulls of the same member.
 	pullBackoff time.Duration
+	// unseen is how long a record of a host memberlist never reported is
+	// kept (push/pull can carry records of hosts that are gone).
+	unseen time.Duration
+	// reap is Config.ReapAfter with its default.
+	reap time.Duration
 }
 
 func (c Config) timings() timings {
+	t := timings{repair: time.Second, grace: 2 * time.Second, pullBackoff: 3 * time.Second,
+		unseen: 2 * time.Minute, reap: c.ReapAfter}
 	if c.Fast {
-		return timings{repair: 100 * time.Millisecond, grace: 400 * time.Millisecond,
-			pullBackoff: 500 * time.Millisecond}
+		t = timings{repair: 100 * time.Millisecond, grace: 400 * time.Millisecond,
+			pullBackoff: 500 * time.Millisecond, unseen: 10 * time.Second, reap: c.ReapAfter}
 	}
-	return timings{repair: time.Second, grace: 2 * time.Second,
-		pullBackoff: 3 * time.Second}
+	if t.reap <= 0 {
+		t.reap = 24 * time.Hour
+	}
+	return t
 }
 
 // checkKey validates the key requirement before anything binds a socket.

@@ -1,6 +1,8 @@
 package gossip
 
 import (
+	"fmt"
+
 	"github.com/hashicorp/memberlist"
 )
 
@@ -36,7 +38,7 @@ func (d *delegate) NotifyMsg(b []byte) {
 	case kindRecord, kindReply:
 		h, err := peekRecord(b[1:])
 		if err != nil {
-			a.log.Warn("bad facts message", "error", err)
+			a.reject(&a.rejected, fmt.Errorf("%w: %v", ErrInvalid, err))
 			return
 		}
 		if !a.isNews(h) {
@@ -44,7 +46,7 @@ func (d *delegate) NotifyMsg(b []byte) {
 		}
 		r, err := h.record()
 		if err != nil {
-			a.log.Warn("bad facts message", "error", err)
+			a.reject(&a.rejected, fmt.Errorf("%w: %v", ErrInvalid, err))
 			return
 		}
 		// Keep the bytes as a kindRecord message to re-gossip and to answer
@@ -54,8 +56,11 @@ func (d *delegate) NotifyMsg(b []byte) {
 		a.mergeRecord(r, raw, b[0] == kindRecord)
 	case kindWant:
 		w, err := decodeWant(b[1:])
+		if err == nil {
+			err = validateWant(w)
+		}
 		if err != nil {
-			a.log.Warn("bad pull request", "error", err)
+			a.reject(&a.rejected, fmt.Errorf("%w: pull request: %v", ErrInvalid, err))
 			return
 		}
 		a.answerWant(w)
@@ -98,15 +103,13 @@ func (d *delegate) MergeRemoteState(buf []byte, join bool) {
 	if len(buf) == 0 || buf[0] != kindState {
 		return
 	}
-	var recs []record
-	if err := decodeCompressed(buf[1:], &recs); err != nil {
-		a.log.Warn("bad push/pull state", "error", err)
+	recs, err := decodeState(buf[1:])
+	if err != nil {
+		a.reject(&a.rejected, err)
 		return
 	}
 	for _, r := range recs {
-		if r.Name != "" {
-			a.mergeRecord(r, nil, false)
-		}
+		a.mergeRecord(r, nil, false)
 	}
 }
 

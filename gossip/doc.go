@@ -25,6 +25,19 @@
 //     the owner jumps its counter above it and republishes (the way memberlist
 //     refutes old incarnations), so a restart never loses to stale facts.
 //
+// Everything received is checked before it is stored (validate.go): names,
+// capacities and list sizes by the replicated state's own rules, addresses
+// that parse, versions within 1..MaxVersion, push/pull states of bounded
+// size. Invalid input is dropped and counted (Agent.Stats). Versions are
+// ordered numerically, equal versions by the records' canonical form, so
+// every host keeps the same record whatever order copies arrive in. A record
+// may not win on version alone: one far ahead (maxLead) of the version its
+// owner advertises in memberlist metadata is refused, and discarded if held,
+// and the owner never refutes such a record of itself, so neither a forged
+// record at the top version nor the old refute overflow can pin a host's
+// facts for good. Entries of hosts dead or left for Config.ReapAfter, or
+// never seen alive, are pruned.
+//
 // Failure detection is memberlist's. With Config.Fast (loopback, tests) a
 // stopped host is declared dead in about 1-2 s (probe every 200 ms, 100 ms
 // probe timeout, suspicion 3 × probe interval, at most twice that without

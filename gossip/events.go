@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -34,6 +35,13 @@ func (a *Agent) nodeAlive(n *memberlist.Node) {
 		if md, ok := decodeMeta(n.Meta); ok {
 			e.adv = md
 			e.boot = md.Boot
+			if e.have && e.rec.Version > md.Version+maxLead {
+				// The host advertises a version far below the record held:
+				// it does not claim that record. Drop it and pull its own.
+				a.reject(&a.disowned, fmt.Errorf("%w: held record of %q at version %d, the host advertises %d: discarded",
+					ErrInvalid, n.Name, e.rec.Version, md.Version))
+				e.have, e.rec, e.enc, e.canon = false, record{Name: n.Name}, nil, nil
+			}
 		}
 	}
 	e.noteProgress(now)
@@ -66,6 +74,7 @@ func (a *Agent) nodeGone(n *memberlist.Node) {
 	e.seen = true
 	e.announced = false
 	e.behindSince = time.Time{}
+	e.gone = time.Now()
 	if e.isLeaving() {
 		e.status = StatusLeft
 		a.emitLocked(EventLeft, e)

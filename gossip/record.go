@@ -169,6 +169,27 @@ func decodeRecord(payload []byte) (record, error) {
 	return h.record()
 }
 
+// decodeState reads a push/pull state message (after the kind byte): at most
+// maxStateRecords records, each still to be validated by mergeRecord.
+func decodeState(payload []byte) ([]record, error) {
+	var recs []json.RawMessage
+	if err := decodeCompressed(payload, &recs); err != nil {
+		return nil, fmt.Errorf("%w: push/pull state: %v", ErrInvalid, err)
+	}
+	if len(recs) > maxStateRecords {
+		return nil, fmt.Errorf("%w: push/pull state of %d records, over the limit of %d", ErrInvalid, len(recs), maxStateRecords)
+	}
+	out := make([]record, 0, len(recs))
+	for _, raw := range recs {
+		var r record
+		if err := json.Unmarshal(raw, &r); err != nil {
+			return nil, fmt.Errorf("%w: push/pull state: %v", ErrInvalid, err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
 func encodeWant(w want) ([]byte, error) {
 	b, err := json.Marshal(w)
 	if err != nil {
@@ -240,7 +261,7 @@ func decodeMeta(b []byte) (meta, bool) {
 		return meta{}, false
 	}
 	v, n := binary.Uvarint(b[2:])
-	if n <= 0 {
+	if n <= 0 || v > MaxVersion {
 		return meta{}, false
 	}
 	m := meta{Version: v, Big: b[1]&metaBig != 0, Leaving: b[1]&metaLeaving != 0}

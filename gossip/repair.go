@@ -19,6 +19,31 @@ func (a *Agent) repairLoop() {
 		case <-tick.C:
 			a.republishMeta()
 			a.pullMissing()
+			a.prune(time.Now())
+		}
+	}
+}
+
+// prune removes the entries of hosts that vanished: dead or left for longer
+// than the reap time, or known only from a record memberlist never backed
+// with a live member for longer than the unseen time. A pruned host that
+// comes back is a new entry, as for memberlist.
+func (a *Agent) prune(now time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for name, e := range a.members {
+		if name == a.name {
+			continue
+		}
+		dead := e.seen && (e.status == StatusDead || e.status == StatusLeft)
+		if dead && e.gone.IsZero() {
+			e.gone = now
+		}
+		gone := dead && now.Sub(e.gone) > a.t.reap
+		unseen := !e.seen && now.Sub(e.created) > a.t.unseen
+		if gone || unseen {
+			delete(a.members, name)
+			a.pruned.Add(1)
 		}
 	}
 }

@@ -22,6 +22,8 @@ var (
 	descReplicaSeq   = gdesc("hostmesh_replica_migrations_created", "Migrations ever created, as this host's replica has applied them (grows only; for watching one replica catch up).")
 	descMembers      = gdesc("hostmesh_gossip_members", "Gossip members by status, as this host sees them.", "status")
 	descDropped      = gdesc("hostmesh_gossip_events_dropped_total", "Membership events dropped because the leader's queue was full (it reconciles from the member list).")
+	descRefused      = gdesc("hostmesh_gossip_input_refused_total", "Gossiped records, pulls and state messages refused: invalid, or a record its owner does not claim (disowned).", "reason")
+	descPruned       = gdesc("hostmesh_gossip_pruned_total", "Entries of vanished hosts removed from this host's gossip table.")
 	descInvTime      = gdesc("hostmesh_inventory_last_success_timestamp_seconds", "When this host last read its hypervisor's inventory successfully (Unix time).")
 	descHypervisorUp = gdesc("hostmesh_hypervisor_up", "1 when this host's last call to its hypervisor succeeded.")
 )
@@ -30,7 +32,7 @@ var gossipStatuses = []gossip.Status{gossip.StatusAlive, gossip.StatusSuspect, g
 
 func (c *hostCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descBuildInfo, descLeader, descLeaderKnown, descLastIndex, descApplied, descPeers,
-		descReplicaSeq, descMembers, descDropped, descInvTime, descHypervisorUp} {
+		descReplicaSeq, descMembers, descDropped, descRefused, descPruned, descInvTime, descHypervisorUp} {
 		ch <- d
 	}
 }
@@ -75,6 +77,10 @@ func (c *hostCollector) Collect(ch chan<- prometheus.Metric) {
 		g(descMembers, float64(byStatus[st]), string(st))
 	}
 	ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(n.gossip.Dropped()))
+	gs := n.gossip.Stats()
+	ch <- prometheus.MustNewConstMetric(descRefused, prometheus.CounterValue, float64(gs.Rejected), "invalid")
+	ch <- prometheus.MustNewConstMetric(descRefused, prometheus.CounterValue, float64(gs.Disowned), "disowned")
+	ch <- prometheus.MustNewConstMetric(descPruned, prometheus.CounterValue, float64(gs.Pruned))
 	if t := n.inv.lastOK.Load(); t > 0 {
 		g(descInvTime, float64(t)/1e9)
 	}
