@@ -14,7 +14,7 @@ LAB_PKGS := qemu-system-x86 qemu-utils libvirt-daemon libvirt-daemon-driver-qemu
 # web dashboard's browser test (chromedp), with a font for its screenshots.
 TOOL_PKGS := prometheus chromium fonts-dejavu-core
 
-.PHONY: all build demo test unit lab-test deps bench lab lab-down vet clean
+.PHONY: all build demo test unit lab-test deps bench lab lab-down vet clean fuzz fuzz-short
 
 all: build
 
@@ -40,6 +40,16 @@ demo: build
 # use them must not run at the same time.
 test: deps vet
 	$(GO) test -p 1 -timeout 75m -count=1 ./...
+	$(MAKE) fuzz-short
+
+# Fuzz targets (listed in scripts/fuzz-targets): a short fixed time each in
+# CI, FUZZTIME each (default 60s) with make fuzz.
+FUZZTIME ?= 60s
+fuzz-short:
+	FUZZTIME=10s ./scripts/fuzz.sh
+
+fuzz:
+	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
 
 unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /testcluster/lab -e /testcluster/e2e -e /migrate/virt)
