@@ -28,7 +28,12 @@ type HostSpec struct {
 // (0: all memory); real workloads write to a hot set, which is why stuck
 // migrations hover at a high percentage rather than at zero.
 type VMSpec struct {
-	Name          string
+	Name string
+	// UUID identifies the guest as libvirt's does; Define gives a VM
+	// without one a UUID derived from its host and name, so it keeps it
+	// through migrations and two VMs of one name on two hosts differ.
+	// Define the same UUID on two hosts to simulate a split brain.
+	UUID          string
 	MemoryMiB     uint64
 	VCPUs         int
 	DirtyMiBps    float64
@@ -99,6 +104,9 @@ func (h *Host) Define(s VMSpec) error {
 	defer h.mu.Unlock()
 	if err := h.admitLocked(s); err != nil {
 		return fmt.Errorf("define vm %q on %s: %w", s.Name, h.spec.Name, err)
+	}
+	if s.UUID == "" {
+		s.UUID = uuidOf(h.spec.Name + "/" + s.Name)
 	}
 	h.vms[s.Name] = &vm{spec: cloneSpec(s), state: fsm.VMRunning}
 	return nil
@@ -261,7 +269,7 @@ func (h *Host) Domains(context.Context) ([]migrate.Domain, error) {
 		s := v.spec
 		out = append(out, migrate.Domain{
 			Name:      s.Name,
-			UUID:      uuidOf(s.Name),
+			UUID:      s.UUID,
 			State:     v.state,
 			MemoryMiB: s.MemoryMiB,
 			VCPUs:     s.VCPUs,
@@ -278,8 +286,8 @@ func (h *Host) Domains(context.Context) ([]migrate.Domain, error) {
 // Close implements migrate.Hypervisor; a sim host holds no connection.
 func (h *Host) Close() error { return nil }
 
-// uuidOf derives a stable UUID from a VM name, so a VM keeps its UUID when it
-// moves between hosts and between runs.
+// uuidOf derives a stable UUID from a string (host/VM name), so a VM keeps
+// its UUID between runs.
 func uuidOf(name string) string {
 	b := sha1.Sum([]byte("hostmesh-sim/" + name))
 	b[6] = b[6]&0x0f | 0x50
