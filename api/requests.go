@@ -30,6 +30,7 @@ type HostView struct {
 
 // MigrateRequest is the body of POST /v1/migrations.
 type MigrateRequest struct {
+	// VM is the VM's UUID, or a name exactly one VM has.
 	VM           string `json:"vm"`
 	To           string `json:"to,omitempty"`
 	Policy       string `json:"policy,omitempty"`

@@ -93,6 +93,25 @@ type VM struct {
 	Disks     []Disk   `json:"disks,omitempty"`
 	State     string   `json:"state"`
 	Migration string   `json:"migration,omitempty"`
+	// MovedIndex is the Raft index of the entry that last moved the VM.
+	MovedIndex uint64 `json:"moved_index,omitempty"`
+	// Alarm is the alarm that stands for the VM (GET /v1/vms), if any.
+	Alarm *Alarm `json:"alarm,omitempty"`
+}
+
+// AlarmSplitBrain: one VM (one UUID) runs on two hosts at once; it is not
+// migrated until only one host runs it.
+const AlarmSplitBrain = "split-brain"
+
+// Alarm is a condition the mesh cannot resolve alone.
+type Alarm struct {
+	Kind    string    `json:"kind"`
+	VMUUID  string    `json:"vm_uuid"`
+	VM      string    `json:"vm"`
+	Hosts   []string  `json:"hosts"`
+	Message string    `json:"message"`
+	Since   time.Time `json:"since"`
+	Index   uint64    `json:"index"`
 }
 
 // MigrationState is the phase of a migration.
@@ -134,6 +153,7 @@ type Progress struct {
 type Migration struct {
 	ID              string         `json:"id"`
 	VM              string         `json:"vm"`
+	VMUUID          string         `json:"vm_uuid,omitempty"`
 	Source          string         `json:"source"`
 	Dest            string         `json:"dest,omitempty"`
 	Cluster         string         `json:"cluster"`

@@ -20,7 +20,7 @@ import (
 var MigrateCommand = &ucli.Command{
 	Name:      "migrate",
 	Usage:     "live-migrate a VM to the best host of its cluster (or --to HOST)",
-	ArgsUsage: "VM",
+	ArgsUsage: "VM (name or UUID)",
 	Flags: []ucli.Flag{
 		&ucli.StringFlag{Name: "to", Usage: "destination host (default: placement chooses)"},
 		&ucli.StringFlag{Name: "policy", Usage: "convergence policy: minimal-downtime, post-copy, suspend-workload, precopy (default: the cluster's)"},
@@ -42,7 +42,7 @@ var MigrateCommand = &ucli.Command{
 			return cancelMigration(c, cl, id)
 		}
 		if c.NArg() != 1 {
-			return usage(c, "exactly one VM name")
+			return usage(c, "exactly one VM name or UUID")
 		}
 		req := api.MigrateRequest{VM: c.Args().First(), To: c.String("to"), Policy: c.String("policy"),
 			BandwidthMiB: c.Uint64("bandwidth"), DryRun: c.Bool("dry-run")}

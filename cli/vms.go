@@ -4,16 +4,18 @@ import (
 	"fmt"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/hostmesh/hostmesh/api"
 )
 
-// VMsCommand lists the VMs and the host that runs each.
+// VMsCommand lists the VMs and the host that runs each, with the alarms
+// that stand for them.
 var VMsCommand = &ucli.Command{
 	Name:  "vms",
-	Usage: "list VMs: host, state, memory, vCPUs, NICs, disks, migration",
+	Usage: "list VMs: name, UUID, host, state, memory, vCPUs, NICs, disks, migration, alarms",
 	Flags: []ucli.Flag{jsonFlag, &ucli.StringFlag{Name: "host", Usage: "only VMs on this host"}},
 	Action: func(c *ucli.Context) error {
 		if c.NArg() != 0 {
@@ -40,7 +42,8 @@ var VMsCommand = &ucli.Command{
 			return printJSON(c, vms)
 		}
 		w := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(w, "NAME\tHOST\tSTATE\tMEMORY\tVCPUS\tNICS\tDISKS\tMIGRATION")
+		fmt.Fprintln(w, "NAME\tUUID\tHOST\tSTATE\tMEMORY\tVCPUS\tNICS\tDISKS\tMIGRATION\tALARM")
+		var alarms []*api.Alarm
 		for _, v := range vms {
 			var nics, disks []string
 			for _, n := range v.NICs {
@@ -57,9 +60,20 @@ var VMsCommand = &ucli.Command{
 				}
 				disks = append(disks, fmt.Sprintf("%s:%s/%s", d.Target, where, d.Cache))
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%d MiB\t%d\t%s\t%s\t%s\n", v.Name, v.Host, v.State, v.MemoryMiB, v.VCPUs,
-				dash(strings.Join(nics, ",")), dash(strings.Join(disks, ",")), dash(v.Migration))
+			alarm := ""
+			if v.Alarm != nil {
+				alarm = v.Alarm.Kind
+				alarms = append(alarms, v.Alarm)
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d MiB\t%d\t%s\t%s\t%s\t%s\n", v.Name, dash(v.UUID), v.Host, v.State, v.MemoryMiB, v.VCPUs,
+				dash(strings.Join(nics, ",")), dash(strings.Join(disks, ",")), dash(v.Migration), dash(alarm))
 		}
-		return w.Flush()
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		for _, a := range alarms {
+			fmt.Fprintf(c.App.Writer, "ALARM %s since %s: %s\n", a.Kind, a.Since.Format(time.RFC3339), a.Message)
+		}
+		return nil
 	},
 }

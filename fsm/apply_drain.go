@@ -32,14 +32,15 @@ func applyStartDrain(s *State, data []byte) (any, error) {
 		Unmovable: map[string]string{}, Moved: map[string]string{}}
 	s.Drains[c.Host] = d
 	var ids []string
-	for _, vm := range s.VMsOn(c.Host) {
+	for _, k := range s.vmKeysOn(c.Host) {
+		vm := s.VMs[k]
 		switch {
 		case vm.State != VMRunning:
 			d.Unmovable[vm.Name] = "not running (" + vm.State + "): only running VMs move live"
 		case vm.Migration != "":
 			// Already moving (e.g. an operator's migrate): that one counts.
 		default:
-			id, err := s.enqueue(Enqueue{VM: vm.Name, Policy: c.Policy, Drain: c.Host, At: c.At})
+			id, err := s.enqueueVM(k, vm, Enqueue{VM: k, Policy: c.Policy, Drain: c.Host, At: c.At})
 			if err != nil {
 				d.Unmovable[vm.Name] = err.Error()
 				continue
@@ -126,7 +127,7 @@ func (s *State) dequeue(id string) {
 func (s *State) cancelQueued(m *Migration, at time.Time) {
 	m.State, m.EndedAt, m.Reason = MigCancelled, at, "cancelled before it started"
 	s.dequeue(m.ID)
-	if vm := s.VMs[m.VM]; vm != nil && vm.Migration == m.ID {
+	if vm := s.VMOf(m); vm != nil && vm.Migration == m.ID {
 		vm.Migration = ""
 	}
 }

@@ -63,6 +63,7 @@ func applyRemoveHost(s *State, data []byte) (any, error) {
 		return nil, rejectf("remove host %q: it still runs %d VMs (%s first)", c.Host, len(vms), vms[0].Name)
 	}
 	delete(s.Hosts, c.Host)
+	s.dropHostFromAlarms(c.Host)
 	return nil, nil
 }
 

@@ -11,6 +11,24 @@ func applyLeaderElected(s *State, data []byte) (any, error) {
 	if c.Leader == "" || c.Version < 1 {
 		return nil, rejectf("leader elected: needs a leader and a version (got %q, %d)", c.Leader, c.Version)
 	}
+	if s.LogVersion < LogVersionValidated && c.Version >= LogVersionValidated {
+		s.upgradeToV2()
+	}
 	s.LogVersion = max(s.LogVersion, c.Version)
 	return nil, nil
+}
+
+// upgradeToV2 gives the unfinished migrations of a v1 log their VM's
+// UUID, which v1 did not record: from now on they follow their VM by it.
+// Finished ones keep only the name, as v1 recorded them.
+func (s *State) upgradeToV2() {
+	for _, id := range s.Queue {
+		m := s.Migrations[id]
+		if m == nil || m.VMUUID != "" {
+			continue
+		}
+		if vm := s.VMOf(m); vm != nil {
+			m.VMUUID = vm.UUID
+		}
+	}
 }

@@ -17,22 +17,31 @@ func applyEnqueue(s *State, data []byte) (any, error) {
 	return s.enqueue(c)
 }
 
-// enqueue validates and queues one migration; shared by Enqueue and StartDrain.
+// enqueue resolves the command's VM and queues its migration.
 func (s *State) enqueue(c Enqueue) (string, error) {
-	vm, ok := s.VMs[c.VM]
-	if !ok {
-		return "", rejectf("migrate vm %q: no such VM", c.VM)
+	k, vm, err := s.ResolveVM(c.VM)
+	if err != nil {
+		return "", rejectf("migrate vm %q: %v", c.VM, err)
 	}
+	return s.enqueueVM(k, vm, c)
+}
+
+// enqueueVM validates and queues one migration of the VM with key k;
+// shared by Enqueue and StartDrain.
+func (s *State) enqueueVM(k string, vm *VM, c Enqueue) (string, error) {
 	if vm.Migration != "" {
-		return "", rejectf("migrate vm %q: already held by migration %s", c.VM, vm.Migration)
+		return "", rejectf("migrate vm %q: already held by migration %s", vm.Name, vm.Migration)
+	}
+	if a := s.SplitBrain(k); a != nil {
+		return "", rejectf("migrate vm %q: split brain: %s", vm.Name, a.Message)
 	}
 	src, ok := s.Hosts[vm.Host]
 	if !ok {
-		return "", rejectf("migrate vm %q: its host %q is unknown", c.VM, vm.Host)
+		return "", rejectf("migrate vm %q: its host %q is unknown", vm.Name, vm.Host)
 	}
 	if c.Dest != "" {
 		if _, ok := s.Hosts[c.Dest]; !ok {
-			return "", rejectf("migrate vm %q to %q: no such host", c.VM, c.Dest)
+			return "", rejectf("migrate vm %q to %q: no such host", vm.Name, c.Dest)
 		}
 	}
 	policy := c.Policy
@@ -41,8 +50,13 @@ func (s *State) enqueue(c Enqueue) (string, error) {
 	}
 	s.Seq++
 	id := fmt.Sprintf("m%d", s.Seq)
+	var uuid string
+	if s.v2() {
+		// v1 knew no UUIDs: a migration of its log keeps only the name.
+		uuid = vm.UUID
+	}
 	s.Migrations[id] = &Migration{
-		ID: id, VM: c.VM, Source: vm.Host, Dest: c.Dest, Cluster: src.Cluster,
+		ID: id, VM: vm.Name, VMUUID: uuid, Source: vm.Host, Dest: c.Dest, Cluster: src.Cluster,
 		State: MigQueued, Policy: policy, BandwidthMiB: c.BandwidthMiB,
 		Pinned: c.Dest != "", Drain: c.Drain, Attempt: 1, CreatedAt: c.At,
 	}
@@ -71,6 +85,9 @@ func applyGrant(s *State, data []byte) (any, error) {
 	}
 	if m.Pinned && c.Dest != m.Dest {
 		return nil, rejectf("grant migration %s: pinned to %q, not %q", c.ID, m.Dest, c.Dest)
+	}
+	if a := s.SplitBrain(s.MigrationVMKey(m)); a != nil {
+		return nil, rejectf("grant migration %s: split brain: %s", c.ID, a.Message)
 	}
 	// The slot limits are enforced here too, not only by the scheduler: a
 	// stale or duplicated grant from a deposed leader can never exceed them.
@@ -151,7 +168,7 @@ func applyFinish(s *State, data []byte) (any, error) {
 	if c.State == MigSucceeded && m.State != MigRunning {
 		return nil, rejectf("finish migration %s: only a Running migration can succeed (it is %s)", c.ID, m.State)
 	}
-	vm := s.VMs[m.VM]
+	vm := s.VMOf(m)
 	if c.State == MigFailed && c.Retry && !m.Pinned && m.Attempt < maxAttempts && !m.CancelRequested {
 		if m.Dest != "" && !slices.Contains(m.Tried, m.Dest) {
 			m.Tried = append(m.Tried, m.Dest)
@@ -167,6 +184,9 @@ func applyFinish(s *State, data []byte) (any, error) {
 		vm.Migration = ""
 		if c.State == MigSucceeded {
 			vm.Host, vm.State = m.Dest, VMRunning
+			if s.v2() {
+				vm.MovedIndex = s.index
+			}
 		}
 	}
 	if c.State == MigSucceeded {

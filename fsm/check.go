@@ -95,14 +95,21 @@ func (s *State) Check() error {
 		case vm == nil:
 			bad("vm %q is null", k)
 			continue
-		case vm.Name != k:
-			bad("vm %q is named %q", k, vm.Name)
+		case k != vm.Key() && k != legacyPrefix+vm.Name:
+			bad("vm %q (uuid %q, name %q) is not under its key", k, vm.UUID, vm.Name)
 		}
 		if vm.Migration == "" {
 			continue
 		}
-		if m := s.Migrations[vm.Migration]; m == nil || m.State.Final() || m.VM != vm.Name {
+		if m := s.Migrations[vm.Migration]; m == nil || m.State.Final() || m.VM != vm.Name || (m.VMUUID != "" && VMKey(m.VMUUID, m.VM) != k) {
 			bad("vm %q is held by migration %s, which is not an unfinished migration of it", k, vm.Migration)
+		}
+	}
+	for k, a := range s.Alarms {
+		if a == nil {
+			bad("alarm %q is null", k)
+		} else if k != AlarmKey(a.Kind, a.VMUUID) {
+			bad("alarm %q is of kind %q about %q", k, a.Kind, a.VMUUID)
 		}
 	}
 	if len(errs) == 0 {

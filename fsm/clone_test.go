@@ -12,7 +12,7 @@ func TestCloneIsDeepAndComplete(t *testing.T) {
 	f := cluster3(t, 3)
 	must(t, f, CmdSetCluster, SetCluster{Cluster: Cluster{Name: "c1", MaxOutgoing: 2, MaxIncoming: 2, MaxConcurrent: 5,
 		BandwidthMode: BandwidthFixed, BandwidthMiB: 52, RequiredNetworks: []string{"vmnet"}, CPUBaseline: []string{"sse4_2"}}})
-	must(t, f, CmdSyncVMs, SyncVMs{Host: "h2", VMs: []VM{{Name: "big", State: VMRunning, CPUFlags: []string{"avx"},
+	must(t, f, CmdSyncVMs, SyncVMs{Host: "h2", VMs: []VM{{Name: "big", UUID: testUUID("big"), State: VMRunning, CPUFlags: []string{"avx"},
 		NICs: []NIC{{Network: "vmnet", VLAN: 100}}, Disks: []Disk{{Target: "vda", Cache: "none"}}}}})
 	ids := must(t, f, CmdStartDrain, StartDrain{Host: "h1", At: t0}).([]string)
 	must(t, f, CmdGrant, Grant{ID: ids[0], Dest: "h2", At: t0})
@@ -29,7 +29,7 @@ func TestCloneIsDeepAndComplete(t *testing.T) {
 	}
 	// Mutating the clone must not reach the original.
 	c.Hosts["h1"].Networks[0].Name = "changed"
-	c.VMs["big"].NICs[0].VLAN = 1
+	vmNamed(t, c, "big").NICs[0].VLAN = 1
 	c.Migrations[ids[0]].Tried[0] = "changed"
 	c.Migrations[ids[1]].Progress.Actions[0] = "changed"
 	c.Clusters["c1"].CPUBaseline[0] = "changed"

@@ -72,10 +72,17 @@ type RemoveHost struct {
 type SyncVMs struct {
 	Host string `json:"host"`
 	VMs  []VM   `json:"vms"`
+	// Index is the Raft index the host had applied when it read its
+	// hypervisor: what the report says about a VM moved by a later entry
+	// is out of date (see VM.MovedIndex).
+	Index uint64    `json:"index,omitempty"`
+	At    time.Time `json:"at,omitempty"`
 }
 
 // Enqueue asks to migrate a VM. Dest empty lets placement choose.
 type Enqueue struct {
+	// VM is the VM's UUID (the API resolves names before it proposes);
+	// a name that one VM has is accepted too, as v1 logs hold.
 	VM           string `json:"vm"`
 	Dest         string `json:"dest,omitempty"`
 	Policy       string `json:"policy,omitempty"`

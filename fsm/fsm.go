@@ -88,6 +88,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 		return Result{Err: f.stopped}
 	}
 	f.index = l.Index
+	f.state.index = l.Index
 	v, err := apply(f.state, l.Data)
 	switch {
 	case errors.Is(err, errIgnored):
@@ -123,8 +124,12 @@ func (f *FSM) Apply(l *raft.Log) any {
 	return Result{Value: v, Err: err}
 }
 
-// ApplyTo applies one encoded command to s directly, without Raft.
-func ApplyTo(s *State, data []byte) (any, error) { return apply(s, data) }
+// ApplyTo applies one encoded command to s directly, without Raft, as the
+// entry at index.
+func ApplyTo(s *State, index uint64, data []byte) (any, error) {
+	s.index = index
+	return apply(s, data)
+}
 
 // State returns a deep copy of the current state.
 func (f *FSM) State() *State {
@@ -180,6 +185,9 @@ func (s *State) normalize() {
 	}
 	if s.Drains == nil {
 		s.Drains = map[string]*Drain{}
+	}
+	if s.Alarms == nil {
+		s.Alarms = map[string]*Alarm{}
 	}
 	// Unmovable and Moved are omitted from JSON when empty: a drain
 	// restored before its first move must still record one.

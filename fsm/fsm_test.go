@@ -2,9 +2,13 @@ package fsm
 
 import (
 	"bytes"
+	"crypto/sha1"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -14,6 +18,13 @@ import (
 )
 
 var t0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+
+// TestMain keeps the FSM's log lines (refused snapshots, stopped
+// replicas) out of the test output: the tests assert on the errors.
+func TestMain(m *testing.M) {
+	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	os.Exit(m.Run())
+}
 
 // run applies one command through the raft.FSM interface, as Raft would.
 func run(t *testing.T, f *FSM, ct CommandType, payload any) Result {
@@ -58,10 +69,32 @@ func cluster3(t *testing.T, vms int) *FSM {
 	}
 	var list []VM
 	for i := 1; i <= vms; i++ {
-		list = append(list, VM{Name: "vm" + string(rune('0'+i)), MemoryMiB: 256, VCPUs: 1, State: VMRunning})
+		list = append(list, testVM("vm"+string(rune('0'+i)), VMRunning))
 	}
 	must(t, f, CmdSyncVMs, SyncVMs{Host: "h1", VMs: list})
 	return f
+}
+
+// testUUID is the UUID of the test VM named name (the same VM wherever it
+// is reported).
+func testUUID(name string) string {
+	h := sha1.Sum([]byte(name))
+	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
+}
+
+// testVM is a 256 MiB VM with the UUID of its name.
+func testVM(name, state string) VM {
+	return VM{Name: name, UUID: testUUID(name), MemoryMiB: 256, VCPUs: 1, State: state}
+}
+
+// vmNamed returns the one VM named name in s, failing the test otherwise.
+func vmNamed(t *testing.T, s *State, name string) *VM {
+	t.Helper()
+	_, vm, err := s.ResolveVM(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vm
 }
 
 func TestRefusedCommandChangesNothing(t *testing.T) {
@@ -90,13 +123,13 @@ func TestMigrationLifecycle(t *testing.T) {
 	must(t, f, CmdGrant, Grant{ID: id, Dest: "h2", BandwidthMiB: 52, At: t0})
 	must(t, f, CmdProgress, ProgressUpdate{ID: id, Progress: Progress{Percent: 40, Iteration: 2}})
 	// Inventory from the destination around switch-over must not move the VM.
-	must(t, f, CmdSyncVMs, SyncVMs{Host: "h2", VMs: []VM{{Name: "vm1", MemoryMiB: 256, State: VMPaused}}})
-	if got := f.State().VMs["vm1"].Host; got != "h1" {
+	must(t, f, CmdSyncVMs, SyncVMs{Host: "h2", VMs: []VM{testVM("vm1", VMPaused)}})
+	if got := vmNamed(t, f.State(), "vm1").Host; got != "h1" {
 		t.Fatalf("VM moved to %s before Finish", got)
 	}
 	must(t, f, CmdFinish, Finish{ID: id, State: MigSucceeded, DowntimeMs: 80, At: t0.Add(time.Second)})
 	s := f.State()
-	if vm := s.VMs["vm1"]; vm.Host != "h2" || vm.Migration != "" {
+	if vm := vmNamed(t, s, "vm1"); vm.Host != "h2" || vm.Migration != "" {
 		t.Fatalf("after success vm1 = %+v, want on h2 and free", vm)
 	}
 	if m := s.Migrations[id]; m.State != MigSucceeded || m.DowntimeMs != 80 || len(s.Queue) != 0 {
@@ -176,7 +209,7 @@ func TestFailedMigrationRetriesOnceElsewhere(t *testing.T) {
 	if m := s.Migrations[id]; m.State != MigFailed || m.Reason != "boom again" {
 		t.Fatalf("second failure must be final: %+v", m)
 	}
-	if vm := s.VMs["vm1"]; vm.Host != "h1" || vm.Migration != "" {
+	if vm := vmNamed(t, s, "vm1"); vm.Host != "h1" || vm.Migration != "" {
 		t.Fatalf("failed migration must leave the VM on its source: %+v", vm)
 	}
 }
@@ -189,7 +222,7 @@ func TestCancelQueuedAndRunning(t *testing.T) {
 	must(t, f, CmdCancel, Cancel{ID: a, At: t0})
 	must(t, f, CmdCancel, Cancel{ID: b, At: t0})
 	s := f.State()
-	if s.Migrations[a].State != MigCancelled || s.VMs["vm1"].Migration != "" {
+	if s.Migrations[a].State != MigCancelled || vmNamed(t, s, "vm1").Migration != "" {
 		t.Fatalf("queued cancel: %+v", s.Migrations[a])
 	}
 	if m := s.Migrations[b]; m.State != MigRunning || !m.CancelRequested {
@@ -255,21 +288,21 @@ func TestDrainCancelReturnsHostUp(t *testing.T) {
 func TestSyncVMsKeepsOneHostPerVM(t *testing.T) {
 	f := cluster3(t, 1)
 	// h2 claims vm1 while h1 is alive: h1's record stands.
-	must(t, f, CmdSyncVMs, SyncVMs{Host: "h2", VMs: []VM{{Name: "vm1", State: VMRunning}}})
-	if h := f.State().VMs["vm1"].Host; h != "h1" {
+	must(t, f, CmdSyncVMs, SyncVMs{Host: "h2", VMs: []VM{testVM("vm1", VMShutoff)}})
+	if h := vmNamed(t, f.State(), "vm1").Host; h != "h1" {
 		t.Fatalf("vm1 on %s", h)
 	}
 	must(t, f, CmdSetHostState, SetHostState{Host: "h1", State: HostDown, Reason: "gossip: failed"})
-	if st := f.State().VMs["vm1"].State; st != VMUnknown {
+	if st := vmNamed(t, f.State(), "vm1").State; st != VMUnknown {
 		t.Fatalf("VM of a Down host is %s, want unknown", st)
 	}
-	must(t, f, CmdSyncVMs, SyncVMs{Host: "h2", VMs: []VM{{Name: "vm1", State: VMRunning}}})
-	if h := f.State().VMs["vm1"].Host; h != "h2" {
+	must(t, f, CmdSyncVMs, SyncVMs{Host: "h2", VMs: []VM{testVM("vm1", VMRunning)}, Index: f.Index()})
+	if h := vmNamed(t, f.State(), "vm1").Host; h != "h2" {
 		t.Fatalf("after h1 is Down, vm1 on %s, want h2", h)
 	}
 	// A VM no longer reported is forgotten.
-	must(t, f, CmdSyncVMs, SyncVMs{Host: "h2", VMs: nil})
-	if _, ok := f.State().VMs["vm1"]; ok {
+	must(t, f, CmdSyncVMs, SyncVMs{Host: "h2", VMs: nil, Index: f.Index()})
+	if _, _, err := f.State().ResolveVM("vm1"); err == nil {
 		t.Fatal("vm1 still listed")
 	}
 }
@@ -312,7 +345,7 @@ func TestSnapshotRestoreIsIdentical(t *testing.T) {
 		t.Fatalf("restored state differs:\n%s\n%s", a, b)
 	}
 	// The restored FSM goes on numbering migrations where the original stopped.
-	if _, err := ApplyTo(g.state, mustEncode(t, CmdEnqueue, Enqueue{VM: "vm9"})); !errors.Is(err, ErrRejected) {
+	if _, err := ApplyTo(g.state, 99, mustEncode(t, CmdEnqueue, Enqueue{VM: "vm9"})); !errors.Is(err, ErrRejected) {
 		t.Fatalf("enqueue of unknown VM: %v", err)
 	}
 	if err := g.Restore(io.NopCloser(strings.NewReader("{not json"))); err == nil {

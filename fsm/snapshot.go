@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 
 	"github.com/hashicorp/raft"
 )
@@ -91,9 +92,12 @@ func DecodeSnapshot(b []byte) (*State, error) {
 	format, raw := 1, b
 	if head.Format != nil {
 		format = *head.Format
-		if format < 2 || format > SnapshotFormat {
+		switch {
+		case format > SnapshotFormat:
 			return nil, fmt.Errorf("%w: format %d; this version reads formats 1 to %d (a newer hostmesh wrote it: upgrade this host)",
 				ErrBadSnapshot, format, SnapshotFormat)
+		case format < 2:
+			return nil, fmt.Errorf("%w: unknown format %d", ErrBadSnapshot, format)
 		}
 		var file struct {
 			Format int             `json:"format"`
@@ -112,10 +116,38 @@ func DecodeSnapshot(b []byte) (*State, error) {
 		return nil, fmt.Errorf("%w: format %d state: %v", ErrBadSnapshot, format, err)
 	}
 	s.normalize()
+	if format == 1 {
+		s.rekeyV1()
+	}
 	if err := s.Check(); err != nil {
 		return nil, fmt.Errorf("%w: format %d state: %w", ErrBadSnapshot, format, err)
 	}
 	return s, nil
+}
+
+// rekeyV1 keys a v1 state's VMs by UUID (v1 keyed them by name). Names
+// are taken in order; a UUID already taken by an earlier name (a cloned
+// domain) leaves the later VM under its name key, so no VM is lost.
+func (s *State) rekeyV1() {
+	names := make([]string, 0, len(s.VMs))
+	for k := range s.VMs {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	vms := make(map[string]*VM, len(s.VMs))
+	for _, name := range names {
+		vm := s.VMs[name]
+		if vm == nil {
+			vms[name] = nil // Check refuses it
+			continue
+		}
+		k := vm.Key()
+		if _, taken := vms[k]; taken {
+			k = legacyPrefix + vm.Name
+		}
+		vms[k] = vm
+	}
+	s.VMs = vms
 }
 
 // strictJSON decodes one JSON value refusing unknown fields (a newer

@@ -131,7 +131,7 @@ func randomCommand(r *rand.Rand, s *State) (CommandType, any) {
 		var list []VM
 		for _, v := range vms {
 			if r.IntN(3) == 0 {
-				list = append(list, VM{Name: v, MemoryMiB: 256, State: []string{VMRunning, VMPaused}[r.IntN(2)]})
+				list = append(list, testVM(v, []string{VMRunning, VMPaused, VMShutoff}[r.IntN(3)]))
 			}
 		}
 		return CmdSyncVMs, SyncVMs{Host: h, VMs: list}

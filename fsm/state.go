@@ -9,7 +9,8 @@ import (
 // State is the whole replicated state. Readers get a deep copy from FSM.State,
 // so scheduler code can read it without locks and without affecting replicas.
 type State struct {
-	Hosts      map[string]*Host      `json:"hosts"`
+	Hosts map[string]*Host `json:"hosts"`
+	// VMs are keyed by VMKey: the UUID (see vms.go).
 	VMs        map[string]*VM        `json:"vms"`
 	Migrations map[string]*Migration `json:"migrations"`
 	Clusters   map[string]*Cluster   `json:"clusters"`
@@ -22,7 +23,18 @@ type State struct {
 	// LogVersion is the version of the rules Apply follows (see
 	// LogVersion): raised by LeaderElected, never lowered.
 	LogVersion int `json:"log_version,omitempty"`
+	// Alarms stand until their condition clears, keyed by kind/VM key.
+	Alarms map[string]*Alarm `json:"alarms,omitempty"`
+
+	// index is the Raft index of the entry being applied, which handlers
+	// record (VM.MovedIndex, alarms); set by Apply, never part of the
+	// replicated state.
+	index uint64
 }
+
+// v2 reports whether the entry being applied follows the rules of log
+// version 2 or later (see LogVersion).
+func (s *State) v2() bool { return s.LogVersion >= LogVersionValidated }
 
 // NewState returns an empty state.
 func NewState() *State {
@@ -32,6 +44,7 @@ func NewState() *State {
 		Migrations: map[string]*Migration{},
 		Clusters:   map[string]*Cluster{},
 		Drains:     map[string]*Drain{},
+		Alarms:     map[string]*Alarm{},
 	}
 }
 
@@ -46,6 +59,7 @@ func (s *State) Clone() *State {
 		Migrations: make(map[string]*Migration, len(s.Migrations)),
 		Clusters:   make(map[string]*Cluster, len(s.Clusters)),
 		Drains:     make(map[string]*Drain, len(s.Drains)),
+		Alarms:     make(map[string]*Alarm, len(s.Alarms)),
 		Queue:      slices.Clone(s.Queue),
 		Seq:        s.Seq,
 		LogVersion: s.LogVersion,
@@ -83,6 +97,11 @@ func (s *State) Clone() *State {
 		v.Moved = maps.Clone(d.Moved)
 		c.Drains[k] = &v
 	}
+	for k, a := range s.Alarms {
+		v := *a
+		v.Hosts = slices.Clone(a.Hosts)
+		c.Alarms[k] = &v
+	}
 	return c
 }
 
@@ -105,14 +124,29 @@ func (s *State) HostNames() []string {
 	return names
 }
 
-// VMNames returns VM names sorted.
-func (s *State) VMNames() []string {
-	names := make([]string, 0, len(s.VMs))
-	for n := range s.VMs {
-		names = append(names, n)
+// VMKeys returns the VMs' keys sorted by name, then host, then key.
+func (s *State) VMKeys() []string {
+	keys := make([]string, 0, len(s.VMs))
+	for k := range s.VMs {
+		keys = append(keys, k)
 	}
-	sort.Strings(names)
-	return names
+	s.sortVMKeys(keys)
+	return keys
+}
+
+// sortVMKeys sorts keys of s.VMs by name, then host, then key, so VMs are
+// listed and drained in the same order on every replica.
+func (s *State) sortVMKeys(keys []string) {
+	sort.Slice(keys, func(i, j int) bool {
+		a, b := s.VMs[keys[i]], s.VMs[keys[j]]
+		if a.Name != b.Name {
+			return a.Name < b.Name
+		}
+		if a.Host != b.Host {
+			return a.Host < b.Host
+		}
+		return keys[i] < keys[j]
+	})
 }
 
 // ClusterNames returns the names of the configured clusters, sorted.
@@ -129,18 +163,24 @@ func ApplyShares(s *State, shares []Share) { setShares(s, shares) }
 // and sorting all 5,000 names of a large mesh each time cost the leader
 // 44 MB/s of garbage during drains.
 func (s *State) VMsOn(host string) []*VM {
-	var names []string
-	for n, vm := range s.VMs {
-		if vm.Host == host {
-			names = append(names, n)
-		}
-	}
-	sort.Strings(names)
-	out := make([]*VM, len(names))
-	for i, n := range names {
-		out[i] = s.VMs[n]
+	keys := s.vmKeysOn(host)
+	out := make([]*VM, len(keys))
+	for i, k := range keys {
+		out[i] = s.VMs[k]
 	}
 	return out
+}
+
+// vmKeysOn returns the keys of the host's VMs, in VMsOn's order.
+func (s *State) vmKeysOn(host string) []string {
+	var keys []string
+	for k, vm := range s.VMs {
+		if vm.Host == host {
+			keys = append(keys, k)
+		}
+	}
+	s.sortVMKeys(keys)
+	return keys
 }
 
 // Running returns the migrations that hold slots (state Running), in queue order.
@@ -193,7 +233,7 @@ func (s *State) IncomingMemMiB(host string) uint64 {
 		if m == nil || m.Dest != host || m.State.Final() {
 			continue
 		}
-		if vm := s.VMs[m.VM]; vm != nil {
+		if vm := s.VMOf(m); vm != nil {
 			sum += vm.MemoryMiB
 		}
 	}

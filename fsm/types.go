@@ -112,7 +112,42 @@ type VM struct {
 	State     string   `json:"state"`
 	// Migration is the ID of the migration that holds this VM, if any.
 	Migration string `json:"migration,omitempty"`
+	// MovedIndex is the Raft index of the entry that last moved the VM to
+	// its host (a Finish, or an inventory that won because the recorded
+	// host was gone). An inventory a host read before it had applied that
+	// entry says nothing about the VM: a source's inventory read before
+	// the Finish still lists the VM, a destination's read before the
+	// switch-over does not yet.
+	MovedIndex uint64 `json:"moved_index,omitempty"`
 }
+
+// Alarm kinds.
+const (
+	// AlarmSplitBrain: one VM (one UUID) runs on two live hosts and no
+	// migration holds it. No migration of it is queued or granted while
+	// the alarm stands: moving either copy could destroy the other's data.
+	AlarmSplitBrain = "split-brain"
+)
+
+// Alarm is a condition the mesh cannot resolve alone and an operator
+// must see: in `meshctl vms`, metrics and events.
+type Alarm struct {
+	Kind string `json:"kind"`
+	// VMUUID and VM identify the VM (its key and name).
+	VMUUID string `json:"vm_uuid"`
+	VM     string `json:"vm"`
+	// Hosts are the hosts that run the VM, sorted; the VM's record stays
+	// on the host the state placed it on.
+	Hosts   []string  `json:"hosts"`
+	Message string    `json:"message"`
+	Since   time.Time `json:"since"`
+	// Index is the Raft index of the entry that raised it.
+	Index uint64 `json:"index"`
+}
+
+// AlarmKey is the key in State.Alarms of the alarm of kind about the VM
+// whose key is vmKey.
+func AlarmKey(kind, vmKey string) string { return kind + "/" + vmKey }
 
 // MigrationState is the phase of a migration in the queue.
 type MigrationState string
@@ -155,8 +190,12 @@ type Progress struct {
 
 // Migration is one request to move one VM, from queue to result.
 type Migration struct {
-	ID      string         `json:"id"`
+	ID string `json:"id"`
+	// VM is the VM's name, for display; VMUUID identifies it (empty for
+	// a migration queued before the log's version 2: its VM is then the
+	// only one of that name, as v1 knew VMs).
 	VM      string         `json:"vm"`
+	VMUUID  string         `json:"vm_uuid,omitempty"`
 	Source  string         `json:"source"`
 	Dest    string         `json:"dest,omitempty"`
 	Cluster string         `json:"cluster"`

@@ -14,6 +14,7 @@ const (
 	CheckVMExists      = "vm-exists"
 	CheckVMRunning     = "vm-running"
 	CheckNotMigrating  = "not-migrating"
+	CheckSplitBrain    = "split-brain"
 	CheckDistinctHosts = "distinct-hosts"
 	CheckSameCluster   = "same-cluster"
 	CheckSourceUp      = "source-up"
@@ -76,8 +77,9 @@ func Refusal(vm, dest string, results []CheckResult) error {
 	return &RefusedError{VM: vm, Dest: dest, Failed: failed}
 }
 
-// CheckMigration runs every prerequisite check for moving vm to dest, in a
-// fixed order, and returns all results: an operator fixing a refusal wants
+// CheckMigration runs every prerequisite check for moving the VM whose key
+// (fsm.VMKey: its UUID) is vm to dest, in a fixed order, and returns all
+// results: an operator fixing a refusal wants
 // every problem at once, not one per attempt. A check whose inputs are missing
 // (unknown VM or host) fails with "not checked" rather than passing, so that
 // all-OK always means the move is allowed.
@@ -89,13 +91,20 @@ func CheckMigration(st *fsm.State, vm string, dest string) []CheckResult {
 // then held by m itself, so not-migrating ignores m.ID, and only migrations
 // ahead of m in the queue count as incoming memory on dest.
 func CheckQueued(st *fsm.State, m *fsm.Migration, dest string) []CheckResult {
-	return checkFor(st, m.VM, dest, m.ID)
+	key := st.MigrationVMKey(m)
+	if key == "" {
+		key = m.VM // gone: the checks say so by its name
+	}
+	return checkFor(st, key, dest, m.ID)
 }
 
 // checkCtx is what every check reads; own is the ID of the migration being
 // checked ("" for a new request).
 type checkCtx struct {
-	st               *fsm.State
+	st *fsm.State
+	// vmKey is the VM's key in st.VMs (fsm.VMKey).
+	vmKey string
+	// vmName is the VM's name for messages (its key when it is unknown).
 	vmName           string
 	vm               *fsm.VM
 	srcName, dstName string
@@ -115,6 +124,7 @@ var checks = []check{
 	{CheckVMExists, checkVMExists},
 	{CheckVMRunning, checkVMRunning},
 	{CheckNotMigrating, checkNotMigrating},
+	{CheckSplitBrain, checkSplitBrain},
 	{CheckDistinctHosts, checkDistinctHosts},
 	{CheckSameCluster, checkSameCluster},
 	{CheckSourceUp, checkSourceUp},
@@ -137,9 +147,11 @@ func CheckNames() []string {
 	return out
 }
 
+// checkFor runs the checks of moving the VM with key vm to dest.
 func checkFor(st *fsm.State, vm, dest, own string) []CheckResult {
-	c := &checkCtx{st: st, vmName: vm, vm: st.VMs[vm], dstName: dest, dst: st.Hosts[dest], own: own}
+	c := &checkCtx{st: st, vmKey: vm, vmName: vm, vm: st.VMs[vm], dstName: dest, dst: st.Hosts[dest], own: own}
 	if c.vm != nil {
+		c.vmName = c.vm.Name
 		c.srcName = c.vm.Host
 		c.src = st.Hosts[c.vm.Host]
 	}

@@ -96,7 +96,7 @@ func incoming(st *fsm.State, host, own string) (mib uint64, n int) {
 		if m == nil || m.Dest != host || m.State.Final() || (behind && m.State == fsm.MigQueued) {
 			continue
 		}
-		if vm := st.VMs[m.VM]; vm != nil {
+		if vm := st.VMOf(m); vm != nil {
 			mib += vm.MemoryMiB
 		}
 		n++

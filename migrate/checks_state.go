@@ -36,6 +36,18 @@ func checkNotMigrating(c *checkCtx) (bool, string) {
 	return true, fmt.Sprintf("vm %s has no other migration", c.vmName)
 }
 
+// checkSplitBrain refuses a VM that runs on two hosts at once: moving
+// either copy could overwrite the other's disks.
+func checkSplitBrain(c *checkCtx) (bool, string) {
+	if m := c.missing(true, false, false); m != "" {
+		return false, m
+	}
+	if a := c.st.SplitBrain(c.vmKey); a != nil {
+		return false, a.Message
+	}
+	return true, fmt.Sprintf("vm %s runs on one host", c.vmName)
+}
+
 func checkDistinctHosts(c *checkCtx) (bool, string) {
 	if m := c.missing(true, false, false); m != "" {
 		return false, m

@@ -30,6 +30,11 @@ func TestCheckEachPassesAndFails(t *testing.T) {
 		{name: "vm paused", setup: func(b *builder) { b.st.VMs["vm1"].State = fsm.VMPaused }, check: CheckVMRunning, inMsgs: []string{"vm1 is paused"}},
 		{name: "vm shut off", setup: func(b *builder) { b.st.VMs["vm1"].State = fsm.VMShutoff }, check: CheckVMRunning, inMsgs: []string{"shutoff"}},
 		{name: "already migrating", setup: func(b *builder) { b.st.VMs["vm1"].Migration = "m9" }, check: CheckNotMigrating, inMsgs: []string{"held by migration m9"}},
+		{name: "split brain", setup: func(b *builder) {
+			b.st.Alarms[fsm.AlarmKey(fsm.AlarmSplitBrain, "vm1")] = &fsm.Alarm{Kind: fsm.AlarmSplitBrain, VMUUID: "vm1", VM: "vm1",
+				Hosts: []string{"h1", "h3"}, Message: "vm vm1 runs on h1 and h3 at once"}
+		}, check: CheckSplitBrain, inMsgs: []string{"runs on h1 and h3"}},
+		{name: "one copy", check: CheckSplitBrain, ok: true, inMsgs: []string{"vm vm1 runs on one host"}},
 		{name: "same host", dest: "h1", check: CheckDistinctHosts, inMsgs: []string{"vm1 already runs on h1"}},
 		{name: "other cluster", setup: func(b *builder) { b.host("h2", inCluster("c2")) }, check: CheckSameCluster, inMsgs: []string{"h1 is in cluster c1", "h2 in cluster c2"}},
 		{name: "source down", setup: func(b *builder) { setState(b, "h1", fsm.HostDown, "no heartbeat") }, check: CheckSourceUp, inMsgs: []string{"h1 is Down (no heartbeat)"}},
@@ -135,7 +140,7 @@ func TestCheckAllInFixedOrder(t *testing.T) {
 		}
 		names = append(names, r.Name)
 	}
-	want := []string{"vm-exists", "vm-running", "not-migrating", "distinct-hosts", "same-cluster", "source-up",
+	want := []string{"vm-exists", "vm-running", "not-migrating", "split-brain", "distinct-hosts", "same-cluster", "source-up",
 		"dest-up", "networks", "storage", "memory", "cpu", "cpu-model", "cache-mode"}
 	if !slices.Equal(names, want) {
 		t.Fatalf("checks %v, want %v", names, want)

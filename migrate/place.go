@@ -44,7 +44,8 @@ type Placement struct {
 	Candidates []Candidate `json:"candidates"`
 }
 
-// Place picks the destination for vm among the other hosts of its cluster,
+// Place picks the destination for the VM with key vm (fsm.VMKey) among the
+// other hosts of its cluster,
 // skipping exclude (hosts tried before). It filters by the prerequisite checks
 // and weighs the rest; ties go to the lower host name so every replica agrees.
 // The error wraps ErrNoHost and names each host with its first failed check.
@@ -103,7 +104,7 @@ func evaluate(st *fsm.State, v *fsm.VM, vm, own string, exclude []string) []Cand
 			continue
 		}
 		res := checkFor(st, vm, h, own)
-		out = append(out, Candidate{Host: h, Score: loadOf(st, h, own).score(), Results: res, OK: Refusal(vm, h, res) == nil})
+		out = append(out, Candidate{Host: h, Score: loadOf(st, h, own).score(), Results: res, OK: Refusal(v.Name, h, res) == nil})
 	}
 	sort.SliceStable(out, func(i, j int) bool {
 		a, b := out[i], out[j]
@@ -125,7 +126,7 @@ func place(st *fsm.State, vm, own string, exclude []string) (Placement, error) {
 		return Placement{}, fmt.Errorf("place vm %s: %w", vm, ErrUnknownVM)
 	}
 	if st.Hosts[v.Host] == nil {
-		return Placement{}, fmt.Errorf("place vm %s: its host %q is unknown, so is its cluster: %w", vm, v.Host, ErrNoHost)
+		return Placement{}, fmt.Errorf("place vm %s: its host %q is unknown, so is its cluster: %w", v.Name, v.Host, ErrNoHost)
 	}
 	cands := evaluate(st, v, vm, own, exclude)
 	passing := 0
@@ -171,5 +172,5 @@ func noHostError(st *fsm.State, v *fsm.VM, vm string, cands []Candidate, exclude
 	if len(why) == 1 {
 		why = append(why, "no other host in the cluster")
 	}
-	return fmt.Errorf("place vm %s in cluster %s: %w: %s", vm, cluster, ErrNoHost, strings.Join(why, "; "))
+	return fmt.Errorf("place vm %s in cluster %s: %w: %s", v.Name, cluster, ErrNoHost, strings.Join(why, "; "))
 }

@@ -91,7 +91,7 @@ func decide(st *fsm.State, m *fsm.Migration) (Decision, bool) {
 	fail := func(format string, a ...any) (Decision, bool) {
 		return Decision{Migration: m.ID, Attempt: m.Attempt, Fail: fmt.Sprintf(format, a...)}, true
 	}
-	vm := st.VMs[m.VM]
+	vm := st.VMOf(m)
 	switch {
 	case vm == nil:
 		return fail("vm %s no longer exists", m.VM)
@@ -116,7 +116,7 @@ func decide(st *fsm.State, m *fsm.Migration) (Decision, bool) {
 		dest = m.Dest
 		reason = fmt.Sprintf("%s: pinned by the user; all %d checks pass", dest, len(checks))
 	} else {
-		p, err := place(st, m.VM, m.ID, append([]string{m.Source}, m.Tried...))
+		p, err := place(st, st.MigrationVMKey(m), m.ID, append([]string{m.Source}, m.Tried...))
 		if errors.Is(err, ErrNoHost) || errors.Is(err, ErrUnknownVM) {
 			return fail("%s", err.Error())
 		}

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"maps"
 	"net/http"
 	"slices"
@@ -90,15 +91,27 @@ func (n *Node) handleHosts(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
+// vmView is what GET /v1/vms writes for each VM: api.VM's JSON, a VM
+// with the alarm that stands for it, if any.
+type vmView struct {
+	fsm.VM
+	Alarm *fsm.Alarm `json:"alarm,omitempty"`
+}
+
 func (n *Node) handleVMs(w http.ResponseWriter, r *http.Request) {
 	if err := n.blockingRead(w, r); err != nil {
 		writeErr(w, err)
 		return
 	}
-	var out []fsm.VM
+	var out []vmView
 	n.fsm.Read(func(s *fsm.State) {
-		for _, name := range s.VMNames() {
-			out = append(out, *s.VMs[name])
+		for _, k := range s.VMKeys() {
+			v := vmView{VM: *s.VMs[k]}
+			if a := s.SplitBrain(k); a != nil {
+				c := *a
+				v.Alarm = &c
+			}
+			out = append(out, v)
 		}
 	})
 	writeJSON(w, http.StatusOK, out)
@@ -216,7 +229,7 @@ func (n *Node) handleMigrate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.VM == "" {
-		writeErr(w, badRequest("migrate: a VM name is required"))
+		writeErr(w, badRequest("migrate: a VM name or UUID is required"))
 		return
 	}
 	if _, err := migrate.PolicyByName(req.Policy); err != nil {
@@ -224,8 +237,13 @@ func (n *Node) handleMigrate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st := n.fsm.State()
-	if st.VMs[req.VM] == nil {
-		writeErr(w, notFound("migrate vm %q: no such VM", req.VM))
+	key, vm, err := st.ResolveVM(req.VM)
+	switch {
+	case errors.Is(err, fsm.ErrAmbiguousVM):
+		writeErr(w, badRequest("migrate: %v", err))
+		return
+	case err != nil:
+		writeErr(w, notFound("migrate: %v", err))
 		return
 	}
 	if req.To != "" && st.Hosts[req.To] == nil {
@@ -233,18 +251,18 @@ func (n *Node) handleMigrate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.DryRun {
-		writeJSON(w, http.StatusOK, migrateResponse{Candidates: migrate.DryRun(st, req.VM)})
+		writeJSON(w, http.StatusOK, migrateResponse{Candidates: migrate.DryRun(st, key)})
 		return
 	}
 	resp := migrateResponse{}
 	if req.To != "" {
-		if err := migrate.Refusal(req.VM, req.To, migrate.CheckMigration(st, req.VM, req.To)); err != nil {
+		if err := migrate.Refusal(vm.Name, req.To, migrate.CheckMigration(st, key, req.To)); err != nil {
 			n.metrics.countRefusal(err)
 			writeErr(w, err)
 			return
 		}
 	} else {
-		p, err := migrate.Place(st, req.VM, nil)
+		p, err := migrate.Place(st, key, nil)
 		if err != nil {
 			n.metrics.countRefusal(err)
 			writeErr(w, err)
@@ -252,7 +270,7 @@ func (n *Node) handleMigrate(w http.ResponseWriter, r *http.Request) {
 		}
 		resp.Placement = p.Reason
 	}
-	v, err := n.propose(r.Context(), fsm.CmdEnqueue, fsm.Enqueue{VM: req.VM, Dest: req.To, Policy: req.Policy,
+	v, err := n.propose(r.Context(), fsm.CmdEnqueue, fsm.Enqueue{VM: key, Dest: req.To, Policy: req.Policy,
 		BandwidthMiB: req.BandwidthMiB, At: time.Now().UTC()})
 	if err != nil {
 		n.metrics.countRefusal(err)

@@ -66,6 +66,7 @@ func TestAPITypesMirrorWhatMeshdWrites(t *testing.T) {
 		{"fsm.Host", &fsm.Host{}, &api.Host{}},
 		{"hostView", &hostView{}, &api.HostView{}},
 		{"fsm.VM", &fsm.VM{}, &api.VM{}},
+		{"vmView", &vmView{}, &api.VM{}},
 		{"fsm.Migration", &fsm.Migration{}, &api.Migration{}},
 		{"fsm.Cluster", &fsm.Cluster{}, &api.Cluster{}},
 		{"fsm.Drain", &fsm.Drain{}, &api.Drain{}},
@@ -109,7 +110,7 @@ func TestAPITypesMirrorWhatMeshdWrites(t *testing.T) {
 		fsm.DrainStuck: api.DrainStuck, fsm.DrainCancelled: api.DrainCancelled, fsm.BandwidthAuto: api.BandwidthAuto,
 		fsm.BandwidthFixed: api.BandwidthFixed, fsm.VMRunning: api.VMRunning, fsm.VMPaused: api.VMPaused,
 		fsm.VMShutoff: api.VMShutoff, fsm.VMUnknown: api.VMUnknown,
-		fsm.TransportTLS: api.TransportTLS, fsm.TransportPlain: api.TransportPlain} {
+		fsm.TransportTLS: api.TransportTLS, fsm.TransportPlain: api.TransportPlain, fsm.AlarmSplitBrain: api.AlarmSplitBrain} {
 		if s != a {
 			t.Errorf("constant %q: api has %q", s, a)
 		}

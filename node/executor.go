@@ -190,7 +190,7 @@ func (n *Node) runMigration(ctx context.Context, m *fsm.Migration, j *runningJob
 	var dest fsm.Host
 	var cl fsm.Cluster
 	n.fsm.Read(func(s *fsm.State) {
-		if v := s.VMs[m.VM]; v != nil {
+		if v := s.VMOf(m); v != nil {
 			vm = *v
 		}
 		if h := s.Hosts[m.Dest]; h != nil {

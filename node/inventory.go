@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -125,6 +126,9 @@ func (n *Node) syncInventory(ctx context.Context) {
 		n.gossip.Update(facts)
 	}
 	n.factsMu.Unlock()
+	// What this replica had applied before it read the hypervisor: the
+	// FSM ignores what the report says about a VM moved after that.
+	index := n.fsm.Index()
 	doms, err := n.cfg.Hypervisor.Domains(ctx)
 	if err != nil {
 		n.inv.failed(err)
@@ -133,33 +137,67 @@ func (n *Node) syncInventory(ctx context.Context) {
 	}
 	n.inv.ok()
 	all := n.vmsFrom(doms)
-	var vms, cur []fsm.VM
-	known := false
+	var report, compare, cur []fsm.VM
+	known, retract := false, false
 	n.fsm.Read(func(s *fsm.State) {
 		_, known = s.Hosts[n.cfg.Name]
-		for _, v := range all {
-			// A VM the state places on another live host (an incoming
-			// migration) is that host's to report; SyncVMs would skip it.
-			if e := s.VMs[v.Name]; e != nil && e.Host != n.cfg.Name {
-				if h := s.Hosts[e.Host]; e.Migration != "" || (h != nil && h.State != fsm.HostDown && h.State != fsm.HostLeft) {
-					continue
-				}
-			}
-			vms = append(vms, v)
-		}
+		report, compare, retract = inventoryReport(s, n.cfg.Name, all)
 		for _, vm := range s.VMsOn(n.cfg.Name) {
-			v := *vm
-			v.Migration = ""
-			cur = append(cur, v)
+			cur = append(cur, *vm)
 		}
 	})
-	if !known || sameVMs(cur, vms) {
+	if !known || (sameVMs(cur, compare) && !retract) {
 		return
 	}
-	if _, err := n.propose(ctx, fsm.CmdSyncVMs, fsm.SyncVMs{Host: n.cfg.Name, VMs: vms}); err != nil {
+	if _, err := n.propose(ctx, fsm.CmdSyncVMs, fsm.SyncVMs{Host: n.cfg.Name, VMs: report, Index: index, At: time.Now().UTC()}); err != nil {
 		n.log.Debug("sync VMs", "err", err)
 	}
 }
+
+// inventoryReport chooses what host reports of the domains it runs, and
+// what of that the state should already show (when it does, nothing is
+// proposed). A VM an incoming migration holds is its source's until the
+// Finish, and a copy of a VM recorded on another live host is reported
+// only when both copies run: a split brain, which the FSM records as an
+// alarm (a shut-off copy is a leftover, not a second run). A claim the
+// state already records is reported again, or the FSM would take it back,
+// but is not a reason to propose; a recorded claim on a copy that stopped
+// running here is (retract).
+func inventoryReport(s *fsm.State, host string, all []fsm.VM) (report, compare []fsm.VM, retract bool) {
+	running := map[string]bool{}
+	for _, v := range all {
+		running[v.Key()] = runs(v.State)
+	}
+	for _, a := range s.Alarms {
+		if a.Kind == fsm.AlarmSplitBrain && slices.Contains(a.Hosts, host) && !running[a.VMUUID] {
+			retract = true
+		}
+	}
+	for _, v := range all {
+		k := v.Key()
+		if e := s.VMs[k]; e != nil && e.Host != host {
+			if e.Migration != "" {
+				continue
+			}
+			if h := s.Hosts[e.Host]; h != nil && h.State != fsm.HostDown && h.State != fsm.HostLeft {
+				if !runs(v.State) || !runs(e.State) {
+					continue
+				}
+				report = append(report, v)
+				if a := s.SplitBrain(k); a == nil || !slices.Contains(a.Hosts, host) {
+					compare = append(compare, v)
+				}
+				continue
+			}
+		}
+		report = append(report, v)
+		compare = append(compare, v)
+	}
+	return report, compare, retract
+}
+
+// runs reports whether a VM in state st runs (paused guests included).
+func runs(st string) bool { return st == fsm.VMRunning || st == fsm.VMPaused }
 
 func sameVMs(a, b []fsm.VM) bool {
 	if len(a) != len(b) {
@@ -173,8 +211,10 @@ func sameVMs(a, b []fsm.VM) bool {
 	return true
 }
 
-// normVM makes nil and empty slices compare equal.
+// normVM makes nil and empty slices compare equal, and drops what only
+// the state knows (the holding migration, the index of the last move).
 func normVM(v fsm.VM) fsm.VM {
+	v.Migration, v.MovedIndex = "", 0
 	if len(v.CPUFlags) == 0 {
 		v.CPUFlags = nil
 	}

@@ -61,7 +61,7 @@ func (n *Node) reconcileDrains(ctx context.Context) {
 			}
 			for _, vm := range s.VMsOn(host) {
 				if _, bad := d.Unmovable[vm.Name]; vm.Migration == "" && !bad && vm.State == fsm.VMRunning {
-					todo = append(todo, pend{vm.Name, host, ""})
+					todo = append(todo, pend{vm.Key(), host, ""})
 				}
 			}
 		}

@@ -56,8 +56,16 @@ func (c *Cluster) defineOn(t *testing.T, host string, count int, memMiB uint64, 
 
 func (c *Cluster) waitVMs(n int) {
 	c.t.Helper()
-	c.WaitFor(30*time.Second, fmt.Sprintf("%d VMs in the state", n), func() bool {
-		return len(c.Leader(10*time.Second).FSM().State().VMs) == n
+	// Every replica: a test then asks any host, which reads its own.
+	c.WaitFor(30*time.Second, fmt.Sprintf("%d VMs in every replica", n), func() bool {
+		for _, nd := range c.Nodes() {
+			var k int
+			nd.FSM().Read(func(s *fsm.State) { k = len(s.VMs) })
+			if k != n {
+				return false
+			}
+		}
+		return true
 	})
 }
 

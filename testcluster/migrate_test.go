@@ -61,7 +61,7 @@ func TestMigrateChoosesHostAndMovesVM(t *testing.T) {
 	}
 	c.WaitFor(10*time.Second, "every replica has the VM on "+m.Dest, func() bool {
 		for _, n := range c.Nodes() {
-			if vm := n.FSM().State().VMs["vm-h1-0"]; vm == nil || vm.Host != m.Dest {
+			if _, vm, _ := n.FSM().State().ResolveVM("vm-h1-0"); vm == nil || vm.Host != m.Dest {
 				return false
 			}
 		}
