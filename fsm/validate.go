@@ -447,6 +447,9 @@ func (x SetCluster) validate() error {
 		c.fail("migration transport %q is neither %q nor %q", t, TransportTLS, TransportPlain)
 	}
 	c.token("policy", cl.Policy)
+	if cl.MigrationTransport != "" && cl.MigrationTransport != TransportTLS && cl.MigrationTransport != TransportPlain {
+		c.fail("migration transport %q is neither %q nor %q", cl.MigrationTransport, TransportTLS, TransportPlain)
+	}
 	c.names("required networks", cl.RequiredNetworks)
 	c.names("CPU baseline", cl.CPUBaseline)
 	return c.err

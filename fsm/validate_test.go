@@ -84,6 +84,7 @@ func TestValidate(t *testing.T) {
 		{"finish without an attempt", CmdFinish, Finish{ID: "m1", State: MigFailed, At: at}},
 		{"finish to a non-final state", CmdFinish, Finish{ID: "m1", Attempt: 1, State: MigRunning, At: at}},
 		{"cluster with no incoming slot", CmdSetCluster, SetCluster{Cluster: cl}},
+		{"unknown migration transport", CmdSetCluster, SetCluster{Cluster: func() Cluster { c := DefaultCluster("c1"); c.MigrationTransport = "carrier-pigeon"; return c }()}},
 		{"unknown drain end", CmdEndDrain, EndDrain{Host: "h1", State: "done", At: at}},
 		{"leader without a name", CmdLeaderElected, LeaderElected{Version: 2, At: at}},
 	}
