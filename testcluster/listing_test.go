@@ -76,6 +76,9 @@ func TestListingsFilterAndBlock(t *testing.T) {
 		t.Fatalf("drain of h3: %s", d.State)
 	}
 
+	// The drain ended on the leader's replica; read the listings there (a
+	// follower may not have applied the last entries yet).
+	addr = c.Leader(10 * time.Second).APIAddr()
 	var all, done, live, last []fsm.Migration
 	for path, out := range map[string]*[]fsm.Migration{
 		"/v1/migrations":                      &all,
