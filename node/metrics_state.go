@@ -44,6 +44,7 @@ var (
 	descElapsed   = gdesc("hostmesh_migration_elapsed_seconds", "Running migration: time since its job started.", migLabels...)
 	descBandwidth = gdesc("hostmesh_migration_bandwidth_limit_bytes_per_second", "Running migration: the bandwidth cap granted.", migLabels...)
 
+	descSplitBrain = gdesc("hostmesh_split_brain_alarm", "VMs under a split-brain alarm: one VM (one UUID) running on two live hosts; 0 when none.")
 	descDrainVMs   = gdesc("hostmesh_drain_vms", "VMs of the host's last drain: moved, migrating, pending (not moved yet), unmovable. Their sum is the drain's total.", "host", "state")
 	descDrainState = gdesc("hostmesh_drain_state", "1 for the state of the host's last drain (active, done, stuck, cancelled).", "host", "state")
 )
@@ -57,7 +58,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descHosts, descVMs, descHostInfo, descHostState, descHostMem, descHostMemFree,
 		descHostCPUs, descHostCPUsFree, descHostVMs, descSlotsUsed, descSlotsLimit, descClSlotsUsed, descClSlotsLimit,
 		descQueue, descDataTotal, descProcessed, descRemaining, descRate, descDirty, descIteration, descProgress,
-		descElapsed, descBandwidth, descDrainVMs, descDrainState} {
+		descElapsed, descBandwidth, descDrainVMs, descDrainState, descSplitBrain} {
 		ch <- d
 	}
 }
@@ -65,15 +66,16 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 // stateSnapshot is what one scrape needs from the state, copied under the
 // replica's read lock.
 type stateSnapshot struct {
-	vms      int
-	hosts    []fsm.Host
-	limits   map[string]fsm.Cluster // by cluster
-	vmsOn    map[string]int
-	slots    fsm.SlotUse
-	queued   map[string]int // by cluster
-	running  []fsm.Migration
-	drains   []drainFigures
-	clusters []string
+	vms        int
+	hosts      []fsm.Host
+	limits     map[string]fsm.Cluster // by cluster
+	vmsOn      map[string]int
+	slots      fsm.SlotUse
+	queued     map[string]int // by cluster
+	running    []fsm.Migration
+	drains     []drainFigures
+	clusters   []string
+	splitBrain int
 }
 
 type drainFigures struct {
@@ -85,6 +87,11 @@ func (n *Node) snapshotForMetrics() stateSnapshot {
 	var ss stateSnapshot
 	n.fsm.Read(func(s *fsm.State) {
 		ss.vms = len(s.VMs)
+		for _, a := range s.Alarms {
+			if a.Kind == fsm.AlarmSplitBrain {
+				ss.splitBrain++
+			}
+		}
 		ss.limits = map[string]fsm.Cluster{}
 		ss.vmsOn = make(map[string]int, len(s.Hosts))
 		ss.hosts = make([]fsm.Host, 0, len(s.Hosts))
@@ -180,6 +187,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		g(descHosts, float64(byState[st]), string(st))
 	}
 	g(descVMs, float64(ss.vms))
+	g(descSplitBrain, float64(ss.splitBrain))
 	for _, name := range ss.clusters {
 		g(descClSlotsUsed, float64(ss.slots.Cluster[name]), name)
 		g(descClSlotsLimit, float64(ss.limits[name].MaxConcurrent), name)
