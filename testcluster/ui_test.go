@@ -291,6 +291,40 @@ func TestWebDashboardInChromium(t *testing.T) {
 	}
 	c.assertOneHostPerVM(t)
 
+	// A split brain: vm-h2-0's UUID also starts on h1. The page raises the
+	// alarm above everything and will not offer to move that VM.
+	var orig fsm.VM
+	c.Leader(10 * time.Second).FSM().Read(func(s *fsm.State) {
+		for _, v := range s.VMs {
+			if v.Name == "vm-h2-0" {
+				orig = *v
+			}
+		}
+	})
+	twin := simVM("vm-h2-0-twin", 256)
+	twin.UUID = orig.UUID
+	h1, _ := c.Reg.Host("h1")
+	if err := h1.Define(twin); err != nil {
+		t.Fatal(err)
+	}
+	b.do("the split-brain alarm shows",
+		chromedp.WaitVisible(chromedp.CSS(`#alarms li[data-alarm="split-brain"]`)),
+	)
+	alarm := eval[string](b, `document.querySelector('#alarms li[data-alarm="split-brain"]').textContent`)
+	if !strings.Contains(alarm, "vm-h2-0") || !strings.Contains(alarm, "h1") || !strings.Contains(alarm, "h2") {
+		t.Errorf("the alarm reads %q, want the VM and both hosts", alarm)
+	}
+	if !eval[bool](b, `document.querySelector('#vms-table tr[data-vm="vm-h2-0"] button[data-action="migrate"]').disabled`) {
+		t.Error("the page offers to migrate a VM under a split-brain alarm")
+	}
+	b.shot("06-split-brain-alarm")
+	if err := h1.Remove(twin.Name); err != nil {
+		t.Fatal(err)
+	}
+	b.do("the alarm clears once one copy stops",
+		chromedp.WaitNotVisible(chromedp.CSS(`#alarms`)),
+	)
+
 	if errs := b.jsErrors(); len(errs) > 0 {
 		t.Fatalf("JavaScript errors in the page:\n%s", strings.Join(errs, "\n"))
 	}

@@ -201,6 +201,7 @@ function changed(key, value) {
 
 function render() {
   renderSummary();
+  renderAlarms();
   renderHosts();
   renderRunning();
   renderQueue();
@@ -221,6 +222,21 @@ function renderSummary() {
     "served by " + st.self,
   ];
   $("#summary").textContent = parts.join(" · ");
+}
+
+// renderAlarms shows what the mesh cannot resolve alone, above all else:
+// a VM running on two hosts (split brain) is not moved until one copy stops.
+function renderAlarms() {
+  const alarms = view.vms.filter((v) => v.alarm).map((v) => v.alarm);
+  if (!changed("alarms", alarms)) return;
+  const box = $("#alarms");
+  box.hidden = alarms.length === 0;
+  box.replaceChildren(
+    el("h2", {}, alarms.length === 1 ? "1 alarm" : alarms.length + " alarms"),
+    el("ul", {}, alarms.map((a) =>
+      el("li", { dataset: { alarm: a.kind, vm: a.vm } },
+        el("b", {}, a.kind), ` since ${ago(a.since)}: `, a.message || `${a.vm} runs on ${(a.hosts || []).join(" and ")}`))),
+  );
 }
 
 function slotUse() {
@@ -532,7 +548,7 @@ function renderVMs() {
   const migs = {};
   for (const m of view.active) migs[m.id] = m;
   const rows = view.vms.map((v) => ({ v, m: v.migration ? migs[v.migration] || { id: v.migration } : null }));
-  const key = rows.map(({ v, m }) => [v.name, v.host, v.state, v.memory_mib, v.vcpus, m && m.id, m && m.state]);
+  const key = rows.map(({ v, m }) => [v.name, v.uuid, v.host, v.state, v.memory_mib, v.vcpus, m && m.id, m && m.state, v.alarm && v.alarm.kind]);
   if (!changed("vms", key)) return;
   const tbody = $("#vms-table tbody");
   tbody.replaceChildren(
@@ -540,16 +556,16 @@ function renderVMs() {
       el(
         "tr",
         { dataset: { vm: v.name, host: v.host, state: v.state } },
-        el("td", {}, el("b", {}, v.name)),
+        el("td", { title: v.uuid ? "UUID " + v.uuid : "" }, el("b", {}, v.name)),
         el("td", { class: "vm-host" }, v.host),
-        el("td", {}, badge(v.state)),
+        el("td", {}, badge(v.state), v.alarm ? [" ", el("span", { class: "badge bad", title: v.alarm.message }, v.alarm.kind)] : null),
         el("td", { class: "num" }, gib(v.memory_mib)),
         el("td", { class: "num" }, v.vcpus),
         el("td", {}, m ? `${m.id} ${m.state || ""}` : ""),
         el("td", {}, el("button", {
           type: "button",
           dataset: { action: "migrate" },
-          disabled: !!m || v.state !== "running",
+          disabled: !!m || v.state !== "running" || !!v.alarm,
           onclick: () => openMigrate(v),
         }, "Migrate…")),
       ),
@@ -560,6 +576,12 @@ function renderVMs() {
 // ---------- the migrate dialog: dry run first, then confirm ----------
 
 let dlgVM = null;
+
+// vmRef names a VM to the API: its UUID when it has one (two VMs may share
+// a name), else its name.
+function vmRef(vm) {
+  return vm.uuid || vm.name;
+}
 
 async function openMigrate(vm) {
   dlgVM = vm;
@@ -578,7 +600,7 @@ async function openMigrate(vm) {
   $("#mig-checks tbody").replaceChildren(el("tr", {}, el("td", { colspan: 3, class: "empty" }, "checking…")));
   if (!dlg.open) dlg.showModal();
   try {
-    const r = await api("POST", "/v1/migrations", { vm: vm.name, dry_run: true });
+    const r = await api("POST", "/v1/migrations", { vm: vmRef(vm), dry_run: true });
     if (dlgVM !== vm) return;
     showChecks(r.data.candidates || []);
     $("#mig-confirm").disabled = false;
@@ -634,7 +656,7 @@ function showError(e) {
 async function confirmMigrate() {
   const vm = dlgVM;
   if (!vm) return;
-  const req = { vm: vm.name };
+  const req = { vm: vmRef(vm) };
   const to = $("#mig-dest").value;
   const policy = $("#mig-policy").value;
   const bw = Number($("#mig-bw").value);
