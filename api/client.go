@@ -39,12 +39,16 @@ type Config struct {
 	// MaxIdleConnsPerHost keeps connections for clients that send many
 	// requests in parallel to one meshd (default: net/http's 2).
 	MaxIdleConnsPerHost int
+	// Host, set by a mesh host calling another (with its host certificate
+	// in TLS), is sent as HostHeader: the host it claims to be.
+	Host string
 }
 
 // Client talks to one meshd; any meshd answers, and writes are forwarded to
 // the leader. It is safe for concurrent use.
 type Client struct {
 	base    string
+	host    string
 	token   string
 	timeout time.Duration
 	http    *http.Client
@@ -87,7 +91,7 @@ func NewClient(cfg Config) (*Client, error) {
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
-	return &Client{base: base, token: token, timeout: timeout, http: &http.Client{Transport: tr}}, nil
+	return &Client{base: base, host: cfg.Host, token: token, timeout: timeout, http: &http.Client{Transport: tr}}, nil
 }
 
 // BaseURL turns an address into the API's base URL: HOST:PORT becomes
@@ -153,6 +157,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any, extra
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
+	if c.host != "" {
+		req.Header.Set(HostHeader, c.host)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, &ConnError{URL: c.base, Err: err}
@@ -191,3 +198,7 @@ func headerIndex(h http.Header) uint64 {
 	i, _ := strconv.ParseUint(h.Get(indexHeader), 10, 64)
 	return i
 }
+
+// HostHeader names the host a mesh host claims to be on host-only routes;
+// meshd refuses the request when it is not the caller's certificate's host.
+const HostHeader = "X-Mesh-Host"

@@ -54,6 +54,10 @@ type Params struct {
 	// DestURI is the destination hypervisor's control URI
 	// (libvirt: qemu+tcp://MGMT-IP/system; sim: a sim address).
 	DestURI string
+	// DestHost is the destination's host name in the mesh: a hypervisor
+	// that reaches the destination over TLS verifies it is that host (the
+	// sim's HTTPS peer checks its host certificate).
+	DestHost string
 	// MigrateURI puts the memory and disk streams on the migration network
 	// (libvirt: tcp://MIGRATION-IP). Empty lets the hypervisor choose.
 	MigrateURI string

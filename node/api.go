@@ -52,15 +52,21 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("GET /v1/clusters/{name}", n.handleGetCluster)
 	mux.HandleFunc("PUT /v1/clusters/{name}", n.handlePutCluster)
 	mux.HandleFunc("POST /v1/leave", n.handleLeave)
-	mux.HandleFunc("POST /v1/internal/apply", n.handleInternalApply)
-	n.keyringRoutes(mux, mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{}))
 	// The web dashboard: static files, no data of their own; the page
 	// reads the API above with the operator's token.
 	mux.Handle("GET /ui/", http.StripPrefix("/ui", webui.Handler()))
 	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
+	// Routes for the mesh's own hosts only: a host certificate, never an
+	// operator's (hostOnly). New internal routes go on this mux.
+	internal := http.NewServeMux()
+	internal.HandleFunc("POST /v1/internal/apply", n.handleInternalApply)
+	mux.Handle("/v1/internal/", n.hostOnly(internal))
+	n.keyringRoutes(mux, internal)
+	// Peer endpoints of the hypervisor (the sim's cross-host calls) are
+	// host-only too.
 	for prefix, h := range n.cfg.HTTPHandlers {
-		mux.Handle(prefix+"/", http.StripPrefix(prefix, h))
+		mux.Handle(prefix+"/", n.hostOnly(http.StripPrefix(prefix, h)))
 	}
 	return mux
 }

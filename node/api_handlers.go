@@ -430,6 +430,12 @@ func (n *Node) handleLeave(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	timeout := time.Duration(req.TimeoutSeconds) * time.Second
+	// The answer comes when the drain ends: past the server's WriteTimeout.
+	wait := timeout
+	if wait <= 0 {
+		wait = n.cfg.DrainTimeout
+	}
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(wait + time.Minute))
 	rep, err := n.Leave(r.Context(), timeout)
 	if err != nil && rep == nil {
 		writeErr(w, err)

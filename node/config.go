@@ -1,6 +1,7 @@
 package node
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/hostmesh/hostmesh/fsm"
 	"github.com/hostmesh/hostmesh/migrate"
+	"github.com/hostmesh/hostmesh/pki"
 )
 
 // Config is everything one meshd needs. Zero values get the defaults below.
@@ -38,7 +40,13 @@ type Config struct {
 	// holds a gossip keyring (DataDir/gossip.keyring, written at the first
 	// start and after every rotation) that keyring is used instead.
 	GossipKey []byte
-	DevMode   bool
+	// TLS is this host's certificate and the mesh CA: the API serves HTTPS,
+	// Raft and the host-only routes (internal apply, forwarding, sim peers)
+	// are mutual TLS between host certificates. Required unless DevMode.
+	TLS *pki.HostTLS
+	// DevMode lets meshd run without TLS and without a gossip key (tests
+	// and trying it out); whatever is left insecure is logged loudly.
+	DevMode bool
 	// MaxVoters bounds Raft voters; further hosts replicate as non-voters.
 	MaxVoters int
 	// Fast shortens Raft and gossip timeouts for tests on loopback.
@@ -99,6 +107,9 @@ func (c *Config) setDefaults() error {
 	if err := c.checkBootstrapConfig(); err != nil {
 		return err
 	}
+	if err := c.checkTLSConfig(); err != nil {
+		return err
+	}
 	if c.Hypervisor == nil {
 		return fmt.Errorf("node %s config: a hypervisor is required", c.Name)
 	}
@@ -129,3 +140,35 @@ func (c *Config) setDefaults() error {
 
 // Version is the meshd version gossiped to peers.
 var Version = "0.1.0"
+
+// checkTLSConfig refuses to run without TLS unless DevMode asks for it, and
+// a certificate issued for another host.
+func (c *Config) checkTLSConfig() error {
+	switch {
+	case c.TLS == nil && !c.DevMode:
+		return fmt.Errorf("node %s config: %w", c.Name, ErrNoTLS)
+	case c.TLS != nil && c.TLS.Name != c.Name:
+		return fmt.Errorf("node %s config: the host certificate is issued to host %q: create one for %s (meshctl tls cert create --host %s)",
+			c.Name, c.TLS.Name, c.Name, c.Name)
+	}
+	return nil
+}
+
+// ErrNoTLS says how to give meshd its certificates, or to run insecure.
+var ErrNoTLS = errors.New("meshd needs TLS: --ca-file, --cert-file and --key-file " +
+	"(create them with: meshctl tls ca create; meshctl tls cert create --host NAME --ip MGMT-IP), " +
+	"or --dev to run with plain HTTP, plain Raft and unencrypted gossip (tests only)")
+
+// insecure lists what this configuration leaves unprotected, for the
+// warning meshd logs at start.
+func (c *Config) insecure() []string {
+	var out []string
+	if c.TLS == nil {
+		out = append(out, "the API is plain HTTP and its host-only routes accept anyone",
+			"Raft is plain TCP and accepts any peer")
+	}
+	if len(c.GossipKey) == 0 {
+		out = append(out, "gossip is unencrypted and unauthenticated")
+	}
+	return out
+}

@@ -263,7 +263,7 @@ func (n *Node) transfer(ctx context.Context, m *fsm.Migration, j *runningJob, vm
 		}
 	}
 	params := pol.Params(migrate.Params{
-		DestURI: dest.HypervisorURI, MigrateURI: "tcp://" + dest.MigrationAddr,
+		DestURI: dest.HypervisorURI, DestHost: dest.Name, MigrateURI: "tcp://" + dest.MigrationAddr,
 		BandwidthMiB: m.GrantedMiB, CopyStorage: targets, Unsafe: n.cfg.UnsafeMigration, TLS: tls,
 	})
 	if !tls {

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
@@ -74,7 +73,8 @@ func New(cfg Config) (*Node, error) {
 	f := fsm.New()
 	f.SetLogger(cfg.Logger)
 	n := &Node{cfg: cfg, log: cfg.Logger, fsm: f, ctx: ctx, cancel: cancel,
-		jobs: map[string]*runningJob{}, left: make(chan struct{})}
+		jobs: map[string]*runningJob{}, left: make(chan struct{}),
+		peers: peerClients{self: cfg.Name, tls: cfg.TLS}}
 	n.metrics = n.newNodeMetrics()
 	if err := n.start(); err != nil {
 		n.Kill()
@@ -84,6 +84,10 @@ func New(cfg Config) (*Node, error) {
 }
 
 func (n *Node) start() error {
+	if weak := n.cfg.insecure(); len(weak) > 0 {
+		n.log.Warn("INSECURE: meshd runs in --dev mode: anyone who reaches this host's management address can read and change the mesh's state; never run it so in production",
+			"insecure", weak)
+	}
 	raftLn, err := net.Listen("tcp", net.JoinHostPort(n.cfg.BindAddr, strconv.Itoa(n.cfg.RaftPort)))
 	if err != nil {
 		return fmt.Errorf("raft listener: %w", err)
@@ -123,8 +127,7 @@ func (n *Node) start() error {
 	if err := n.startBootstrap(); err != nil {
 		return err
 	}
-	n.api = &http.Server{Handler: n.routes(), ReadHeaderTimeout: 10 * time.Second}
-	n.go_(func() { _ = n.api.Serve(apiLn) })
+	n.serveAPI(apiLn)
 	n.go_(n.leaderLoop)
 	n.go_(n.inventoryLoop)
 	n.go_(n.executorLoop)

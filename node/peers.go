@@ -5,11 +5,16 @@ import (
 	"sync"
 
 	"github.com/hostmesh/hostmesh/api"
+	"github.com/hostmesh/hostmesh/pki"
 )
 
 // peerClients holds one API client per peer host (by name and address), so
-// forwarded writes reuse their connections.
+// forwarded writes reuse their connections. With TLS each presents this
+// host's certificate and accepts only the named peer's.
 type peerClients struct {
+	self string
+	tls  *pki.HostTLS // nil: plain HTTP (--dev)
+
 	mu      sync.Mutex
 	clients map[string]*api.Client
 }
@@ -21,7 +26,11 @@ func (p *peerClients) client(name, addr string) (*api.Client, error) {
 	if c := p.clients[key]; c != nil {
 		return c, nil
 	}
-	c, err := api.NewClient(api.Config{Addr: "http://" + addr})
+	cfg := api.Config{Addr: "http://" + addr, Host: p.self}
+	if p.tls != nil {
+		cfg.Addr, cfg.TLS = "https://"+addr, p.tls.DialHost(name)
+	}
+	c, err := api.NewClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("client of host %s at %s: %w", name, addr, err)
 	}

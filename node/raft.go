@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -31,8 +30,8 @@ func (n *Node) openRaft(ln net.Listener) error {
 	if err != nil {
 		return fmt.Errorf("raft snapshots %s: %w", dir, err)
 	}
-	n.stream = newStreamLayer(ln, n.cfg.Blocked)
-	n.transport = newRaftTransport(n.stream, 3, 5*time.Second)
+	n.stream = newStreamLayer(ln, n.cfg.Blocked, n.cfg.TLS)
+	n.transport = newRaftTransport(n.stream, 3, 5*time.Second, n.log)
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(n.cfg.Name)
@@ -70,80 +69,4 @@ func (n *Node) openRaft(ln net.Listener) error {
 	}
 	n.raft = r
 	return nil
-}
-
-// streamLayer is raft's TCP stream layer over a listener we opened ourselves
-// (so port 0 works and the address is known before Raft starts). With a
-// blocked switch (tests only) it refuses and drops every connection while
-// the host is partitioned.
-type streamLayer struct {
-	net.Listener
-	blocked func() bool
-
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
-}
-
-func newStreamLayer(ln net.Listener, blocked func() bool) *streamLayer {
-	return &streamLayer{Listener: ln, blocked: blocked, conns: map[net.Conn]struct{}{}}
-}
-
-func (s *streamLayer) cut() bool { return s.blocked != nil && s.blocked() }
-
-func (s *streamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	if s.cut() {
-		return nil, fmt.Errorf("dial %s: network cut (partition)", addr)
-	}
-	c, err := net.DialTimeout("tcp", string(addr), timeout)
-	if err != nil {
-		return nil, err
-	}
-	return s.track(c), nil
-}
-
-func (s *streamLayer) Accept() (net.Conn, error) {
-	for {
-		c, err := s.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		if s.cut() {
-			c.Close()
-			continue
-		}
-		return s.track(c), nil
-	}
-}
-
-// track remembers live connections so a partition can sever them.
-func (s *streamLayer) track(c net.Conn) net.Conn {
-	if s.blocked == nil {
-		return c
-	}
-	s.mu.Lock()
-	s.conns[c] = struct{}{}
-	s.mu.Unlock()
-	return &trackedConn{Conn: c, s: s}
-}
-
-// sever closes every live connection: called when a partition starts.
-func (s *streamLayer) sever() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for c := range s.conns {
-		c.Close()
-	}
-	s.conns = map[net.Conn]struct{}{}
-}
-
-type trackedConn struct {
-	net.Conn
-	s *streamLayer
-}
-
-func (c *trackedConn) Close() error {
-	c.s.mu.Lock()
-	delete(c.s.conns, c.Conn)
-	c.s.mu.Unlock()
-	return c.Conn.Close()
 }

@@ -4,45 +4,57 @@ import (
 	"bufio"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"sync"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-msgpack/v2/codec"
 	"github.com/hashicorp/raft"
 )
 
-// raftTransport is raft's NetworkTransport with its sending half replaced.
+// raftTransport is hostmesh's Raft transport: NetworkTransport's wire
+// format (one type byte, the msgpack request; the answer is an error string
+// and the msgpack response), so hosts running either interoperate, with
+// both halves our own.
 //
-// The leader sends to every other host (95 non-voters in a 100-host mesh),
-// and NetworkTransport gives each outgoing connection a 256 KiB bufio.Writer
-// (a constant, connSendBufferSize, not configurable up to raft v1.8.0). A
-// leader holds about two such connections per follower (heartbeats and
-// replication), so 100 hosts pinned ~60 MiB of send buffers on the leader,
-// and the Go heap target doubled that: the leader's RSS was 100-140 MiB
-// while every other meshd stayed near 43 MiB (pprof heap of the leader:
-// bufio.NewWriterSize from NetworkTransport.AppendEntries, 88% of the heap).
+// The sending half: the leader sends to every other host (95 non-voters in
+// a 100-host mesh), and NetworkTransport gives each outgoing connection a
+// 256 KiB bufio.Writer (a constant, connSendBufferSize, not configurable up
+// to raft v1.8.0). A leader holds about two such connections per follower
+// (heartbeats and replication), so 100 hosts pinned ~60 MiB of send buffers
+// on the leader, and the Go heap target doubled that: the leader's RSS was
+// 100-140 MiB while every other meshd stayed near 43 MiB (pprof heap of the
+// leader: bufio.NewWriterSize from NetworkTransport.AppendEntries, 88% of
+// the heap). Replication is pipelined as NetworkTransport's default does
+// (two AppendEntries in flight per follower): without it a follower learns
+// a commit only after its previous answer (and fsync) came back, which made
+// every write a client reads back from a non-voter ~100 ms slower at 100
+// hosts. Each outgoing connection is dialed for the server ID Raft names,
+// and with TLS the peer's host certificate must carry that name.
 //
-// The receiving half (listener, RPC decoding, the heartbeat fast path,
-// snapshot streaming) stays NetworkTransport's, embedded below; the outgoing
-// RPCs here speak the same wire format (one type byte, the msgpack request;
-// the answer is an error string and the msgpack response), so hosts running
-// either transport interoperate. Replication is pipelined as
-// NetworkTransport's default does (two AppendEntries in flight per
-// follower): without it a follower learns a commit only after its previous
-// answer (and fsync) came back, which made every write a client reads back
-// from a non-voter ~100 ms slower at 100 hosts.
+// The receiving half (transport_recv.go) knows which verified host is at
+// the other end of each connection, and refuses an RPC whose header claims
+// another sender: NetworkTransport's receiving half sees only bytes.
 type raftTransport struct {
-	*raft.NetworkTransport
-
-	stream  raft.StreamLayer
+	stream  *streamLayer
 	timeout time.Duration
 	maxPool int
+	log     *slog.Logger
 
 	mu       sync.Mutex
-	pool     map[raft.ServerAddress][]*rpcConn
+	pool     map[poolKey][]*rpcConn
 	shutdown bool
+
+	recv
+}
+
+// poolKey names a pooled connection by address and the server ID it was
+// verified for: a connection to h2 is never reused for an ID claiming
+// h2's address later.
+type poolKey struct {
+	id   raft.ServerID
+	addr raft.ServerAddress
 }
 
 // rpcSendBuffer is the write buffer of one outgoing Raft connection. Larger
@@ -67,44 +79,45 @@ const (
 	rpcRequestPreVote
 )
 
-func newRaftTransport(stream raft.StreamLayer, maxPool int, timeout time.Duration) *raftTransport {
-	return &raftTransport{
-		NetworkTransport: raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-			Stream: stream, MaxPool: maxPool, Timeout: timeout,
-			Logger: hclog.NewNullLogger(),
-		}),
-		stream: stream, timeout: timeout, maxPool: maxPool,
-		pool: map[raft.ServerAddress][]*rpcConn{},
+func newRaftTransport(stream *streamLayer, maxPool int, timeout time.Duration, log *slog.Logger) *raftTransport {
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	t := &raftTransport{stream: stream, timeout: timeout, maxPool: maxPool, log: log,
+		pool: map[poolKey][]*rpcConn{}}
+	t.recv.init()
+	go t.listen()
+	return t
 }
 
 type rpcConn struct {
-	target raft.ServerAddress
-	conn   net.Conn
-	w      *bufio.Writer
-	enc    *codec.Encoder
-	dec    *codec.Decoder
+	key  poolKey
+	conn net.Conn
+	w    *bufio.Writer
+	enc  *codec.Encoder
+	dec  *codec.Decoder
 }
 
-func (t *raftTransport) getConn(target raft.ServerAddress) (*rpcConn, error) {
+func (t *raftTransport) getConn(id raft.ServerID, target raft.ServerAddress) (*rpcConn, error) {
+	key := poolKey{id, target}
 	t.mu.Lock()
 	if t.shutdown {
 		t.mu.Unlock()
 		return nil, raft.ErrTransportShutdown
 	}
-	if conns := t.pool[target]; len(conns) > 0 {
+	if conns := t.pool[key]; len(conns) > 0 {
 		c := conns[len(conns)-1]
 		conns[len(conns)-1] = nil
-		t.pool[target] = conns[:len(conns)-1]
+		t.pool[key] = conns[:len(conns)-1]
 		t.mu.Unlock()
 		return c, nil
 	}
 	t.mu.Unlock()
-	conn, err := t.stream.Dial(target, t.timeout)
+	conn, err := t.stream.dialHost(target, string(id), t.timeout)
 	if err != nil {
 		return nil, err
 	}
-	c := &rpcConn{target: target, conn: conn,
+	c := &rpcConn{key: key, conn: conn,
 		w: bufio.NewWriterSize(conn, rpcSendBuffer), dec: codec.NewDecoder(bufio.NewReader(conn), decHandle)}
 	c.enc = codec.NewEncoder(c.w, encHandle)
 	return c, nil
@@ -113,8 +126,8 @@ func (t *raftTransport) getConn(target raft.ServerAddress) (*rpcConn, error) {
 func (t *raftTransport) returnConn(c *rpcConn) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if conns := t.pool[c.target]; !t.shutdown && len(conns) < t.maxPool {
-		t.pool[c.target] = append(conns, c)
+	if conns := t.pool[c.key]; !t.shutdown && len(conns) < t.maxPool {
+		t.pool[c.key] = append(conns, c)
 		return
 	}
 	_ = c.conn.Close()
@@ -122,11 +135,11 @@ func (t *raftTransport) returnConn(c *rpcConn) {
 
 // closeIdle closes the pooled connections. A host that stops leading has
 // one or two to every other host and no use for them; each also holds a
-// 256 KiB read buffer in its peer's NetworkTransport until it is closed.
+// read buffer in its peer's receiving half until it is closed.
 func (t *raftTransport) closeIdle() {
 	t.mu.Lock()
 	pool := t.pool
-	t.pool = map[raft.ServerAddress][]*rpcConn{}
+	t.pool = map[poolKey][]*rpcConn{}
 	t.mu.Unlock()
 	for _, conns := range pool {
 		for _, c := range conns {
@@ -135,19 +148,20 @@ func (t *raftTransport) closeIdle() {
 	}
 }
 
-// Close stops the listener (NetworkTransport) and the pooled connections.
+// Close stops the listener, the pooled connections and the inbound ones.
 func (t *raftTransport) Close() error {
 	t.mu.Lock()
 	t.shutdown = true
 	t.mu.Unlock()
 	t.closeIdle()
-	return t.NetworkTransport.Close()
+	t.recv.close(t.stream)
+	return nil
 }
 
 // AppendEntriesPipeline opens a connection of its own for pipelined
 // replication to one follower.
-func (t *raftTransport) AppendEntriesPipeline(_ raft.ServerID, target raft.ServerAddress) (raft.AppendPipeline, error) {
-	c, err := t.getConn(target)
+func (t *raftTransport) AppendEntriesPipeline(id raft.ServerID, target raft.ServerAddress) (raft.AppendPipeline, error) {
+	c, err := t.getConn(id, target)
 	if err != nil {
 		return nil, err
 	}
@@ -235,26 +249,26 @@ func (f *appendFuture) Start() time.Time                      { return f.start }
 func (f *appendFuture) Request() *raft.AppendEntriesRequest   { return f.args }
 func (f *appendFuture) Response() *raft.AppendEntriesResponse { return f.resp }
 
-func (t *raftTransport) AppendEntries(_ raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
-	return t.rpc(target, rpcAppendEntries, args, resp)
+func (t *raftTransport) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
+	return t.rpc(id, target, rpcAppendEntries, args, resp)
 }
 
-func (t *raftTransport) RequestVote(_ raft.ServerID, target raft.ServerAddress, args *raft.RequestVoteRequest, resp *raft.RequestVoteResponse) error {
-	return t.rpc(target, rpcRequestVote, args, resp)
+func (t *raftTransport) RequestVote(id raft.ServerID, target raft.ServerAddress, args *raft.RequestVoteRequest, resp *raft.RequestVoteResponse) error {
+	return t.rpc(id, target, rpcRequestVote, args, resp)
 }
 
-func (t *raftTransport) RequestPreVote(_ raft.ServerID, target raft.ServerAddress, args *raft.RequestPreVoteRequest, resp *raft.RequestPreVoteResponse) error {
-	return t.rpc(target, rpcRequestPreVote, args, resp)
+func (t *raftTransport) RequestPreVote(id raft.ServerID, target raft.ServerAddress, args *raft.RequestPreVoteRequest, resp *raft.RequestPreVoteResponse) error {
+	return t.rpc(id, target, rpcRequestPreVote, args, resp)
 }
 
-func (t *raftTransport) TimeoutNow(_ raft.ServerID, target raft.ServerAddress, args *raft.TimeoutNowRequest, resp *raft.TimeoutNowResponse) error {
-	return t.rpc(target, rpcTimeoutNow, args, resp)
+func (t *raftTransport) TimeoutNow(id raft.ServerID, target raft.ServerAddress, args *raft.TimeoutNowRequest, resp *raft.TimeoutNowResponse) error {
+	return t.rpc(id, target, rpcTimeoutNow, args, resp)
 }
 
 // rpc sends one request and reads its answer on a pooled connection; a
 // connection that failed mid-way is closed, never pooled.
-func (t *raftTransport) rpc(target raft.ServerAddress, typ uint8, args, resp any) error {
-	c, err := t.getConn(target)
+func (t *raftTransport) rpc(id raft.ServerID, target raft.ServerAddress, typ uint8, args, resp any) error {
+	c, err := t.getConn(id, target)
 	if err != nil {
 		return err
 	}
@@ -277,8 +291,8 @@ func (t *raftTransport) rpc(target raft.ServerAddress, typ uint8, args, resp any
 // InstallSnapshot streams a snapshot on a connection of its own, closed
 // afterwards, with the deadline scaled by the snapshot's size as
 // NetworkTransport does.
-func (t *raftTransport) InstallSnapshot(_ raft.ServerID, target raft.ServerAddress, args *raft.InstallSnapshotRequest, resp *raft.InstallSnapshotResponse, data io.Reader) error {
-	c, err := t.getConn(target)
+func (t *raftTransport) InstallSnapshot(id raft.ServerID, target raft.ServerAddress, args *raft.InstallSnapshotRequest, resp *raft.InstallSnapshotResponse, data io.Reader) error {
+	c, err := t.getConn(id, target)
 	if err != nil {
 		return err
 	}

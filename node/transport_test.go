@@ -17,7 +17,7 @@ func listenStream(t *testing.T) *streamLayer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newStreamLayer(ln, nil)
+	return newStreamLayer(ln, nil, nil)
 }
 
 // serve answers every RPC arriving on trans with answer(rpc).
@@ -43,7 +43,7 @@ func serve(t *testing.T, trans raft.Transport, answer func(raft.RPC) (any, error
 }
 
 func TestRaftTransportSpeaksNetworkTransportsWireFormat(t *testing.T) {
-	ours := newRaftTransport(listenStream(t), 3, 5*time.Second)
+	ours := newRaftTransport(listenStream(t), 3, 5*time.Second, nil)
 	defer ours.Close()
 	theirs := raft.NewNetworkTransport(listenStream(t), 3, 5*time.Second, io.Discard)
 	defer theirs.Close()
@@ -64,8 +64,8 @@ func TestRaftTransportSpeaksNetworkTransportsWireFormat(t *testing.T) {
 	serve(t, ours, answer)
 	serve(t, theirs, answer)
 
-	// Both directions: ours → NetworkTransport, NetworkTransport → ours (its
-	// receiving half is NetworkTransport's own), and ours → ours.
+	// Both directions: ours → NetworkTransport and NetworkTransport → ours
+	// (each side decodes the other's bytes), and ours → ours.
 	big := bytes.Repeat([]byte("x"), 3*rpcSendBuffer+17) // larger than the send buffer
 	for _, c := range []struct {
 		name string
@@ -124,8 +124,8 @@ func TestRaftTransportSpeaksNetworkTransportsWireFormat(t *testing.T) {
 }
 
 func TestRaftTransportClose(t *testing.T) {
-	a := newRaftTransport(listenStream(t), 3, time.Second)
-	b := newRaftTransport(listenStream(t), 3, time.Second)
+	a := newRaftTransport(listenStream(t), 3, time.Second, nil)
+	b := newRaftTransport(listenStream(t), 3, time.Second, nil)
 	defer b.Close()
 	serve(t, b, func(rpc raft.RPC) (any, error) { return &raft.RequestVoteResponse{Granted: true}, nil })
 	var vote raft.RequestVoteResponse
@@ -141,7 +141,7 @@ func TestRaftTransportClose(t *testing.T) {
 	// A dead peer fails fast instead of hanging.
 	dead := b.LocalAddr()
 	_ = b.Close()
-	c := newRaftTransport(listenStream(t), 3, time.Second)
+	c := newRaftTransport(listenStream(t), 3, time.Second, nil)
 	defer c.Close()
 	start := time.Now()
 	if err := c.RequestVote("b", dead, &raft.RequestVoteRequest{}, &vote); err == nil || time.Since(start) > 2*time.Second {
@@ -150,9 +150,9 @@ func TestRaftTransportClose(t *testing.T) {
 }
 
 func TestRaftTransportCloseIdle(t *testing.T) {
-	a := newRaftTransport(listenStream(t), 3, time.Second)
+	a := newRaftTransport(listenStream(t), 3, time.Second, nil)
 	defer a.Close()
-	b := newRaftTransport(listenStream(t), 3, time.Second)
+	b := newRaftTransport(listenStream(t), 3, time.Second, nil)
 	defer b.Close()
 	serve(t, b, func(rpc raft.RPC) (any, error) { return &raft.RequestVoteResponse{Granted: true}, nil })
 	var vote raft.RequestVoteResponse
@@ -160,11 +160,11 @@ func TestRaftTransportCloseIdle(t *testing.T) {
 		if err := a.RequestVote("b", b.LocalAddr(), &raft.RequestVoteRequest{}, &vote); err != nil {
 			t.Fatal(err)
 		}
-		if n := len(a.pool[b.LocalAddr()]); n != 1 {
+		if n := len(a.pool[poolKey{"b", b.LocalAddr()}]); n != 1 {
 			t.Fatalf("%d pooled connections, want 1", n)
 		}
 		a.closeIdle() // the next RPC dials again
-		if n := len(a.pool[b.LocalAddr()]); n != 0 {
+		if n := len(a.pool[poolKey{"b", b.LocalAddr()}]); n != 0 {
 			t.Fatalf("%d pooled connections after closeIdle", n)
 		}
 	}

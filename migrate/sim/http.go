@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/hostmesh/hostmesh/pki"
 )
 
 // Wire messages between a source and a destination in another process.
@@ -36,9 +38,19 @@ type (
 //	POST …/commit   {id}              switch-over: the VM runs here now
 //	POST …/release  {id}              the source gave up
 //	GET  …/domains                    the VMs running here (for debugging)
+//
+// Over TLS with a verified host certificate (meshd mounts it on its HTTPS
+// API, host certificates only), the caller must be the host it names: a
+// reserve's source is the certificate's host, and only the host that
+// reserved may commit or release.
 func Handler(h *Host) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		op := r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]
+		caller, err := callerOf(r)
+		if err != nil {
+			writeJSON(w, http.StatusForbidden, errResp{Error: err.Error()})
+			return
+		}
 		if op == "domains" && r.Method == http.MethodGet {
 			doms, _ := h.Domains(r.Context())
 			writeJSON(w, http.StatusOK, doms)
@@ -48,18 +60,28 @@ func Handler(h *Host) http.Handler {
 			writeJSON(w, http.StatusMethodNotAllowed, errResp{Error: "method not allowed"})
 			return
 		}
-		var err error
 		switch op {
 		case "reserve":
 			var req reserveReq
 			if err = decode(r, &req); err == nil {
+				if caller != "" && req.Source != caller {
+					writeJSON(w, http.StatusForbidden, errResp{Error: fmt.Sprintf("reserve from source %q by host %q: a host reserves for itself", req.Source, caller)})
+					return
+				}
 				err = h.acceptReserve(req.ID, req.Source, req.VM)
 			}
 		case "commit", "release":
 			var req idReq
-			if err = decode(r, &req); err == nil && op == "commit" {
+			if err = decode(r, &req); err != nil {
+				break
+			}
+			if src, ok := h.reservedBy(req.ID); ok && caller != "" && src != caller {
+				writeJSON(w, http.StatusForbidden, errResp{Error: fmt.Sprintf("%s of %s by host %q: %s reserved it", op, req.ID, caller, src)})
+				return
+			}
+			if op == "commit" {
 				err = h.acceptCommit(req.ID)
-			} else if err == nil {
+			} else {
 				err = h.acceptRelease(req.ID)
 			}
 		default:
@@ -72,6 +94,19 @@ func Handler(h *Host) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, struct{}{})
 	})
+}
+
+// callerOf is the verified host certificate's name behind r: "" for a
+// request without TLS (meshd --dev, or a test's plain server).
+func callerOf(r *http.Request) (string, error) {
+	if r.TLS == nil {
+		return "", nil
+	}
+	name, err := pki.PeerHost(*r.TLS)
+	if err != nil {
+		return "", fmt.Errorf("sim peer endpoints are for the mesh's hosts only: %w", err)
+	}
+	return name, nil
 }
 
 func decode(r *http.Request, v any) error {

@@ -63,6 +63,14 @@ func (h *Host) acceptRelease(id string) error {
 	return nil
 }
 
+// reservedBy names the source host of a reservation.
+func (h *Host) reservedBy(id string) (string, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r, ok := h.incoming[id]
+	return r.source, ok
+}
+
 // Incoming counts the migrations this host has reserved memory for.
 func (h *Host) Incoming() int {
 	h.mu.Lock()

@@ -14,7 +14,7 @@ import (
 // simulated time. It returns at once, as virDomainMigrateToURI3 does in a
 // goroutine of the real driver.
 func (h *Host) Migrate(ctx context.Context, name string, p migrate.Params) (migrate.Job, error) {
-	dest, err := h.reg.resolve(p.DestURI)
+	dest, err := h.reg.resolve(p.DestURI, p.DestHost)
 	if err != nil {
 		return nil, fmt.Errorf("migrate vm %q to %s: %w", name, p.DestURI, err)
 	}

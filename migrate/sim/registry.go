@@ -28,6 +28,11 @@ type Config struct {
 	DowntimeOverhead time.Duration
 	// HTTPClient reaches hosts of other processes. Default: 10s timeout.
 	HTTPClient *http.Client
+	// PeerClient, when set, reaches the destination host named destHost in
+	// another process (migrate.Params.DestHost) instead of HTTPClient:
+	// meshd gives one that presents its host certificate and accepts only
+	// destHost's (sim+https:// URIs).
+	PeerClient func(destHost string) (*http.Client, error)
 }
 
 // Registry is a set of sim hosts in one process that reach each other as
@@ -109,8 +114,9 @@ func (r *Registry) Close() {
 	}
 }
 
-// resolve finds the destination a DestURI names.
-func (r *Registry) resolve(uri string) (peer, error) {
+// resolve finds the destination a DestURI names; destHost is its name in
+// the mesh.
+func (r *Registry) resolve(uri, destHost string) (peer, error) {
 	switch {
 	case strings.HasPrefix(uri, "sim://"):
 		name := strings.TrimPrefix(uri, "sim://")
@@ -120,7 +126,14 @@ func (r *Registry) resolve(uri string) (peer, error) {
 		}
 		return localPeer{h}, nil
 	case strings.HasPrefix(uri, "sim+http://"), strings.HasPrefix(uri, "sim+https://"):
-		return newHTTPPeer(strings.TrimPrefix(uri, "sim+"), r.cfg.HTTPClient), nil
+		c := r.cfg.HTTPClient
+		if r.cfg.PeerClient != nil {
+			var err error
+			if c, err = r.cfg.PeerClient(destHost); err != nil {
+				return nil, fmt.Errorf("client of sim host %q at %s: %w", destHost, uri, err)
+			}
+		}
+		return newHTTPPeer(strings.TrimPrefix(uri, "sim+"), c), nil
 	default:
 		return nil, fmt.Errorf("%w: %q is not a sim URI (sim://NAME or sim+http://HOST:PORT/PREFIX)", ErrUnknownHost, uri)
 	}
