@@ -58,7 +58,7 @@ func (m *mesh) progressBurst(id string, window time.Duration, conc int) (float64
 					return
 				}
 				k := next.Add(1)
-				data, err := fsm.Encode(fsm.CmdProgress, fsm.ProgressUpdate{ID: id,
+				data, err := fsm.Encode(fsm.CmdProgress, fsm.ProgressUpdate{ID: id, Attempt: 1,
 					Progress: fsm.Progress{Percent: float64(k%100) / 2, ProcessedBytes: uint64(k) << 20, Iteration: 1}})
 				if err == nil {
 					err = m.applyOnLeader(&leader, data)
