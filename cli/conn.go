@@ -3,7 +3,6 @@ package cli
 import (
 	"encoding/json"
 	"errors"
-	"strings"
 
 	ucli "github.com/urfave/cli/v2"
 
@@ -14,7 +13,7 @@ import (
 // the environment variable a user sets once.
 var connFlags = []ucli.Flag{
 	&ucli.StringFlag{Name: "addr", Value: "127.0.0.1:7400", EnvVars: []string{"MESH_ADDR"},
-		Usage: "API address of any meshd of the mesh (HOST:PORT, or a URL)"},
+		Usage: "API address of any meshd of the mesh: HOST:PORT (HTTPS), or http://HOST:PORT for a meshd --dev"},
 	&ucli.StringFlag{Name: "cacert", EnvVars: []string{"MESH_CACERT"}, Usage: "the mesh's CA certificate, to verify meshd"},
 	&ucli.StringFlag{Name: "client-cert", EnvVars: []string{"MESH_CLIENT_CERT"}, Usage: "client certificate (optional)"},
 	&ucli.StringFlag{Name: "client-key", EnvVars: []string{"MESH_CLIENT_KEY"}, Usage: "key of --client-cert"},
@@ -24,12 +23,7 @@ var connFlags = []ucli.Flag{
 
 // newClient builds the API client from the connection flags.
 func newClient(c *ucli.Context) (*api.Client, error) {
-	addr := c.String("addr")
-	if !strings.Contains(addr, "://") {
-		// meshd serves plain HTTP until its TLS lands; then HTTPS is the default.
-		addr = "http://" + addr
-	}
-	cl, err := api.NewClient(api.Config{Addr: addr, CAFile: c.String("cacert"),
+	cl, err := api.NewClient(api.Config{Addr: c.String("addr"), CAFile: c.String("cacert"),
 		CertFile: c.String("client-cert"), KeyFile: c.String("client-key"),
 		Token: c.String("token"), TokenFile: c.String("token-file")})
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/hostmesh/hostmesh/migrate/virt"
 	"github.com/hostmesh/hostmesh/migrate/virt/pkipath"
 	"github.com/hostmesh/hostmesh/node"
+	"github.com/hostmesh/hostmesh/pki"
 )
 
 // MeshdApp builds the meshd daemon's command line.
@@ -46,7 +48,10 @@ func MeshdApp(out, errOut io.Writer) *ucli.App {
 			&ucli.IntFlag{Name: "bootstrap-expect", Usage: "this host is one of `N` started together with the same flag: the mesh forms once gossip shows N of them (ignored once the data dir holds state)"},
 			&ucli.StringFlag{Name: "gossip-key-file", EnvVars: []string{"MESH_GOSSIP_KEY_FILE"}, Usage: "file (mode 0600) holding the base64 key encrypting gossip (meshctl keygen); once DATA-DIR/gossip.keyring exists, that keyring is used instead"},
 			&ucli.StringFlag{Name: "gossip-key", EnvVars: []string{"MESH_GOSSIP_KEY"}, Usage: "the gossip key itself: other users can read it in /proc, prefer --gossip-key-file"},
-			&ucli.BoolFlag{Name: "dev", Usage: "dev mode: allow unencrypted gossip"},
+			&ucli.StringFlag{Name: "ca-file", EnvVars: []string{"MESH_CA_FILE"}, Usage: "the mesh's CA certificate (meshctl tls ca create)"},
+			&ucli.StringFlag{Name: "cert-file", EnvVars: []string{"MESH_CERT_FILE"}, Usage: "this host's certificate (meshctl tls cert create --host NAME)"},
+			&ucli.StringFlag{Name: "key-file", EnvVars: []string{"MESH_KEY_FILE"}, Usage: "this host's certificate key"},
+			&ucli.BoolFlag{Name: "dev", Usage: "INSECURE, tests only: run without TLS (plain HTTP API, plain Raft accepting any peer) and allow unencrypted gossip"},
 			&ucli.IntFlag{Name: "max-voters", Value: 5, Usage: "raft voters; further hosts replicate as non-voters"},
 			&ucli.StringFlag{Name: "hypervisor", Value: "libvirt", Usage: "libvirt or sim"},
 			&ucli.StringFlag{Name: "libvirt-uri", Value: "qemu:///system", Usage: "local libvirt connection"},
@@ -100,6 +105,15 @@ func runMeshd(c *ucli.Context) error {
 	}
 	if cfg.GossipKey, err = gossipKey(c, log); err != nil {
 		return err
+	}
+	if cfg.TLS, err = loadHostTLS(c); err != nil {
+		return err
+	}
+	if cfg.TLS == nil && !cfg.DevMode {
+		return ucli.Exit("error: "+node.ErrNoTLS.Error(), exitUsage)
+	}
+	if cfg.TLS != nil && cfg.TLS.Name != name {
+		return ucli.Exit(fmt.Sprintf("error: --cert-file is host %q's certificate, and this host is --name %q (meshctl tls cert create --host %s)", cfg.TLS.Name, name, name), exitUsage)
 	}
 	if cfg.Networks, err = parseNetworks(c.StringSlice("network")); err != nil {
 		return ucli.Exit("error: "+err.Error(), exitUsage)
@@ -173,6 +187,23 @@ func gossipKey(c *ucli.Context, log *slog.Logger) ([]byte, error) {
 	return nil, nil
 }
 
+// loadHostTLS reads --ca-file, --cert-file and --key-file: all three or
+// none (then meshd runs only with --dev).
+func loadHostTLS(c *ucli.Context) (*pki.HostTLS, error) {
+	ca, cert, key := c.String("ca-file"), c.String("cert-file"), c.String("key-file")
+	if ca == "" && cert == "" && key == "" {
+		return nil, nil
+	}
+	if ca == "" || cert == "" || key == "" {
+		return nil, ucli.Exit("error: --ca-file, --cert-file and --key-file go together", exitUsage)
+	}
+	ht, err := pki.LoadHostTLS(ca, cert, key)
+	if err != nil {
+		return nil, ucli.Exit("error: "+err.Error(), exitUsage)
+	}
+	return ht, nil
+}
+
 // setupHypervisor opens libvirt, or builds a sim host with its VMs whose
 // peers reach it through this meshd's API.
 func setupHypervisor(c *ucli.Context, cfg *node.Config) (func(), error) {
@@ -195,7 +226,14 @@ func setupHypervisor(c *ucli.Context, cfg *node.Config) (func(), error) {
 		}
 		return func() { _ = hv.Close() }, nil
 	case "sim":
-		reg := sim.NewRegistry(sim.Config{TimeScale: c.Float64("sim-timescale")})
+		simCfg := sim.Config{TimeScale: c.Float64("sim-timescale")}
+		scheme := "sim+http"
+		if cfg.TLS != nil {
+			// Peers' sim endpoints are host-only: dial them with this host's
+			// certificate, accepting only the destination's.
+			scheme, simCfg.PeerClient = "sim+https", simPeerClients(cfg.TLS)
+		}
+		reg := sim.NewRegistry(simCfg)
 		h, err := reg.AddHost(sim.HostSpec{Name: cfg.Name, CPUModel: "Skylake-Server", CPUFlags: []string{"sse4_2", "avx2", "aes"},
 			MemTotalMiB: c.Uint64("sim-mem"), CPUs: 64})
 		if err != nil {
@@ -220,7 +258,7 @@ func setupHypervisor(c *ucli.Context, cfg *node.Config) (func(), error) {
 		clk := reg.Clock()
 		cfg.Monitor.Clock, cfg.Monitor.NewTicker = clk.Now, clk.NewTicker
 		cfg.Hypervisor, cfg.HypervisorKind = h, "sim"
-		cfg.HypervisorURI = "sim+http://{api}/v1/sim"
+		cfg.HypervisorURI = scheme + "://{api}/v1/sim"
 		cfg.HTTPHandlers = map[string]http.Handler{"/v1/sim": sim.Handler(h)}
 		return reg.Close, nil
 	default:
@@ -258,4 +296,26 @@ func parseDomains(specs []string) (map[string]string, error) {
 		out[name] = dir
 	}
 	return out, nil
+}
+
+// simPeerClients gives the sim one HTTPS client per destination host, each
+// presenting this host's certificate and accepting only that host's.
+func simPeerClients(ht *pki.HostTLS) func(string) (*http.Client, error) {
+	var mu sync.Mutex
+	clients := map[string]*http.Client{}
+	return func(host string) (*http.Client, error) {
+		if host == "" {
+			return nil, fmt.Errorf("the destination's host name is unknown: cannot verify its certificate")
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if c := clients[host]; c != nil {
+			return c, nil
+		}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = ht.DialHost(host)
+		c := &http.Client{Timeout: 10 * time.Second, Transport: tr}
+		clients[host] = c
+		return c, nil
+	}
 }

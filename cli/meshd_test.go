@@ -10,6 +10,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/hostmesh/hostmesh/gossip"
+	"github.com/hostmesh/hostmesh/pki"
 )
 
 // runMeshdArgs runs meshd's command line in-process, for the cases that
@@ -44,8 +45,59 @@ func TestMeshdGossipKeyFile(t *testing.T) {
 	if code != exitUsage || !strings.Contains(msg, "exclude each other") {
 		t.Errorf("key file and key: exit %d %q, want 2", code, msg)
 	}
-	code, msg = runMeshdArgs(t, "--bootstrap")
+	code, msg = runMeshdArgs(t, append([]string{"--bootstrap"}, hostTLSFlags(t, "t1")...)...)
 	if code != exitUsage || !strings.Contains(msg, "--gossip-key-file") {
 		t.Errorf("no key: exit %d %q, want 2 naming --gossip-key-file", code, msg)
+	}
+}
+
+// hostTLSFlags creates a CA and a host certificate for name and returns
+// meshd's flags for them.
+func hostTLSFlags(t *testing.T, name string) []string {
+	t.Helper()
+	files, err := pki.NewMeshFiles(filepath.Join(t.TempDir(), "tls"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := files.Host(pki.CertSpec{Name: name}); err != nil {
+		t.Fatal(err)
+	}
+	flags, err := files.MeshdFlags(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return flags
+}
+
+// TestMeshdRefusesToRunWithoutTLS: without certificates meshd exits 2 and
+// says how to create them, unless --dev; files that do not belong together
+// or to this host are refused the same way, before anything listens.
+func TestMeshdRefusesToRunWithoutTLS(t *testing.T) {
+	key := filepath.Join(t.TempDir(), "gossip.key")
+	if err := os.WriteFile(key, []byte(gossip.GenerateKey()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t1 := hostTLSFlags(t, "t1")
+	files, err := pki.NewMeshFiles(filepath.Join(t.TempDir(), "other"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherCert, otherKey, _ := files.Host(pki.CertSpec{Name: "t2"})
+	opCert, opKey, _ := files.Client("alice")
+	for _, c := range []struct {
+		what string
+		args []string
+		say  string
+	}{
+		{"no TLS files", nil, "meshctl tls ca create"},
+		{"only --ca-file", t1[:2], "go together"},
+		{"another host's certificate", []string{"--ca-file", files.CAFile, "--cert-file", otherCert, "--key-file", otherKey}, `"t2"`},
+		{"an operator's certificate", []string{"--ca-file", files.CAFile, "--cert-file", opCert, "--key-file", opKey}, "not a host certificate"},
+		{"a certificate of another CA", []string{"--ca-file", files.CAFile, "--cert-file", t1[3], "--key-file", t1[5]}, "unknown authority"},
+	} {
+		code, msg := runMeshdArgs(t, append([]string{"--bootstrap", "--gossip-key-file", key}, c.args...)...)
+		if code != exitUsage || !strings.Contains(msg, c.say) {
+			t.Errorf("%s: exit %d %q, want 2 saying %q", c.what, code, msg, c.say)
+		}
 	}
 }

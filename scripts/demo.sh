@@ -11,11 +11,22 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Secured as production is: a gossip key file, the mesh's CA and a
+# certificate per host (mutual TLS on Raft and the API). The CA key stays in
+# $dir/tls.
 (umask 077; bin/meshctl keygen >"$dir/gossip.key")
+tls="$dir/tls"
+echo "\$ meshctl tls ca create --dir $tls"
+bin/meshctl tls ca create --dir "$tls" >/dev/null
+for h in h1 h2 h3; do
+	echo "\$ meshctl tls cert create --host $h --dir $tls"
+	bin/meshctl tls cert create --host "$h" --dir "$tls" >/dev/null
+done
 start() { # name idx extra...
 	local name=$1 i=$2; shift 2
 	bin/meshd --name "$name" --cluster demo --data-dir "$dir/$name" --bind 127.0.0.1 \
 		--gossip-port $((17946 + i)) --raft-port $((17300 + i)) --api-port $((17400 + i)) \
+		--ca-file "$tls/hostmesh-ca.pem" --cert-file "$tls/$name.pem" --key-file "$tls/$name-key.pem" \
 		--gossip-key-file "$dir/gossip.key" --hypervisor sim --sim-vms 3 --sim-vm-mem 2048 --sim-timescale 4 \
 		--network vmnet --network vmnet.100 --storage-domain shared=/srv/shared \
 		--log-level warn "$@" >"$dir/$name.log" 2>&1 &
@@ -24,7 +35,10 @@ start() { # name idx extra...
 start h1 0 --bootstrap
 start h2 1 --join 127.0.0.1:17946
 start h3 2 --join 127.0.0.1:17946
-export MESH_ADDR=127.0.0.1:17400
+# meshctl speaks HTTPS and verifies meshd with the mesh's CA.
+export MESH_ADDR=127.0.0.1:17400 MESH_CACERT="$tls/hostmesh-ca.pem"
+echo "meshctl reaches this mesh (while the demo runs) with:"
+echo "  export MESH_ADDR=$MESH_ADDR MESH_CACERT=$MESH_CACERT"
 ctl() { echo; echo "\$ meshctl $*"; bin/meshctl "$@"; }
 
 echo "waiting for 3 voters and 9 VMs..."
@@ -46,4 +60,4 @@ ctl vms
 ctl migrations
 ctl activate h2
 echo
-echo "demo done; logs were in $dir"
+echo "demo done; logs were in $dir (KEEP=1 keeps them)"

@@ -2,6 +2,8 @@ package testcluster
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"sync"
 	"time"
@@ -10,19 +12,42 @@ import (
 	"github.com/hostmesh/hostmesh/fsm"
 )
 
-// Client is an API client of the node at apiAddr, as meshctl would reach
-// it (one per address, kept for the cluster's life).
-func (c *Cluster) Client(apiAddr string) *api.Client {
+// Client is an API client of the node at apiAddr as an operator reaches
+// it: HTTPS verified with the cluster's CA, no client certificate (plain
+// HTTP in DevMode). One per address, kept for the cluster's life.
+func (c *Cluster) Client(apiAddr string) *api.Client { return c.client(apiAddr, "") }
+
+// HostClient is a client of the node at apiAddr that presents a host
+// certificate of the cluster's CA for host (issued on first use), as a
+// mesh host calling another does: it may use the host-only routes.
+func (c *Cluster) HostClient(apiAddr, host string) *api.Client { return c.client(apiAddr, host) }
+
+func (c *Cluster) client(apiAddr, host string) *api.Client {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if cl := c.clients[apiAddr]; cl != nil {
+	key := host + "@" + apiAddr
+	if cl := c.clients[key]; cl != nil {
 		return cl
 	}
-	cl, err := api.NewClient(api.Config{Addr: "http://" + apiAddr})
+	cfg := api.Config{Addr: "http://" + apiAddr}
+	if c.CA != nil {
+		cfg.Addr = apiAddr
+		cfg.TLS = &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: x509.NewCertPool()}
+		cfg.TLS.RootCAs.AddCert(c.CA.Cert)
+		if host != "" {
+			ht, err := c.HostTLS(host)
+			if err != nil {
+				c.t.Fatalf("testcluster: %v", err)
+			}
+			cfg.TLS = ht.DialHost("")
+			cfg.Host = host
+		}
+	}
+	cl, err := api.NewClient(cfg)
 	if err != nil {
 		c.t.Fatalf("testcluster: API client of %s: %v", apiAddr, err)
 	}
-	c.clients[apiAddr] = cl
+	c.clients[key] = cl
 	return cl
 }
 

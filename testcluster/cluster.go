@@ -22,6 +22,7 @@ import (
 	"github.com/hostmesh/hostmesh/migrate"
 	"github.com/hostmesh/hostmesh/migrate/sim"
 	"github.com/hostmesh/hostmesh/node"
+	"github.com/hostmesh/hostmesh/pki"
 )
 
 // Options shape an in-process cluster.
@@ -51,6 +52,10 @@ type Options struct {
 	// WrapHypervisor, when set, stands between host i's meshd and its sim
 	// host (fault injection: a hypervisor that stops answering).
 	WrapHypervisor func(i int, h migrate.Hypervisor) migrate.Hypervisor
+	// DevMode runs the mesh without TLS, as meshd --dev does: plain HTTP,
+	// plain Raft. By default every cluster runs as production does: its own
+	// CA, a host certificate per host, mutual TLS (and a gossip key).
+	DevMode bool
 }
 
 // Cluster is a running in-process mesh.
@@ -62,8 +67,13 @@ type Cluster struct {
 
 	hostMem map[string]uint64 // sim host → memory, for the slot watch
 
+	// CA is the cluster's certificate authority (nil in DevMode); CAFile
+	// holds its certificate, for meshctl --cacert.
+	CA     *pki.CA
+	CAFile string
+
 	mu      sync.Mutex
-	clients map[string]*api.Client // by API address
+	clients map[string]*api.Client // by API address and caller
 	nodes   []*node.Node
 	// started counts each host's starts: a host started before joins the
 	// others when it comes back, h1 included.
@@ -109,6 +119,11 @@ func New(t testing.TB, opts Options) *Cluster {
 		clients: map[string]*api.Client{}}
 	t.Cleanup(c.Close)
 	c.base = t.TempDir()
+	if !opts.DevMode {
+		if err := c.newPKI(c.base); err != nil {
+			t.Fatalf("testcluster: %v", err)
+		}
+	}
 	for i := 0; i < opts.Hosts; i++ {
 		if err := c.add(nil); err != nil {
 			t.Fatalf("testcluster: %v", err)
@@ -183,10 +198,15 @@ func (c *Cluster) hostConfig(i int, base string) (node.Config, error) {
 	cfg := node.Config{
 		Name: name, Cluster: c.opts.Cluster(i), DataDir: filepath.Join(base, name),
 		BindAddr: "127.0.0.1", GossipPort: ports[0], RaftPort: ports[1], APIPort: ports[2],
-		GossipKey: c.opts.GossipKey, Fast: true, MaxVoters: c.opts.MaxVoters,
+		GossipKey: c.opts.GossipKey, DevMode: c.opts.DevMode, Fast: true, MaxVoters: c.opts.MaxVoters,
 		Hypervisor: hv, HypervisorURI: h.URI(), HypervisorKind: "sim",
 		Networks: c.opts.Networks(i), StorageDomains: map[string]string{"shared": "/shared"},
 		Monitor: mon, Logger: c.opts.Logger.With("host", name),
+	}
+	if c.CA != nil {
+		if cfg.TLS, err = c.HostTLS(name); err != nil {
+			return node.Config{}, err
+		}
 	}
 	cfg.BootstrapExpect = c.opts.BootstrapExpect
 	if i == 0 && c.opts.BootstrapExpect == 0 {

@@ -14,9 +14,9 @@ import (
 )
 
 // keyringList runs meshctl keyring list --json against a host.
-func keyringList(t *testing.T, addr string) api.KeyringResponse {
+func keyringList(t *testing.T, c *Cluster, addr string) api.KeyringResponse {
 	t.Helper()
-	code, out, errOut := meshctl(t, addr, "keyring", "list", "--json")
+	code, out, errOut := c.meshctl(t, addr, "keyring", "list", "--json")
 	var r api.KeyringResponse
 	if code != 0 || json.Unmarshal([]byte(out), &r) != nil {
 		t.Fatalf("keyring list: exit %d\n%s%s", code, out, errOut)
@@ -43,33 +43,33 @@ func TestKeyringRotationOnLiveMesh(t *testing.T) {
 	newFP := gossip.KeyFingerprint(newKey)
 	oldB64 := encodeB64(oldKey)
 
-	r := keyringList(t, addr)
+	r := keyringList(t, c, addr)
 	if r.Asked != 3 || r.Failed != 0 || !reflect.DeepEqual(r.Keys, []api.KeyCount{{Key: oldFP, Installed: 3, Primary: 3}}) {
 		t.Fatalf("keyring before the rotation: %+v", r)
 	}
 
 	// Refusals: nothing changes on any host.
-	code, _, errOut := meshctl(t, addr, "keyring", "use", newB64)
+	code, _, errOut := c.meshctl(t, addr, "keyring", "use", newB64)
 	if code != 1 || !strings.Contains(errOut, "not installed on h1, h2, h3") {
 		t.Fatalf("use of a key not installed: exit %d %s", code, errOut)
 	}
-	code, _, errOut = meshctl(t, addr, "keyring", "remove", oldB64)
+	code, _, errOut = c.meshctl(t, addr, "keyring", "remove", oldB64)
 	if code != 1 || !strings.Contains(errOut, "primary key of h1, h2, h3") {
 		t.Fatalf("remove of the primary: exit %d %s", code, errOut)
 	}
-	if code, _, errOut = meshctl(t, addr, "keyring", "install", "bm90IGEga2V5"); code != 2 {
+	if code, _, errOut = c.meshctl(t, addr, "keyring", "install", "bm90IGEga2V5"); code != 2 {
 		t.Fatalf("install of a bad key: exit %d %s", code, errOut)
 	}
 
 	step := func(op, key string, want []api.KeyCount) time.Duration {
 		t.Helper()
 		start := time.Now()
-		code, out, errOut := meshctl(t, addr, "keyring", op, key)
+		code, out, errOut := c.meshctl(t, addr, "keyring", op, key)
 		took := time.Since(start)
 		if code != 0 || !strings.Contains(out, "done on 3 of 3 hosts") {
 			t.Fatalf("keyring %s: exit %d\n%s%s", op, code, out, errOut)
 		}
-		if got := keyringList(t, c.Node(2).APIAddr()); !reflect.DeepEqual(got.Keys, want) {
+		if got := keyringList(t, c, c.Node(2).APIAddr()); !reflect.DeepEqual(got.Keys, want) {
 			t.Fatalf("after %s: keys %+v, want %+v", op, got.Keys, want)
 		}
 		return took
@@ -120,7 +120,7 @@ func TestKeyringRotationOnLiveMesh(t *testing.T) {
 	if l := logs.Lines(slog.LevelWarn, "not the keyring's primary key", "node", "h2"); len(l) == 0 {
 		t.Error("h2 did not warn that its configured key is not the persisted keyring's primary")
 	}
-	if r := keyringList(t, c.Node(1).APIAddr()); r.Asked != 3 || r.Failed != 0 ||
+	if r := keyringList(t, c, c.Node(1).APIAddr()); r.Asked != 3 || r.Failed != 0 ||
 		!reflect.DeepEqual(r.Keys, []api.KeyCount{{Key: newFP, Installed: 3, Primary: 3}}) {
 		t.Fatalf("keyring after h2's restart: %+v", r)
 	}

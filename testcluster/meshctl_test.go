@@ -11,11 +11,18 @@ import (
 	"github.com/hostmesh/hostmesh/cli"
 )
 
-// meshctl runs the real command in-process against a node's API.
-func meshctl(t *testing.T, addr string, args ...string) (code int, stdout, stderr string) {
+// meshctl runs the real command in-process against a node's API, as an
+// operator with the cluster's CA certificate (MESH_CACERT) would.
+func (c *Cluster) meshctl(t *testing.T, addr string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code = cli.Run(append([]string{"meshctl", "--addr", addr}, args...), &out, &errOut)
+	head := []string{"meshctl", "--addr", addr}
+	if c.CA != nil {
+		head = append(head, "--cacert", c.CAFile)
+	} else {
+		head[2] = "http://" + addr
+	}
+	code = cli.Run(append(head, args...), &out, &errOut)
 	return code, out.String(), errOut.String()
 }
 
@@ -28,7 +35,7 @@ func TestMeshctlAgainstAMesh(t *testing.T) {
 	}
 	addr := follower.APIAddr()
 
-	code, out, _ := meshctl(t, addr, "hosts")
+	code, out, _ := c.meshctl(t, addr, "hosts")
 	if code != 0 {
 		t.Fatalf("hosts: exit %d", code)
 	}
@@ -36,37 +43,37 @@ func TestMeshctlAgainstAMesh(t *testing.T) {
 	if len(lines) != 4 || !strings.Contains(out, "Skylake-Server") || !strings.Contains(out, "vmnet.100") || !strings.Contains(out, "leader") {
 		t.Fatalf("hosts table:\n%s", out)
 	}
-	code, out, _ = meshctl(t, addr, "hosts", "--json")
+	code, out, _ = c.meshctl(t, addr, "hosts", "--json")
 	var hosts []api.HostView
 	if code != 0 || json.Unmarshal([]byte(out), &hosts) != nil || len(hosts) != 3 || hosts[0].MemTotalMiB == 0 {
 		t.Fatalf("hosts --json: exit %d\n%s", code, out)
 	}
 
 	// A refusal: exit 1, the check named on stderr, nothing queued.
-	code, _, errOut := meshctl(t, addr, "migrate", "vm-h1-0", "--to", "h1")
+	code, _, errOut := c.meshctl(t, addr, "migrate", "vm-h1-0", "--to", "h1")
 	if code != 1 || !strings.Contains(errOut, "distinct-hosts") {
 		t.Fatalf("refused migrate: exit %d stderr %q", code, errOut)
 	}
-	code, _, errOut = meshctl(t, addr, "migrate", "no-such-vm")
+	code, _, errOut = c.meshctl(t, addr, "migrate", "no-such-vm")
 	if code != 2 || !strings.Contains(errOut, "no such VM") {
 		t.Fatalf("unknown VM: exit %d stderr %q", code, errOut)
 	}
 
 	// Written to a follower, forwarded to the leader, waited on.
-	code, out, errOut = meshctl(t, addr, "migrate", "vm-h1-0", "--wait", "--to", "h2")
+	code, out, errOut = c.meshctl(t, addr, "migrate", "vm-h1-0", "--wait", "--to", "h2")
 	if code != 0 || !strings.Contains(out, "moved h1 → h2") || !strings.Contains(out, "downtime") {
 		t.Fatalf("migrate --wait: exit %d\nstdout %s\nstderr %s", code, out, errOut)
 	}
-	code, out, _ = meshctl(t, addr, "migrations")
+	code, out, _ = c.meshctl(t, addr, "migrations")
 	if code != 0 || !strings.Contains(out, "Succeeded") {
 		t.Fatalf("migrations: exit %d\n%s", code, out)
 	}
 
-	code, out, errOut = meshctl(t, addr, "drain", "h3", "--wait")
+	code, out, errOut = c.meshctl(t, addr, "drain", "h3", "--wait")
 	if code != 0 || !strings.Contains(out, "in Maintenance") {
 		t.Fatalf("drain --wait: exit %d\nstdout %s\nstderr %s", code, out, errOut)
 	}
-	code, out, _ = meshctl(t, addr, "activate", "h3", "--return")
+	code, out, _ = c.meshctl(t, addr, "activate", "h3", "--return")
 	if code != 0 || !strings.Contains(out, "h3 is Up; 2 migrations queued") {
 		t.Fatalf("activate --return: exit %d\n%s", code, out)
 	}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/hostmesh/hostmesh/api"
+	"github.com/hostmesh/hostmesh/gossip"
+	"github.com/hostmesh/hostmesh/pki"
 )
 
 // buildMeshd compiles the real daemon once per test.
@@ -35,12 +37,22 @@ func TestSIGTERMDrainsBeforeLeaving(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
+	// As the README says: a CA, a certificate per host, a gossip key.
+	certs, err := pki.NewMeshFiles(filepath.Join(dir, "tls"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := gossip.GenerateKey()
 	start := func(name string, i int, extra ...string) *exec.Cmd {
+		if _, _, err := certs.Host(pki.CertSpec{Name: name}); err != nil {
+			t.Fatal(err)
+		}
+		tlsFlags, _ := certs.MeshdFlags(name)
 		args := []string{"--name", name, "--cluster", "c1", "--data-dir", filepath.Join(dir, name),
 			"--gossip-port", fmt.Sprint(ports[3*i]), "--raft-port", fmt.Sprint(ports[3*i+1]), "--api-port", fmt.Sprint(ports[3*i+2]),
-			"--dev", "--hypervisor", "sim", "--sim-vms", "3", "--sim-vm-mem", "512", "--sim-timescale", "20",
+			"--gossip-key", key, "--hypervisor", "sim", "--sim-vms", "3", "--sim-vm-mem", "512", "--sim-timescale", "20",
 			"--network", "vmnet", "--storage-domain", "shared=/srv/shared", "--drain-timeout", "60s", "--log-level", "warn"}
-		args = append(args, extra...)
+		args = append(append(args, tlsFlags...), extra...)
 		cmd := exec.Command(bin, args...)
 		log, _ := os.Create(filepath.Join(dir, name+".log"))
 		cmd.Stdout, cmd.Stderr = log, log
@@ -52,7 +64,7 @@ func TestSIGTERMDrainsBeforeLeaving(t *testing.T) {
 	}
 	start("p1", 0, "--bootstrap")
 	p2 := start("p2", 1, "--join", fmt.Sprintf("127.0.0.1:%d", ports[0]))
-	api1, err := api.NewClient(api.Config{Addr: fmt.Sprintf("http://127.0.0.1:%d", ports[2])})
+	api1, err := api.NewClient(api.Config{Addr: fmt.Sprintf("127.0.0.1:%d", ports[2]), CAFile: certs.CAFile})
 	if err != nil {
 		t.Fatal(err)
 	}

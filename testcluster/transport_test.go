@@ -57,15 +57,15 @@ func TestMigrationTransportReachesHypervisor(t *testing.T) {
 	}
 
 	addr := c.Node(1).APIAddr()
-	code, out, errOut := meshctl(t, addr, "cluster", "c1")
+	code, out, errOut := c.meshctl(t, addr, "cluster", "c1")
 	if code != 0 || !strings.Contains(out, "migration transport tls") {
 		t.Fatalf("meshctl cluster c1: exit %d, stdout %q, stderr %q; want transport tls", code, out, errOut)
 	}
-	code, _, errOut = meshctl(t, addr, "cluster", "c1", "--migration-transport", "ssh")
+	code, _, errOut = c.meshctl(t, addr, "cluster", "c1", "--migration-transport", "ssh")
 	if code == 0 || !strings.Contains(errOut, `"ssh"`) {
 		t.Fatalf("meshctl cluster --migration-transport ssh: exit %d, stderr %q; want a refusal naming it", code, errOut)
 	}
-	code, out, errOut = meshctl(t, addr, "cluster", "c1", "--migration-transport", "plain")
+	code, out, errOut = c.meshctl(t, addr, "cluster", "c1", "--migration-transport", "plain")
 	if code != 0 || !strings.Contains(out, "migration transport plain (unencrypted)") {
 		t.Fatalf("meshctl cluster --migration-transport plain: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}

@@ -64,7 +64,7 @@ func TestMalformedCommandsNeverEnterTheLog(t *testing.T) {
 	}
 	for _, tc := range cases {
 		for _, addr := range []string{l.APIAddr(), follower} {
-			_, _, err := c.Client(addr).InternalApply(context.Background(), tc.body)
+			_, _, err := c.HostClient(addr, "probe").InternalApply(context.Background(), tc.body)
 			var ae *api.Error
 			if !errors.As(err, &ae) || ae.Status != tc.status {
 				t.Errorf("%s to %s: %v, want status %d", tc.name, addr, err, tc.status)

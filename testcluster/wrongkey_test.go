@@ -63,19 +63,19 @@ func TestWrongGossipKeyNotAdmitted(t *testing.T) {
 		t.Error("no member logged memberlist's reason for refusing the host")
 	}
 
-	code, out, errOut := meshctl(t, intruder.APIAddr(), "status")
+	code, out, errOut := c.meshctl(t, intruder.APIAddr(), "status")
 	if code != 3 || !strings.Contains(errOut, "not in a mesh") || !strings.Contains(errOut, "gossip key mismatch") ||
 		!strings.Contains(out, "1 member(s) alive") {
 		t.Fatalf("status on the wrong-key host: exit %d\nstdout %s\nstderr %s", code, out, errOut)
 	}
 	t.Logf("meshctl status on the wrong-key host, exit %d:\n%s%s", code, out, errOut)
 	t.Logf("its log: %v", mismatches()[0])
-	code, out, _ = meshctl(t, intruder.APIAddr(), "status", "--json")
+	code, out, _ = c.meshctl(t, intruder.APIAddr(), "status", "--json")
 	var st api.Status
 	if code != 3 || json.Unmarshal([]byte(out), &st) != nil || st.Leader != "" || st.GossipMembers != 1 || st.JoinError == "" {
 		t.Fatalf("status --json on the wrong-key host: exit %d\n%s", code, out)
 	}
-	if code, out, _ := meshctl(t, c.Node(0).APIAddr(), "status"); code != 0 || !strings.Contains(out, "3 member(s) alive") {
+	if code, out, _ := c.meshctl(t, c.Node(0).APIAddr(), "status"); code != 0 || !strings.Contains(out, "3 member(s) alive") {
 		t.Fatalf("status on a member: exit %d\n%s", code, out)
 	}
 	if why := admitted(); why != "" {

@@ -36,7 +36,7 @@ func main() {
 	}
 	sec := benchkit.Section{Title: "Control plane (sim)", Started: time.Now().UTC(),
 		Command: "go run ./bench/cmd/ctlplane " + strings.Join(os.Args[1:], " "),
-		Setup: fmt.Sprintf("%d meshd processes (`meshd --hypervisor sim --dev`, production Raft 500 ms and LAN gossip timings) on 127.0.0.1, "+
+		Setup: fmt.Sprintf("%d meshd processes (`meshd --hypervisor sim` with production security: mutual TLS on Raft and the API, a gossip key; production Raft 500 ms and LAN gossip timings) on 127.0.0.1, "+
 			"%d sim VMs of 1 GiB each (%d VMs), sim timescale 10; 5 Raft voters, the rest non-voters. Baseline for the Raft figures: a 5-host mesh (5 voters, 50 VMs each) running beside it, measured alternately. Runs: %d per figure.", *hosts, *vms, *hosts**vms, *runs)}
 	if strings.Contains(*phases, "gossip") {
 		if err := gossipPhase(&sec, *hosts, *runs); err != nil {

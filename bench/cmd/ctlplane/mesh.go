@@ -17,12 +17,15 @@ import (
 
 	"github.com/hostmesh/hostmesh/api"
 	"github.com/hostmesh/hostmesh/bench/benchkit"
+	"github.com/hostmesh/hostmesh/gossip"
+	"github.com/hostmesh/hostmesh/pki"
 )
 
 // mesh is N real meshd processes on loopback with simulated hypervisors:
 // production Raft and gossip timings (no Fast mode), distinct ports and
-// data dirs, dev mode (no gossip key). It is how the control-plane figures
-// whose goals are about production are measured.
+// data dirs, and production's security: a CA and a host certificate per
+// host (mutual TLS on Raft and the API), a gossip key. It is how the
+// control-plane figures whose goals are about production are measured.
 type mesh struct {
 	bin     string
 	dir     string
@@ -33,8 +36,11 @@ type mesh struct {
 	mu      sync.Mutex
 	procs   []*exec.Cmd
 	exited  []chan struct{}
-	clients map[string]*api.Client // by API address
+	clients map[string]*api.Client // by API address, and "host@" address for the bench's host identity
 	portOff int
+	// certs holds the mesh's CA and host certificates; key is its gossip key.
+	certs *pki.MeshFiles
+	key   string
 	// noLeader counts write requests answered 503 (no leader) and retried.
 	noLeader atomic.Int64
 	// killed counts hosts killed on purpose (failover runs).
@@ -61,11 +67,16 @@ func (m *mesh) api(i int) string        { return fmt.Sprintf("127.0.0.1:%d", m.p
 // fresh h1 bootstraps the mesh.
 func (m *mesh) start(i int, join bool) error {
 	name := hostName(i)
+	tlsFlags, err := m.hostFlags(name)
+	if err != nil {
+		return err
+	}
 	args := []string{"--name", name, "--cluster", "c1", "--data-dir", filepath.Join(m.dir, name),
 		"--bind", "127.0.0.1", "--gossip-port", strconv.Itoa(m.portOff + i), "--raft-port", strconv.Itoa(m.raftPort(i)),
-		"--api-port", strconv.Itoa(m.portOff + 2000 + i), "--dev", "--hypervisor", "sim",
+		"--api-port", strconv.Itoa(m.portOff + 2000 + i), "--gossip-key", m.key, "--hypervisor", "sim",
 		"--sim-vms", strconv.Itoa(m.vms), "--sim-vm-mem", "1024", "--sim-timescale", strconv.FormatFloat(m.scale, 'f', -1, 64),
 		"--network", "vmnet", "--storage-domain", "shared=/srv/shared", "--drain-on-sigterm=false", "--log-level", "warn"}
+	args = append(args, tlsFlags...)
 	if join {
 		for j, s := range m.seeds {
 			if j != i {
@@ -131,6 +142,11 @@ func (m *mesh) up() error {
 	if err := os.MkdirAll(m.dir, 0o755); err != nil {
 		return fmt.Errorf("mesh dir: %w", err)
 	}
+	certs, err := pki.NewMeshFiles(filepath.Join(m.dir, "tls"))
+	if err != nil {
+		return fmt.Errorf("mesh CA: %w", err)
+	}
+	m.certs, m.key = certs, gossip.GenerateKey()
 	if err := m.start(0, false); err != nil {
 		return err
 	}
@@ -236,19 +252,53 @@ func (m *mesh) raw(addr, method, path string, body, out any) error {
 	return cl.Do(context.Background(), method, path, body, out)
 }
 
-// clientOf is the API client of the meshd at addr (one per address).
+// clientOf is the API client of the meshd at addr (one per address), as an
+// operator's: HTTPS verified with the mesh's CA.
 func (m *mesh) clientOf(addr string) (*api.Client, error) {
+	return m.client(addr, "")
+}
+
+// benchHost is the host identity the bench presents where only hosts may
+// call (the internal apply route of the throughput phase).
+const benchHost = "bench"
+
+func (m *mesh) client(addr, host string) (*api.Client, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if cl := m.clients[addr]; cl != nil {
+	key := host + "@" + addr
+	if cl := m.clients[key]; cl != nil {
 		return cl, nil
 	}
-	cl, err := api.NewClient(api.Config{Addr: "http://" + addr, Timeout: 10 * time.Second, MaxIdleConnsPerHost: 128})
+	cfg := api.Config{Addr: addr, CAFile: m.certs.CAFile, Timeout: 10 * time.Second, MaxIdleConnsPerHost: 128}
+	if host != "" {
+		cert, key, ok := m.certs.Files(host)
+		if !ok {
+			var err error
+			if cert, key, err = m.certs.Host(pki.CertSpec{Name: host}); err != nil {
+				return nil, err
+			}
+		}
+		cfg.CertFile, cfg.KeyFile, cfg.Host = cert, key, host
+	}
+	cl, err := api.NewClient(cfg)
 	if err != nil {
 		return nil, err
 	}
-	m.clients[addr] = cl
+	m.clients[key] = cl
 	return cl, nil
+}
+
+// hostFlags are meshd's TLS flags for host name, its certificate issued on
+// its first start.
+func (m *mesh) hostFlags(name string) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, _, ok := m.certs.Files(name); !ok {
+		if _, _, err := m.certs.Host(pki.CertSpec{Name: name}); err != nil {
+			return nil, err
+		}
+	}
+	return m.certs.MeshdFlags(name)
 }
 
 // write sends a write request and retries it while the mesh answers "no

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -85,7 +85,11 @@ func (m *mesh) progressBurst(id string, window time.Duration, conc int) (float64
 func (m *mesh) applyOnLeader(leader *atomic.Int64, data []byte) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		err := m.raw(m.api(int(leader.Load())), "POST", "/v1/internal/apply", bytes.NewReader(data), nil)
+		cl, err := m.client(m.api(int(leader.Load())), benchHost)
+		if err != nil {
+			return err
+		}
+		_, _, err = cl.InternalApply(context.Background(), data)
 		var he *api.Error
 		if err == nil || !errors.As(err, &he) || he.Status != http.StatusServiceUnavailable || time.Now().After(deadline) {
 			return err
