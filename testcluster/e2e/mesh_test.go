@@ -91,9 +91,11 @@ func (m *mesh) startMeshd(ctx context.Context, h *lab.Host, extra ...string) err
 		"--hypervisor", "libvirt", "--libvirt-uri", "qemu:///system",
 		"--network", lab.VMBridge,
 		"--storage-domain", "shared=" + m.lab.SharedDir,
-		"--unsafe-migration", "--dev", "--sample-interval", "500ms",
+		"--unsafe-migration", "--sample-interval", "500ms",
 	}
-	args = append(args, extra...)
+	// Secured as a real host is: the mesh CA and h's certificate (the
+	// lab's, the one libvirtd and QEMU use), and the gossip key file.
+	args = append(append(args, m.lab.MeshdSecurityFlags(h)...), extra...)
 	p, err := h.StartDaemon(ctx, m.meshdLog(h), args...)
 	if err != nil {
 		return fmt.Errorf("start meshd on %s: %w", h.Name, err)

@@ -24,6 +24,9 @@ type Lab struct {
 	// signed every host's certificate, for libvirt, QEMU and meshd alike, and
 	// signs whatever else a test needs (an operator's client certificate).
 	CACert, CAKey string
+	// GossipKeyFile holds the mesh's gossip key (0600), for every host's
+	// meshd --gossip-key-file.
+	GossipKeyFile string
 
 	imageOnce      sync.Once
 	kernel, initrd string

@@ -29,10 +29,14 @@ func (r CtlResult) String() string {
 
 // Meshctl runs the meshctl binary bin from the root namespace against the
 // meshd API of host h, over the lab's management network, the way an
-// operator's workstation would. A command that could not run at all has
-// code -1 and says why in Stderr.
+// operator's workstation would: HTTPS, meshd verified with the mesh CA. A
+// command that could not run at all has code -1 and says why in Stderr.
 func Meshctl(ctx context.Context, bin string, h *Host, args ...string) CtlResult {
-	full := append([]string{"--addr", fmt.Sprintf("%s:%d", h.MgmtIP, MeshdAPIPort)}, args...)
+	full := []string{"--addr", fmt.Sprintf("%s:%d", h.MgmtIP, MeshdAPIPort)}
+	if h.CACert != "" {
+		full = append(full, "--cacert", h.CACert)
+	}
+	full = append(full, args...)
 	cmd := exec.CommandContext(ctx, bin, full...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/hostmesh/hostmesh/gossip"
 	"github.com/hostmesh/hostmesh/migrate/virt/pkipath"
 	"github.com/hostmesh/hostmesh/pki"
 )
@@ -30,6 +31,10 @@ func (l *Lab) issuePKI() error {
 	}
 	if l.CACert, l.CAKey, err = ca.Save(filepath.Join(l.Dir, pkiDir)); err != nil {
 		return fmt.Errorf("lab CA: %w", err)
+	}
+	l.GossipKeyFile = filepath.Join(l.Dir, pkiDir, "gossip.key")
+	if err := os.WriteFile(l.GossipKeyFile, []byte(gossip.GenerateKey()+"\n"), 0o600); err != nil {
+		return fmt.Errorf("lab gossip key: %w", err)
 	}
 	client, err := l.issueClientPKI(ca)
 	if err != nil {
@@ -129,4 +134,10 @@ func (h *Host) issueCert(ca *pki.CA) error {
 		}
 	}
 	return nil
+}
+
+// MeshdSecurityFlags are the flags meshd on h runs with, as on a real host:
+// the mesh CA, h's certificate and key, and the gossip key file.
+func (l *Lab) MeshdSecurityFlags(h *Host) []string {
+	return []string{"--ca-file", h.CACert, "--cert-file", h.Cert, "--key-file", h.Key, "--gossip-key-file", l.GossipKeyFile}
 }

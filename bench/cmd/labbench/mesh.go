@@ -49,7 +49,8 @@ func startMesh(ctx context.Context, meshd, meshctl string, n int) (*mesh, error)
 			"--data-dir", filepath.Join(h.StateDir, "meshd"), "--bind", h.MgmtIP, "--migration-addr", h.MigIP,
 			"--hypervisor", "libvirt", "--libvirt-uri", "qemu:///system", "--libvirt-peer-uri", h.LibvirtURI,
 			"--network", lab.VMBridge, "--storage-domain", "shared=" + m.lab.SharedDir,
-			"--unsafe-migration", "--dev", "--sample-interval", "500ms"}
+			"--unsafe-migration", "--sample-interval", "500ms"}
+		args = append(args, m.lab.MeshdSecurityFlags(h)...)
 		if i > 0 {
 			args = append(args, "--join", m.lab.Hosts[0].MgmtIP+":7946")
 		} else {

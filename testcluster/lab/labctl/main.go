@@ -118,7 +118,10 @@ func printHosts(l *lab.Lab) {
 	fmt.Printf("shared storage: %s\n", l.SharedDir)
 	fmt.Printf("mesh CA: %s (key %s)\n", l.CACert, l.CAKey)
 	for _, h := range l.Hosts {
-		fmt.Printf("%s: meshd --ca-file %s --cert-file %s --key-file %s\n", h.Name, h.CACert, h.Cert, h.Key)
+		fmt.Printf("%s: meshd %s\n", h.Name, strings.Join(l.MeshdSecurityFlags(h), " "))
+	}
+	if len(l.Hosts) > 0 {
+		fmt.Printf("meshctl: export MESH_ADDR=%s:%d MESH_CACERT=%s\n", l.Hosts[0].MgmtIP, lab.MeshdAPIPort, l.CACert)
 	}
 }
 
