@@ -37,6 +37,7 @@ func (n *Node) newNodeMetrics() *nodeMetrics {
 		&hostCollector{n: n},
 	)
 	m.migrationCounters.register(m.reg)
+	registerTransportMetrics(m.reg, n)
 	if sink, err := hashicorpSink(); err != nil {
 		n.log.Warn("raft and gossip metrics unavailable", "err", err)
 	} else {

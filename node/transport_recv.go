@@ -151,6 +151,12 @@ func (t *raftTransport) handleConn(raw net.Conn) {
 	}()
 	conn, peer, err := t.stream.handshake(raw, handshakeTimeout)
 	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "remote error" {
+			// The dialer gave up on us (it expected another host here).
+			t.log.Warn("raft: a peer refused this host's certificate", "remote", raw.RemoteAddr().String(), "err", err)
+			return
+		}
 		t.refusedHandshakes.Add(1)
 		t.log.Warn("raft: refused a connection at the TLS handshake: peers must present a host certificate of the mesh CA",
 			"remote", raw.RemoteAddr().String(), "err", err)
