@@ -47,7 +47,7 @@ for _ in $(seq 1 150); do
 	case "$st" in *'"vms": 9'*) [ "$(echo "$st" | grep -c '"h[123]"')" -ge 3 ] && break ;; esac
 	sleep 0.2
 done
-echo "web dashboard: http://$MESH_ADDR/ui/ (every host serves it)"
+echo "web dashboard: https://$MESH_ADDR/ui/ (every host serves it; the browser must trust $MESH_CACERT)"
 ctl status
 ctl hosts
 ctl vms
