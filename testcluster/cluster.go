@@ -236,6 +236,19 @@ func (c *Cluster) start(i int) error {
 	c.nodes[i] = n
 	c.started[i]++
 	c.mu.Unlock()
+	byAPIAddr.Store(n.APIAddr(), c)
+	return nil
+}
+
+// byAPIAddr finds the cluster of a node's API address, so helpers given an
+// address alone (meshctl in tests) reach it with the cluster's CA.
+var byAPIAddr sync.Map
+
+// clusterAt is the running cluster serving the API at addr, or nil.
+func clusterAt(addr string) *Cluster {
+	if c, ok := byAPIAddr.Load(addr); ok {
+		return c.(*Cluster)
+	}
 	return nil
 }
 
@@ -329,6 +342,12 @@ func (c *Cluster) Close() {
 		cl.Close()
 	}
 	c.mu.Unlock()
+	byAPIAddr.Range(func(addr, v any) bool {
+		if v.(*Cluster) == c {
+			byAPIAddr.Delete(addr)
+		}
+		return true
+	})
 }
 
 // Leader waits for a leader among the running nodes and returns it.

@@ -26,6 +26,17 @@ func (c *Cluster) meshctl(t *testing.T, addr string, args ...string) (code int, 
 	return code, out.String(), errOut.String()
 }
 
+// meshctl runs the real command against the node at addr, with the CA of
+// the test cluster that node belongs to.
+func meshctl(t *testing.T, addr string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	c := clusterAt(addr)
+	if c == nil {
+		t.Fatalf("meshctl: no test cluster serves %s", addr)
+	}
+	return c.meshctl(t, addr, args...)
+}
+
 func TestMeshctlAgainstAMesh(t *testing.T) {
 	c := New(t, Options{Hosts: 3, VMsPerHost: 2, TimeScale: 40})
 	c.waitVMs(6)
