@@ -166,6 +166,7 @@ type Migration struct {
 	Attempt         int            `json:"attempt"`
 	Tried           []string       `json:"tried,omitempty"`
 	PlacementReason string         `json:"placement_reason,omitempty"`
+	RequestedBy     string         `json:"requested_by,omitempty"`
 	CancelRequested bool           `json:"cancel_requested,omitempty"`
 	Progress        Progress       `json:"progress"`
 	Reason          string         `json:"reason,omitempty"`
@@ -217,13 +218,14 @@ const (
 
 // Drain records moving every VM off a host.
 type Drain struct {
-	Host      string            `json:"host"`
-	State     string            `json:"state"`
-	Unmovable map[string]string `json:"unmovable,omitempty"`
-	Moved     map[string]string `json:"moved,omitempty"`
-	Reason    string            `json:"reason,omitempty"`
-	CreatedAt time.Time         `json:"created_at"`
-	EndedAt   time.Time         `json:"ended_at,omitempty"`
+	Host        string            `json:"host"`
+	State       string            `json:"state"`
+	Unmovable   map[string]string `json:"unmovable,omitempty"`
+	Moved       map[string]string `json:"moved,omitempty"`
+	Reason      string            `json:"reason,omitempty"`
+	RequestedBy string            `json:"requested_by,omitempty"`
+	CreatedAt   time.Time         `json:"created_at"`
+	EndedAt     time.Time         `json:"ended_at,omitempty"`
 }
 
 // CheckResult is one prerequisite check of a migration to one host.

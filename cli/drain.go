@@ -98,8 +98,12 @@ func drainReport(c *ucli.Context, host string, d api.Drain, took time.Duration) 
 	if c.Bool("json") {
 		return printJSON(c, d)
 	}
-	fmt.Fprintf(c.App.Writer, "drain of %s %s after %s: %d VMs moved, %d could not move\n",
-		host, d.State, took.Round(time.Millisecond), len(d.Moved), len(d.Unmovable))
+	by := ""
+	if d.RequestedBy != "" {
+		by = " (asked by " + d.RequestedBy + ")"
+	}
+	fmt.Fprintf(c.App.Writer, "drain of %s%s %s after %s: %d VMs moved, %d could not move\n",
+		host, by, d.State, took.Round(time.Millisecond), len(d.Moved), len(d.Unmovable))
 	if len(d.Unmovable) == 0 {
 		if d.State == api.DrainDone {
 			fmt.Fprintf(c.App.Writer, "%s is in Maintenance\n", host)

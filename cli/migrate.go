@@ -236,7 +236,7 @@ var MigrationsCommand = &ucli.Command{
 			return printJSON(c, ms)
 		}
 		w := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(w, "ID\tVM\tSTATE\tSOURCE\tDEST\tPOLICY\tMIB/S\tPROGRESS\tTIME\tDOWNTIME\tREASON")
+		fmt.Fprintln(w, "ID\tVM\tSTATE\tSOURCE\tDEST\tPOLICY\tMIB/S\tPROGRESS\tTIME\tDOWNTIME\tBY\tREASON")
 		for _, m := range ms {
 			took := "-"
 			if !m.StartedAt.IsZero() && !m.EndedAt.IsZero() {
@@ -246,8 +246,8 @@ var MigrationsCommand = &ucli.Command{
 			if m.DowntimeMs > 0 {
 				down = fmt.Sprintf("%d ms", m.DowntimeMs)
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%.0f%%\t%s\t%s\t%s\n", m.ID, m.VM, m.State, m.Source, dash(m.Dest),
-				m.Policy, m.GrantedMiB, m.Progress.Percent, took, down, dash(m.Reason))
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%.0f%%\t%s\t%s\t%s\t%s\n", m.ID, m.VM, m.State, m.Source, dash(m.Dest),
+				m.Policy, m.GrantedMiB, m.Progress.Percent, took, down, dash(m.RequestedBy), dash(m.Reason))
 		}
 		return w.Flush()
 	},

@@ -28,7 +28,7 @@ func applyStartDrain(s *State, data []byte) (any, error) {
 		reason = "operator"
 	}
 	h.State, h.StateReason = HostPreparingForMaintenance, "drain ("+reason+")"
-	d := &Drain{Host: c.Host, State: DrainActive, Reason: reason, CreatedAt: c.At,
+	d := &Drain{Host: c.Host, State: DrainActive, Reason: reason, CreatedAt: c.At, RequestedBy: c.Actor,
 		Unmovable: map[string]string{}, Moved: map[string]string{}}
 	s.Drains[c.Host] = d
 	var ids []string
@@ -40,7 +40,7 @@ func applyStartDrain(s *State, data []byte) (any, error) {
 		case vm.Migration != "":
 			// Already moving (e.g. an operator's migrate): that one counts.
 		default:
-			id, err := s.enqueueVM(k, vm, Enqueue{VM: k, Policy: c.Policy, Drain: c.Host, At: c.At})
+			id, err := s.enqueueVM(k, vm, Enqueue{VM: k, Policy: c.Policy, Drain: c.Host, At: c.At, Actor: c.Actor})
 			if err != nil {
 				d.Unmovable[vm.Name] = err.Error()
 				continue

@@ -66,6 +66,9 @@ type SetHostState struct {
 // RemoveHost forgets a host that left the mesh; it must run no VMs.
 type RemoveHost struct {
 	Host string `json:"host"`
+	// Actor is who asked: "token:NAME", "host NAME" (a host's own
+	// writes), "anonymous"; recorded for the audit trail.
+	Actor string `json:"actor,omitempty"`
 }
 
 // SyncVMs replaces the inventory of one host with what its hypervisor reports.
@@ -90,6 +93,9 @@ type Enqueue struct {
 	// Drain names the host whose drain asks for this migration.
 	Drain string    `json:"drain,omitempty"`
 	At    time.Time `json:"at"`
+	// Actor is who asked: "token:NAME", "host NAME" (a host's own
+	// writes), "anonymous"; recorded for the audit trail.
+	Actor string `json:"actor,omitempty"`
 }
 
 // Grant gives a queued migration its slots and destination: it becomes Running.
@@ -140,6 +146,9 @@ type Finish struct {
 	DowntimeMs int64          `json:"downtime_ms,omitempty"`
 	Retry      bool           `json:"retry,omitempty"`
 	At         time.Time      `json:"at"`
+	// Actor is who asked: "token:NAME", "host NAME" (a host's own
+	// writes), "anonymous"; recorded for the audit trail.
+	Actor string `json:"actor,omitempty"`
 }
 
 // Cancel stops a migration: a queued one at once, a running one once its
@@ -147,11 +156,17 @@ type Finish struct {
 type Cancel struct {
 	ID string    `json:"id"`
 	At time.Time `json:"at"`
+	// Actor is who asked: "token:NAME", "host NAME" (a host's own
+	// writes), "anonymous"; recorded for the audit trail.
+	Actor string `json:"actor,omitempty"`
 }
 
 // SetCluster stores a cluster's limits and defaults.
 type SetCluster struct {
 	Cluster Cluster `json:"cluster"`
+	// Actor is who asked: "token:NAME", "host NAME" (a host's own
+	// writes), "anonymous"; recorded for the audit trail.
+	Actor string `json:"actor,omitempty"`
 }
 
 // StartDrain puts a host in PreparingForMaintenance and queues a migration for
@@ -161,6 +176,9 @@ type StartDrain struct {
 	Reason string    `json:"reason"`
 	Policy string    `json:"policy,omitempty"`
 	At     time.Time `json:"at"`
+	// Actor is who asked: "token:NAME", "host NAME" (a host's own
+	// writes), "anonymous"; recorded for the audit trail.
+	Actor string `json:"actor,omitempty"`
 }
 
 // EndDrain closes a drain: done → Maintenance, cancelled → Up (queued
@@ -169,11 +187,17 @@ type EndDrain struct {
 	Host  string    `json:"host"`
 	State string    `json:"state"`
 	At    time.Time `json:"at"`
+	// Actor is who asked: "token:NAME", "host NAME" (a host's own
+	// writes), "anonymous"; recorded for the audit trail.
+	Actor string `json:"actor,omitempty"`
 }
 
 // Activate brings a host out of maintenance (or a stuck drain) back to Up.
 type Activate struct {
 	Host string `json:"host"`
+	// Actor is who asked: "token:NAME", "host NAME" (a host's own
+	// writes), "anonymous"; recorded for the audit trail.
+	Actor string `json:"actor,omitempty"`
 }
 
 // Encode builds a log entry: the type byte followed by the JSON payload.

@@ -393,3 +393,21 @@ func TestRestoredDrainRecordsMoves(t *testing.T) {
 		t.Fatalf("restored drain after its move: %+v", d)
 	}
 }
+
+// TestWritesRecordTheirActor: a migration and a drain record who asked,
+// and a drain's migrations are asked by the drain's actor.
+func TestWritesRecordTheirActor(t *testing.T) {
+	f := cluster3(t, 2)
+	id := must(t, f, CmdEnqueue, Enqueue{VM: testUUID("vm1"), At: t0, Actor: "token:alice"}).(string)
+	ids := must(t, f, CmdStartDrain, StartDrain{Host: "h1", At: t0, Actor: "host h1"}).([]string)
+	s := f.State()
+	if by := s.Migrations[id].RequestedBy; by != "token:alice" {
+		t.Errorf("migration asked by %q", by)
+	}
+	if by := s.Drains["h1"].RequestedBy; by != "host h1" {
+		t.Errorf("drain asked by %q", by)
+	}
+	if len(ids) != 1 || s.Migrations[ids[0]].RequestedBy != "host h1" {
+		t.Errorf("drain's migrations %v asked by %q", ids, s.Migrations[ids[0]].RequestedBy)
+	}
+}

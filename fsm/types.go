@@ -216,6 +216,8 @@ type Migration struct {
 	Tried []string `json:"tried,omitempty"`
 	// PlacementReason explains why the destination was chosen.
 	PlacementReason string `json:"placement_reason,omitempty"`
+	// RequestedBy is who asked for it (Enqueue's or the drain's actor).
+	RequestedBy string `json:"requested_by,omitempty"`
 
 	CancelRequested bool      `json:"cancel_requested,omitempty"`
 	Progress        Progress  `json:"progress"`
@@ -307,8 +309,10 @@ type Drain struct {
 	// Unmovable maps a VM to why it could not move.
 	Unmovable map[string]string `json:"unmovable,omitempty"`
 	// Origin maps each VM drained to the host it left, for activate --return.
-	Moved     map[string]string `json:"moved,omitempty"`
-	Reason    string            `json:"reason,omitempty"` // "operator", "leave", "sigterm"
-	CreatedAt time.Time         `json:"created_at"`
-	EndedAt   time.Time         `json:"ended_at,omitempty"`
+	Moved  map[string]string `json:"moved,omitempty"`
+	Reason string            `json:"reason,omitempty"` // "operator", "leave", "sigterm"
+	// RequestedBy is who asked for the drain (StartDrain's actor).
+	RequestedBy string    `json:"requested_by,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+	EndedAt     time.Time `json:"ended_at,omitempty"`
 }

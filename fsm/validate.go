@@ -177,6 +177,9 @@ func (c *checks) printable(what, s string, limit int) {
 
 func (c *checks) text(what, s string) { c.printable(what, s, MaxText) }
 
+// actor checks who a command says asked for it.
+func (c *checks) actor(s string) { c.printable("actor", s, MaxName) }
+
 // token checks a short identifier-like value (policy, arch, cache mode).
 func (c *checks) token(what, s string) { c.printable(what, s, 128) }
 
@@ -341,6 +344,7 @@ func (x SetHostState) validate() error {
 
 func (x RemoveHost) validate() error {
 	var c checks
+	c.actor(x.Actor)
 	c.host("host", x.Host)
 	return c.err
 }
@@ -362,6 +366,7 @@ func (x SyncVMs) validate() error {
 
 func (x Enqueue) validate() error {
 	var c checks
+	c.actor(x.Actor)
 	c.name("vm", x.VM)
 	c.optHost("destination", x.Dest)
 	c.token("policy", x.Policy)
@@ -413,6 +418,7 @@ func (x ProgressUpdate) validate() error {
 
 func (x Finish) validate() error {
 	var c checks
+	c.actor(x.Actor)
 	c.migrationID("migration", x.ID)
 	c.between("attempt", int64(x.Attempt), 1, maxAttempts)
 	if !x.State.Final() {
@@ -426,6 +432,7 @@ func (x Finish) validate() error {
 
 func (x Cancel) validate() error {
 	var c checks
+	c.actor(x.Actor)
 	c.migrationID("migration", x.ID)
 	c.time("time", x.At)
 	return c.err
@@ -433,6 +440,7 @@ func (x Cancel) validate() error {
 
 func (x SetCluster) validate() error {
 	var c checks
+	c.actor(x.Actor)
 	cl := x.Cluster
 	c.host("cluster", cl.Name)
 	c.between("max outgoing", int64(cl.MaxOutgoing), 1, MaxSlots)
@@ -457,6 +465,7 @@ func (x SetCluster) validate() error {
 
 func (x StartDrain) validate() error {
 	var c checks
+	c.actor(x.Actor)
 	c.host("host", x.Host)
 	c.token("reason", x.Reason)
 	c.token("policy", x.Policy)
@@ -466,6 +475,7 @@ func (x StartDrain) validate() error {
 
 func (x EndDrain) validate() error {
 	var c checks
+	c.actor(x.Actor)
 	c.host("host", x.Host)
 	if x.State != DrainCancelled && x.State != DrainStuck {
 		c.fail("state %q must be %q or %q", x.State, DrainCancelled, DrainStuck)
@@ -476,6 +486,7 @@ func (x EndDrain) validate() error {
 
 func (x Activate) validate() error {
 	var c checks
+	c.actor(x.Actor)
 	c.host("host", x.Host)
 	return c.err
 }

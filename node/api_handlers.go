@@ -270,7 +270,7 @@ func (n *Node) handleMigrate(w http.ResponseWriter, r *http.Request) {
 		}
 		resp.Placement = p.Reason
 	}
-	v, err := n.propose(r.Context(), fsm.CmdEnqueue, fsm.Enqueue{VM: key, Dest: req.To, Policy: req.Policy,
+	v, err := n.propose(r.Context(), fsm.CmdEnqueue, fsm.Enqueue{VM: key, Dest: req.To, Policy: req.Policy, Actor: actorOf(r),
 		BandwidthMiB: req.BandwidthMiB, At: time.Now().UTC()})
 	if err != nil {
 		n.metrics.countRefusal(err)
@@ -284,7 +284,7 @@ func (n *Node) handleMigrate(w http.ResponseWriter, r *http.Request) {
 func (n *Node) handleCancel(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	at := time.Now().UTC()
-	if _, err := n.propose(r.Context(), fsm.CmdCancel, fsm.Cancel{ID: id, At: at}); err != nil {
+	if _, err := n.propose(r.Context(), fsm.CmdCancel, fsm.Cancel{ID: id, At: at, Actor: actorOf(r)}); err != nil {
 		writeErr(w, err)
 		return
 	}
@@ -303,7 +303,7 @@ func (n *Node) handleDrain(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, badRequest("drain: %v", err))
 		return
 	}
-	ids, err := n.drain(r.Context(), r.PathValue("name"), req.Reason, req.Policy)
+	ids, err := n.drain(r.Context(), r.PathValue("name"), req.Reason, req.Policy, actorOf(r))
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -311,11 +311,11 @@ func (n *Node) handleDrain(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, api.HostMigrations{Host: r.PathValue("name"), Migrations: ids})
 }
 
-func (n *Node) drain(ctx context.Context, host, reason, policy string) ([]string, error) {
+func (n *Node) drain(ctx context.Context, host, reason, policy, actor string) ([]string, error) {
 	if reason == "" {
 		reason = "operator"
 	}
-	v, err := n.propose(ctx, fsm.CmdStartDrain, fsm.StartDrain{Host: host, Reason: reason, Policy: policy, At: time.Now().UTC()})
+	v, err := n.propose(ctx, fsm.CmdStartDrain, fsm.StartDrain{Host: host, Reason: reason, Policy: policy, At: time.Now().UTC(), Actor: actor})
 	if err != nil {
 		return nil, err
 	}
@@ -346,7 +346,7 @@ func (n *Node) handleDrainStatus(w http.ResponseWriter, r *http.Request) {
 func (n *Node) handleDrainCancel(w http.ResponseWriter, r *http.Request) {
 	host := r.PathValue("name")
 	at := time.Now().UTC()
-	if _, err := n.propose(r.Context(), fsm.CmdEndDrain, fsm.EndDrain{Host: host, State: fsm.DrainCancelled, At: at}); err != nil {
+	if _, err := n.propose(r.Context(), fsm.CmdEndDrain, fsm.EndDrain{Host: host, State: fsm.DrainCancelled, At: at, Actor: actorOf(r)}); err != nil {
 		writeErr(w, err)
 		return
 	}
@@ -367,7 +367,7 @@ func (n *Node) handleActivate(w http.ResponseWriter, r *http.Request) {
 			drainStart = d.CreatedAt
 		}
 	})
-	v, err := n.propose(r.Context(), fsm.CmdActivate, fsm.Activate{Host: host})
+	v, err := n.propose(r.Context(), fsm.CmdActivate, fsm.Activate{Host: host, Actor: actorOf(r)})
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -385,7 +385,7 @@ func (n *Node) handleActivate(w http.ResponseWriter, r *http.Request) {
 		}
 		sort.Strings(names)
 		for _, vm := range names {
-			out, err := n.propose(r.Context(), fsm.CmdEnqueue, fsm.Enqueue{VM: vm, Dest: host, At: time.Now().UTC()})
+			out, err := n.propose(r.Context(), fsm.CmdEnqueue, fsm.Enqueue{VM: vm, Dest: host, At: time.Now().UTC(), Actor: actorOf(r)})
 			if err != nil {
 				continue // moved elsewhere or gone since: nothing to bring back
 			}
@@ -416,7 +416,7 @@ func (n *Node) handlePutCluster(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, badRequest("cluster %q: %v", c.Name, err))
 		return
 	}
-	if _, err := n.propose(r.Context(), fsm.CmdSetCluster, fsm.SetCluster{Cluster: c}); err != nil {
+	if _, err := n.propose(r.Context(), fsm.CmdSetCluster, fsm.SetCluster{Cluster: c, Actor: actorOf(r)}); err != nil {
 		writeErr(w, err)
 		return
 	}
@@ -436,7 +436,7 @@ func (n *Node) handleLeave(w http.ResponseWriter, r *http.Request) {
 		wait = n.cfg.DrainTimeout
 	}
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(wait + time.Minute))
-	rep, err := n.Leave(r.Context(), timeout)
+	rep, err := n.LeaveAs(r.Context(), timeout, actorOf(r))
 	if err != nil && rep == nil {
 		writeErr(w, err)
 		return

@@ -73,3 +73,10 @@ func callerHost(r *http.Request) string {
 	s, _ := r.Context().Value(callerKey{}).(string)
 	return s
 }
+
+// hostActor is the actor of a host's own writes: its leader duties, its
+// migration reports, its leave.
+func hostActor(name string) string { return "host " + name }
+
+// self is this host's actor.
+func (n *Node) self() string { return hostActor(n.cfg.Name) }

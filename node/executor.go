@@ -309,7 +309,7 @@ func transportName(tls bool) string {
 func (n *Node) finish(m *fsm.Migration, st fsm.MigrationState, reason string, downtimeMs int64, retry bool) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, err := n.withLeaderRetry(ctx, fsm.CmdFinish, fsm.Finish{ID: m.ID, Attempt: m.Attempt, State: st, Reason: reason,
+	_, err := n.withLeaderRetry(ctx, fsm.CmdFinish, fsm.Finish{ID: m.ID, Attempt: m.Attempt, State: st, Reason: reason, Actor: n.self(),
 		DowntimeMs: downtimeMs, Retry: retry, At: time.Now().UTC()})
 	if err != nil {
 		n.log.Warn("report migration result", "migration", m.ID, "err", err)

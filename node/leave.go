@@ -12,7 +12,13 @@ import (
 // Leave drains this host, then leaves gossip (the leader then removes it
 // from Raft and marks it Left). A drain that cannot finish within timeout is
 // ended as stuck and reported VM by VM; the leave goes on rather than hang.
+// The host itself is the drain's actor (meshd's SIGTERM).
 func (n *Node) Leave(ctx context.Context, timeout time.Duration) (*api.LeaveReport, error) {
+	return n.LeaveAs(ctx, timeout, n.self())
+}
+
+// LeaveAs is Leave asked by actor (an API caller).
+func (n *Node) LeaveAs(ctx context.Context, timeout time.Duration, actor string) (*api.LeaveReport, error) {
 	if timeout <= 0 {
 		timeout = n.cfg.DrainTimeout
 	}
@@ -25,7 +31,7 @@ func (n *Node) Leave(ctx context.Context, timeout time.Duration) (*api.LeaveRepo
 		}
 	})
 	if state != fsm.HostMaintenance {
-		if _, err := n.withLeaderRetry(ctx, fsm.CmdStartDrain, fsm.StartDrain{Host: n.cfg.Name, Reason: "leave", At: time.Now().UTC()}); err != nil {
+		if _, err := n.withLeaderRetry(ctx, fsm.CmdStartDrain, fsm.StartDrain{Host: n.cfg.Name, Reason: "leave", At: time.Now().UTC(), Actor: actor}); err != nil {
 			return nil, fmt.Errorf("drain %s before leaving: %w", n.cfg.Name, err)
 		}
 	}
@@ -33,7 +39,7 @@ func (n *Node) Leave(ctx context.Context, timeout time.Duration) (*api.LeaveRepo
 	if timedOut {
 		rep.TimedOut = true
 		at := time.Now().UTC()
-		if _, err := n.withLeaderRetry(ctx, fsm.CmdEndDrain, fsm.EndDrain{Host: n.cfg.Name, State: fsm.DrainStuck, At: at}); err == nil {
+		if _, err := n.withLeaderRetry(ctx, fsm.CmdEndDrain, fsm.EndDrain{Host: n.cfg.Name, State: fsm.DrainStuck, At: at, Actor: n.self()}); err == nil {
 			n.countCancelledAt(at, func(m *fsm.Migration) bool { return m.Drain == n.cfg.Name }, reasonDrainCancelled)
 		}
 		d, _ = n.waitDrain(ctx, 5*time.Second)

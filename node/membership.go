@@ -117,7 +117,7 @@ func (n *Node) failMigrationsOf(ctx context.Context, host, reason string) {
 		}
 	})
 	for i, id := range ids {
-		if n.try(ctx, fsm.CmdFinish, fsm.Finish{ID: id, Attempt: attempts[i], State: fsm.MigFailed, Reason: reason, Retry: retry[i], At: time.Now().UTC()}) {
+		if n.try(ctx, fsm.CmdFinish, fsm.Finish{ID: id, Attempt: attempts[i], State: fsm.MigFailed, Reason: reason, Retry: retry[i], At: time.Now().UTC(), Actor: n.self()}) {
 			n.countEnded(id, attempts[i], reasonHostDown)
 		}
 	}

@@ -22,7 +22,7 @@ func (n *Node) schedule(ctx context.Context) {
 				return
 			}
 			if d.Fail != "" {
-				if n.try(ctx, fsm.CmdFinish, fsm.Finish{ID: d.Migration, Attempt: d.Attempt, State: fsm.MigFailed, Reason: d.Fail, At: now}) {
+				if n.try(ctx, fsm.CmdFinish, fsm.Finish{ID: d.Migration, Attempt: d.Attempt, State: fsm.MigFailed, Reason: d.Fail, At: now, Actor: n.self()}) {
 					n.countEnded(d.Migration, d.Attempt, reasonUnplaceable)
 				}
 				continue
@@ -67,7 +67,7 @@ func (n *Node) reconcileDrains(ctx context.Context) {
 		}
 	})
 	for _, p := range todo {
-		n.try(ctx, fsm.CmdEnqueue, fsm.Enqueue{VM: p.vm, Drain: p.host, At: time.Now().UTC()})
+		n.try(ctx, fsm.CmdEnqueue, fsm.Enqueue{VM: p.vm, Drain: p.host, At: time.Now().UTC(), Actor: n.self()})
 	}
 	var gone []string
 	n.fsm.Read(func(s *fsm.State) {

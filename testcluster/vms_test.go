@@ -90,6 +90,22 @@ func TestVMsOfOneNameAndSplitBrain(t *testing.T) {
 	if seen := stop(); len(seen) > 0 {
 		t.Fatalf("alarms during migrations: %v", seen)
 	}
+	// Every write records who asked: meshctl without a token is anonymous.
+	var d fsm.Drain
+	l.FSM().Read(func(s *fsm.State) {
+		d = *s.Drains["h1"]
+		for _, m := range s.Migrations {
+			if m.RequestedBy != "anonymous" {
+				t.Errorf("migration %s asked by %q", m.ID, m.RequestedBy)
+			}
+		}
+	})
+	if d.RequestedBy != "anonymous" {
+		t.Errorf("drain asked by %q", d.RequestedBy)
+	}
+	if _, out, _ := meshctl(t, addr, "migrations"); !strings.Contains(out, "BY") || !strings.Contains(out, "anonymous") {
+		t.Errorf("migrations table shows no actor:\n%s", out)
+	}
 
 	// The same UUID starts on h3 while h2 runs it.
 	twin := simVM("vm-h2-0-twin", 256)
