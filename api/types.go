@@ -53,6 +53,7 @@ type Host struct {
 	State       HostState `json:"state"`
 	StateReason string    `json:"state_reason,omitempty"`
 	Gen         uint64    `json:"gen"`
+	Since       time.Time `json:"since,omitzero"`
 }
 
 // NIC is a guest network interface.

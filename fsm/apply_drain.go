@@ -1,6 +1,8 @@
 package fsm
 
 import (
+	"fmt"
+	"maps"
 	"slices"
 	"time"
 )
@@ -27,12 +29,16 @@ func applyStartDrain(s *State, data []byte) (any, error) {
 	if reason == "" {
 		reason = "operator"
 	}
-	h.State, h.StateReason = HostPreparingForMaintenance, "drain ("+reason+")"
+	s.tick(c.At)
+	s.moveHost(h, HostPreparingForMaintenance, "drain ("+reason+")")
 	d := &Drain{Host: c.Host, State: DrainActive, Reason: reason, CreatedAt: c.At, RequestedBy: c.Actor,
 		Unmovable: map[string]string{}, Moved: map[string]string{}}
 	s.Drains[c.Host] = d
+	keys := s.vmKeysOn(c.Host)
+	s.emit(Event{Time: c.At, Actor: c.Actor, Kind: EventDrainStarted, Hosts: []string{c.Host}, Drain: c.Host,
+		Message: fmt.Sprintf("drain of %s (%s) started: %d VMs on it", c.Host, reason, len(keys))})
 	var ids []string
-	for _, k := range s.vmKeysOn(c.Host) {
+	for _, k := range keys {
 		vm := s.VMs[k]
 		switch {
 		case vm.State != VMRunning:
@@ -48,8 +54,17 @@ func applyStartDrain(s *State, data []byte) (any, error) {
 			ids = append(ids, id)
 		}
 	}
-	s.settleDrain(c.Host, c.At)
+	s.unmovableEvents(d, c.At, c.Actor)
+	s.settleDrain(c.Host, c.At, c.Actor)
 	return ids, nil
+}
+
+// unmovableEvents records each VM a drain reports unmovable, by name.
+func (s *State) unmovableEvents(d *Drain, at time.Time, actor string) {
+	for _, name := range slices.Sorted(maps.Keys(d.Unmovable)) {
+		s.emit(Event{Time: at, Actor: actor, Kind: EventDrainUnmovable, Hosts: []string{d.Host}, VM: name, Drain: d.Host,
+			Message: fmt.Sprintf("drain of %s: vm %s cannot move: %s", d.Host, name, d.Unmovable[name])})
+	}
 }
 
 func applyEndDrain(s *State, data []byte) (any, error) {
@@ -67,21 +82,30 @@ func applyEndDrain(s *State, data []byte) (any, error) {
 		if d.State != DrainActive && d.State != DrainStuck {
 			return nil, rejectf("cancel drain of host %q: drain is %s", c.Host, d.State)
 		}
-		s.cancelDrainQueue(c.Host, c.At)
+		s.tick(c.At)
+		s.cancelDrainQueue(c.Host, c.At, c.Actor)
 		d.State, d.EndedAt = DrainCancelled, c.At
-		h.State, h.StateReason = HostUp, ""
+		s.moveHost(h, HostUp, "")
+		s.emit(Event{Time: c.At, Actor: c.Actor, Kind: EventDrainCancelled, Hosts: []string{c.Host}, Drain: c.Host,
+			Message: fmt.Sprintf("drain of %s cancelled: %d VMs moved; %s is Up", c.Host, len(d.Moved), c.Host)})
 	case DrainStuck:
 		// A leave whose time ran out: stop queueing, report what is left.
 		if d.State != DrainActive {
 			return nil, rejectf("end drain of host %q: drain is %s", c.Host, d.State)
 		}
-		s.cancelDrainQueue(c.Host, c.At)
+		s.tick(c.At)
+		s.cancelDrainQueue(c.Host, c.At, c.Actor)
+		late := &Drain{Host: c.Host, Unmovable: map[string]string{}}
 		for _, vm := range s.VMsOn(c.Host) {
 			if _, ok := d.Unmovable[vm.Name]; !ok {
 				d.Unmovable[vm.Name] = "drain time limit reached before it could move"
+				late.Unmovable[vm.Name] = d.Unmovable[vm.Name]
 			}
 		}
+		s.unmovableEvents(late, c.At, c.Actor)
 		d.State, d.EndedAt = DrainStuck, c.At
+		s.emit(Event{Time: c.At, Actor: c.Actor, Kind: EventDrainStuck, Hosts: []string{c.Host}, Drain: c.Host,
+			Message: fmt.Sprintf("drain of %s ended by its time limit: %d VMs moved, %d could not", c.Host, len(d.Moved), len(d.Unmovable))})
 	default:
 		return nil, rejectf("end drain of host %q: state %q must be %q or %q", c.Host, c.State, DrainCancelled, DrainStuck)
 	}
@@ -93,7 +117,7 @@ func applyEndDrain(s *State, data []byte) (any, error) {
 // could not move. Stuck keeps the host PreparingForMaintenance until the
 // operator decides: oVirt's hosts stuck "Preparing for maintenance" forever
 // are the pain this avoids, by ending the drain with a report instead.
-func (s *State) settleDrain(host string, at time.Time) {
+func (s *State) settleDrain(host string, at time.Time, actor string) {
 	d := s.Drains[host]
 	h := s.Hosts[host]
 	if d == nil || h == nil || d.State != DrainActive {
@@ -107,7 +131,9 @@ func (s *State) settleDrain(host string, at time.Time) {
 	remaining := s.VMsOn(host)
 	if len(remaining) == 0 {
 		d.State, d.EndedAt = DrainDone, at
-		h.State, h.StateReason = HostMaintenance, "drained ("+d.Reason+")"
+		s.moveHost(h, HostMaintenance, "drained ("+d.Reason+")")
+		s.emit(Event{Time: at, Actor: actor, Kind: EventDrainDone, Hosts: []string{host}, Drain: host,
+			Message: fmt.Sprintf("drain of %s done: %d VMs moved; %s is in Maintenance", host, len(d.Moved), host)})
 		return
 	}
 	for _, vm := range remaining {
@@ -116,6 +142,9 @@ func (s *State) settleDrain(host string, at time.Time) {
 		}
 	}
 	d.State, d.EndedAt = DrainStuck, at
+	s.emit(Event{Time: at, Actor: actor, Kind: EventDrainStuck, Hosts: []string{host}, Drain: host,
+		Message: fmt.Sprintf("drain of %s stuck: %d VMs moved, %d cannot move; %s stays PreparingForMaintenance",
+			host, len(d.Moved), len(d.Unmovable), host)})
 }
 
 // dequeue removes a final migration from the queue.
@@ -124,20 +153,22 @@ func (s *State) dequeue(id string) {
 }
 
 // cancelQueued ends a migration that holds no slots.
-func (s *State) cancelQueued(m *Migration, at time.Time) {
+func (s *State) cancelQueued(m *Migration, at time.Time, actor string) {
 	m.State, m.EndedAt, m.Reason = MigCancelled, at, "cancelled before it started"
 	s.dequeue(m.ID)
 	if vm := s.VMOf(m); vm != nil && vm.Migration == m.ID {
 		vm.Migration = ""
 	}
+	s.emit(migrationEvent(m, EventMigrationCancel, actor, at, "%s: vm %s cancelled before it started; it stays on %s",
+		m.ID, m.VM, m.Source))
 }
 
 // cancelDrainQueue cancels the drain's migrations still waiting for slots;
 // running ones finish, since aborting them would waste the copy done so far.
-func (s *State) cancelDrainQueue(host string, at time.Time) {
+func (s *State) cancelDrainQueue(host string, at time.Time, actor string) {
 	for _, m := range s.Queued() {
 		if m.Drain == host {
-			s.cancelQueued(m, at)
+			s.cancelQueued(m, at, actor)
 		}
 	}
 }

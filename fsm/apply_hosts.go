@@ -1,6 +1,9 @@
 package fsm
 
-import "slices"
+import (
+	"fmt"
+	"slices"
+)
 
 func validHostState(st HostState) bool {
 	switch st {
@@ -19,14 +22,31 @@ func applyUpsertHost(s *State, data []byte) (any, error) {
 	if f.Name == "" || f.Cluster == "" {
 		return nil, rejectf("host facts need a name and a cluster (got name %q cluster %q)", f.Name, f.Cluster)
 	}
+	s.tick(c.At)
 	h, ok := s.Hosts[f.Name]
 	if !ok {
-		s.Hosts[f.Name] = &Host{HostFacts: f, State: HostUp, Gen: 1}
+		h := &Host{HostFacts: f, State: HostUp, Gen: 1}
+		if s.v2() {
+			h.Since = s.Time
+		}
+		s.Hosts[f.Name] = h
+		s.emit(Event{Time: c.At, Actor: s.leaderActor(), Kind: EventHostJoined, Hosts: []string{f.Name},
+			Message: fmt.Sprintf("%s joined cluster %s (%s, %d CPUs, %d MiB)", f.Name, f.Cluster, f.Hypervisor, f.CPUs, f.MemTotalMiB)})
 		return nil, nil
 	}
 	h.HostFacts = f
 	h.Gen++
 	return nil, nil
+}
+
+// moveHost puts a host in state st and returns the state it left.
+func (s *State) moveHost(h *Host, st HostState, reason string) HostState {
+	old := h.State
+	h.State, h.StateReason = st, reason
+	if old != st && s.v2() {
+		h.Since = s.Time
+	}
+	return old
 }
 
 func applySetHostState(s *State, data []byte) (any, error) {
@@ -41,7 +61,14 @@ func applySetHostState(s *State, data []byte) (any, error) {
 	if !validHostState(c.State) {
 		return nil, rejectf("set state of host %q: unknown state %q", c.Host, c.State)
 	}
-	h.State, h.StateReason = c.State, c.Reason
+	s.tick(c.At)
+	if old := s.moveHost(h, c.State, c.Reason); old != c.State {
+		msg := fmt.Sprintf("%s: %s → %s", h.Name, old, c.State)
+		if c.Reason != "" {
+			msg += " (" + c.Reason + ")"
+		}
+		s.emit(Event{Time: c.At, Actor: s.leaderActor(), Kind: EventHostState, Hosts: []string{h.Name}, Message: msg})
+	}
 	if c.State == HostDown {
 		// Nobody can vouch for the VMs of a failed host until it reports again.
 		for _, vm := range s.VMsOn(c.Host) {
@@ -62,8 +89,11 @@ func applyRemoveHost(s *State, data []byte) (any, error) {
 	if vms := s.VMsOn(c.Host); len(vms) > 0 {
 		return nil, rejectf("remove host %q: it still runs %d VMs (%s first)", c.Host, len(vms), vms[0].Name)
 	}
+	s.tick(c.At)
 	delete(s.Hosts, c.Host)
-	s.dropHostFromAlarms(c.Host)
+	s.dropHostFromAlarms(c.Host, c.At)
+	s.emit(Event{Time: c.At, Actor: orActor(c.Actor, s.leaderActor()), Kind: EventHostRemoved, Hosts: []string{c.Host},
+		Message: fmt.Sprintf("%s removed from the mesh", c.Host)})
 	return nil, nil
 }
 
@@ -91,6 +121,10 @@ func applySetCluster(s *State, data []byte) (any, error) {
 	cl.RequiredNetworks = slices.Clone(cl.RequiredNetworks)
 	cl.CPUBaseline = slices.Clone(cl.CPUBaseline)
 	s.Clusters[cl.Name] = &cl
+	s.tick(c.At)
+	s.emit(Event{Time: c.At, Actor: c.Actor, Kind: EventClusterSet, Message: fmt.Sprintf(
+		"cluster %s: %d out, %d in, %d at once per cluster; bandwidth %s %d MiB/s (network %d MiB/s); policy %s",
+		cl.Name, cl.MaxOutgoing, cl.MaxIncoming, cl.MaxConcurrent, cl.BandwidthMode, cl.BandwidthMiB, cl.MigrationNetMiB, cl.Policy)})
 	return nil, nil
 }
 
@@ -110,14 +144,25 @@ func applyActivate(s *State, data []byte) (any, error) {
 	default:
 		return nil, rejectf("activate host %q: it is %s; only a live host can be activated", c.Host, h.State)
 	}
+	s.tick(c.At)
 	var moved map[string]string
 	if d := s.Drains[c.Host]; d != nil {
 		if d.State == DrainActive {
-			s.cancelDrainQueue(c.Host, d.CreatedAt)
+			// v1 had no time in Activate and ended the drain's queued
+			// migrations at the drain's start; the log's time is truer.
+			at := d.CreatedAt
+			if s.v2() {
+				at = s.Time
+			}
+			s.cancelDrainQueue(c.Host, at, c.Actor)
 			d.State = DrainCancelled
+			s.emit(Event{Time: c.At, Actor: c.Actor, Kind: EventDrainCancelled, Hosts: []string{c.Host}, Drain: c.Host,
+				Message: fmt.Sprintf("drain of %s cancelled by activating the host", c.Host)})
 		}
 		moved = d.Moved
 	}
-	h.State, h.StateReason = HostUp, ""
+	old := s.moveHost(h, HostUp, "")
+	s.emit(Event{Time: c.At, Actor: c.Actor, Kind: EventHostActivated, Hosts: []string{c.Host},
+		Message: fmt.Sprintf("%s activated: %s → Up", c.Host, old)})
 	return moved, nil
 }

@@ -1,5 +1,7 @@
 package fsm
 
+import "fmt"
+
 // applyLeaderElected raises the log's version to the new leader's: from
 // this entry on, every replica applies entries under that version's rules
 // (see LogVersion). A leader of an older version never lowers it.
@@ -15,6 +17,10 @@ func applyLeaderElected(s *State, data []byte) (any, error) {
 		s.upgradeToV2()
 	}
 	s.LogVersion = max(s.LogVersion, c.Version)
+	s.tick(c.At)
+	s.Leader = c.Leader
+	s.emit(Event{Time: c.At, Actor: "host " + c.Leader, Kind: EventLeaderElected, Hosts: []string{c.Leader},
+		Message: fmt.Sprintf("%s is the leader (log version %d)", c.Leader, s.LogVersion)})
 	return nil, nil
 }
 

@@ -3,6 +3,7 @@ package fsm
 import (
 	"fmt"
 	"slices"
+	"time"
 )
 
 // maxAttempts bounds placements of one unpinned migration: the first, and one
@@ -14,6 +15,7 @@ func applyEnqueue(s *State, data []byte) (any, error) {
 	if err := decode(data, &c); err != nil {
 		return nil, err
 	}
+	s.tick(c.At)
 	return s.enqueue(c)
 }
 
@@ -62,6 +64,17 @@ func (s *State) enqueueVM(k string, vm *VM, c Enqueue) (string, error) {
 	}
 	vm.Migration = id
 	s.Queue = append(s.Queue, id)
+	m := s.Migrations[id]
+	to := "the best host"
+	if c.Dest != "" {
+		to = c.Dest
+	}
+	why := ""
+	if c.Drain != "" {
+		why = " for the drain of " + c.Drain
+	}
+	s.emit(migrationEvent(m, EventMigrationQueued, c.Actor, c.At, "%s: vm %s queued to move from %s to %s%s (policy %s)",
+		id, m.VM, m.Source, to, why, m.Policy))
 	return id, nil
 }
 
@@ -104,6 +117,13 @@ func applyGrant(s *State, data []byte) (any, error) {
 	m.Dest, m.GrantedMiB, m.PlacementReason = c.Dest, c.BandwidthMiB, c.Reason
 	m.State, m.StartedAt = MigRunning, c.At
 	setShares(s, c.Reshare)
+	s.tick(c.At)
+	bw := "unlimited"
+	if c.BandwidthMiB > 0 {
+		bw = fmt.Sprintf("%d MiB/s", c.BandwidthMiB)
+	}
+	s.emit(migrationEvent(m, EventMigrationGranted, s.leaderActor(), c.At, "%s: vm %s %s → %s granted (attempt %d, %s): %s",
+		m.ID, m.VM, m.Source, m.Dest, m.Attempt, bw, orNone(c.Reason)))
 	return nil, nil
 }
 
@@ -143,9 +163,37 @@ func applyProgress(s *State, data []byte) (any, error) {
 	if c.Attempt != 0 && c.Attempt != m.Attempt {
 		return nil, rejectf("progress of migration %s: attempt %d is over (now %d)", c.ID, c.Attempt, m.Attempt)
 	}
+	old := m.Progress
 	m.Progress = c.Progress
+	s.progressEvents(m, old)
 	return nil, nil
 }
+
+// progressMilestones are the percentages whose crossing is an event: the
+// event log shows a migration's course, not its every sample.
+var progressMilestones = []float64{75, 50, 25}
+
+// progressEvents records the milestone a sample crossed (the highest) and
+// the switch to post-copy. A sample has no time of its own: the event's
+// is the grant's plus the job's elapsed time.
+func (s *State) progressEvents(m *Migration, old Progress) {
+	p := m.Progress
+	at := m.StartedAt.Add(time.Duration(p.ElapsedMs) * time.Millisecond)
+	actor := "host " + m.Source
+	for _, t := range progressMilestones {
+		if old.Percent < t && p.Percent >= t {
+			s.emit(migrationEvent(m, EventMigrationProgress, actor, at, "%s: vm %s at %.0f%% after %s: %s of %s sent, %.0f MiB/s, iteration %d",
+				m.ID, m.VM, t, time.Duration(p.ElapsedMs)*time.Millisecond, mib(p.ProcessedBytes), mib(p.TotalBytes), p.MiBps, p.Iteration))
+			break
+		}
+	}
+	if !old.PostCopy && p.PostCopy {
+		s.emit(migrationEvent(m, EventMigrationPostCopy, actor, at, "%s: vm %s switched to post-copy after %s: it runs on %s from now on",
+			m.ID, m.VM, time.Duration(p.ElapsedMs)*time.Millisecond, m.Dest))
+	}
+}
+
+func mib(b uint64) string { return fmt.Sprintf("%d MiB", b>>20) }
 
 func applyFinish(s *State, data []byte) (any, error) {
 	var c Finish
@@ -168,12 +216,15 @@ func applyFinish(s *State, data []byte) (any, error) {
 	if c.State == MigSucceeded && m.State != MigRunning {
 		return nil, rejectf("finish migration %s: only a Running migration can succeed (it is %s)", c.ID, m.State)
 	}
+	s.tick(c.At)
+	actor := orActor(c.Actor, "host "+m.Source)
 	vm := s.VMOf(m)
 	if c.State == MigFailed && c.Retry && !m.Pinned && m.Attempt < maxAttempts && !m.CancelRequested {
 		if m.Dest != "" && !slices.Contains(m.Tried, m.Dest) {
 			m.Tried = append(m.Tried, m.Dest)
 		}
 		m.Reason = fmt.Sprintf("attempt %d to %s failed: %s; retrying on another host", m.Attempt, m.Dest, c.Reason)
+		s.emit(migrationEvent(m, EventMigrationRetried, actor, c.At, "%s: vm %s: %s", m.ID, m.VM, m.Reason))
 		m.Attempt++
 		m.State, m.Dest, m.Progress = MigQueued, "", Progress{}
 		return nil, nil
@@ -192,6 +243,17 @@ func applyFinish(s *State, data []byte) (any, error) {
 	if c.State == MigSucceeded {
 		m.Progress.Percent, m.Progress.RemainingBytes = 100, 0
 	}
+	switch c.State {
+	case MigSucceeded:
+		s.emit(migrationEvent(m, EventMigrationSucceded, actor, c.At, "%s: vm %s moved %s → %s in %s, downtime %d ms",
+			m.ID, m.VM, m.Source, m.Dest, c.At.Sub(m.StartedAt).Round(time.Millisecond), c.DowntimeMs))
+	case MigFailed:
+		s.emit(migrationEvent(m, EventMigrationFailed, actor, c.At, "%s: vm %s failed to move from %s: %s; it stays on %s",
+			m.ID, m.VM, m.Source, orNone(c.Reason), m.Source))
+	default:
+		s.emit(migrationEvent(m, EventMigrationCancel, actor, c.At, "%s: vm %s cancelled: %s; it stays on %s",
+			m.ID, m.VM, orNone(c.Reason), m.Source))
+	}
 	// Any migration off a draining host counts for its drain, whoever asked.
 	if d := s.Drains[m.Source]; d != nil && d.State == DrainActive {
 		switch c.State {
@@ -200,8 +262,10 @@ func applyFinish(s *State, data []byte) (any, error) {
 			delete(d.Unmovable, m.VM)
 		case MigFailed:
 			d.Unmovable[m.VM] = c.Reason
+			s.emit(Event{Time: c.At, Actor: actor, Kind: EventDrainUnmovable, Hosts: []string{m.Source}, VM: m.VM, VMUUID: m.VMUUID,
+				Migration: m.ID, Drain: m.Source, Message: fmt.Sprintf("drain of %s: vm %s cannot move: %s", m.Source, m.VM, c.Reason)})
 		}
-		s.settleDrain(m.Source, c.At)
+		s.settleDrain(m.Source, c.At, actor)
 	}
 	return nil, nil
 }
@@ -218,12 +282,15 @@ func applyCancel(s *State, data []byte) (any, error) {
 	if m.State.Final() {
 		return nil, rejectf("cancel migration %s: already %s", c.ID, m.State)
 	}
+	s.tick(c.At)
 	if m.State == MigRunning {
 		// The source aborts the hypervisor job and then reports Finish.
 		m.CancelRequested = true
+		s.emit(migrationEvent(m, EventCancelRequested, c.Actor, c.At, "%s: vm %s: cancel requested; %s aborts the job",
+			m.ID, m.VM, m.Source))
 		return nil, nil
 	}
-	s.cancelQueued(m, c.At)
-	s.settleDrain(m.Source, c.At)
+	s.cancelQueued(m, c.At, c.Actor)
+	s.settleDrain(m.Source, c.At, c.Actor)
 	return nil, nil
 }

@@ -2,8 +2,10 @@ package fsm
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
+	"time"
 )
 
 // applySyncVMs replaces one host's inventory with its hypervisor's report.
@@ -44,6 +46,11 @@ func applySyncVMs(s *State, data []byte) (any, error) {
 		active[v.Key()] = activeState(v.State)
 	}
 	v2 := s.v2()
+	s.tick(c.At)
+	before := map[string]string{} // key → name of the VMs on the host
+	for _, k := range s.vmKeysOn(c.Host) {
+		before[k] = s.VMs[k].Name
+	}
 	for i := range c.VMs {
 		v := c.VMs[i]
 		v.Host, v.Migration, v.MovedIndex = c.Host, "", 0
@@ -76,9 +83,56 @@ func applySyncVMs(s *State, data []byte) (any, error) {
 		}
 	}
 	if v2 {
+		s.inventoryEvent(c, before)
 		s.settleSplitBrains(c.Host, active, c)
 	}
 	return nil, nil
+}
+
+// inventoryEvent records the VMs a host's report added to it and took
+// from it (a VM's state changing is not an event).
+func (s *State) inventoryEvent(c SyncVMs, before map[string]string) {
+	var added, gone []string
+	var addedKey string
+	for _, k := range s.vmKeysOn(c.Host) {
+		if _, ok := before[k]; !ok {
+			added = append(added, s.VMs[k].Name)
+			addedKey = k
+		}
+	}
+	for k, name := range before {
+		if vm := s.VMs[k]; vm == nil || vm.Host != c.Host {
+			gone = append(gone, name)
+		}
+	}
+	if len(added)+len(gone) == 0 {
+		return
+	}
+	slices.Sort(gone)
+	var parts []string
+	if len(added) > 0 {
+		parts = append(parts, fmt.Sprintf("%d new (%s)", len(added), names(added)))
+	}
+	if len(gone) > 0 {
+		parts = append(parts, fmt.Sprintf("%d gone (%s)", len(gone), names(gone)))
+	}
+	e := Event{Time: c.At, Actor: "host " + c.Host, Kind: EventHostInventory, Hosts: []string{c.Host},
+		Message: fmt.Sprintf("%s reports %s", c.Host, strings.Join(parts, ", "))}
+	switch {
+	case len(added) == 1 && len(gone) == 0:
+		e.VM, e.VMUUID = added[0], s.VMs[addedKey].UUID
+	case len(gone) == 1 && len(added) == 0:
+		e.VM = gone[0]
+	}
+	s.emit(e)
+}
+
+// names lists names, the first ten of them.
+func names(l []string) string {
+	if len(l) > 10 {
+		return strings.Join(l[:10], ", ") + fmt.Sprintf(" and %d more", len(l)-10)
+	}
+	return strings.Join(l, ", ")
 }
 
 // activeState reports whether a VM in state st runs (a paused guest
@@ -90,15 +144,33 @@ func activeState(st string) bool { return st == VMRunning || st == VMPaused }
 func (s *State) claim(k string, e *VM, host string, c SyncVMs) {
 	key := AlarmKey(AlarmSplitBrain, k)
 	a := s.Alarms[key]
-	if a == nil {
+	raised := a == nil
+	if raised {
 		a = &Alarm{Kind: AlarmSplitBrain, VMUUID: k, VM: e.Name, Hosts: []string{e.Host}, Since: c.At, Index: s.index}
 		s.Alarms[key] = a
 	}
-	if !slices.Contains(a.Hosts, host) {
-		a.Hosts = append(a.Hosts, host)
-		slices.Sort(a.Hosts)
+	if slices.Contains(a.Hosts, host) {
+		return
 	}
+	a.Hosts = append(a.Hosts, host)
+	slices.Sort(a.Hosts)
 	a.Message = splitBrainMessage(a, e.Host)
+	s.emit(Event{Time: c.At, Actor: "host " + host, Kind: EventAlarmRaised, Hosts: slices.Clone(a.Hosts), VM: a.VM, VMUUID: k,
+		Message: "split brain: " + a.Message})
+}
+
+// clearAlarm drops an alarm and records why.
+func (s *State) clearAlarm(key, why string, at time.Time, actor string) {
+	a := s.Alarms[key]
+	delete(s.Alarms, key)
+	s.emit(Event{Time: at, Actor: actor, Kind: EventAlarmCleared, Hosts: slices.Clone(a.Hosts), VM: a.VM, VMUUID: a.VMUUID,
+		Message: fmt.Sprintf("%s of vm %s cleared: %s", a.Kind, a.VM, why)})
+}
+
+// alarmKeys returns the alarms' keys sorted, so that alarms change (and
+// their events are recorded) in the same order on every replica.
+func (s *State) alarmKeys() []string {
+	return slices.Sorted(maps.Keys(s.Alarms))
 }
 
 func splitBrainMessage(a *Alarm, recorded string) string {
@@ -110,13 +182,14 @@ func splitBrainMessage(a *Alarm, recorded string) string {
 // host no longer claims a VM it does not run, and an alarm whose VM is
 // gone from the state or that only one host still reports is cleared.
 func (s *State) settleSplitBrains(host string, active map[string]bool, c SyncVMs) {
-	for key, a := range s.Alarms {
+	for _, key := range s.alarmKeys() {
+		a := s.Alarms[key]
 		if a.Kind != AlarmSplitBrain {
 			continue
 		}
 		vm := s.VMs[a.VMUUID]
 		if vm == nil {
-			delete(s.Alarms, key)
+			s.clearAlarm(key, "the VM is gone from the state", c.At, "host "+host)
 			continue
 		}
 		if !active[a.VMUUID] && !(c.Index < vm.MovedIndex) {
@@ -130,7 +203,11 @@ func (s *State) settleSplitBrains(host string, active map[string]bool, c SyncVMs
 			slices.Sort(a.Hosts)
 		}
 		if len(a.Hosts) <= 1 {
-			delete(s.Alarms, key)
+			why := "no host runs it now"
+			if len(a.Hosts) == 1 {
+				why = "only " + a.Hosts[0] + " runs it now"
+			}
+			s.clearAlarm(key, why, c.At, "host "+host)
 			continue
 		}
 		a.Message = splitBrainMessage(a, vm.Host)
@@ -138,11 +215,12 @@ func (s *State) settleSplitBrains(host string, active map[string]bool, c SyncVMs
 }
 
 // dropHostFromAlarms forgets a removed host's claims.
-func (s *State) dropHostFromAlarms(host string) {
-	for key, a := range s.Alarms {
+func (s *State) dropHostFromAlarms(host string, at time.Time) {
+	for _, key := range s.alarmKeys() {
+		a := s.Alarms[key]
 		a.Hosts = slices.DeleteFunc(a.Hosts, func(h string) bool { return h == host })
 		if len(a.Hosts) <= 1 {
-			delete(s.Alarms, key)
+			s.clearAlarm(key, host+" was removed from the mesh", at, s.leaderActor())
 		}
 	}
 }

@@ -105,6 +105,11 @@ func (s *State) Check() error {
 			bad("vm %q is held by migration %s, which is not an unfinished migration of it", k, vm.Migration)
 		}
 	}
+	if s.Events != nil {
+		if err := s.Events.check(); err != nil {
+			bad("events: %v", err)
+		}
+	}
 	for k, a := range s.Alarms {
 		if a == nil {
 			bad("alarm %q is null", k)

@@ -54,6 +54,8 @@ var ErrRejected = errors.New("command rejected")
 // UpsertHost records a host's gossiped facts. A new host starts Up.
 type UpsertHost struct {
 	Facts HostFacts `json:"facts"`
+	// At is when the command was written (the event log's time).
+	At time.Time `json:"at,omitempty"`
 }
 
 // SetHostState moves a host to a lifecycle state.
@@ -61,6 +63,8 @@ type SetHostState struct {
 	Host   string    `json:"host"`
 	State  HostState `json:"state"`
 	Reason string    `json:"reason,omitempty"`
+	// At is when the command was written (the event log's time).
+	At time.Time `json:"at,omitempty"`
 }
 
 // RemoveHost forgets a host that left the mesh; it must run no VMs.
@@ -69,6 +73,8 @@ type RemoveHost struct {
 	// Actor is who asked: "token:NAME", "host NAME" (a host's own
 	// writes), "anonymous"; recorded for the audit trail.
 	Actor string `json:"actor,omitempty"`
+	// At is when the command was written (the event log's time).
+	At time.Time `json:"at,omitempty"`
 }
 
 // SyncVMs replaces the inventory of one host with what its hypervisor reports.
@@ -167,6 +173,8 @@ type SetCluster struct {
 	// Actor is who asked: "token:NAME", "host NAME" (a host's own
 	// writes), "anonymous"; recorded for the audit trail.
 	Actor string `json:"actor,omitempty"`
+	// At is when the command was written (the event log's time).
+	At time.Time `json:"at,omitempty"`
 }
 
 // StartDrain puts a host in PreparingForMaintenance and queues a migration for
@@ -198,6 +206,8 @@ type Activate struct {
 	// Actor is who asked: "token:NAME", "host NAME" (a host's own
 	// writes), "anonymous"; recorded for the audit trail.
 	Actor string `json:"actor,omitempty"`
+	// At is when the command was written (the event log's time).
+	At time.Time `json:"at,omitempty"`
 }
 
 // Encode builds a log entry: the type byte followed by the JSON payload.

@@ -189,6 +189,9 @@ func (s *State) normalize() {
 	if s.Alarms == nil {
 		s.Alarms = map[string]*Alarm{}
 	}
+	if s.Events == nil {
+		s.Events = newEventLog()
+	}
 	// Unmovable and Moved are omitted from JSON when empty: a drain
 	// restored before its first move must still record one.
 	for _, d := range s.Drains {

@@ -35,7 +35,9 @@ type snapshotFile struct {
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return &snapshot{state: f.state.Clone()}, nil
+	c := f.state.Clone()
+	c.Events = f.state.Events.clone()
+	return &snapshot{state: c}, nil
 }
 
 type snapshot struct{ state *State }

@@ -4,6 +4,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"time"
 )
 
 // State is the whole replicated state. Readers get a deep copy from FSM.State,
@@ -25,6 +26,13 @@ type State struct {
 	LogVersion int `json:"log_version,omitempty"`
 	// Alarms stand until their condition clears, keyed by kind/VM key.
 	Alarms map[string]*Alarm `json:"alarms,omitempty"`
+	// Leader is the host the last LeaderElected named: the actor of the
+	// commands a leader writes on its own (grants, host states).
+	Leader string `json:"leader,omitempty"`
+	// Time is the latest time a command carried (see tick).
+	Time time.Time `json:"time,omitzero"`
+	// Events is the bounded event log (events.go). Clone leaves it out.
+	Events *EventLog `json:"events,omitempty"`
 
 	// index is the Raft index of the entry being applied, which handlers
 	// record (VM.MovedIndex, alarms); set by Apply, never part of the
@@ -45,10 +53,12 @@ func NewState() *State {
 		Clusters:   map[string]*Cluster{},
 		Drains:     map[string]*Drain{},
 		Alarms:     map[string]*Alarm{},
+		Events:     newEventLog(),
 	}
 }
 
-// Clone returns a deep copy. It copies field by field rather than through
+// Clone returns a deep copy, but for the event log (Events is nil): the
+// scheduler and the API never read it. It copies field by field rather than through
 // JSON: the leader's scheduler and every migrate request take one, and at
 // 5,000 VMs a JSON round-trip cost a third of a second and most of the
 // leader's garbage. clone_test.go checks it against the JSON round-trip.
@@ -63,6 +73,8 @@ func (s *State) Clone() *State {
 		Queue:      slices.Clone(s.Queue),
 		Seq:        s.Seq,
 		LogVersion: s.LogVersion,
+		Leader:     s.Leader,
+		Time:       s.Time,
 	}
 	for k, h := range s.Hosts {
 		v := *h

@@ -69,6 +69,8 @@ type Host struct {
 	StateReason string `json:"state_reason,omitempty"`
 	// Gen counts the fact updates the leader applied for this host.
 	Gen uint64 `json:"gen"`
+	// Since is when the host entered its state (log version 2).
+	Since time.Time `json:"since,omitzero"`
 }
 
 // NIC is a guest network interface.

@@ -45,6 +45,7 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("POST /v1/migrations", n.handleMigrate)
 	mux.HandleFunc("POST /v1/migrations/{id}/cancel", n.handleCancel)
 	mux.HandleFunc("GET /v1/drains", n.handleDrains)
+	mux.HandleFunc("GET /v1/events", n.handleEvents)
 	mux.HandleFunc("GET /v1/hosts/{name}/drain", n.handleDrainStatus)
 	mux.HandleFunc("POST /v1/hosts/{name}/drain", n.handleDrain)
 	mux.HandleFunc("POST /v1/hosts/{name}/drain/cancel", n.handleDrainCancel)

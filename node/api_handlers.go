@@ -367,7 +367,7 @@ func (n *Node) handleActivate(w http.ResponseWriter, r *http.Request) {
 			drainStart = d.CreatedAt
 		}
 	})
-	v, err := n.propose(r.Context(), fsm.CmdActivate, fsm.Activate{Host: host, Actor: actorOf(r)})
+	v, err := n.propose(r.Context(), fsm.CmdActivate, fsm.Activate{Host: host, Actor: actorOf(r), At: time.Now().UTC()})
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -416,7 +416,7 @@ func (n *Node) handlePutCluster(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, badRequest("cluster %q: %v", c.Name, err))
 		return
 	}
-	if _, err := n.propose(r.Context(), fsm.CmdSetCluster, fsm.SetCluster{Cluster: c, Actor: actorOf(r)}); err != nil {
+	if _, err := n.propose(r.Context(), fsm.CmdSetCluster, fsm.SetCluster{Cluster: c, Actor: actorOf(r), At: time.Now().UTC()}); err != nil {
 		writeErr(w, err)
 		return
 	}

@@ -67,6 +67,8 @@ func TestAPITypesMirrorWhatMeshdWrites(t *testing.T) {
 		{"hostView", &hostView{}, &api.HostView{}},
 		{"fsm.VM", &fsm.VM{}, &api.VM{}},
 		{"vmView", &vmView{}, &api.VM{}},
+		{"fsm.Event", &fsm.Event{}, &api.Event{}},
+		{"eventsResponse", &eventsResponse{}, &api.Events{}},
 		{"fsm.Migration", &fsm.Migration{}, &api.Migration{}},
 		{"fsm.Cluster", &fsm.Cluster{}, &api.Cluster{}},
 		{"fsm.Drain", &fsm.Drain{}, &api.Drain{}},

@@ -32,7 +32,7 @@ func (n *Node) handleMember(ctx context.Context, m gossip.Member) {
 			return // facts not gossiped yet
 		}
 		if h == nil || !reflect.DeepEqual(h.HostFacts, m.Facts) {
-			n.try(ctx, fsm.CmdUpsertHost, fsm.UpsertHost{Facts: m.Facts})
+			n.try(ctx, fsm.CmdUpsertHost, fsm.UpsertHost{Facts: m.Facts, At: time.Now().UTC()})
 		}
 		n.ensurePeer(m)
 		want, reason := hostHealth(m.Facts, cl)
@@ -93,7 +93,7 @@ func hostHealth(f fsm.HostFacts, cl fsm.Cluster) (fsm.HostState, string) {
 }
 
 func (n *Node) setHostState(ctx context.Context, host string, st fsm.HostState, reason string) {
-	n.try(ctx, fsm.CmdSetHostState, fsm.SetHostState{Host: host, State: st, Reason: reason})
+	n.try(ctx, fsm.CmdSetHostState, fsm.SetHostState{Host: host, State: st, Reason: reason, At: time.Now().UTC()})
 }
 
 // failMigrationsOf ends every unfinished migration from or to a host that is

@@ -125,6 +125,17 @@ func TestVMsOfOneNameAndSplitBrain(t *testing.T) {
 	if !strings.Contains(out, "split-brain") || !strings.Contains(out, "ALARM split-brain since") {
 		t.Fatalf("vms shows no alarm:\n%s", out)
 	}
+	ms, err := c.Scrape(c.Leader(10 * time.Second).APIAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := ms.Value("hostmesh_split_brain_alarm"); !ok || v != 1 {
+		t.Errorf("hostmesh_split_brain_alarm = %g (present %v), want 1", v, ok)
+	}
+	evs, _ := l.FSM().Events(fsm.EventQuery{VM: key})
+	if k := evs[len(evs)-1]; k.Kind != fsm.EventAlarmRaised || !strings.Contains(k.Message, "runs on h2 and h3") {
+		t.Errorf("last event of the VM %+v, want the alarm raised", k)
+	}
 	code, _, errOut = meshctl(t, addr, "migrate", key, "--to", "h3")
 	if code != 1 || !strings.Contains(errOut, "split-brain") || !strings.Contains(errOut, "runs on h2 and h3") {
 		t.Fatalf("migrate during a split brain: exit %d stderr %q", code, errOut)
@@ -140,4 +151,8 @@ func TestVMsOfOneNameAndSplitBrain(t *testing.T) {
 		}
 		return true
 	})
+	evs, _ = l.FSM().Events(fsm.EventQuery{VM: key})
+	if k := evs[len(evs)-1]; k.Kind != fsm.EventAlarmCleared || !strings.Contains(k.Message, "only h2 runs it now") {
+		t.Errorf("last event of the VM %+v, want the alarm cleared", k)
+	}
 }

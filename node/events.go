@@ -1,0 +1,89 @@
+package node
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/hostmesh/hostmesh/fsm"
+)
+
+// eventsResponse is what GET /v1/events writes: api.Events' JSON.
+type eventsResponse struct {
+	Events []fsm.Event `json:"events"`
+	// Next is the after= of the next read: every event up to it was
+	// looked at.
+	Next uint64 `json:"next"`
+	// Oldest is the Seq of the oldest event the log still holds; a reader
+	// whose after= is below Oldest-1 missed events the ring dropped.
+	Oldest uint64 `json:"oldest"`
+}
+
+// defaultEventLimit is how many events one read returns unless it asks.
+const defaultEventLimit = 100
+
+// handleEvents serves the replicated event log: GET /v1/events?after=SEQ
+// &host=H&vm=NAME-OR-UUID&limit=N&wait=30s. With wait it is a blocking
+// read of the stream: it answers as soon as an event after SEQ matches, or
+// empty when the wait passed, so `meshctl events --follow` learns of each
+// event at once.
+func (n *Node) handleEvents(w http.ResponseWriter, r *http.Request) {
+	v := r.URL.Query()
+	var q fsm.EventQuery
+	var err error
+	if s := v.Get("after"); s != "" {
+		if q.After, err = strconv.ParseUint(s, 10, 64); err != nil {
+			writeErr(w, badRequest("after %q: not an event sequence number", s))
+			return
+		}
+	}
+	q.Limit = defaultEventLimit
+	if s := v.Get("limit"); s != "" {
+		if q.Limit, err = strconv.Atoi(s); err != nil || q.Limit < 1 || q.Limit > fsm.MaxEvents {
+			writeErr(w, badRequest("limit %q: must be 1 to %d", s, fsm.MaxEvents))
+			return
+		}
+	}
+	q.Host, q.VM = v.Get("host"), v.Get("vm")
+	var wait time.Duration
+	if s := v.Get("wait"); s != "" {
+		if wait, err = time.ParseDuration(s); err != nil || wait <= 0 {
+			writeErr(w, badRequest("wait %q: not a positive duration like 30s", s))
+			return
+		}
+		wait = min(wait, maxBlockingWait)
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		changed := n.fsm.Changed()
+		evs, last := n.fsm.Events(q)
+		if len(evs) > 0 || wait == 0 {
+			n.writeEvents(w, q, evs, last)
+			return
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			n.writeEvents(w, q, evs, last)
+			return
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+func (n *Node) writeEvents(w http.ResponseWriter, q fsm.EventQuery, evs []fsm.Event, last uint64) {
+	resp := eventsResponse{Events: evs, Next: max(last, q.After)}
+	if len(evs) == q.Limit {
+		resp.Next = evs[len(evs)-1].Seq
+	}
+	if resp.Events == nil {
+		resp.Events = []fsm.Event{}
+	}
+	if all, _ := n.fsm.Events(fsm.EventQuery{Limit: 1}); len(all) > 0 {
+		resp.Oldest = all[0].Seq
+	}
+	w.Header().Set(indexHeader, strconv.FormatUint(n.fsm.Index(), 10))
+	writeJSON(w, http.StatusOK, resp)
+}
