@@ -122,7 +122,7 @@ func (n *Node) handleKeyring(w http.ResponseWriter, r *http.Request) {
 	}
 	resp := n.fanOutKeyring(ctx, r.Method, key)
 	n.log.Info("keyring operation", "op", resp.Op, "key", resp.Key, "asked", resp.Asked, "failed", resp.Failed,
-		"remote", r.RemoteAddr)
+		"actor", actorOf(r))
 	writeJSON(w, http.StatusOK, resp)
 }
 

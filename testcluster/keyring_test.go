@@ -1,9 +1,14 @@
 package testcluster
 
 import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"log/slog"
+	"net/http"
 	"reflect"
 	"strings"
 	"testing"
@@ -11,6 +16,7 @@ import (
 
 	"github.com/hostmesh/hostmesh/api"
 	"github.com/hostmesh/hostmesh/gossip"
+	"github.com/hostmesh/hostmesh/pki"
 )
 
 // keyringList runs meshctl keyring list --json against a host.
@@ -46,6 +52,33 @@ func TestKeyringRotationOnLiveMesh(t *testing.T) {
 	r := keyringList(t, c, addr)
 	if r.Asked != 3 || r.Failed != 0 || !reflect.DeepEqual(r.Keys, []api.KeyCount{{Key: oldFP, Installed: 3, Primary: 3}}) {
 		t.Fatalf("keyring before the rotation: %+v", r)
+	}
+
+	// The per-host route is for the mesh's hosts only: an operator, with or
+	// without a certificate, is refused and nothing is installed; a host
+	// certificate is served.
+	ctx := context.Background()
+	operator, err := c.CA.ClientCert(pki.CertSpec{Name: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: x509.NewCertPool(),
+		Certificates: []tls.Certificate{operator.TLSCertificate()}}
+	tc.RootCAs.AddCert(c.CA.Cert)
+	withCert, err := api.NewClient(api.Config{Addr: addr, TLS: tc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer withCert.Close()
+	for what, cl := range map[string]*api.Client{"no certificate": c.Client(addr), "an operator's certificate": withCert} {
+		var ae *api.Error
+		if _, err := cl.InternalKeyring(ctx, http.MethodPost, newB64); !errors.As(err, &ae) || ae.Kind != api.KindForbidden {
+			t.Fatalf("internal keyring install with %s: %v, want 403", what, err)
+		}
+	}
+	if h, err := c.HostClient(addr, "h3").InternalKeyring(ctx, http.MethodGet, ""); err != nil || h.Host != "h2" ||
+		!reflect.DeepEqual(h.Keys, []string{oldFP}) {
+		t.Fatalf("internal keyring list with h3's certificate: %+v, %v", h, err)
 	}
 
 	// Refusals: nothing changes on any host.
