@@ -188,6 +188,11 @@ func TestWebDashboardInChromium(t *testing.T) {
 		t.Fatalf("vm-h1-0 shown on %q, want h1", where)
 	}
 	b.shot("01-overview")
+	// A mark in the page's memory: a reload would erase it.
+	eval[bool](b, `window.hmNoReload = true`)
+	b.do("the event log shows the mesh forming",
+		chromedp.WaitVisible(chromedp.CSS(`#events li[data-kind="leader.elected"]`)),
+	)
 
 	// Migrate vm-h1-0 from the page: the dry run's table first, then confirm.
 	b.do("open the migrate dialog",
@@ -221,10 +226,15 @@ func TestWebDashboardInChromium(t *testing.T) {
 	if hosts := c.VMPlacement()["vm-h1-0"]; len(hosts) != 1 || hosts[0] != "h2" {
 		t.Fatalf("vm-h1-0 runs on %v, want h2 alone", hosts)
 	}
-	b.do("the page shows the VM on h2 and the result",
+	b.do("the page shows the VM on h2, the result and its events",
 		chromedp.WaitVisible(chromedp.CSS(`#vms-table tr[data-vm="vm-h1-0"][data-host="h2"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#recent-table tr[data-migration="`+mig+`"][data-state="Succeeded"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#events li[data-kind="migration.queued"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#events li[data-kind="migration.succeeded"]`)),
 	)
+	if ev := eval[string](b, `document.querySelector('#events li[data-kind="migration.succeeded"]').textContent`); !strings.Contains(ev, "vm-h1-0") {
+		t.Errorf("the migration's success event reads %q", ev)
+	}
 	t.Logf("progress values seen in the page: %v", keys(seen))
 
 	// A refused migration: vm-h1-1 to h3, which lacks the memory. The page
@@ -292,6 +302,10 @@ func TestWebDashboardInChromium(t *testing.T) {
 	b.do("the moved VM is listed as moved",
 		chromedp.WaitVisible(chromedp.CSS(`#drains .drain[data-drain="h3"] li[data-vm="vm-h3-0"]`)),
 	)
+	b.do("the drain's events, the unmovable VM's included",
+		chromedp.WaitVisible(chromedp.CSS(`#events li[data-kind="drain.started"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#events li[data-kind="drain.stuck"]`)),
+	)
 	b.shot("05-drain-stuck")
 	b.do("activate h3 from the page",
 		chromedp.Click(chromedp.CSS(`#hosts-table tr[data-host="h3"] button[data-action="activate"]`)),
@@ -335,6 +349,14 @@ func TestWebDashboardInChromium(t *testing.T) {
 	b.do("the alarm clears once one copy stops",
 		chromedp.WaitNotVisible(chromedp.CSS(`#alarms`)),
 	)
+
+	b.do("the alarm's events",
+		chromedp.WaitVisible(chromedp.CSS(`#events li[data-kind="alarm.raised"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#events li[data-kind="alarm.cleared"]`)),
+	)
+	if !eval[bool](b, `window.hmNoReload === true`) {
+		t.Error("the page reloaded: every update must come without one")
+	}
 
 	if errs := b.jsErrors(); len(errs) > 0 {
 		t.Fatalf("JavaScript errors in the page:\n%s", strings.Join(errs, "\n"))

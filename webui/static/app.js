@@ -675,6 +675,71 @@ async function confirmMigrate() {
   }
 }
 
+// ---------- the event log ----------
+
+// The replicated event log (who did what, when) is read on its own: a
+// blocking read of /v1/events?after=SEQ answers with each new event as it
+// is applied. A meshd without the log (404) leaves the pane hidden.
+const events = [];
+const maxShown = 300;
+
+function eventClass(kind) {
+  if (/failed|stuck|unmovable|alarm\.raised/.test(kind)) return "bad";
+  if (/succeeded|done|cleared|joined|elected/.test(kind)) return "ok";
+  if (/cancel|retried/.test(kind)) return "warn";
+  return "info";
+}
+
+function renderEvents() {
+  const filter = $("#events-filter").value.trim().toLowerCase();
+  const shown = [];
+  for (let i = events.length - 1; i >= 0 && shown.length < maxShown; i--) {
+    const e = events[i];
+    const text = [e.kind, e.message, e.actor, e.vm, e.vm_uuid, e.migration, e.drain, ...(e.hosts || [])].join(" ").toLowerCase();
+    if (filter && !text.includes(filter)) continue;
+    const t = when(e.time);
+    shown.push(el("li", { dataset: { seq: e.seq, kind: e.kind } },
+      el("time", { datetime: e.time, title: e.time }, t ? new Date(t).toLocaleTimeString() : ""),
+      el("span", { class: "badge kind " + eventClass(e.kind) }, e.kind),
+      e.message,
+      e.actor ? el("span", { class: "actor" }, "by " + e.actor) : null));
+  }
+  $("#events").replaceChildren(...shown);
+}
+
+async function eventsLoop() {
+  let after = 0;
+  let first = true;
+  let backoff = 1000;
+  for (;;) {
+    try {
+      // The first read takes what the log holds (at most its 2,000), then
+      // each read waits for the next ones.
+      const q = first ? "?limit=2000" : `?after=${after}&limit=500&wait=30s`;
+      const r = await api("GET", "/v1/events" + q);
+      const page = r.data || {};
+      $("#events-section").hidden = false;
+      if (page.oldest && after && page.oldest > after + 1) {
+        events.length = 0; // the ring moved past what we held
+      }
+      for (const e of page.events || []) events.push(e);
+      if (events.length > 2000) events.splice(0, events.length - 2000);
+      after = Math.max(after, page.next || 0);
+      first = false;
+      backoff = 1000;
+      renderEvents();
+      if (!(page.events || []).length) await sleep(250);
+    } catch (e) {
+      if (e.status === 404) {
+        $("#events-section").hidden = true;
+        return; // this meshd has no event log
+      }
+      await sleep(backoff);
+      backoff = Math.min(backoff * 2, 10000);
+    }
+  }
+}
+
 // ---------- start ----------
 
 function start() {
@@ -691,7 +756,9 @@ function start() {
   $("#mig-confirm").addEventListener("click", confirmMigrate);
   $("#mig-close").addEventListener("click", () => $("#migrate-dialog").close());
   $("#migrate-dialog").addEventListener("close", () => (dlgVM = null));
+  $("#events-filter").addEventListener("input", renderEvents);
   liveLoop();
+  eventsLoop();
 }
 
 start();
