@@ -156,6 +156,7 @@ func (s *State) dequeue(id string) {
 func (s *State) cancelQueued(m *Migration, at time.Time, actor string) {
 	m.State, m.EndedAt, m.Reason = MigCancelled, at, "cancelled before it started"
 	s.dequeue(m.ID)
+	defer s.finished(m.ID)
 	if vm := s.VMOf(m); vm != nil && vm.Migration == m.ID {
 		vm.Migration = ""
 	}

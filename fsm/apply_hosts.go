@@ -89,6 +89,14 @@ func applyRemoveHost(s *State, data []byte) (any, error) {
 	if vms := s.VMsOn(c.Host); len(vms) > 0 {
 		return nil, rejectf("remove host %q: it still runs %d VMs (%s first)", c.Host, len(vms), vms[0].Name)
 	}
+	if s.v2() {
+		for _, id := range s.Queue {
+			if m := s.Migrations[id]; m != nil && (m.Source == c.Host || m.Dest == c.Host) {
+				return nil, rejectf("remove host %q: migration %s (%s) still involves it", c.Host, id, m.State)
+			}
+		}
+		delete(s.Drains, c.Host)
+	}
 	s.tick(c.At)
 	delete(s.Hosts, c.Host)
 	s.dropHostFromAlarms(c.Host, c.At)

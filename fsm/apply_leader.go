@@ -13,11 +13,15 @@ func applyLeaderElected(s *State, data []byte) (any, error) {
 	if c.Leader == "" || c.Version < 1 {
 		return nil, rejectf("leader elected: needs a leader and a version (got %q, %d)", c.Leader, c.Version)
 	}
-	if s.LogVersion < LogVersionValidated && c.Version >= LogVersionValidated {
+	upgrade := s.LogVersion < LogVersionValidated && c.Version >= LogVersionValidated
+	if upgrade {
 		s.upgradeToV2()
 	}
 	s.LogVersion = max(s.LogVersion, c.Version)
 	s.tick(c.At)
+	if upgrade {
+		s.buildHistory()
+	}
 	s.Leader = c.Leader
 	s.emit(Event{Time: c.At, Actor: "host " + c.Leader, Kind: EventLeaderElected, Hosts: []string{c.Leader},
 		Message: fmt.Sprintf("%s is the leader (log version %d)", c.Leader, s.LogVersion)})

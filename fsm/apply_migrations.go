@@ -231,6 +231,7 @@ func applyFinish(s *State, data []byte) (any, error) {
 	}
 	m.State, m.Reason, m.DowntimeMs, m.EndedAt = c.State, c.Reason, c.DowntimeMs, c.At
 	s.dequeue(c.ID)
+	defer s.finished(c.ID)
 	if vm != nil && vm.Migration == c.ID {
 		vm.Migration = ""
 		if c.State == MigSucceeded {

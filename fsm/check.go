@@ -90,6 +90,28 @@ func (s *State) Check() error {
 			bad("migration %s is %s but not in the queue", k, m.State)
 		}
 	}
+	// From log version 2 on, the history lists every finished migration
+	// once, or the retention would never forget some.
+	inHistory := map[string]bool{}
+	for _, id := range s.History {
+		m := s.Migrations[id]
+		switch {
+		case inHistory[id]:
+			bad("migration %s is twice in the history", id)
+		case m == nil:
+			bad("finished migration %s of the history does not exist", id)
+		case !m.State.Final():
+			bad("migration %s of the history is %s", id, m.State)
+		}
+		inHistory[id] = true
+	}
+	if s.v2() {
+		for k, m := range s.Migrations {
+			if m != nil && m.State.Final() && !inHistory[k] {
+				bad("finished migration %s is not in the history", k)
+			}
+		}
+	}
 	for k, vm := range s.VMs {
 		switch {
 		case vm == nil:

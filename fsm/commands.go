@@ -67,7 +67,10 @@ type SetHostState struct {
 	At time.Time `json:"at,omitempty"`
 }
 
-// RemoveHost forgets a host that left the mesh; it must run no VMs.
+// RemoveHost forgets a host that left the mesh; it must run no VMs (and,
+// from log version 2 on, take part in no unfinished migration). Its last
+// drain goes with it. The leader writes it for a Left host once
+// Config.LeftHostGrace passed.
 type RemoveHost struct {
 	Host string `json:"host"`
 	// Actor is who asked: "token:NAME", "host NAME" (a host's own

@@ -19,6 +19,9 @@ type State struct {
 	// Queue holds the IDs of Queued and Running migrations in arrival order;
 	// final ones leave it (they stay in Migrations as history).
 	Queue []string `json:"queue"`
+	// History holds the IDs of finished migrations in the order they
+	// finished, for the retention (retention.go); log version 2 on.
+	History []string `json:"history,omitempty"`
 	// Seq numbers migrations; IDs are "m" + Seq so every replica names them alike.
 	Seq uint64 `json:"seq"`
 	// LogVersion is the version of the rules Apply follows (see
@@ -71,6 +74,7 @@ func (s *State) Clone() *State {
 		Drains:     make(map[string]*Drain, len(s.Drains)),
 		Alarms:     make(map[string]*Alarm, len(s.Alarms)),
 		Queue:      slices.Clone(s.Queue),
+		History:    slices.Clone(s.History),
 		Seq:        s.Seq,
 		LogVersion: s.LogVersion,
 		Leader:     s.Leader,

@@ -78,8 +78,14 @@ type Config struct {
 	Monitor migrate.MonitorConfig
 	// DrainTimeout bounds the drain a graceful leave runs first.
 	DrainTimeout time.Duration
-	Version      string
-	Logger       *slog.Logger
+	// LeftHostGrace is how long a host that left the mesh stays in the
+	// state before the leader removes it (once it runs no VMs): long
+	// enough to read why it left and for a restarted host to come back
+	// under its name, short enough that hosts replaced over the years do
+	// not pile up. Default 1 hour.
+	LeftHostGrace time.Duration
+	Version       string
+	Logger        *slog.Logger
 	// Blocked, when set, partitions this host (gossip and Raft) while it
 	// returns true. Tests only.
 	Blocked func() bool
@@ -124,6 +130,9 @@ func (c *Config) setDefaults() error {
 		if c.Fast {
 			c.ReconcileInterval = 200 * time.Millisecond
 		}
+	}
+	if c.LeftHostGrace == 0 {
+		c.LeftHostGrace = time.Hour
 	}
 	if c.DrainTimeout == 0 {
 		c.DrainTimeout = 10 * time.Minute

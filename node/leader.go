@@ -136,5 +136,27 @@ func (n *Node) reconcile(ctx context.Context) {
 	}
 	n.reconcileRaftPeers(ctx)
 	n.reconcileDrains(ctx)
+	n.pruneLeftHosts(ctx)
 	n.schedule(ctx)
+}
+
+// pruneLeftHosts removes the hosts that left the mesh more than
+// LeftHostGrace ago and run no VMs, so the state does not keep every host
+// that ever was. A host that left before hosts recorded since when (log
+// version 1) is old enough. The FSM refuses the removal of a host that
+// still takes part in a migration.
+func (n *Node) pruneLeftHosts(ctx context.Context) {
+	now := time.Now().UTC()
+	var gone []string
+	n.fsm.Read(func(s *fsm.State) {
+		for _, name := range s.HostNames() {
+			h := s.Hosts[name]
+			if h.State == fsm.HostLeft && now.Sub(h.Since) > n.cfg.LeftHostGrace && len(s.VMsOn(name)) == 0 {
+				gone = append(gone, name)
+			}
+		}
+	})
+	for _, h := range gone {
+		n.try(ctx, fsm.CmdRemoveHost, fsm.RemoveHost{Host: h, Actor: n.self(), At: now})
+	}
 }

@@ -37,6 +37,9 @@ type Options struct {
 	// TimeScale speeds up simulated migrations (default 20).
 	TimeScale float64
 	MaxVoters int
+	// LeftHostGrace is how long a Left host stays in the state (default:
+	// meshd's, an hour).
+	LeftHostGrace time.Duration
 	// Cluster names each host's cluster; default all "c1".
 	Cluster func(i int) string
 	// Networks per host; default vmnet untagged and VLAN 100.
@@ -198,7 +201,7 @@ func (c *Cluster) hostConfig(i int, base string) (node.Config, error) {
 	cfg := node.Config{
 		Name: name, Cluster: c.opts.Cluster(i), DataDir: filepath.Join(base, name),
 		BindAddr: "127.0.0.1", GossipPort: ports[0], RaftPort: ports[1], APIPort: ports[2],
-		GossipKey: c.opts.GossipKey, DevMode: c.opts.DevMode, Fast: true, MaxVoters: c.opts.MaxVoters,
+		GossipKey: c.opts.GossipKey, DevMode: c.opts.DevMode, Fast: true, MaxVoters: c.opts.MaxVoters, LeftHostGrace: c.opts.LeftHostGrace,
 		Hypervisor: hv, HypervisorURI: h.URI(), HypervisorKind: "sim",
 		Networks: c.opts.Networks(i), StorageDomains: map[string]string{"shared": "/shared"},
 		Monitor: mon, Logger: c.opts.Logger.With("host", name),
