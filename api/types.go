@@ -43,8 +43,11 @@ type Host struct {
 
 	MemTotalMiB uint64 `json:"mem_total_mib"`
 	MemFreeMiB  uint64 `json:"mem_free_mib"`
-	CPUs        int    `json:"cpus"`
-	CPUsFree    int    `json:"cpus_free"`
+	// MemReservedMiB is held by the hypervisor for incoming migrations
+	// (not in MemFreeMiB).
+	MemReservedMiB uint64 `json:"mem_reserved_mib,omitempty"`
+	CPUs           int    `json:"cpus"`
+	CPUsFree       int    `json:"cpus_free"`
 
 	Networks       []Network `json:"networks,omitempty"`
 	StorageDomains []string  `json:"storage_domains,omitempty"`

@@ -102,6 +102,15 @@ func applyGrant(s *State, data []byte) (any, error) {
 	if a := s.SplitBrain(s.MigrationVMKey(m)); a != nil {
 		return nil, rejectf("grant migration %s: split brain: %s", c.ID, a.Message)
 	}
+	// The destination's prerequisites too (same cluster, Up, networks,
+	// storage, memory, CPU, cache modes), as the leader checked them: a
+	// grant planned on a state that moved on, or by a deposed leader, must
+	// not send a VM where it cannot run (v1 checked the slots only).
+	if s.v2() && s.grantCheck != nil {
+		if err := s.grantCheck(s, m, c.Dest); err != nil {
+			return nil, rejectf("grant migration %s: %v", c.ID, err)
+		}
+	}
 	// The slot limits are enforced here too, not only by the scheduler: a
 	// stale or duplicated grant from a deposed leader can never exceed them.
 	cl := s.Cluster(m.Cluster)
@@ -209,6 +218,10 @@ func applyFinish(s *State, data []byte) (any, error) {
 	}
 	if !c.State.Final() {
 		return nil, rejectf("finish migration %s: %q is not a final state", c.ID, c.State)
+	}
+	if c.Attempt == 0 && s.v2() {
+		// A report without its attempt could end a retry it knows nothing of.
+		return nil, rejectf("finish migration %s: the report names no attempt (the migration is at attempt %d)", c.ID, m.Attempt)
 	}
 	if c.Attempt != 0 && c.Attempt != m.Attempt {
 		return nil, rejectf("finish migration %s: attempt %d is over (attempt %d is %s)", c.ID, c.Attempt, m.Attempt, m.State)

@@ -17,7 +17,7 @@ func TestCloneIsDeepAndComplete(t *testing.T) {
 	ids := must(t, f, CmdStartDrain, StartDrain{Host: "h1", At: t0}).([]string)
 	must(t, f, CmdGrant, Grant{ID: ids[0], Dest: "h2", At: t0})
 	must(t, f, CmdProgress, ProgressUpdate{ID: ids[0], Progress: Progress{Actions: []string{"downtime 150ms"}}})
-	must(t, f, CmdFinish, Finish{ID: ids[0], State: MigFailed, Reason: "x", Retry: true, At: t0})
+	must(t, f, CmdFinish, Finish{Attempt: 1, ID: ids[0], State: MigFailed, Reason: "x", Retry: true, At: t0})
 	must(t, f, CmdGrant, Grant{ID: ids[1], Dest: "h3", At: t0})
 	must(t, f, CmdProgress, ProgressUpdate{ID: ids[1], Progress: Progress{Actions: []string{"post-copy"}}})
 	s := f.State()

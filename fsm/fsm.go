@@ -49,8 +49,9 @@ type FSM struct {
 	// (all but progress samples), so the leader re-plans only when needed.
 	schedGen uint64
 
-	log      *slog.Logger
-	failStop func(error)
+	log        *slog.Logger
+	failStop   func(error)
+	grantCheck GrantCheck
 	// stopped is set once an entry stopped this replica: it applies
 	// nothing after it.
 	stopped error
@@ -65,6 +66,12 @@ func New() *FSM {
 // SetLogger sets where the FSM logs skipped and refused entries. Call it
 // before Raft starts.
 func (f *FSM) SetLogger(l *slog.Logger) { f.log = l }
+
+// SetGrantCheck sets the prerequisite checks a Grant must pass in Apply
+// (log version 2 on); meshd sets migrate.GrantCheck. Call it before Raft
+// starts; without one, Apply checks the slots, the pinned destination and
+// the split-brain alarm only.
+func (f *FSM) SetGrantCheck(c GrantCheck) { f.grantCheck = c }
 
 // SetFailStop replaces what happens when an entry stops this replica
 // (tests record it instead of exiting). Call it before Raft starts. After
@@ -88,7 +95,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 		return Result{Err: f.stopped}
 	}
 	f.index = l.Index
-	f.state.index = l.Index
+	f.state.index, f.state.grantCheck = l.Index, f.grantCheck
 	v, err := apply(f.state, l.Data)
 	switch {
 	case errors.Is(err, errIgnored):

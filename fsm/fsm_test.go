@@ -117,7 +117,7 @@ func TestMigrationLifecycle(t *testing.T) {
 	if r := run(t, f, CmdEnqueue, Enqueue{VM: "vm1", At: t0}); !errors.Is(r.Err, ErrRejected) || !strings.Contains(r.Err.Error(), id) {
 		t.Fatalf("second migration of a migrating VM: got %v", r.Err)
 	}
-	if r := run(t, f, CmdFinish, Finish{ID: id, State: MigSucceeded, At: t0}); r.Err == nil {
+	if r := run(t, f, CmdFinish, Finish{Attempt: 1, ID: id, State: MigSucceeded, At: t0}); r.Err == nil {
 		t.Fatal("a Queued migration must not succeed")
 	}
 	must(t, f, CmdGrant, Grant{ID: id, Dest: "h2", BandwidthMiB: 52, At: t0})
@@ -127,7 +127,7 @@ func TestMigrationLifecycle(t *testing.T) {
 	if got := vmNamed(t, f.State(), "vm1").Host; got != "h1" {
 		t.Fatalf("VM moved to %s before Finish", got)
 	}
-	must(t, f, CmdFinish, Finish{ID: id, State: MigSucceeded, DowntimeMs: 80, At: t0.Add(time.Second)})
+	must(t, f, CmdFinish, Finish{Attempt: 1, ID: id, State: MigSucceeded, DowntimeMs: 80, At: t0.Add(time.Second)})
 	s := f.State()
 	if vm := vmNamed(t, s, "vm1"); vm.Host != "h2" || vm.Migration != "" {
 		t.Fatalf("after success vm1 = %+v, want on h2 and free", vm)
@@ -172,7 +172,7 @@ func TestGrantAndReshareSetCaps(t *testing.T) {
 	if s := f.State(); s.Migrations[ids[0]].GrantedMiB != 50 || s.Migrations[ids[1]].GrantedMiB != 50 {
 		t.Fatalf("after the second grant: caps %d and %d, want 50 and 50", s.Migrations[ids[0]].GrantedMiB, s.Migrations[ids[1]].GrantedMiB)
 	}
-	must(t, f, CmdFinish, Finish{ID: ids[1], State: MigSucceeded, At: t0})
+	must(t, f, CmdFinish, Finish{Attempt: 1, ID: ids[1], State: MigSucceeded, At: t0})
 	gen := f.SchedGen()
 	if n := must(t, f, CmdReshare, Reshare{Shares: []Share{{ID: ids[0], BandwidthMiB: 100}, {ID: ids[1], BandwidthMiB: 100}, {ID: ids[2], BandwidthMiB: 100}}}); n != 1 {
 		t.Errorf("reshare set %v migrations, want 1 (the others are not running)", n)
@@ -228,7 +228,7 @@ func TestCancelQueuedAndRunning(t *testing.T) {
 	if m := s.Migrations[b]; m.State != MigRunning || !m.CancelRequested {
 		t.Fatalf("running cancel must only be requested: %+v", m)
 	}
-	must(t, f, CmdFinish, Finish{ID: b, State: MigCancelled, Reason: "aborted", Retry: true, At: t0})
+	must(t, f, CmdFinish, Finish{Attempt: 1, ID: b, State: MigCancelled, Reason: "aborted", Retry: true, At: t0})
 	if m := f.State().Migrations[b]; m.State != MigCancelled {
 		t.Fatalf("a cancelled migration must not be retried: %+v", m)
 	}
@@ -250,7 +250,7 @@ func TestDrainQueuesEveryVMAndEndsInMaintenance(t *testing.T) {
 		if i == 2 {
 			st = MigFailed
 		}
-		must(t, f, CmdFinish, Finish{ID: id, State: st, Reason: "no luck", At: t0})
+		must(t, f, CmdFinish, Finish{Attempt: 1, ID: id, State: st, Reason: "no luck", At: t0})
 	}
 	s := f.State()
 	d := s.Drains["h1"]
@@ -264,7 +264,7 @@ func TestDrainQueuesEveryVMAndEndsInMaintenance(t *testing.T) {
 	f2 := cluster3(t, 1)
 	ids = must(t, f2, CmdStartDrain, StartDrain{Host: "h1", At: t0}).([]string)
 	must(t, f2, CmdGrant, Grant{ID: ids[0], Dest: "h2", At: t0})
-	must(t, f2, CmdFinish, Finish{ID: ids[0], State: MigSucceeded, At: t0})
+	must(t, f2, CmdFinish, Finish{Attempt: 1, ID: ids[0], State: MigSucceeded, At: t0})
 	if s := f2.State(); s.Hosts["h1"].State != HostMaintenance || s.Drains["h1"].State != DrainDone {
 		t.Fatalf("host %s drain %s", s.Hosts["h1"].State, s.Drains["h1"].State)
 	}
@@ -371,7 +371,7 @@ func TestSchedGenIgnoresProgress(t *testing.T) {
 	if f.SchedGen() != g {
 		t.Fatal("a progress sample moved the scheduling generation")
 	}
-	must(t, f, CmdFinish, Finish{ID: id, State: MigSucceeded, At: t0})
+	must(t, f, CmdFinish, Finish{Attempt: 1, ID: id, State: MigSucceeded, At: t0})
 	if f.SchedGen() == g {
 		t.Fatal("a finished migration did not move the scheduling generation")
 	}
@@ -388,7 +388,7 @@ func TestRestoredDrainRecordsMoves(t *testing.T) {
 	if err := g.Restore(io.NopCloser(bytes.NewReader(persist(t, f)))); err != nil {
 		t.Fatal(err)
 	}
-	must(t, g, CmdFinish, Finish{ID: ids[0], State: MigSucceeded, At: t0})
+	must(t, g, CmdFinish, Finish{Attempt: 1, ID: ids[0], State: MigSucceeded, At: t0})
 	if d := g.State().Drains["h1"]; d.State != DrainDone || d.Moved["vm1"] != "h1" {
 		t.Fatalf("restored drain after its move: %+v", d)
 	}
@@ -409,5 +409,49 @@ func TestWritesRecordTheirActor(t *testing.T) {
 	}
 	if len(ids) != 1 || s.Migrations[ids[0]].RequestedBy != "host h1" {
 		t.Errorf("drain's migrations %v asked by %q", ids, s.Migrations[ids[0]].RequestedBy)
+	}
+}
+
+// TestFinishNeedsItsAttempt: from log version 2 on, a Finish without its
+// attempt is refused (it could end a retry it knows nothing of); a v1
+// log's replicas accepted it, and so do replicas replaying one.
+func TestFinishNeedsItsAttempt(t *testing.T) {
+	f := cluster3(t, 1)
+	id := must(t, f, CmdEnqueue, Enqueue{VM: testUUID("vm1"), At: t0}).(string)
+	must(t, f, CmdGrant, Grant{ID: id, Dest: "h2", At: t0})
+	if r := run(t, f, CmdFinish, Finish{ID: id, State: MigFailed, At: t0}); !errors.Is(r.Err, ErrRejected) || !strings.Contains(r.Err.Error(), "no attempt") {
+		t.Fatalf("finish without attempt: %v", r.Err)
+	}
+	old := New()
+	must(t, old, CmdUpsertHost, UpsertHost{Facts: host("h1", "c1", 8192)})
+	must(t, old, CmdUpsertHost, UpsertHost{Facts: host("h2", "c1", 8192)})
+	must(t, old, CmdSyncVMs, SyncVMs{Host: "h1", VMs: []VM{testVM("vm1", VMRunning)}})
+	id = must(t, old, CmdEnqueue, Enqueue{VM: "vm1", At: t0}).(string)
+	must(t, old, CmdFinish, Finish{ID: id, State: MigFailed, At: t0})
+}
+
+// TestGrantRunsTheGrantCheck: a Grant passes the FSM's GrantCheck (meshd
+// sets package migrate's prerequisite checks) before it changes anything.
+func TestGrantRunsTheGrantCheck(t *testing.T) {
+	f := cluster3(t, 1)
+	var asked []string
+	f.SetGrantCheck(func(s *State, m *Migration, dest string) error {
+		asked = append(asked, m.ID+"→"+dest)
+		if dest == "h3" {
+			return fmt.Errorf("dest-up: h3 is unwell")
+		}
+		return nil
+	})
+	id := must(t, f, CmdEnqueue, Enqueue{VM: testUUID("vm1"), At: t0}).(string)
+	before := f.State()
+	if r := run(t, f, CmdGrant, Grant{ID: id, Dest: "h3", At: t0}); !errors.Is(r.Err, ErrRejected) || !strings.Contains(r.Err.Error(), "h3 is unwell") {
+		t.Fatalf("grant the check refuses: %v", r.Err)
+	}
+	if !reflect.DeepEqual(before.Migrations[id], f.State().Migrations[id]) {
+		t.Fatal("a refused grant changed the migration")
+	}
+	must(t, f, CmdGrant, Grant{ID: id, Dest: "h2", At: t0})
+	if strings.Join(asked, ",") != id+"→h3,"+id+"→h2" {
+		t.Fatalf("checks asked: %v", asked)
 	}
 }

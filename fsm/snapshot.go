@@ -72,6 +72,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	s.grantCheck = f.grantCheck
 	f.state = s
 	f.schedGen++
 	close(f.changed)

@@ -41,7 +41,16 @@ type State struct {
 	// record (VM.MovedIndex, alarms); set by Apply, never part of the
 	// replicated state.
 	index uint64
+	// grantCheck is the FSM's GrantCheck, set by Apply.
+	grantCheck GrantCheck
 }
+
+// GrantCheck decides whether the queued migration m may start towards
+// dest in state s: nil lets it. Package migrate's prerequisite checks live
+// above this package (they import it), so meshd hands them to the FSM
+// (FSM.SetGrantCheck). It must be a pure function of its arguments, and
+// every replica must run the same one: Apply calls it.
+type GrantCheck func(s *State, m *Migration, dest string) error
 
 // v2 reports whether the entry being applied follows the rules of log
 // version 2 or later (see LogVersion).

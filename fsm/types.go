@@ -53,8 +53,13 @@ type HostFacts struct {
 
 	MemTotalMiB uint64 `json:"mem_total_mib"`
 	MemFreeMiB  uint64 `json:"mem_free_mib"`
-	CPUs        int    `json:"cpus"`
-	CPUsFree    int    `json:"cpus_free"`
+	// MemReservedMiB is the memory the hypervisor already holds for
+	// incoming migrations, which MemFreeMiB excludes: the checks add it
+	// back before they subtract the migrations headed to the host, or
+	// those would be counted twice (issue 10).
+	MemReservedMiB uint64 `json:"mem_reserved_mib,omitempty"`
+	CPUs           int    `json:"cpus"`
+	CPUsFree       int    `json:"cpus_free"`
 
 	Networks       []Network `json:"networks,omitempty"`
 	StorageDomains []string  `json:"storage_domains,omitempty"`

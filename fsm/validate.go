@@ -270,6 +270,7 @@ func (c *checks) facts(f HostFacts) {
 	// it out of the mesh for good.
 	c.atMost("total memory MiB", f.MemTotalMiB, MaxMemMiB)
 	c.atMost("free memory MiB", f.MemFreeMiB, MaxMemMiB)
+	c.atMost("reserved memory MiB", f.MemReservedMiB, MaxMemMiB)
 	c.between("CPUs", int64(f.CPUs), 0, MaxCPUs)
 	c.between("free CPUs", int64(f.CPUsFree), 0, int64(f.CPUs))
 	c.listLen("networks", len(f.Networks), MaxList)

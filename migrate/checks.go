@@ -98,6 +98,16 @@ func CheckQueued(st *fsm.State, m *fsm.Migration, dest string) []CheckResult {
 	return checkFor(st, key, dest, m.ID)
 }
 
+// GrantCheck is the fsm.GrantCheck meshd gives its FSM: every prerequisite
+// check of the queued migration m towards dest, against the state the
+// Grant is applied to. It reads nothing but its arguments, so every
+// replica refuses the same grants.
+func GrantCheck(st *fsm.State, m *fsm.Migration, dest string) error {
+	return Refusal(m.VM, dest, CheckQueued(st, m, dest))
+}
+
+var _ fsm.GrantCheck = GrantCheck
+
 // checkCtx is what every check reads; own is the ID of the migration being
 // checked ("" for a new request).
 type checkCtx struct {

@@ -80,11 +80,11 @@ func checkStorage(c *checkCtx) (bool, string) {
 	return true, msg
 }
 
-// incoming sums the memory and counts the migrations headed to host that its
-// gossiped free memory does not reflect yet: every Running one, and the Queued
-// ones ahead of own in the queue (all of them when own is ""). Queued
-// migrations behind own do not count: own has priority over them, and counting
-// them would let two pinned migrations to a tight host refuse each other.
+// incoming sums the memory and counts the migrations headed to host: every
+// Running one, and the Queued ones ahead of own in the queue (all of them
+// when own is ""). Queued migrations behind own do not count: own has
+// priority over them, and counting them would let two pinned migrations to
+// a tight host refuse each other.
 func incoming(st *fsm.State, host, own string) (mib uint64, n int) {
 	behind := false
 	for _, id := range st.Queue {
@@ -104,24 +104,34 @@ func incoming(st *fsm.State, host, own string) (mib uint64, n int) {
 	return mib, n
 }
 
-// freeAfterIncoming is the host's free memory minus what is already headed
-// there, floored at zero.
-func freeAfterIncoming(st *fsm.State, h *fsm.Host, host, own string) (free, inc uint64) {
-	inc, _ = incoming(st, host, own)
-	if inc >= h.MemFreeMiB {
-		return 0, inc
+// memRoom is the memory a host can still give a VM, counted once (issue
+// 10): the free memory its hypervisor reports, plus what the hypervisor
+// already holds for incoming migrations (MemFreeMiB excludes it, and
+// those migrations are in the incoming sum), minus every migration headed
+// there. So free memory, reservations and placed VMs add up to what the
+// hypervisor reports. A reservation beyond the incoming sum (one the state
+// does not know of) is not added back.
+type memRoom struct {
+	room, free, reserved, incoming uint64
+}
+
+func roomOn(st *fsm.State, h *fsm.Host, host, own string) memRoom {
+	inc, _ := incoming(st, host, own)
+	r := memRoom{free: h.MemFreeMiB, reserved: min(h.MemReservedMiB, inc), incoming: inc}
+	if avail := r.free + r.reserved; avail > inc {
+		r.room = avail - inc
 	}
-	return h.MemFreeMiB - inc, inc
+	return r
 }
 
 func checkMemory(c *checkCtx) (bool, string) {
 	if m := c.missing(true, false, true); m != "" {
 		return false, m
 	}
-	free, inc := freeAfterIncoming(c.st, c.dst, c.dstName, c.own)
-	msg := fmt.Sprintf("%s has %d MiB free (after %d MiB incoming), vm %s needs %d MiB",
-		c.dstName, free, inc, c.vmName, c.vm.MemoryMiB)
-	return free >= c.vm.MemoryMiB, msg
+	r := roomOn(c.st, c.dst, c.dstName, c.own)
+	msg := fmt.Sprintf("%s has %d MiB for it (%d MiB free, plus %d held for and minus %d of migrations headed there), vm %s needs %d MiB",
+		c.dstName, r.room, r.free, r.reserved, r.incoming, c.vmName, c.vm.MemoryMiB)
+	return r.room >= c.vm.MemoryMiB, msg
 }
 
 // checkCPU allows overcommit (vCPUs beyond free CPUs) but not a guest wider

@@ -24,7 +24,7 @@ func TestCheckEachPassesAndFails(t *testing.T) {
 		ok     bool
 		inMsgs []string
 	}{
-		{name: "baseline memory", check: CheckMemory, ok: true, inMsgs: []string{"h2 has 32768 MiB free (after 0 MiB incoming), vm vm1 needs 2048 MiB"}},
+		{name: "baseline memory", check: CheckMemory, ok: true, inMsgs: []string{"h2 has 32768 MiB for it (32768 MiB free, plus 0 held for and minus 0 of migrations headed there), vm vm1 needs 2048 MiB"}},
 		{name: "vm missing", vm: "nope", check: CheckVMExists, inMsgs: []string{"vm nope does not exist"}},
 		{name: "vm missing, later checks not checked", vm: "nope", check: CheckMemory, inMsgs: []string{"not checked", "nope"}},
 		{name: "vm paused", setup: func(b *builder) { b.st.VMs["vm1"].State = fsm.VMPaused }, check: CheckVMRunning, inMsgs: []string{"vm1 is paused"}},
@@ -56,16 +56,25 @@ func TestCheckEachPassesAndFails(t *testing.T) {
 		{name: "local disk copied", setup: func(b *builder) {
 			b.st.VMs["vm1"].Disks = append(b.st.VMs["vm1"].Disks, fsm.Disk{Target: "vdb", Cache: "none"})
 		}, check: CheckStorage, ok: true, inMsgs: []string{"h2 sees nfs1", "local disk vdb will be copied live"}},
-		{name: "memory short", setup: func(b *builder) { b.host("h2", memFree(1024)) }, check: CheckMemory, inMsgs: []string{"h2 has 1024 MiB free (after 0 MiB incoming), vm vm1 needs 2048 MiB"}},
+		{name: "memory short", setup: func(b *builder) { b.host("h2", memFree(1024)) }, check: CheckMemory, inMsgs: []string{"h2 has 1024 MiB for it (1024 MiB free, plus 0 held for and minus 0 of migrations headed there), vm vm1 needs 2048 MiB"}},
 		{name: "memory exactly enough", setup: func(b *builder) { b.host("h2", memFree(2048)) }, check: CheckMemory, ok: true},
 		{name: "memory short after incoming", setup: func(b *builder) {
 			b.host("h2", memFree(5120)).vm("vm2", "h3", func(v *fsm.VM) { v.MemoryMiB = 4096 })
 			b.running("vm2", "h2")
-		}, check: CheckMemory, inMsgs: []string{"h2 has 1024 MiB free (after 4096 MiB incoming), vm vm1 needs 2048 MiB"}},
+		}, check: CheckMemory, inMsgs: []string{"h2 has 1024 MiB for it (5120 MiB free, plus 0 held for and minus 4096 of migrations headed there), vm vm1 needs 2048 MiB"}},
+		{name: "memory reserved for a running migration counted once", setup: func(b *builder) {
+			// Issue 10: h2's hypervisor holds 1536 MiB for vm2, already
+			// out of its 2048 MiB free; vm1 still fits.
+			b.host("h2", memFree(2048), func(h *fsm.Host) { h.MemReservedMiB = 1536 }).vm("vm2", "h3", func(v *fsm.VM) { v.MemoryMiB = 1536 })
+			b.running("vm2", "h2")
+		}, check: CheckMemory, ok: true, inMsgs: []string{"h2 has 2048 MiB for it (2048 MiB free, plus 1536 held for and minus 1536 of migrations headed there)"}},
+		{name: "memory: a reservation the state does not know is not added back", setup: func(b *builder) {
+			b.host("h2", memFree(1024), func(h *fsm.Host) { h.MemReservedMiB = 8192 })
+		}, check: CheckMemory, inMsgs: []string{"h2 has 1024 MiB for it (1024 MiB free, plus 0 held for and minus 0 of"}},
 		{name: "memory: queued pinned counts for a new request", setup: func(b *builder) {
 			b.host("h2", memFree(5120)).vm("vm2", "h3", func(v *fsm.VM) { v.MemoryMiB = 4096 })
 			b.queue("vm2", pinned("h2"))
-		}, check: CheckMemory, inMsgs: []string{"after 4096 MiB incoming"}},
+		}, check: CheckMemory, inMsgs: []string{"minus 4096 of migrations headed there"}},
 		{name: "too many vCPUs", setup: func(b *builder) { b.st.VMs["vm1"].VCPUs = 32 }, check: CheckCPU, inMsgs: []string{"h2 has 16 CPUs (8 free), vm vm1 needs 32 vCPUs"}},
 		{name: "vCPUs beyond free allowed", setup: func(b *builder) { b.st.VMs["vm1"].VCPUs = 12 }, check: CheckCPU, ok: true, inMsgs: []string{"(8 free)"}},
 		{name: "arch differs", setup: func(b *builder) { b.st.Hosts["h2"].Arch = "aarch64" }, check: CheckCPUModel, inMsgs: []string{`arch "x86_64" on h1 but "aarch64" on h2`}},
@@ -179,7 +188,7 @@ func TestCheckQueuedIgnoresOwnMigration(t *testing.T) {
 	if err := Refusal("vm1", "h2", rs); err != nil {
 		t.Fatalf("queued migration refused by itself: %v", err)
 	}
-	if got := result(t, rs, CheckMemory).Message; !strings.Contains(got, "4096 MiB free (after 0 MiB incoming)") {
+	if got := result(t, rs, CheckMemory).Message; !strings.Contains(got, "4096 MiB for it (4096 MiB free, plus 0 held for and minus 0 of") {
 		t.Errorf("memory message %q counts own or later migrations", got)
 	}
 	// The same VM checked as a new request is held, and sees both pinned as incoming.
@@ -187,7 +196,7 @@ func TestCheckQueuedIgnoresOwnMigration(t *testing.T) {
 	if r := result(t, rs, CheckNotMigrating); r.OK || !strings.Contains(r.Message, own) {
 		t.Errorf("not-migrating = %+v, want failure naming %s", r, own)
 	}
-	if r := result(t, rs, CheckMemory); r.OK || !strings.Contains(r.Message, "after 4096 MiB incoming") {
+	if r := result(t, rs, CheckMemory); r.OK || !strings.Contains(r.Message, "minus 4096 of migrations headed there") {
 		t.Errorf("memory = %+v, want both queued counted", r)
 	}
 }

@@ -32,7 +32,12 @@ type Capabilities struct {
 	CPUModels   []string
 	MemTotalMiB uint64
 	MemFreeMiB  uint64
-	CPUs        int
+	// MemReservedMiB is memory held for incoming migrations, not counted
+	// in MemFreeMiB. The sim reports its reservations; libvirt reports 0
+	// (its destination QEMU takes memory as pages arrive), which only
+	// makes the memory check stricter while a migration comes in.
+	MemReservedMiB uint64
+	CPUs           int
 }
 
 // Domain is one guest with the facts the prerequisite checks need, read from

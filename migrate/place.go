@@ -65,7 +65,7 @@ func DryRun(st *fsm.State, vm string) []Candidate {
 
 // load is what placement weighs about one host.
 type load struct {
-	free     uint64 // MiB free after incoming
+	free     uint64 // MiB of room (see roomOn)
 	vms      int    // VMs on the host that are not shut off
 	incoming int    // migrations already headed there
 }
@@ -76,7 +76,7 @@ func loadOf(st *fsm.State, host, own string) load {
 		return load{}
 	}
 	l := load{}
-	l.free, _ = freeAfterIncoming(st, h, host, own)
+	l.free = roomOn(st, h, host, own).room
 	_, l.incoming = incoming(st, host, own)
 	for _, v := range st.VMsOn(host) {
 		if v.State != fsm.VMShutoff {
@@ -91,7 +91,7 @@ func (l load) score() float64 {
 }
 
 func (l load) String() string {
-	return fmt.Sprintf("%d MiB free after incoming, %d VMs, %d incoming migrations", l.free, l.vms, l.incoming)
+	return fmt.Sprintf("%d MiB room, %d VMs, %d incoming migrations", l.free, l.vms, l.incoming)
 }
 
 // evaluate checks and scores every host of the VM's cluster except its source

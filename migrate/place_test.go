@@ -20,22 +20,22 @@ func TestPlaceChooses(t *testing.T) {
 	}{
 		{name: "most free memory", setup: func(b *builder) {
 			b.host("h2", memFree(16384)).host("h3", memFree(30720)).host("h4", memFree(8192))
-		}, want: "h3", reason: "h3: 30720 MiB free after incoming, 0 VMs, 0 incoming migrations; best of 3 passing hosts"},
+		}, want: "h3", reason: "h3: 30720 MiB room, 0 VMs, 0 incoming migrations; best of 3 passing hosts"},
 		{name: "free memory after incoming", setup: func(b *builder) {
 			b.host("h2", memFree(16384)).host("h3", memFree(30720)).vm("vm9", "h2", big)
 			b.running("vm9", "h3")
-		}, want: "h2", reason: "h2: 16384 MiB free after incoming, 1 VMs, 0 incoming migrations"},
+		}, want: "h2", reason: "h2: 16384 MiB room, 1 VMs, 0 incoming migrations"},
 		{name: "spread: fewest VMs", setup: func(b *builder) {
 			b.vm("a", "h2").vm("b", "h2").vm("c", "h3")
-		}, want: "h3", reason: "h3: 32768 MiB free after incoming, 1 VMs"},
+		}, want: "h3", reason: "h3: 32768 MiB room, 1 VMs"},
 		{name: "shut off VMs do not count", setup: func(b *builder) {
 			off := func(v *fsm.VM) { v.State = fsm.VMShutoff }
 			b.vm("a", "h2", off).vm("b", "h2", off).vm("c", "h3")
-		}, want: "h2", reason: "h2: 32768 MiB free after incoming, 0 VMs"},
+		}, want: "h2", reason: "h2: 32768 MiB room, 0 VMs"},
 		{name: "fewest incoming migrations", setup: func(b *builder) {
 			b.host("h2", memFree(32768+2048)).host("h4", memFree(0)).vm("a", "h4")
 			b.running("a", "h2")
-		}, want: "h3", reason: "h3: 32768 MiB free after incoming, 0 VMs, 0 incoming migrations"},
+		}, want: "h3", reason: "h3: 32768 MiB room, 0 VMs, 0 incoming migrations"},
 		{name: "respects exclude", exclude: []string{"h2"}, want: "h3", reason: "best of 1 passing hosts"},
 		{name: "tie goes to lowest name", want: "h2", reason: "best of 2 passing hosts"},
 		{name: "skips failing hosts", setup: func(b *builder) {
@@ -97,7 +97,7 @@ func TestPlaceNoHostNamesEveryHost(t *testing.T) {
 		"vm1", "cluster c1",
 		"h1: source",
 		"h2: dest-up: h2 is Maintenance (kernel update)",
-		"h3: memory: h3 has 100 MiB free",
+		"h3: memory: h3 has 100 MiB for it",
 		"h4: excluded",
 	} {
 		if !strings.Contains(err.Error(), want) {

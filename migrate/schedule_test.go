@@ -66,7 +66,7 @@ func TestScheduleFails(t *testing.T) {
 		{name: "pinned destination too small", setup: func(b *builder) string {
 			b.host("h2", memFree(1000))
 			return b.queue("vm1", pinned("h2"))
-		}, want: []string{"memory: h2 has 1000 MiB free"}},
+		}, want: []string{"memory: h2 has 1000 MiB for it"}},
 		{name: "no host passes", setup: func(b *builder) string {
 			maint(b, "h2", "h3")
 			return b.queue("vm1")

@@ -42,7 +42,7 @@ func (n *Node) readFacts(ctx context.Context) (fsm.HostFacts, error) {
 		MgmtAddr: n.cfg.BindAddr, MigrationAddr: n.cfg.MigrationAddr,
 		HypervisorURI: strings.ReplaceAll(n.cfg.HypervisorURI, "{api}", n.apiLn.Addr().String()), Hypervisor: n.cfg.HypervisorKind,
 		Arch: caps.Arch, CPUModel: caps.CPUModel, CPUFlags: caps.CPUFlags, CPUModels: caps.CPUModels,
-		MemTotalMiB: caps.MemTotalMiB, MemFreeMiB: caps.MemFreeMiB,
+		MemTotalMiB: caps.MemTotalMiB, MemFreeMiB: caps.MemFreeMiB, MemReservedMiB: caps.MemReservedMiB,
 		CPUs: caps.CPUs, CPUsFree: max(caps.CPUs-used, 0),
 		Networks: n.cfg.Networks, StorageDomains: domains, Version: n.cfg.Version,
 	}

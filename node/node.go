@@ -20,6 +20,7 @@ import (
 
 	"github.com/hostmesh/hostmesh/fsm"
 	"github.com/hostmesh/hostmesh/gossip"
+	"github.com/hostmesh/hostmesh/migrate"
 )
 
 // Node is one running meshd.
@@ -72,6 +73,7 @@ func New(cfg Config) (*Node, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	f := fsm.New()
 	f.SetLogger(cfg.Logger)
+	f.SetGrantCheck(migrate.GrantCheck)
 	n := &Node{cfg: cfg, log: cfg.Logger, fsm: f, ctx: ctx, cancel: cancel,
 		jobs: map[string]*runningJob{}, left: make(chan struct{}),
 		peers: peerClients{self: cfg.Name, tls: cfg.TLS}}

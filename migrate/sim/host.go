@@ -233,6 +233,21 @@ func (h *Host) FreeMiB() uint64 {
 	return h.freeLocked()
 }
 
+// ReservedMiB is the memory held for incoming migrations.
+func (h *Host) ReservedMiB() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.reservedLocked()
+}
+
+func (h *Host) reservedLocked() uint64 {
+	var sum uint64
+	for _, r := range h.incoming {
+		sum += r.spec.MemoryMiB
+	}
+	return sum
+}
+
 func (h *Host) freeLocked() uint64 {
 	var used uint64
 	for _, v := range h.vms {
@@ -249,13 +264,17 @@ func (h *Host) freeLocked() uint64 {
 
 // Capabilities implements migrate.Hypervisor.
 func (h *Host) Capabilities(context.Context) (migrate.Capabilities, error) {
+	h.mu.Lock()
+	free, reserved := h.freeLocked(), h.reservedLocked()
+	h.mu.Unlock()
 	return migrate.Capabilities{
-		Arch:        h.spec.Arch,
-		CPUModel:    h.spec.CPUModel,
-		CPUFlags:    slices.Clone(h.spec.CPUFlags),
-		MemTotalMiB: h.spec.MemTotalMiB,
-		MemFreeMiB:  h.FreeMiB(),
-		CPUs:        h.spec.CPUs,
+		Arch:           h.spec.Arch,
+		CPUModel:       h.spec.CPUModel,
+		CPUFlags:       slices.Clone(h.spec.CPUFlags),
+		MemTotalMiB:    h.spec.MemTotalMiB,
+		MemFreeMiB:     free,
+		MemReservedMiB: reserved,
+		CPUs:           h.spec.CPUs,
 	}, nil
 }
 
