@@ -131,8 +131,12 @@ func applyGrant(s *State, data []byte) (any, error) {
 	if c.BandwidthMiB > 0 {
 		bw = fmt.Sprintf("%d MiB/s", c.BandwidthMiB)
 	}
-	s.emit(migrationEvent(m, EventMigrationGranted, s.leaderActor(), c.At, "%s: vm %s %s → %s granted (attempt %d, %s): %s",
-		m.ID, m.VM, m.Source, m.Dest, m.Attempt, bw, orNone(c.Reason)))
+	why := ""
+	if c.Reason != "" {
+		why = ": " + c.Reason
+	}
+	s.emit(migrationEvent(m, EventMigrationGranted, s.leaderActor(), c.At, "%s: vm %s %s → %s granted (attempt %d, %s)%s",
+		m.ID, m.VM, m.Source, m.Dest, m.Attempt, bw, why))
 	return nil, nil
 }
 
@@ -265,8 +269,7 @@ func applyFinish(s *State, data []byte) (any, error) {
 		s.emit(migrationEvent(m, EventMigrationFailed, actor, c.At, "%s: vm %s failed to move from %s: %s; it stays on %s",
 			m.ID, m.VM, m.Source, orNone(c.Reason), m.Source))
 	default:
-		s.emit(migrationEvent(m, EventMigrationCancel, actor, c.At, "%s: vm %s cancelled: %s; it stays on %s",
-			m.ID, m.VM, orNone(c.Reason), m.Source))
+		s.emit(migrationEvent(m, EventMigrationCancel, actor, c.At, "%s: vm %s cancelled: %s", m.ID, m.VM, orNone(c.Reason)))
 	}
 	// Any migration off a draining host counts for its drain, whoever asked.
 	if d := s.Drains[m.Source]; d != nil && d.State == DrainActive {

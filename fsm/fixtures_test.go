@@ -50,6 +50,30 @@ type fixtureExpected struct {
 	Log json.RawMessage `json:"state_after_log"`
 	// Snapshot is the state restored from snapshot.bin.
 	Snapshot json.RawMessage `json:"state_after_snapshot"`
+	// Events is the event log after the whole log.
+	Events json.RawMessage `json:"events_after_log"`
+}
+
+// fixtureFSM is an FSM whose fail-stop fails the test: no recorded entry
+// may stop a replica of a later version.
+func fixtureFSM(t *testing.T) *FSM {
+	f := New()
+	f.SetFailStop(func(err error) { t.Fatalf("a fixture entry stopped the replica: %v", err) })
+	return f
+}
+
+// eventsJSON renders the whole event log.
+func eventsJSON(t *testing.T, f *FSM) json.RawMessage {
+	t.Helper()
+	evs, _ := f.Events(EventQuery{})
+	if evs == nil {
+		evs = []Event{}
+	}
+	b, err := json.MarshalIndent(evs, "  ", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // writeLog stores entries length-prefixed: index (8 bytes), Raft log type
@@ -98,9 +122,16 @@ func recordFixture(t *testing.T, dir string) {
 		t.Fatalf("fixtures: %s exists; a version's fixtures are never re-recorded (pick a new directory)", dir)
 	}
 	b := buildScenario()
-	f := New()
+	f := fixtureFSM(t)
 	var snap []byte
 	for _, e := range b.entries {
+		// This version's leaders validated every command (an ignorable
+		// one of a newer version excepted).
+		if e.Type == raft.LogCommand && e.Data[0]&byte(IgnorableFlag) == 0 {
+			if err := Validate(e.Data); err != nil {
+				t.Fatalf("fixtures: entry %d does not pass Validate: %v", e.Index, err)
+			}
+		}
 		f.Apply(&raft.Log{Index: e.Index, Type: e.Type, Data: e.Data})
 		if e.Index == b.snapAt {
 			snap = persist(t, f)
@@ -196,7 +227,7 @@ func replayFixture(t *testing.T, dir string) {
 	snap := read("snapshot.bin")
 
 	var got fixtureExpected
-	full := New()
+	full := fixtureFSM(t)
 	for _, e := range entries {
 		res, ok := full.Apply(&raft.Log{Index: e.Index, Type: e.Type, Data: e.Data}).(Result)
 		if !ok {
@@ -214,8 +245,9 @@ func replayFixture(t *testing.T, dir string) {
 		got.Results = append(got.Results, fr)
 	}
 	got.Log = stateJSON(t, full.State())
+	got.Events = eventsJSON(t, full)
 
-	restored := New()
+	restored := fixtureFSM(t)
 	if err := restored.Restore(io.NopCloser(bytes.NewReader(snap))); err != nil {
 		t.Fatalf("restore %s/snapshot.bin: %v", dir, err)
 	}
@@ -227,6 +259,9 @@ func replayFixture(t *testing.T, dir string) {
 	}
 	if a, b := stateJSON(t, full.State()), stateJSON(t, restored.State()); !bytes.Equal(a, b) {
 		t.Errorf("snapshot at %d + the rest of the log differs from the whole log:\n%s", meta.SnapshotIndex, diffLines(string(a), string(b)))
+	}
+	if a, b := eventsJSON(t, full), eventsJSON(t, restored); !bytes.Equal(a, b) {
+		t.Errorf("snapshot at %d + the rest of the log records other events than the whole log:\n%s", meta.SnapshotIndex, diffLines(string(a), string(b)))
 	}
 
 	path := filepath.Join(dir, "expected.json")
@@ -252,6 +287,9 @@ func replayFixture(t *testing.T, dir string) {
 	}
 	if !jsonEqual(got.Log, want.Log) {
 		t.Errorf("state after the log differs from %s (an intended change? -fixtures.update):\n%s", path, diffLines(string(want.Log), string(got.Log)))
+	}
+	if !jsonEqual(got.Events, want.Events) {
+		t.Errorf("events after the log differ from %s:\n%s", path, diffLines(string(want.Events), string(got.Events)))
 	}
 	if !jsonEqual(got.Snapshot, want.Snapshot) {
 		t.Errorf("state restored from the snapshot differs from %s:\n%s", path, diffLines(string(want.Snapshot), string(got.Snapshot)))
