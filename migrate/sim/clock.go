@@ -2,6 +2,7 @@ package sim
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -27,6 +28,10 @@ type Clock struct {
 	wake  chan struct{}
 	quit  chan struct{}
 	once  sync.Once
+
+	// parked is true while the driver waits for a subscriber, after it
+	// finished its last step: the point from which simulated time stands still.
+	parked atomic.Bool
 }
 
 // sub is one periodic subscriber: a synchronous callback (jobs) or a channel
@@ -177,8 +182,10 @@ func (c *Clock) drive() {
 	}
 	for {
 		if c.idle() {
+			c.parked.Store(true)
 			select {
 			case <-c.wake:
+				c.parked.Store(false)
 				continue
 			case <-c.quit:
 				return
