@@ -5,6 +5,18 @@ export GOFLAGS := -tags=libvirt_dlopen
 GO ?= go
 BIN := bin
 
+# The build's identity, printed by `meshd --version` and `meshctl --version`
+# and used as the package's version: the latest tag vX.Y.Z when there is
+# one, else BASE_VERSION, with the commit appended (a Debian version must
+# start with a digit). A build outside git falls back to the toolchain's VCS
+# stamp (package version).
+BASE_VERSION := 0.1.0
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
+VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' --abbrev=0 2>/dev/null); \
+	c=$$(git rev-parse --short=12 HEAD 2>/dev/null); \
+	echo "$${v:-v$(BASE_VERSION)}$${c:++git$$c}$$(git diff --quiet HEAD 2>/dev/null || echo .dirty)" | sed 's/^v//')
+LDFLAGS := -X github.com/hostmesh/hostmesh/version.Version=$(VERSION) -X github.com/hostmesh/hostmesh/version.Commit=$(COMMIT)
+
 # Debian packages the lab (real libvirt + QEMU hosts in namespaces) needs.
 LAB_PKGS := qemu-system-x86 qemu-utils libvirt-daemon libvirt-daemon-driver-qemu util-linux \
 	libvirt-clients busybox-static cpio iproute2 iputils-ping curl kmod gzip
@@ -19,7 +31,7 @@ TOOL_PKGS := prometheus chromium fonts-dejavu-core
 all: build
 
 build:
-	$(GO) build -o $(BIN)/ ./cmd/meshd ./cmd/meshctl
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/meshd ./cmd/meshctl
 
 # deps installs what the tests need, only when missing. The package lists
 # are always refreshed: the lab downloads the guest kernel package with

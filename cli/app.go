@@ -8,6 +8,8 @@ import (
 	"io"
 
 	ucli "github.com/urfave/cli/v2"
+
+	"github.com/hostmesh/hostmesh/version"
 )
 
 // App builds the meshctl application.
@@ -15,6 +17,7 @@ func App(out, errOut io.Writer) *ucli.App {
 	return &ucli.App{
 		Name:      "meshctl",
 		Usage:     "drive a hostmesh: hosts, VMs, live migrations and drains",
+		Version:   version.Get().String(),
 		Writer:    out,
 		ErrWriter: errOut,
 		Flags:     connFlags,

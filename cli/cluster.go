@@ -6,7 +6,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/hostmesh/hostmesh/api"
-	"github.com/hostmesh/hostmesh/gossip"
+	"github.com/hostmesh/hostmesh/gossip/gossipkey"
 )
 
 // ClusterCommand shows or changes a cluster's migration limits.
@@ -80,7 +80,7 @@ var KeygenCommand = &ucli.Command{
 	Name:  "keygen",
 	Usage: "print a new gossip encryption key for meshd --gossip-key",
 	Action: func(c *ucli.Context) error {
-		fmt.Fprintln(c.App.Writer, gossip.GenerateKey())
+		fmt.Fprintln(c.App.Writer, gossipkey.Generate())
 		return nil
 	},
 }

@@ -1,25 +1,22 @@
 package gossip
 
 import (
-	"crypto/rand"
-	"encoding/base64"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/hostmesh/hostmesh/gossip/gossipkey"
 )
 
 // ErrNoKey is returned by Start when no encryption key is given outside dev
 // mode: an unencrypted mesh would let anyone on the network inject host facts.
-var ErrNoKey = errors.New("gossip encryption key required (or dev mode)")
+var ErrNoKey = gossipkey.ErrNoKey
 
 // ErrBadKey is returned for a key that is not valid base64 or not 16, 24 or
 // 32 bytes long (AES-128, -192, -256).
-var ErrBadKey = errors.New("invalid gossip encryption key")
+var ErrBadKey = gossipkey.ErrBadKey
 
 // Config says how an Agent joins the mesh.
 type Config struct {
@@ -157,31 +154,9 @@ func (c Config) memberlistConfig(keys [][]byte) (*memberlist.Config, error) {
 }
 
 // KeyFromString decodes a base64 key as given on a flag or in the
-// environment and checks its length.
-func KeyFromString(s string) ([]byte, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return nil, ErrNoKey
-	}
-	key, err := base64.StdEncoding.DecodeString(s)
-	if err != nil {
-		return nil, fmt.Errorf("gossip key: %v: %w", err, ErrBadKey)
-	}
-	switch len(key) {
-	case 16, 24, 32:
-		return key, nil
-	}
-	return nil, fmt.Errorf("gossip key: %d bytes, want 16, 24 or 32: %w", len(key), ErrBadKey)
-}
+// environment and checks its length (see gossipkey.Parse).
+func KeyFromString(s string) ([]byte, error) { return gossipkey.Parse(s) }
 
-// GenerateKey returns a fresh random 32-byte key in base64, for
-// `meshctl keygen` and the demo.
-func GenerateKey() string {
-	key := make([]byte, 32)
-	if _, err := io.ReadFull(rand.Reader, key); err != nil {
-		// crypto/rand does not fail on supported platforms; a key of zeros
-		// would be worse than stopping.
-		panic(fmt.Sprintf("gossip: reading random key: %v", err))
-	}
-	return base64.StdEncoding.EncodeToString(key)
-}
+// GenerateKey returns a fresh random 32-byte key in base64 (see
+// gossipkey.Generate).
+func GenerateKey() string { return gossipkey.Generate() }

@@ -10,6 +10,7 @@ import (
 	"github.com/hostmesh/hostmesh/fsm"
 	"github.com/hostmesh/hostmesh/migrate"
 	"github.com/hostmesh/hostmesh/pki"
+	"github.com/hostmesh/hostmesh/version"
 )
 
 // Config is everything one meshd needs. Zero values get the defaults below.
@@ -147,8 +148,9 @@ func (c *Config) setDefaults() error {
 	return nil
 }
 
-// Version is the meshd version gossiped to peers.
-var Version = "0.1.0"
+// Version is the meshd version gossiped to peers: the build's (package
+// version).
+var Version = version.Get().Version
 
 // checkTLSConfig refuses to run without TLS unless DevMode asks for it, and
 // a certificate issued for another host.

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hostmesh/hostmesh/cli"
+	"github.com/hostmesh/hostmesh/daemon"
 	"github.com/hostmesh/hostmesh/fsm"
 	"github.com/hostmesh/hostmesh/migrate/sim"
 	"github.com/hostmesh/hostmesh/node"
@@ -98,7 +98,7 @@ func TestEmptyDataDirWithoutBootstrapOrJoinRefused(t *testing.T) {
 	}
 
 	var out, errOut strings.Builder
-	app := cli.MeshdApp(&out, &errOut)
+	app := daemon.App(&out, &errOut)
 	err = app.Run([]string{"meshd", "--name", "lonely2", "--data-dir", filepath.Join(t.TempDir(), "d"), "--dev",
 		"--hypervisor", "sim", "--gossip-port", "0", "--raft-port", "0", "--api-port", "0", "--log-level", "error"})
 	var ec interface{ ExitCode() int }

@@ -1,4 +1,4 @@
-package cli
+package daemon
 
 import (
 	"errors"
@@ -20,7 +20,7 @@ func runMeshdArgs(t *testing.T, args ...string) (int, string) {
 	var out, errOut strings.Builder
 	base := []string{"meshd", "--name", "t1", "--data-dir", filepath.Join(t.TempDir(), "data"), "--hypervisor", "sim",
 		"--gossip-port", "0", "--raft-port", "0", "--api-port", "0", "--log-level", "error"}
-	err := MeshdApp(&out, &errOut).Run(append(base, args...))
+	err := App(&out, &errOut).Run(append(base, args...))
 	var ec ucli.ExitCoder
 	if !errors.As(err, &ec) {
 		t.Fatalf("meshd %v: %v, want an exit error", args, err)

@@ -1,4 +1,4 @@
-package cli
+package daemon
 
 import (
 	"context"
@@ -25,13 +25,15 @@ import (
 	"github.com/hostmesh/hostmesh/migrate/virt/pkipath"
 	"github.com/hostmesh/hostmesh/node"
 	"github.com/hostmesh/hostmesh/pki"
+	"github.com/hostmesh/hostmesh/version"
 )
 
-// MeshdApp builds the meshd daemon's command line.
-func MeshdApp(out, errOut io.Writer) *ucli.App {
+// App builds the meshd daemon's command line.
+func App(out, errOut io.Writer) *ucli.App {
 	return &ucli.App{
 		Name:      "meshd",
 		Usage:     "the hostmesh agent of one hypervisor host",
+		Version:   version.Get().String(),
 		Writer:    out,
 		ErrWriter: errOut,
 		Flags: []ucli.Flag{
