@@ -4,6 +4,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 
@@ -35,8 +36,14 @@ func App(out, errOut io.Writer) *ucli.App {
 // Run runs meshctl with args and returns the process exit code, printing
 // errors to errOut.
 func Run(args []string, out, errOut io.Writer) int {
+	return RunContext(context.Background(), args, out, errOut)
+}
+
+// RunContext is Run ended by ctx: a command that follows (events -f,
+// --wait) returns when ctx is done, as it does on Ctrl-C.
+func RunContext(ctx context.Context, args []string, out, errOut io.Writer) int {
 	app := App(out, errOut)
-	err := app.Run(permute(app, args))
+	err := app.RunContext(ctx, permute(app, args))
 	if err == nil {
 		return 0
 	}
