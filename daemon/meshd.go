@@ -37,6 +37,9 @@ func App(out, errOut io.Writer) *ucli.App {
 		Writer:    out,
 		ErrWriter: errOut,
 		Flags: []ucli.Flag{
+			&ucli.StringSliceFlag{Name: "config-file", EnvVars: []string{"MESH_CONFIG_FILE"}, Usage: "HCL (or .json) configuration `FILE` (repeat; later files win); flags and MESH_* variables override it"},
+			&ucli.StringFlag{Name: "config-dir", EnvVars: []string{"MESH_CONFIG_DIR"}, Usage: "read every *.hcl and *.json of `DIR` in lexical order, after --config-file"},
+			&ucli.BoolFlag{Name: "check-config", Usage: "check the configuration (files, flags, environment, the files they name) and exit: 0 valid, 2 not"},
 			&ucli.StringFlag{Name: "name", EnvVars: []string{"MESH_NAME"}, Usage: "host name (default: hostname)"},
 			&ucli.StringFlag{Name: "cluster", Value: "default", EnvVars: []string{"MESH_CLUSTER"}, Usage: "cluster: VMs only move between hosts of one cluster"},
 			&ucli.StringFlag{Name: "data-dir", Value: "/var/lib/hostmesh", EnvVars: []string{"MESH_DATA_DIR"}, Usage: "raft log and snapshots"},
@@ -73,6 +76,12 @@ func App(out, errOut io.Writer) *ucli.App {
 			&ucli.Float64Flag{Name: "sim-timescale", Value: 1, Usage: "sim: simulated seconds per real second"},
 			&ucli.StringFlag{Name: "log-level", Value: "info"},
 		},
+		Commands: []*ucli.Command{{
+			Name:      "validate-config",
+			Usage:     "check configuration files, or directories of them, and exit: 0 valid, 2 not",
+			ArgsUsage: "FILE|DIR...",
+			Action:    validateConfig,
+		}},
 		Action: runMeshd,
 		// The caller turns errors into the exit code (cmd/meshd), so tests
 		// can run meshd's command line in-process.
@@ -80,7 +89,35 @@ func App(out, errOut io.Writer) *ucli.App {
 	}
 }
 
+// validateConfig is `meshd validate-config FILE|DIR...`: meshd's own
+// checks run on the files, as --check-config.
+func validateConfig(c *ucli.Context) error {
+	if c.NArg() == 0 {
+		return ucli.Exit("error: validate-config: name a configuration file or directory", exitUsage)
+	}
+	args := []string{"meshd"}
+	for _, p := range c.Args().Slice() {
+		st, err := os.Stat(p)
+		if err != nil {
+			return ucli.Exit("error: validate-config: "+err.Error(), exitUsage)
+		}
+		if st.IsDir() {
+			args = append(args, "--config-dir", p)
+		} else {
+			args = append(args, "--config-file", p)
+		}
+	}
+	return App(c.App.Writer, c.App.ErrWriter).Run(append(args, "--check-config"))
+}
+
 func runMeshd(c *ucli.Context) error {
+	if c.NArg() > 0 {
+		return ucli.Exit(fmt.Sprintf("error: unexpected argument %q (meshd takes flags; commands: validate-config)", c.Args().First()), exitUsage)
+	}
+	files, _, err := loadConfig(c)
+	if err != nil {
+		return ucli.Exit("error: "+err.Error(), exitUsage)
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
 		return ucli.Exit("error: --log-level: "+err.Error(), exitUsage)
@@ -90,7 +127,6 @@ func runMeshd(c *ucli.Context) error {
 	if name == "" {
 		name, _ = os.Hostname()
 	}
-	var err error
 	cfg := node.Config{
 		Name: name, Cluster: c.String("cluster"), DataDir: c.String("data-dir"),
 		BindAddr: c.String("bind"), MigrationAddr: c.String("migration-addr"),
@@ -122,6 +158,13 @@ func runMeshd(c *ucli.Context) error {
 	}
 	if cfg.StorageDomains, err = parseDomains(c.StringSlice("storage-domain")); err != nil {
 		return ucli.Exit("error: "+err.Error(), exitUsage)
+	}
+	if kind := c.String("hypervisor"); kind != "libvirt" && kind != "sim" {
+		return ucli.Exit(fmt.Sprintf("error: --hypervisor %q: want libvirt or sim", kind), exitUsage)
+	}
+	if c.Bool("check-config") {
+		fmt.Fprintf(c.App.Writer, "configuration valid (files: %s)\n", strings.Join(append([]string{}, files...), ", "))
+		return nil
 	}
 	closeHV, err := setupHypervisor(c, &cfg)
 	if err != nil {

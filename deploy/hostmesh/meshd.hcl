@@ -1,0 +1,66 @@
+# meshd's configuration (HCL, as Consul and Nomad). Installed as
+# /etc/hostmesh/meshd.hcl; files in /etc/hostmesh/meshd.d/*.hcl are read
+# after it, in lexical order, and a later file's setting replaces this one's.
+#
+# Every setting is one of meshd's flags with _ for - (meshd --help lists
+# them all). Precedence: command-line flag > MESH_* environment variable >
+# these files > the flag's default. Check a change before restarting:
+#
+#     meshd validate-config /etc/hostmesh/meshd.hcl
+#
+# An unknown setting is an error naming the file and line. Secrets go by
+# file path only: gossip_key cannot be set here, gossip_key_file can.
+#
+# `systemctl reload meshd` (SIGHUP) re-reads the files and applies what may
+# change while running (log_level, the TLS certificate and key, network,
+# storage_domain); a change to anything else is logged as needing a restart.
+# A restart (SIGTERM) leaves this host's VMs running where they are.
+
+# This host's name in the mesh (default: the hostname). Its certificate's
+# name must be the same (meshctl tls cert create --host NAME).
+# name = "hv1"
+
+# VMs only move between hosts of one cluster.
+cluster = "default"
+
+data_dir = "/var/lib/hostmesh"
+
+# The management network's address: gossip, Raft and the API listen here.
+bind = "127.0.0.1"
+# migration_addr = "10.1.0.11"   # memory and disk streams (default: bind)
+
+gossip_port = 7946
+raft_port   = 7300
+api_port    = 7400
+
+# Any member's gossip address. A new mesh starts on one host with
+# bootstrap = true, or on N hosts together with bootstrap_expect = N;
+# both are ignored once the data dir holds state.
+# join = ["10.0.0.11:7946", "10.0.0.12:7946"]
+# bootstrap_expect = 3
+
+# The key encrypting gossip, created with (umask 077; meshctl keygen > FILE).
+gossip_key_file = "/etc/hostmesh/gossip.key"
+
+# Mutual TLS between hosts and on the API (meshctl tls ca create; meshctl tls
+# cert create --host NAME).
+ca_file   = "/etc/hostmesh/tls/ca.pem"
+cert_file = "/etc/hostmesh/tls/host.pem"
+key_file  = "/etc/hostmesh/tls/host-key.pem"
+
+hypervisor  = "libvirt"
+libvirt_uri = "qemu:///system"
+
+# What this host offers: networks NAME or NAME.VLAN, storage domains NAME=DIR.
+# network        = ["prod", "prod.120"]
+# storage_domain = ["nfs1=/srv/nfs1"]
+
+# Migrations: abort one longer than this per GiB of memory, or whose
+# remaining data has not fallen for this long (oVirt's values).
+completion_per_gib = "64s"
+progress_timeout   = "240s"
+
+# A drain (meshctl drain, meshctl leave, system shutdown) gives up after this.
+drain_timeout = "10m"
+
+log_level = "info"
