@@ -83,6 +83,10 @@ type Params struct {
 	// (libvirt: VIR_MIGRATE_TLS, with QEMU's certificates in /etc/pki/qemu).
 	// The executor sets it from the cluster's migration transport.
 	TLS bool
+	// ID names the migration and its attempt ("m12#1") in logs; the sim
+	// counts the starts of each, so a test can assert that no migration was
+	// ever started twice on a hypervisor.
+	ID string
 }
 
 // JobStats is one sample of a running (or completed) migration job, in the
@@ -127,9 +131,23 @@ type Job interface {
 	// SetBandwidth changes the running job's cap, in MiB/s (> 0): an
 	// auto-bandwidth cluster reshares its network as migrations come and go.
 	SetBandwidth(mib uint64) error
+	// InterruptPostCopy breaks off a post-copy job whose stream stalled
+	// (libvirt: virDomainAbortJobFlags with VIR_DOMAIN_ABORT_JOB_POSTCOPY):
+	// both copies pause in "post-copy failed", from where
+	// Hypervisor.ResumePostCopy goes on once the network is back. A stalled
+	// stream never fails by itself (TCP waits), so the monitor decides.
+	InterruptPostCopy() error
 }
 
 // Hypervisor is what the mesh needs from the hypervisor of one host.
+//
+// A migration job belongs to the hypervisor, not to the meshd that started
+// it: libvirt's peer-to-peer job runs on when meshd dies. So besides
+// starting jobs, a Hypervisor reports what a domain and its job are doing
+// (Status), hands a restarted meshd a Job for a job an earlier process
+// started (Attach), resumes a broken post-copy (ResumePostCopy), and reads
+// a peer host's hypervisor (Peer) so that a migration whose job ended
+// unwatched can be settled from both sides.
 type Hypervisor interface {
 	// Capabilities reports CPU, memory and CPU count of the host.
 	Capabilities(ctx context.Context) (Capabilities, error)
@@ -137,6 +155,22 @@ type Hypervisor interface {
 	Domains(ctx context.Context) ([]Domain, error)
 	// Migrate starts a live migration of the named domain and returns at once.
 	Migrate(ctx context.Context, name string, p Params) (Job, error)
+	// Status reports a domain of this host and its job, running or ended.
 	// Close releases the connection.
-	Close() error
+	StatusReader
+	// Attach returns a Job for the migration job this host's hypervisor
+	// runs for the domain, started by an earlier process: its stats, abort,
+	// downtime, post-copy and bandwidth controls, and its end. p are the
+	// migration's settings (DestURI reads the completed job's stats on the
+	// destination). ErrNoJob when no migration job runs.
+	Attach(ctx context.Context, ref DomainRef, p Params) (Job, error)
+	// ResumePostCopy resumes a post-copy migration whose stream broke
+	// (libvirt: VIR_MIGRATE_POSTCOPY_RESUME) with the settings it started
+	// with, and returns at once with the resumed job. It fails while the
+	// migration network is still down.
+	ResumePostCopy(ctx context.Context, ref DomainRef, p Params) (Job, error)
+	// Peer opens a reader of another host's hypervisor at uri (a peer's
+	// HypervisorURI); host is its name in the mesh (a driver that talks to
+	// peers over TLS verifies it).
+	Peer(ctx context.Context, host, uri string) (StatusReader, error)
 }

@@ -351,6 +351,7 @@ func (j *endingJob) Abort() error {
 func (j *endingJob) StartPostCopy() error               { return nil }
 func (j *endingJob) SetMaxDowntime(time.Duration) error { return nil }
 func (j *endingJob) SetBandwidth(uint64) error          { return nil }
+func (j *endingJob) InterruptPostCopy() error           { return nil }
 
 func TestAbortRacingCompletionReportsSuccess(t *testing.T) {
 	clock := sim.NewManualClock()
@@ -426,6 +427,7 @@ func (j *blindJob) Abort() error                       { j.aborted = true; close
 func (j *blindJob) StartPostCopy() error               { return nil }
 func (j *blindJob) SetMaxDowntime(time.Duration) error { return nil }
 func (j *blindJob) SetBandwidth(uint64) error          { return nil }
+func (j *blindJob) InterruptPostCopy() error           { return nil }
 
 func TestTimeoutsRunWithoutStats(t *testing.T) {
 	clock := sim.NewManualClock()

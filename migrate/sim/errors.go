@@ -30,6 +30,12 @@ var (
 	ErrNoJob = errors.New("no active migration job")
 	// ErrNoReservation: the destination has no reservation of that id.
 	ErrNoReservation = errors.New("no such incoming migration")
+	// ErrInterrupted: a post-copy job was broken off (InterruptPostCopy).
+	ErrInterrupted = errors.New("post-copy interrupted")
+	// ErrLinkDown: a migration link is down; a resume cannot reach the peer.
+	ErrLinkDown = errors.New("migration network unreachable")
+	// ErrConnectionLost: the migration stream broke (BreakMigrations).
+	ErrConnectionLost = errors.New("migration connection lost")
 )
 
 // errCodes names sentinels on the wire.

@@ -44,11 +44,20 @@ type VMSpec struct {
 	Disks         []fsm.Disk
 }
 
-// vm is a defined guest and what is happening to it.
+// vm is a defined guest and what is happening to it. reason is libvirt's
+// state reason where a migration gives one ("migrated", "post-copy",
+// "post-copy failed"): a source copy paused with reason post-copy or
+// post-copy failed only serves pages, the guest runs on the destination.
 type vm struct {
-	spec  VMSpec
-	state string
-	job   *job // outgoing migration, if any
+	spec   VMSpec
+	state  string
+	reason string
+	job    *job // outgoing migration, if any (kept while a broken post-copy waits)
+}
+
+// servesPages reports whether v is the source side of a post-copy.
+func (v *vm) servesPages() bool {
+	return v.state == fsm.VMPaused && (v.reason == migrate.ReasonPostCopy || v.reason == migrate.ReasonPostCopyFailed)
 }
 
 // reservation is an incoming migration: its memory counts as used from the
@@ -72,6 +81,14 @@ type Host struct {
 	// lastParams keeps the settings of the latest migration started from
 	// here, per VM, so tests can check what the mesh asked for (TLS, say).
 	lastParams map[string]migrate.Params
+	// ended keeps each VM's last ended migration job, as libvirt keeps
+	// completed-job stats: on the source after a failure, on the
+	// destination after a success.
+	ended map[string]migrate.EndedJob
+	// linkDown: the host's migration link is down; streams from and to it
+	// stall (they do not fail: TCP waits) until it is up again.
+	linkDown bool
+	resumes  int
 }
 
 // failure is an injected failure of a job once it processed frac of memory.
@@ -88,7 +105,7 @@ func newHost(spec HostSpec, reg *Registry) *Host {
 	}
 	spec.CPUFlags = slices.Clone(spec.CPUFlags)
 	return &Host{spec: spec, reg: reg, vms: map[string]*vm{}, incoming: map[string]reservation{},
-		lastParams: map[string]migrate.Params{}}
+		lastParams: map[string]migrate.Params{}, ended: map[string]migrate.EndedJob{}}
 }
 
 // Name is the host's name.
@@ -214,13 +231,16 @@ func (h *Host) VM(name string) (VMSpec, string, bool) {
 	return cloneSpec(v.spec), v.state, true
 }
 
-// VMNames lists the VMs this host runs, sorted.
+// VMNames lists the VMs this host runs, sorted: not the source's copy of
+// a VM in post-copy, which only serves the pages the destination lacks.
 func (h *Host) VMNames() []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	names := make([]string, 0, len(h.vms))
-	for n := range h.vms {
-		names = append(names, n)
+	for n, v := range h.vms {
+		if !v.servesPages() {
+			names = append(names, n)
+		}
 	}
 	sort.Strings(names)
 	return names

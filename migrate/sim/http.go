@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 
+	"github.com/hostmesh/hostmesh/migrate"
 	"github.com/hostmesh/hostmesh/pki"
 )
 
@@ -21,7 +23,12 @@ type (
 		VM     VMSpec `json:"vm"`
 	}
 	idReq struct {
-		ID string `json:"id"`
+		ID     string `json:"id"`
+		Reason string `json:"reason,omitempty"`
+	}
+	markReq struct {
+		VM     string `json:"vm"`
+		Reason string `json:"reason"`
 	}
 	errResp struct {
 		Error string `json:"error"`
@@ -37,7 +44,9 @@ type (
 //	POST …/reserve  {id, source, vm}  hold memory for an incoming VM (or refuse)
 //	POST …/commit   {id}              switch-over: the VM runs here now
 //	POST …/release  {id}              the source gave up
+//	POST …/mark     {vm, reason}      a post-copy broke, resumed or ended
 //	GET  …/domains                    the VMs running here (for debugging)
+//	GET  …/status?name=&uuid=         one domain's status (Peer)
 //
 // Over TLS with a verified host certificate (meshd mounts it on its HTTPS
 // API, host certificates only), the caller must be the host it names: a
@@ -54,6 +63,12 @@ func Handler(h *Host) http.Handler {
 		if op == "domains" && r.Method == http.MethodGet {
 			doms, _ := h.Domains(r.Context())
 			writeJSON(w, http.StatusOK, doms)
+			return
+		}
+		if op == "status" && r.Method == http.MethodGet {
+			q := r.URL.Query()
+			st, _ := h.Status(r.Context(), migrate.DomainRef{Name: q.Get("name"), UUID: q.Get("uuid")})
+			writeJSON(w, http.StatusOK, st)
 			return
 		}
 		if r.Method != http.MethodPost {
@@ -80,9 +95,14 @@ func Handler(h *Host) http.Handler {
 				return
 			}
 			if op == "commit" {
-				err = h.acceptCommit(req.ID)
+				err = h.acceptCommit(req.ID, req.Reason)
 			} else {
 				err = h.acceptRelease(req.ID)
+			}
+		case "mark":
+			var req markReq
+			if err = decode(r, &req); err == nil {
+				err = h.acceptMark(req.VM, req.Reason)
 			}
 		default:
 			writeJSON(w, http.StatusNotFound, errResp{Error: fmt.Sprintf("unknown sim operation %q", op)})
@@ -137,12 +157,43 @@ func (p httpPeer) name() string { return "sim+" + p.base }
 func (p httpPeer) reserve(ctx context.Context, id, source string, spec VMSpec) error {
 	return p.post(ctx, "reserve", reserveReq{ID: id, Source: source, VM: spec})
 }
-func (p httpPeer) commit(ctx context.Context, id string) error {
-	return p.post(ctx, "commit", idReq{ID: id})
+func (p httpPeer) commit(ctx context.Context, id, reason string) error {
+	return p.post(ctx, "commit", idReq{ID: id, Reason: reason})
 }
 func (p httpPeer) release(ctx context.Context, id string) error {
 	return p.post(ctx, "release", idReq{ID: id})
 }
+func (p httpPeer) mark(ctx context.Context, vm, reason string) error {
+	return p.post(ctx, "mark", markReq{VM: vm, Reason: reason})
+}
+
+// linkDown: a host in another process keeps its link state to itself.
+func (p httpPeer) linkDown() bool { return false }
+
+// Status reads one domain of the remote host (Peer).
+func (p httpPeer) Status(ctx context.Context, ref migrate.DomainRef) (migrate.DomainStatus, error) {
+	q := url.Values{"name": {ref.Name}, "uuid": {ref.UUID}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.base+"/status?"+q.Encode(), nil)
+	if err != nil {
+		return migrate.DomainStatus{}, fmt.Errorf("sim status of vm %s at %s: %w", ref, p.base, err)
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return migrate.DomainStatus{}, fmt.Errorf("sim status of vm %s at %s: %w", ref, p.base, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return migrate.DomainStatus{}, fmt.Errorf("sim status of vm %s at %s: %s", ref, p.base, resp.Status)
+	}
+	var st migrate.DomainStatus
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&st); err != nil {
+		return migrate.DomainStatus{}, fmt.Errorf("sim status of vm %s at %s: %w", ref, p.base, err)
+	}
+	return st, nil
+}
+
+// Close implements migrate.StatusReader; the HTTP client is shared.
+func (p httpPeer) Close() error { return nil }
 
 // post sends one request; a refusal comes back as the sentinel it names.
 func (p httpPeer) post(ctx context.Context, op string, body any) error {

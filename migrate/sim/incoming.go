@@ -3,17 +3,26 @@ package sim
 import (
 	"context"
 	"fmt"
+
+	"github.com/hostmesh/hostmesh/fsm"
+	"github.com/hostmesh/hostmesh/migrate"
 )
 
 // peer is the destination of a migration as its source sees it: a host in
 // the same process or one behind Handler in another process. reserve runs
 // when the job starts (the destination may refuse), commit at switch-over
-// (the VM then runs on the destination), release when the job fails.
+// (the VM then runs on the destination; in post-copy with reason
+// "post-copy"), release when the job fails, mark when a post-copy breaks,
+// resumes or ends (the destination's copy takes that reason).
 type peer interface {
 	name() string
 	reserve(ctx context.Context, id, source string, spec VMSpec) error
-	commit(ctx context.Context, id string) error
+	commit(ctx context.Context, id, reason string) error
 	release(ctx context.Context, id string) error
+	mark(ctx context.Context, vm, reason string) error
+	// linkDown reports whether the destination's migration link is down
+	// (known only for a host in this process).
+	linkDown() bool
 }
 
 // localPeer is a destination host in the same Registry.
@@ -23,8 +32,14 @@ func (p localPeer) name() string { return p.h.spec.Name }
 func (p localPeer) reserve(_ context.Context, id, source string, spec VMSpec) error {
 	return p.h.acceptReserve(id, source, spec)
 }
-func (p localPeer) commit(_ context.Context, id string) error  { return p.h.acceptCommit(id) }
+func (p localPeer) commit(_ context.Context, id, reason string) error {
+	return p.h.acceptCommit(id, reason)
+}
 func (p localPeer) release(_ context.Context, id string) error { return p.h.acceptRelease(id) }
+func (p localPeer) mark(_ context.Context, vm, reason string) error {
+	return p.h.acceptMark(vm, reason)
+}
+func (p localPeer) linkDown() bool { return p.h.LinkDown() }
 
 // acceptReserve admits an incoming VM: its memory is held from now on.
 func (h *Host) acceptReserve(id, source string, spec VMSpec) error {
@@ -42,7 +57,8 @@ func (h *Host) acceptReserve(id, source string, spec VMSpec) error {
 }
 
 // acceptCommit turns a reservation into a running VM: the switch-over.
-func (h *Host) acceptCommit(id string) error {
+// reason is "migrated", or "post-copy" while the pages still come.
+func (h *Host) acceptCommit(id, reason string) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	r, ok := h.incoming[id]
@@ -50,7 +66,24 @@ func (h *Host) acceptCommit(id string) error {
 		return fmt.Errorf("commit incoming migration %q on %s: %w", id, h.spec.Name, ErrNoReservation)
 	}
 	delete(h.incoming, id)
-	h.vms[r.spec.Name] = &vm{spec: r.spec, state: "running"}
+	if reason == "" {
+		reason = migrate.ReasonMigrated
+	}
+	h.vms[r.spec.Name] = &vm{spec: r.spec, state: fsm.VMRunning, reason: reason}
+	return nil
+}
+
+// acceptMark gives the arrived copy of a VM in post-copy its new reason:
+// "post-copy failed" when the stream broke, "post-copy" when it resumed,
+// "migrated" once every page arrived.
+func (h *Host) acceptMark(name, reason string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	v, ok := h.vms[name]
+	if !ok {
+		return fmt.Errorf("mark vm %q on %s: %w", name, h.spec.Name, migrate.ErrNoDomain)
+	}
+	v.reason = reason
 	return nil
 }
 

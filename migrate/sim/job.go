@@ -2,11 +2,13 @@ package sim
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sync"
 	"time"
 
+	"github.com/hostmesh/hostmesh/fsm"
 	"github.com/hostmesh/hostmesh/migrate"
 )
 
@@ -21,6 +23,10 @@ const (
 	phaseSwitching              // guest paused, destination taking over
 	phasePostcopy               // guest runs on the destination, pages pulled
 	phaseDone
+	// phaseBroken: the post-copy stream broke; the job's result is in, but
+	// the VM waits on both hosts for ResumePostCopy, which continues the
+	// remainder in a new job.
+	phaseBroken
 )
 
 // job is one migration from a sim host. Its state changes only inside step
@@ -111,16 +117,22 @@ func (j *job) begin() {
 	j.stopTick = j.clock.every(j.period, j.step)
 }
 
-// step advances the job to now.
+// step advances the job to now. While either end's migration link is
+// down nothing moves (the job's time still runs, as a stalled TCP stream's
+// does).
 func (j *job) step(now time.Time) {
 	rate := j.host.dirtyRate(j.vmName)
+	stalled := j.host.LinkDown() || j.dest.linkDown()
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.phase == phaseSwitching || j.phase == phaseDone {
+	if j.phase == phaseSwitching || j.phase >= phaseDone {
 		return
 	}
 	dt := now.Sub(j.last).Seconds()
 	j.last = now
+	if stalled {
+		return
+	}
 	j.advance(dt, rate)
 }
 
@@ -247,14 +259,18 @@ func (j *job) switchOverLocked(postCopy bool, at time.Duration) {
 	if !postCopy {
 		j.downtime += time.Duration(rem / j.bw * float64(time.Second))
 	}
+	reason := migrate.ReasonMigrated
+	if postCopy {
+		reason = migrate.ReasonPostCopy
+	}
 	if _, local := j.dest.(localPeer); local {
 		// in-process: hand over at once, so no observer sees the VM on both hosts
-		j.committedLocked(postCopy, j.dest.commit(context.Background(), j.id))
+		j.committedLocked(postCopy, j.dest.commit(context.Background(), j.id, reason))
 		return
 	}
 	go func() { // a remote peer must not hold up the clock
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err := j.dest.commit(ctx, j.id)
+		err := j.dest.commit(ctx, j.id, reason)
 		cancel()
 		j.mu.Lock()
 		defer j.mu.Unlock()
@@ -271,18 +287,21 @@ func (j *job) committedLocked(postCopy bool, err error) {
 		j.failLocked(fmt.Errorf("switch over: %w", err))
 		return
 	}
-	j.host.removeMigrated(j.vmName, j)
 	if postCopy {
+		// the source keeps a paused copy that serves the missing pages
+		j.host.setReason(j.vmName, j, fsm.VMPaused, migrate.ReasonPostCopy)
 		j.postCopy = true
 		j.phase = phasePostcopy
 		return
 	}
+	j.host.removeMigrated(j.vmName, j)
 	j.memSent += j.passLeft
 	j.passLeft = 0
 	j.completeLocked()
 }
 
-// completeLocked ends a successful job.
+// completeLocked ends a successful job: the destination keeps the completed
+// job's stats, and after a post-copy the source's copy goes.
 func (j *job) completeLocked() {
 	j.phase = phaseDone
 	st := j.statsLocked()
@@ -291,15 +310,53 @@ func (j *job) completeLocked() {
 		st.Elapsed = j.switchedAt + j.downtime
 	}
 	j.final = st
+	if j.postCopy {
+		j.host.removeMigrated(j.vmName, j)
+		j.tellDest(migrate.ReasonMigrated)
+	}
+	if lp, ok := j.dest.(localPeer); ok {
+		lp.h.recordEnded(j.vmName, migrate.EndedJob{Kind: migrate.JobMigrationIn, Outcome: migrate.JobCompleted, Stats: st})
+	}
 	j.finishLocked(nil)
 }
 
-// failLocked ends the job with err; the VM stays on the source and the
-// destination drops its reservation.
+// tellDest gives the destination's copy a new reason: at once in this
+// process, from a goroutine for a remote peer (which must not hold up the
+// clock).
+func (j *job) tellDest(reason string) {
+	if _, local := j.dest.(localPeer); local {
+		_ = j.dest.mark(context.Background(), j.vmName, reason)
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = j.dest.mark(ctx, j.vmName, reason)
+	}()
+}
+
+// breakPostCopyLocked ends a post-copy job whose stream broke: both copies
+// wait in "post-copy failed" (the destination's runs, stalled on the pages
+// it lacks), and the source keeps the job for ResumePostCopy.
+func (j *job) breakPostCopyLocked(cause error) {
+	j.phase = phaseBroken
+	j.final = j.statsLocked()
+	j.host.setReason(j.vmName, j, fsm.VMPaused, migrate.ReasonPostCopyFailed)
+	j.tellDest(migrate.ReasonPostCopyFailed)
+	j.finishLocked(fmt.Errorf("migrate vm %q to %s: post-copy broke: %w", j.vmName, j.dest.name(), cause))
+}
+
+// failLocked ends the job with err; the VM stays on the source (which
+// keeps the failed job's stats) and the destination drops its reservation.
 func (j *job) failLocked(err error) {
 	j.phase = phaseDone
 	j.final = j.statsLocked()
 	j.host.clearJob(j.vmName, j)
+	outcome := migrate.JobFailed
+	if errors.Is(err, ErrAborted) {
+		outcome = migrate.JobCancelled
+	}
+	j.host.recordEnded(j.vmName, migrate.EndedJob{Kind: migrate.JobMigrationOut, Outcome: outcome, Stats: j.final, Error: err.Error()})
 	release := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -357,7 +414,7 @@ func (j *job) statsLocked() migrate.JobStats {
 func (j *job) Stats() (migrate.JobStats, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.phase == phaseDone {
+	if j.phase >= phaseDone {
 		return j.final, nil
 	}
 	return j.statsLocked(), nil
@@ -386,7 +443,7 @@ func (j *job) Abort() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	switch j.phase {
-	case phaseDone:
+	case phaseDone, phaseBroken:
 		return fmt.Errorf("abort migration of vm %q: %w", j.vmName, ErrNoJob)
 	case phaseSwitching:
 		return fmt.Errorf("abort migration of vm %q: switch-over in progress: %w", j.vmName, ErrNoJob)
@@ -404,7 +461,7 @@ func (j *job) StartPostCopy() error {
 	switch {
 	case !j.allowPostCopy:
 		return fmt.Errorf("start post-copy of vm %q: job was started without AllowPostCopy: %w", j.vmName, ErrPostCopy)
-	case j.phase == phaseDone:
+	case j.phase >= phaseDone:
 		return fmt.Errorf("start post-copy of vm %q: %w", j.vmName, ErrNoJob)
 	case j.phase != phaseDisk && j.phase != phasePrecopy:
 		return fmt.Errorf("start post-copy of vm %q: already switching: %w", j.vmName, ErrPostCopy)
@@ -417,7 +474,7 @@ func (j *job) StartPostCopy() error {
 func (j *job) SetMaxDowntime(d time.Duration) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.phase == phaseDone {
+	if j.phase >= phaseDone {
 		return fmt.Errorf("set max downtime of vm %q: %w", j.vmName, ErrNoJob)
 	}
 	if d <= 0 {
@@ -431,7 +488,7 @@ func (j *job) SetMaxDowntime(d time.Duration) error {
 func (j *job) SetBandwidth(mibps uint64) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.phase == phaseDone {
+	if j.phase >= phaseDone {
 		return fmt.Errorf("set bandwidth of vm %q: %w", j.vmName, ErrNoJob)
 	}
 	if mibps == 0 {
@@ -439,4 +496,38 @@ func (j *job) SetBandwidth(mibps uint64) error {
 	}
 	j.bw = float64(mibps) * mib
 	return nil
+}
+
+// InterruptPostCopy implements migrate.Job: a post-copy job breaks off
+// (as libvirt's VIR_DOMAIN_ABORT_JOB_POSTCOPY does) and waits, paused on
+// both hosts, for ResumePostCopy.
+func (j *job) InterruptPostCopy() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.phase != phasePostcopy {
+		return fmt.Errorf("interrupt post-copy of vm %q: not in post-copy: %w", j.vmName, ErrNoJob)
+	}
+	j.breakPostCopyLocked(ErrInterrupted)
+	return nil
+}
+
+// resumed is a new job that continues a broken post-copy job's remainder,
+// at the bandwidth p asks for.
+func (j *job) resumed(p migrate.Params) *job {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	n := &job{
+		host: j.host, dest: j.dest, id: j.id, vmName: j.vmName,
+		clock: j.clock, period: j.period, overhead: j.overhead,
+		done: make(chan struct{}), bw: j.bw, maxDowntime: j.maxDowntime,
+		autoConverge: j.autoConverge, allowPostCopy: true, postCopy: true,
+		phase: phasePostcopy, memTotal: j.memTotal, memSent: j.memSent,
+		workingSet: j.workingSet, diskTotal: j.diskTotal, diskSent: j.diskSent,
+		passLeft: j.passLeft, iteration: j.iteration, throttle: j.throttle,
+		downtime: j.downtime, switchedAt: j.switchedAt,
+	}
+	if p.BandwidthMiB > 0 {
+		n.bw = float64(p.BandwidthMiB) * mib
+	}
+	return n
 }

@@ -22,6 +22,7 @@ func (h *Host) Migrate(ctx context.Context, name string, p migrate.Params) (migr
 		return nil, fmt.Errorf("migrate vm %q to %s: %w", name, p.DestURI, ErrSameHost)
 	}
 
+	h.reg.countStart(p.ID)
 	h.mu.Lock()
 	v, ok := h.vms[name]
 	switch {

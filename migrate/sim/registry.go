@@ -42,8 +42,9 @@ type Registry struct {
 	clock    *Clock
 	ownClock bool
 
-	mu    sync.Mutex
-	hosts map[string]*Host
+	mu     sync.Mutex
+	hosts  map[string]*Host
+	starts map[string]int // Params.ID → starts on any host
 }
 
 // NewRegistry returns an empty registry. Close it to stop its clock.
@@ -60,7 +61,7 @@ func NewRegistry(cfg Config) *Registry {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
-	r := &Registry{cfg: cfg, clock: cfg.Clock, hosts: map[string]*Host{}}
+	r := &Registry{cfg: cfg, clock: cfg.Clock, hosts: map[string]*Host{}, starts: map[string]int{}}
 	if r.clock == nil {
 		r.clock = NewClock(cfg.TimeScale, cfg.Step)
 		r.ownClock = true

@@ -40,11 +40,68 @@ func newJob(dom *libvirt.Domain, name, uuid string, p migrate.Params, maxDowntim
 	return &job{name: name, uuid: uuid, p: p, dom: dom, done: make(chan struct{}), maxDowntime: maxDowntime}
 }
 
-// run performs the migration and records how it ended.
-func (j *job) run() {
+// run performs the migration and records how it ended. extra flags are
+// added to the migration's own (VIR_MIGRATE_POSTCOPY_RESUME).
+func (j *job) run(extra libvirt.DomainMigrateFlags) {
 	params, flags := migrateArgs(j.p)
-	err := j.dom.MigrateToURI3(j.p.DestURI, params, flags)
+	j.finish(j.dom.MigrateToURI3(j.p.DestURI, params, flags|extra))
+}
 
+// follow watches a job this process did not start (Attach): libvirt has no
+// call that waits for another connection's job, so it polls the job's
+// type until the job is gone, then reads how it ended.
+func (j *job) follow(every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for range t.C {
+		if ended, err := j.poll(); ended {
+			j.finish(err)
+			return
+		}
+	}
+}
+
+// poll says whether the followed job ended, and with which error. The job
+// ended when the domain left this host or stopped (switched over: nil),
+// when its post-copy broke (the domain waits in "post-copy failed" for a
+// resume), or when libvirt runs no job on it any more (then the completed
+// job stats tell success from failure).
+func (j *job) poll() (bool, error) {
+	j.life.RLock()
+	defer j.life.RUnlock()
+	active, err := j.dom.IsActive()
+	if errors.Is(err, libvirt.ERR_NO_DOMAIN) || (err == nil && !active) {
+		return true, nil
+	}
+	if err != nil {
+		return false, nil // libvirtd busy or restarting: ask again
+	}
+	if st, reason, err := j.dom.GetState(); err == nil && st == libvirt.DOMAIN_PAUSED &&
+		libvirt.DomainPausedReason(reason) == libvirt.DOMAIN_PAUSED_POSTCOPY_FAILED {
+		return true, fmt.Errorf("post-copy migration broke: the guest waits, paused, for it to resume")
+	}
+	info, err := j.dom.GetJobStats(0)
+	if err != nil || info.Type != libvirt.DOMAIN_JOB_NONE {
+		return false, nil
+	}
+	done, err := j.dom.GetJobStats(libvirt.DOMAIN_JOB_STATS_COMPLETED | libvirt.DOMAIN_JOB_STATS_KEEP_COMPLETED)
+	if err == nil {
+		if e := endedJob(done); e != nil {
+			switch {
+			case e.Outcome == migrate.JobCompleted:
+				return true, nil
+			case e.Error != "":
+				return true, fmt.Errorf("migration job %s: %s", e.Outcome, e.Error)
+			default:
+				return true, fmt.Errorf("migration job %s", e.Outcome)
+			}
+		}
+	}
+	return true, fmt.Errorf("migration job ended with the guest still here, and libvirt kept no result")
+}
+
+// finish records how the job ended (err nil: success) and frees the domain.
+func (j *job) finish(err error) {
 	var res migrate.JobStats
 	if err == nil {
 		res = j.completedOnDest()
@@ -91,7 +148,9 @@ func (j *job) completedOnDest() migrate.JobStats {
 		return fallback
 	}
 	defer dom.Free()
-	info, err := dom.GetJobStats(libvirt.DOMAIN_JOB_STATS_COMPLETED)
+	// KEEP_COMPLETED: the result stays for whoever settles the migration
+	// from the hypervisors later.
+	info, err := dom.GetJobStats(libvirt.DOMAIN_JOB_STATS_COMPLETED | libvirt.DOMAIN_JOB_STATS_KEEP_COMPLETED)
 	if err != nil || info.Type == libvirt.DOMAIN_JOB_NONE {
 		return fallback
 	}
@@ -101,7 +160,7 @@ func (j *job) completedOnDest() migrate.JobStats {
 // completedOnSource reads the failed job's final stats from the source, which
 // keeps the guest after a failure.
 func (j *job) completedOnSource() migrate.JobStats {
-	info, err := j.dom.GetJobStats(libvirt.DOMAIN_JOB_STATS_COMPLETED)
+	info, err := j.dom.GetJobStats(libvirt.DOMAIN_JOB_STATS_COMPLETED | libvirt.DOMAIN_JOB_STATS_KEEP_COMPLETED)
 	if err != nil || info.Type == libvirt.DOMAIN_JOB_NONE {
 		return j.lastSample()
 	}
@@ -186,6 +245,21 @@ func (j *job) Abort() error {
 	j.mu.Unlock()
 	if err := j.dom.AbortJob(); err != nil {
 		return wrap(err, "abort migration of vm %q", j.name)
+	}
+	return nil
+}
+
+// InterruptPostCopy breaks off a stalled post-copy
+// (virDomainAbortJobFlags with VIR_DOMAIN_ABORT_JOB_POSTCOPY, libvirt ≥ 8.5):
+// the domain pauses in "post-copy failed" on both hosts, ready to resume.
+func (j *job) InterruptPostCopy() error {
+	j.life.RLock()
+	defer j.life.RUnlock()
+	if j.ended {
+		return fmt.Errorf("interrupt post-copy of vm %q: %w", j.name, ErrJobEnded)
+	}
+	if err := j.dom.AbortJobFlags(libvirt.DOMAIN_ABORT_JOB_POSTCOPY); err != nil {
+		return wrap(err, "interrupt post-copy of vm %q", j.name)
 	}
 	return nil
 }

@@ -92,6 +92,89 @@ func (h *Hypervisor) Migrate(ctx context.Context, name string, p migrate.Params)
 		}
 	}
 	j := newJob(dom, name, uuid, p, maxDT)
-	go j.run()
+	go j.run(0)
 	return j, nil
+}
+
+// followEvery is how often an attached job is polled for its end.
+const followEvery = 250 * time.Millisecond
+
+// Attach implements migrate.Hypervisor: a Job for the outgoing migration
+// libvirt runs for the domain, started by an earlier meshd (a peer-to-peer
+// job runs on in the source libvirtd when its client dies). The Job's
+// controls act on the domain as they would on a job started here; its end
+// is found by polling. A domain whose post-copy broke still has its job in
+// libvirt, but nothing runs: Attach refuses it (ErrNoJob) and the caller
+// resumes it (ResumePostCopy) instead.
+func (h *Hypervisor) Attach(ctx context.Context, ref migrate.DomainRef, p migrate.Params) (migrate.Job, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("attach to migration of vm %s: %w", ref, err)
+	}
+	dom, err := lookup(h.conn, ref)
+	if err != nil {
+		return nil, wrap(err, "attach to migration of vm %s", ref)
+	}
+	name, uuid, err := domainIDs(dom)
+	if err != nil {
+		dom.Free()
+		return nil, wrap(err, "attach to migration of vm %s", ref)
+	}
+	info, err := dom.GetJobStats(0)
+	if err != nil {
+		dom.Free()
+		return nil, wrap(err, "attach to migration of vm %s: job stats", ref)
+	}
+	if info.Type == libvirt.DOMAIN_JOB_NONE || jobKind(info) != migrate.JobMigrationOut {
+		dom.Free()
+		return nil, fmt.Errorf("attach to migration of vm %s on %s: %w", ref, h.uri, migrate.ErrNoJob)
+	}
+	if st, reason, err := dom.GetState(); err == nil && st == libvirt.DOMAIN_PAUSED &&
+		libvirt.DomainPausedReason(reason) == libvirt.DOMAIN_PAUSED_POSTCOPY_FAILED {
+		dom.Free()
+		return nil, fmt.Errorf("attach to migration of vm %s on %s: post-copy broke, resume it: %w", ref, h.uri, migrate.ErrNoJob)
+	}
+	j := newJob(dom, name, uuid, p, p.MaxDowntime)
+	if st := statsOf(info); st.PostCopy {
+		j.postCopy = true
+	}
+	go j.follow(followEvery)
+	return j, nil
+}
+
+// ResumePostCopy implements migrate.Hypervisor: virDomainMigrateToURI3 with
+// VIR_MIGRATE_POSTCOPY_RESUME and the migration's settings (the disks were
+// copied before the switch, so no disk is copied again). libvirt refuses it
+// while the broken stream's thread still waits for the destination ("being
+// actively monitored by another thread") and while the network is down: the
+// caller tries again.
+func (h *Hypervisor) ResumePostCopy(ctx context.Context, ref migrate.DomainRef, p migrate.Params) (migrate.Job, error) {
+	if p.DestURI == "" {
+		return nil, fmt.Errorf("resume migration of vm %s: no destination URI", ref)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("resume migration of vm %s: %w", ref, err)
+	}
+	dom, err := lookup(h.conn, ref)
+	if err != nil {
+		return nil, wrap(err, "resume migration of vm %s", ref)
+	}
+	name, uuid, err := domainIDs(dom)
+	if err != nil {
+		dom.Free()
+		return nil, wrap(err, "resume migration of vm %s", ref)
+	}
+	p.CopyStorage = nil
+	p.AllowPostCopy = true
+	j := newJob(dom, name, uuid, p, p.MaxDowntime)
+	j.postCopy = true
+	go j.run(libvirt.MIGRATE_POSTCOPY_RESUME)
+	return j, nil
+}
+
+func domainIDs(dom *libvirt.Domain) (name, uuid string, err error) {
+	if name, err = dom.GetName(); err != nil {
+		return "", "", err
+	}
+	uuid, err = dom.GetUUIDString()
+	return name, uuid, err
 }
