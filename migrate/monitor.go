@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hostmesh/hostmesh/fsm"
@@ -21,6 +22,15 @@ var (
 	// ErrNotConverging: the policy ran out of actions while the migration kept
 	// stalling (minimal-downtime after its last downtime step).
 	ErrNotConverging = errors.New("migration not converging")
+	// ErrPostCopyBroken: the job broke after the switch to post-copy (its
+	// stream failed, or stalled for PostCopyStallTimeout and Watch broke it
+	// off). The guest's memory is split between the two hosts: the
+	// migration must resume (Hypervisor.ResumePostCopy), never be retried
+	// elsewhere.
+	ErrPostCopyBroken = errors.New("post-copy migration broke")
+	// ErrDetached: MonitorConfig.Detach closed; Watch stopped watching and
+	// left the job running on the hypervisor.
+	ErrDetached = errors.New("stopped watching; the job runs on")
 )
 
 // Defaults of MonitorConfig, from vdsm (64 s per GiB, 240 s without progress).
@@ -29,6 +39,11 @@ const (
 	DefaultProgressTimeout  = 240 * time.Second
 	DefaultCompletionPerGiB = 64 * time.Second
 	DefaultStallSamples     = 4
+	// DefaultPostCopyStallTimeout: a post-copy whose remaining data has not
+	// fallen for this long has lost its stream (a cable pulled, an interface
+	// down: TCP waits rather than fails), and is broken off so that it can
+	// resume. The guest stands still meanwhile either way.
+	DefaultPostCopyStallTimeout = 10 * time.Second
 )
 
 // MonitorConfig tunes Watch. Zero fields take the defaults. Clock and
@@ -51,6 +66,18 @@ type MonitorConfig struct {
 	// MemBytes is the size the completion limit is computed from; 0 takes the
 	// first sample's DataTotal.
 	MemBytes uint64
+	// PostCopyStallTimeout breaks off a post-copy that made no progress for
+	// this long (Job.InterruptPostCopy). Default 10s.
+	PostCopyStallTimeout time.Duration
+	// Prior is the last progress reported for this job by an earlier watch
+	// (a meshd that re-attaches after a restart, or a resumed post-copy):
+	// the policy goes on from the actions it records, the completion limit
+	// counts the job's own elapsed time, and the percentage never goes back.
+	Prior *fsm.Progress
+	// Detach, when closed, makes Watch return ErrDetached at once without
+	// touching the job: a meshd that stops leaves its jobs to the
+	// hypervisor, and the next one re-attaches.
+	Detach <-chan struct{}
 	// Clock returns the current time. Default time.Now.
 	Clock func() time.Time
 	// NewTicker returns a channel that ticks every d and a stop function.
@@ -70,6 +97,9 @@ func (c MonitorConfig) withDefaults() MonitorConfig {
 	}
 	if c.StallSamples <= 0 {
 		c.StallSamples = DefaultStallSamples
+	}
+	if c.PostCopyStallTimeout <= 0 {
+		c.PostCopyStallTimeout = DefaultPostCopyStallTimeout
 	}
 	if c.Clock == nil {
 		c.Clock = time.Now
@@ -102,21 +132,28 @@ func (c MonitorConfig) withDefaults() MonitorConfig {
 // Independently of the policy: no progress for ProgressTimeout aborts with
 // ErrProgressTimeout; running longer than CompletionPerGiB × GiB aborts with
 // ErrCompletionTimeout. Once in post-copy the job can no longer be aborted, so
-// Watch only follows it. Cancelling ctx aborts the job and returns the ctx
-// error. After success it returns job.Result(); after failure the last stats
-// known and an error naming the VM.
+// Watch only follows it, unless it stalls for PostCopyStallTimeout: then it
+// breaks the job off (ErrPostCopyBroken) so that it can resume. Cancelling
+// ctx aborts the job and returns the ctx error; closing cfg.Detach returns
+// ErrDetached and leaves the job alone. After success it returns
+// job.Result(); after failure the last stats known and an error naming the
+// VM, wrapping ErrPostCopyBroken when the failure came after the switch to
+// post-copy.
 func Watch(ctx context.Context, job Job, pol Policy, cfg MonitorConfig, report func(fsm.Progress)) (JobStats, error) {
 	cfg = cfg.withDefaults()
 	w := &watcher{job: job, pol: pol, cfg: cfg, report: report,
 		start: cfg.Clock(), maxDowntime: pol.InitialDowntime}
 	w.lastProgress = w.start
 	w.limit = w.completionLimit(JobStats{})
+	w.resume(cfg.Prior)
 	tick, stop := cfg.NewTicker(cfg.Interval)
 	defer stop()
 	for {
 		select {
 		case <-job.Done():
 			return w.ended()
+		case <-cfg.Detach:
+			return w.last, fmt.Errorf("migrate vm %q: %w", cfg.VM, ErrDetached)
 		case <-ctx.Done():
 			return w.cancelled(ctx.Err())
 		case <-tick:
@@ -125,6 +162,9 @@ func Watch(ctx context.Context, job Job, pol Policy, cfg MonitorConfig, report f
 				// the job may be ending (Done decides) or the hypervisor
 				// unreachable: the timeouts still run on what is known
 				if w.postCopy {
+					if cause := w.postCopyStalled(cfg.Clock()); cause != nil {
+						return w.breakPostCopy(cause)
+					}
 					continue // cannot be aborted any more
 				}
 				if cause := w.timeouts(cfg.Clock(), w.last); cause != nil {
@@ -132,11 +172,73 @@ func Watch(ctx context.Context, job Job, pol Policy, cfg MonitorConfig, report f
 				}
 				continue
 			}
-			if cause := w.sample(cfg.Clock(), st); cause != nil {
+			now := cfg.Clock()
+			if cause := w.sample(now, st); cause != nil {
 				return w.abort(cause)
+			}
+			if cause := w.postCopyStalled(now); cause != nil {
+				return w.breakPostCopy(cause)
 			}
 		}
 	}
+}
+
+// resume takes over the policy's state from an earlier watch's last
+// report: the actions taken (one per stall that had an action), the
+// allowed downtime, the switch to post-copy and the percentage. The
+// completion limit counts the job's elapsed time, set at the first sample.
+func (w *watcher) resume(p *fsm.Progress) {
+	if p == nil {
+		return
+	}
+	w.resumed = true
+	w.actions = append([]string(nil), p.Actions...)
+	for _, a := range p.Actions {
+		if a == "post-copy" || a == "final downtime" || strings.HasPrefix(a, "downtime ") || strings.HasPrefix(a, "final downtime ") {
+			w.stalls++
+		}
+		if strings.HasPrefix(a, "final downtime") {
+			w.finalSet = true
+		}
+	}
+	if p.MaxDowntimeMs > 0 {
+		w.maxDowntime = time.Duration(p.MaxDowntimeMs) * time.Millisecond
+	}
+	w.postCopy = p.PostCopy
+	w.postCopyAt = time.Duration(p.PostCopyAtMs) * time.Millisecond
+	w.percent = p.Percent
+	w.priorElapsed = time.Duration(p.ElapsedMs) * time.Millisecond
+}
+
+// postCopyStalled says why a post-copy must be broken off: its remaining
+// data reached no new low for PostCopyStallTimeout.
+func (w *watcher) postCopyStalled(now time.Time) error {
+	if !w.postCopy {
+		return nil
+	}
+	if idle := now.Sub(w.lastProgress); idle >= w.cfg.PostCopyStallTimeout {
+		return fmt.Errorf("migrate vm %q: post-copy remaining %d MiB has not fallen for %v (post-copy stall timeout %v): %w",
+			w.cfg.VM, w.low>>20, idle.Round(time.Millisecond), w.cfg.PostCopyStallTimeout, ErrPostCopyBroken)
+	}
+	return nil
+}
+
+// breakPostCopy breaks off a stalled post-copy so that it can resume. It
+// does not wait for the job's end: libvirt's call returns only once the
+// destination notices the broken stream, which a cut link delays for as
+// long as it stays cut.
+func (w *watcher) breakPostCopy(cause error) (JobStats, error) {
+	w.actions = append(w.actions, "post-copy interrupted")
+	if err := w.job.InterruptPostCopy(); err != nil {
+		select {
+		case <-w.job.Done(): // it ended meanwhile: report how
+			return w.ended()
+		default:
+		}
+		return w.last, fmt.Errorf("%w (interrupt: %v)", cause, err)
+	}
+	w.emit(w.last, false)
+	return w.last, cause
 }
 
 // watcher is the state of one Watch.
@@ -155,6 +257,9 @@ type watcher struct {
 	windowIter   int // MemIteration when the window started
 	stalls       int
 	finalSet     bool
+	pcWatched    bool          // the post-copy stall clock runs (from the switch)
+	resumed      bool          // a re-attached watch: start follows the job's elapsed time
+	priorElapsed time.Duration // the job's elapsed time in the earlier watch's last report
 	postCopy     bool
 	postCopyAt   time.Duration // job elapsed time of the switch to post-copy
 	maxDowntime  time.Duration
@@ -171,6 +276,10 @@ func (w *watcher) sample(now time.Time, st JobStats) error {
 		w.lastProgress = now
 		w.windowIter = st.MemIteration
 		w.limit = w.completionLimit(st)
+		if w.resumed {
+			// the time the job already ran counts against its limit
+			w.start = now.Add(-max(st.Elapsed, w.priorElapsed))
+		}
 	} else if st.DataRemaining < w.low {
 		w.low = st.DataRemaining
 		w.lastProgress = now
@@ -185,6 +294,12 @@ func (w *watcher) sample(now time.Time, st JobStats) error {
 	var cause error
 	if !w.postCopy {
 		cause = w.check(now, st)
+	}
+	if w.postCopy && !w.pcWatched {
+		// the post-copy stall clock starts at the switch, from what
+		// post-copy still has to pull
+		w.pcWatched = true
+		w.low, w.lastProgress = st.DataRemaining, now
 	}
 	w.emit(st, false)
 	return cause
@@ -313,6 +428,9 @@ func (w *watcher) ended() (JobStats, error) {
 		st := w.job.Result()
 		if st == (JobStats{}) {
 			st = w.last
+		}
+		if w.postCopy || st.PostCopy {
+			return st, fmt.Errorf("migrate vm %q: %w: %w", w.cfg.VM, ErrPostCopyBroken, err)
 		}
 		return st, fmt.Errorf("migrate vm %q: %w", w.cfg.VM, err)
 	}
