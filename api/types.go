@@ -107,6 +107,11 @@ type VM struct {
 // migrated until only one host runs it.
 const AlarmSplitBrain = "split-brain"
 
+// AlarmMigrationUnsettled: a migration's job ended unwatched and its two
+// hosts disagree (the VM runs on both, or on neither); the migration stays
+// Running until they agree or an operator cancels it.
+const AlarmMigrationUnsettled = "migration-unsettled"
+
 // Alarm is a condition the mesh cannot resolve alone.
 type Alarm struct {
 	Kind    string    `json:"kind"`
@@ -151,6 +156,8 @@ type Progress struct {
 	ThrottlePercent int      `json:"throttle_percent,omitempty"`
 	PostCopyAtMs    int64    `json:"postcopy_at_ms,omitempty"`
 	Actions         []string `json:"actions,omitempty"`
+	// At is when the source took the sample.
+	At time.Time `json:"at,omitzero"`
 }
 
 // Migration is one request to move one VM, from queue to result.
@@ -178,6 +185,9 @@ type Migration struct {
 	CreatedAt       time.Time      `json:"created_at"`
 	StartedAt       time.Time      `json:"started_at,omitempty"`
 	EndedAt         time.Time      `json:"ended_at,omitempty"`
+	// Unsettled says why a Running migration's outcome is not known yet,
+	// or what it waits for (a broken post-copy waiting to resume).
+	Unsettled string `json:"unsettled,omitempty"`
 }
 
 // Bandwidth modes of a cluster.

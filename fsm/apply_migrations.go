@@ -247,8 +247,12 @@ func applyFinish(s *State, data []byte) (any, error) {
 		return nil, nil
 	}
 	m.State, m.Reason, m.DowntimeMs, m.EndedAt = c.State, c.Reason, c.DowntimeMs, c.At
+	m.Unsettled = ""
 	s.dequeue(c.ID)
 	defer s.finished(c.ID)
+	if key := AlarmKey(AlarmMigrationUnsettled, s.MigrationVMKey(m)); s.Alarms[key] != nil {
+		s.clearAlarm(key, "the migration ended "+string(c.State), c.At, orActor(c.Actor, "host "+m.Source))
+	}
 	if vm != nil && vm.Migration == c.ID {
 		vm.Migration = ""
 		if c.State == MigSucceeded {
@@ -310,4 +314,56 @@ func applyCancel(s *State, data []byte) (any, error) {
 	s.cancelQueued(m, c.At, c.Actor)
 	s.settleDrain(m.Source, c.At, c.Actor)
 	return nil, nil
+}
+
+// applyUnsettled records why a Running migration's outcome is not known,
+// and raises or clears the migration-unsettled alarm about its VM.
+func applyUnsettled(s *State, data []byte) (any, error) {
+	var c Unsettled
+	if err := decode(data, &c); err != nil {
+		return nil, err
+	}
+	m, ok := s.Migrations[c.ID]
+	switch {
+	case !ok:
+		return nil, rejectf("unsettled migration %q: no such migration", c.ID)
+	case m.State != MigRunning:
+		return nil, rejectf("unsettled migration %s: it is %s, not Running", c.ID, m.State)
+	case c.Attempt != m.Attempt:
+		return nil, rejectf("unsettled migration %s: attempt %d is over (now %d)", c.ID, c.Attempt, m.Attempt)
+	}
+	s.tick(c.At)
+	actor := orActor(c.Actor, "host "+m.Source)
+	m.Unsettled = c.Reason
+	key := AlarmKey(AlarmMigrationUnsettled, s.MigrationVMKey(m))
+	if !c.Alarm {
+		if s.Alarms[key] != nil {
+			s.clearAlarm(key, orReason(c.Reason, "the hypervisors agree again"), c.At, actor)
+		}
+		return nil, nil
+	}
+	hosts := slices.Clone(c.Hosts)
+	slices.Sort(hosts)
+	a := s.Alarms[key]
+	raised := a == nil
+	if raised {
+		a = &Alarm{Kind: AlarmMigrationUnsettled, VMUUID: s.MigrationVMKey(m), VM: m.VM, Since: c.At, Index: s.index}
+		s.Alarms[key] = a
+	}
+	a.Hosts = hosts
+	a.Message = fmt.Sprintf("migration %s of vm %s from %s to %s: %s", m.ID, m.VM, m.Source, m.Dest, c.Reason)
+	if !raised {
+		return nil, nil
+	}
+	s.emit(Event{Time: c.At, Actor: actor, Kind: EventAlarmRaised, Hosts: slices.Clone(hosts), VM: m.VM, VMUUID: m.VMUUID,
+		Migration: m.ID, Message: "migration unsettled: " + a.Message})
+	return nil, nil
+}
+
+// orReason returns why, or def when it is empty.
+func orReason(why, def string) string {
+	if why == "" {
+		return def
+	}
+	return why
 }

@@ -31,6 +31,8 @@ const (
 	// CmdLeaderElected is written by every new leader first; it raises
 	// the log's version (see LogVersion).
 	CmdLeaderElected CommandType = 15
+	// CmdUnsettled records why a Running migration's outcome is not known.
+	CmdUnsettled CommandType = 16
 )
 
 // LeaderElected is the first command of every new leader: it records the
@@ -158,6 +160,23 @@ type Finish struct {
 	// Actor is who asked: "token:NAME", "host NAME" (a host's own
 	// writes), "anonymous"; recorded for the audit trail.
 	Actor string `json:"actor,omitempty"`
+}
+
+// Unsettled records that a Running migration's outcome is not known yet,
+// and why (Migration.Unsettled); an empty Reason clears it. Alarm raises
+// the migration-unsettled alarm about its VM (the hypervisors disagree:
+// the VM runs on both Hosts, or on neither); without it the alarm clears.
+// The source writes it while it settles a job it found ended after a
+// restart, or waits to resume a broken post-copy; the leader while it
+// settles a migration no one reports.
+type Unsettled struct {
+	ID      string    `json:"id"`
+	Attempt int       `json:"attempt"`
+	Reason  string    `json:"reason,omitempty"`
+	Alarm   bool      `json:"alarm,omitempty"`
+	Hosts   []string  `json:"hosts,omitempty"`
+	At      time.Time `json:"at"`
+	Actor   string    `json:"actor,omitempty"`
 }
 
 // Cancel stops a migration: a queued one at once, a running one once its

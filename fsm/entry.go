@@ -87,6 +87,7 @@ var commandNames = map[CommandType]string{
 	CmdActivate:      "Activate",
 	CmdReshare:       "Reshare",
 	CmdLeaderElected: "LeaderElected",
+	CmdUnsettled:     "Unsettled",
 }
 
 // String names a command type for logs; an ignorable one says so.

@@ -30,6 +30,7 @@ var handlers = map[CommandType]handler{
 	CmdReshare:      applyReshare,
 
 	CmdLeaderElected: applyLeaderElected,
+	CmdUnsettled:     applyUnsettled,
 }
 
 // Result is what Apply returns for every entry: the value a command produced

@@ -455,3 +455,35 @@ func TestGrantRunsTheGrantCheck(t *testing.T) {
 		t.Fatalf("checks asked: %v", asked)
 	}
 }
+
+// TestUnsettledRecordsAndRaisesTheAlarm: a Running migration's unsettled
+// reason is recorded, an alarm about its VM raised and cleared, a stale
+// attempt refused, and Finish clears both.
+func TestUnsettledRecordsAndRaisesTheAlarm(t *testing.T) {
+	f := cluster3(t, 1)
+	id := must(t, f, CmdEnqueue, Enqueue{VM: "vm1", At: t0}).(string)
+	must(t, f, CmdGrant, Grant{ID: id, Dest: "h2", BandwidthMiB: 52, At: t0})
+	key := AlarmKey(AlarmMigrationUnsettled, f.State().MigrationVMKey(f.State().Migrations[id]))
+	must(t, f, CmdUnsettled, Unsettled{ID: id, Attempt: 1, Reason: "h1 could not be read", At: t0})
+	if s := f.State(); s.Migrations[id].Unsettled != "h1 could not be read" || s.Alarms[key] != nil {
+		t.Fatalf("note without alarm: %+v, alarms %v", s.Migrations[id], s.Alarms)
+	}
+	must(t, f, CmdUnsettled, Unsettled{ID: id, Attempt: 1, Reason: "the guest runs on both", Alarm: true, Hosts: []string{"h2", "h1"}, At: t0})
+	a := f.State().Alarms[key]
+	if a == nil || a.Kind != AlarmMigrationUnsettled || strings.Join(a.Hosts, ",") != "h1,h2" || !strings.Contains(a.Message, "runs on both") {
+		t.Fatalf("alarm %+v", a)
+	}
+	if r := run(t, f, CmdUnsettled, Unsettled{ID: id, Attempt: 2, Reason: "x", At: t0}); !errors.Is(r.Err, ErrRejected) {
+		t.Errorf("unsettled of another attempt: %v, want rejected", r.Err)
+	}
+	must(t, f, CmdFinish, Finish{ID: id, Attempt: 1, State: MigFailed, Reason: "settled", At: t0})
+	if s := f.State(); s.Migrations[id].Unsettled != "" || len(s.Alarms) != 0 {
+		t.Errorf("after Finish: unsettled %q, alarms %v", s.Migrations[id].Unsettled, s.Alarms)
+	}
+	if r := run(t, f, CmdUnsettled, Unsettled{ID: id, Attempt: 1, Reason: "late", At: t0}); !errors.Is(r.Err, ErrRejected) {
+		t.Errorf("unsettled of a finished migration: %v, want rejected", r.Err)
+	}
+	if err := Validate(mustEncode(t, CmdUnsettled, Unsettled{ID: id, Attempt: 1, Alarm: true, At: t0})); !errors.Is(err, ErrMalformed) {
+		t.Errorf("an alarm without a reason: %v, want malformed", err)
+	}
+}

@@ -134,6 +134,11 @@ const (
 	// migration holds it. No migration of it is queued or granted while
 	// the alarm stands: moving either copy could destroy the other's data.
 	AlarmSplitBrain = "split-brain"
+	// AlarmMigrationUnsettled: a migration's job ended unwatched and its two
+	// hosts' hypervisors disagree: the VM runs on both, or on neither. The
+	// migration stays Running (its slots held) until they agree or an
+	// operator cancels it; the mesh never guesses.
+	AlarmMigrationUnsettled = "migration-unsettled"
 )
 
 // Alarm is a condition the mesh cannot resolve alone and an operator
@@ -193,6 +198,10 @@ type Progress struct {
 	PostCopyAtMs int64 `json:"postcopy_at_ms,omitempty"`
 	// Actions the convergence policy took so far, e.g. "downtime 150ms".
 	Actions []string `json:"actions,omitempty"`
+	// At is when the source took the sample (its clock): every report
+	// differs from the one before, so the leader tells a source that
+	// reports from one that went silent.
+	At time.Time `json:"at,omitzero"`
 }
 
 // Migration is one request to move one VM, from queue to result.
@@ -233,6 +242,11 @@ type Migration struct {
 	CreatedAt       time.Time `json:"created_at"`
 	StartedAt       time.Time `json:"started_at,omitempty"`
 	EndedAt         time.Time `json:"ended_at,omitempty"`
+	// Unsettled says why a Running migration's outcome is not known yet
+	// (its job ended unwatched and the hypervisors disagree, or cannot be
+	// read) or what it waits for (a broken post-copy waiting to resume).
+	// Empty while its source watches the job. Finish clears it.
+	Unsettled string `json:"unsettled,omitempty"`
 }
 
 // Bandwidth modes of a cluster.

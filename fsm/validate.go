@@ -74,6 +74,7 @@ var validators = map[CommandType]validator{
 	CmdActivate:      validatorOf[Activate](),
 	CmdReshare:       validatorOf[Reshare](),
 	CmdLeaderElected: validatorOf[LeaderElected](),
+	CmdUnsettled:     validatorOf[Unsettled](),
 }
 
 // Validate checks an entry before it is proposed to Raft: its size, its
@@ -427,6 +428,22 @@ func (x Finish) validate() error {
 	}
 	c.text("reason", x.Reason)
 	c.between("downtime ms", x.DowntimeMs, 0, 1<<40)
+	c.time("time", x.At)
+	return c.err
+}
+
+func (x Unsettled) validate() error {
+	var c checks
+	c.migrationID("migration", x.ID)
+	c.between("attempt", int64(x.Attempt), 1, maxAttempts)
+	c.text("reason", x.Reason)
+	if x.Alarm && x.Reason == "" {
+		c.fail("an alarm needs a reason")
+	}
+	c.listLen("hosts", len(x.Hosts), MaxList)
+	for _, h := range x.Hosts {
+		c.host("host", h)
+	}
 	c.time("time", x.At)
 	return c.err
 }

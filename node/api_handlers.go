@@ -107,7 +107,11 @@ func (n *Node) handleVMs(w http.ResponseWriter, r *http.Request) {
 	n.fsm.Read(func(s *fsm.State) {
 		for _, k := range s.VMKeys() {
 			v := vmView{VM: *s.VMs[k]}
-			if a := s.SplitBrain(k); a != nil {
+			a := s.SplitBrain(k)
+			if a == nil {
+				a = s.Alarms[fsm.AlarmKey(fsm.AlarmMigrationUnsettled, k)]
+			}
+			if a != nil {
 				c := *a
 				v.Alarm = &c
 			}
