@@ -50,6 +50,7 @@ func (n *Node) lead(ctx context.Context) {
 	if err := n.raft.Barrier(applyTimeout).Error(); err != nil {
 		n.log.Warn("leader barrier", "err", err)
 	}
+	n.paceLeading()
 	// The first entry of every leader: it records the change and raises
 	// the log's version to this meshd's, so every replica applies the
 	// entries after it under this version's rules.

@@ -188,6 +188,7 @@ func (n *Node) reconcileRaftPeers(ctx context.Context) {
 	if err != nil {
 		return
 	}
+	n.paceNonvoters(cfg)
 	for _, s := range cfg {
 		if m, ok := n.gossip.Member(string(s.ID)); ok && (m.Status == gossip.StatusDead || m.Status == gossip.StatusLeft) {
 			n.removePeer(m.Name)
@@ -214,6 +215,9 @@ func (n *Node) promoteNonvoters() {
 	for _, s := range candidates {
 		if voters >= n.cfg.MaxVoters {
 			return
+		}
+		if n.transport.pace != nil {
+			n.transport.pace.voter(s.ID) // full heartbeats before it may stand for election
 		}
 		if err := n.raft.AddVoter(s.ID, s.Address, 0, applyTimeout).Error(); err != nil {
 			n.log.Warn("promote non-voter", "peer", s.ID, "err", err)

@@ -32,6 +32,7 @@ type Node struct {
 	raft         *raft.Raft
 	boltStore    *raftboltdb.BoltStore
 	transport    *raftTransport
+	timing       raftTiming // Raft timeouts and pacing by suffrage (suffrage.go)
 	stream       *streamLayer
 	leaderNotify chan bool
 	// hadState: the data dir held Raft state at start (bootstrap flags are
@@ -131,6 +132,7 @@ func (n *Node) start() error {
 	}
 	n.serveAPI(apiLn)
 	n.go_(n.leaderLoop)
+	n.go_(n.watchSuffrage)
 	n.go_(n.inventoryLoop)
 	n.go_(n.executorLoop)
 	return nil
@@ -185,6 +187,9 @@ func (n *Node) Kill() {
 		}
 		if n.gossip != nil {
 			_ = n.gossip.Shutdown()
+		}
+		if n.transport != nil && n.transport.pace != nil {
+			n.transport.pace.stop() // Raft's shutdown waits for its replication goroutines
 		}
 		if n.raft != nil {
 			_ = n.raft.Shutdown().Error()

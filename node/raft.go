@@ -32,22 +32,22 @@ func (n *Node) openRaft(ln net.Listener) error {
 	}
 	n.stream = newStreamLayer(ln, n.cfg.Blocked, n.cfg.TLS)
 	n.transport = newRaftTransport(n.stream, 3, 5*time.Second, n.log)
+	n.timing = timingFor(n.cfg.Fast)
+	n.transport.pace = newPacer(n.timing.paceEvery, n.timing.paceGrace)
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(n.cfg.Name)
 	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: os.Stderr})
 	rc.SnapshotThreshold = 4096
+	// The voters' timeouts; a non-voter lengthens its own (suffrage.go).
+	rc.HeartbeatTimeout, rc.ElectionTimeout = n.timing.voterHeartbeat, n.timing.voterElection
 	if n.cfg.Fast {
-		rc.HeartbeatTimeout = 300 * time.Millisecond
-		rc.ElectionTimeout = 300 * time.Millisecond
 		rc.LeaderLeaseTimeout = 150 * time.Millisecond
 		rc.CommitTimeout = 5 * time.Millisecond
 		rc.Logger = hclog.NewNullLogger()
 	} else {
 		// Sub-second detection of a dead leader: the queue must run again
 		// within a few seconds (LAN, as consul's defaults scaled down).
-		rc.HeartbeatTimeout = 500 * time.Millisecond
-		rc.ElectionTimeout = 500 * time.Millisecond
 		rc.LeaderLeaseTimeout = 250 * time.Millisecond
 	}
 	n.leaderNotify = make(chan bool, 8)
@@ -63,7 +63,9 @@ func (n *Node) openRaft(ln net.Listener) error {
 			return err
 		}
 	}
-	r, err := raft.NewRaft(rc, n.fsm, store, store, snaps, n.transport)
+	// The log store kicks the pacer when the leader stores new entries.
+	logs := kickLogStore{LogStore: store, p: n.transport.pace}
+	r, err := raft.NewRaft(rc, n.fsm, logs, store, snaps, n.transport)
 	if err != nil {
 		return fmt.Errorf("start raft for %s: %w", n.cfg.Name, err)
 	}

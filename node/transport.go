@@ -42,6 +42,10 @@ type raftTransport struct {
 	maxPool int
 	log     *slog.Logger
 
+	// pace holds back an idle leader's redundant RPCs (transport_pace.go);
+	// nil sends everything as Raft asks.
+	pace *pacer
+
 	mu       sync.Mutex
 	pool     map[poolKey][]*rpcConn
 	shutdown bool
@@ -137,6 +141,9 @@ func (t *raftTransport) returnConn(c *rpcConn) {
 // one or two to every other host and no use for them; each also holds a
 // read buffer in its peer's receiving half until it is closed.
 func (t *raftTransport) closeIdle() {
+	if t.pace != nil {
+		t.pace.kick()
+	}
 	t.mu.Lock()
 	pool := t.pool
 	t.pool = map[poolKey][]*rpcConn{}
@@ -153,6 +160,9 @@ func (t *raftTransport) Close() error {
 	t.mu.Lock()
 	t.shutdown = true
 	t.mu.Unlock()
+	if t.pace != nil {
+		t.pace.stop()
+	}
 	t.closeIdle()
 	t.recv.close(t.stream)
 	return nil
@@ -165,7 +175,7 @@ func (t *raftTransport) AppendEntriesPipeline(id raft.ServerID, target raft.Serv
 	if err != nil {
 		return nil, err
 	}
-	p := &pipeline{c: c, timeout: t.timeout, inflight: make(chan *appendFuture),
+	p := &pipeline{c: c, timeout: t.timeout, pace: t.pace, inflight: make(chan *appendFuture),
 		done: make(chan raft.AppendFuture), stop: make(chan struct{})}
 	go p.decode()
 	return p, nil
@@ -178,6 +188,7 @@ func (t *raftTransport) AppendEntriesPipeline(id raft.ServerID, target raft.Serv
 type pipeline struct {
 	c        *rpcConn
 	timeout  time.Duration
+	pace     *pacer
 	inflight chan *appendFuture
 	done     chan raft.AppendFuture
 	stop     chan struct{}
@@ -185,12 +196,18 @@ type pipeline struct {
 }
 
 func (p *pipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) (raft.AppendFuture, error) {
+	if p.pace != nil && !p.pace.holdAppend(p.c.key.id, args, p.stop) {
+		return nil, raft.ErrPipelineShutdown
+	}
 	f := &appendFuture{start: time.Now(), args: args, resp: resp, done: make(chan struct{})}
 	if p.timeout > 0 {
 		_ = p.c.conn.SetWriteDeadline(time.Now().Add(p.timeout))
 	}
 	if err := p.c.send(rpcAppendEntries, args); err != nil {
 		return nil, err
+	}
+	if p.pace != nil {
+		p.pace.sent(p.c.key.id)
 	}
 	select {
 	case p.inflight <- f:
@@ -250,6 +267,9 @@ func (f *appendFuture) Request() *raft.AppendEntriesRequest   { return f.args }
 func (f *appendFuture) Response() *raft.AppendEntriesResponse { return f.resp }
 
 func (t *raftTransport) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
+	if t.pace != nil && isHeartbeat(args) {
+		t.pace.holdHeartbeat(id, t.shutdownCh)
+	}
 	return t.rpc(id, target, rpcAppendEntries, args, resp)
 }
 
@@ -278,6 +298,9 @@ func (t *raftTransport) rpc(id raft.ServerID, target raft.ServerAddress, typ uin
 	if err := c.send(typ, args); err != nil {
 		_ = c.conn.Close()
 		return err
+	}
+	if t.pace != nil {
+		t.pace.sent(id)
 	}
 	remote, err := c.receive(resp)
 	if err != nil {
