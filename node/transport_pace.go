@@ -42,6 +42,7 @@ type pacer struct {
 	peers     map[raft.ServerID]*peerPace
 	nonvoters map[raft.ServerID]time.Time // since when the leader saw each as a non-voter
 	wake      chan struct{}               // closed and replaced by kick
+	stopped   chan struct{}               // closed by stop
 	off       bool
 	// stored is the index of the last entry stored in the log: while the
 	// commit index has not reached it, empty appends carry news (the
@@ -61,7 +62,7 @@ type peerPace struct {
 
 func newPacer(every, grace time.Duration) *pacer {
 	return &pacer{every: every, grace: grace, peers: map[raft.ServerID]*peerPace{},
-		nonvoters: map[raft.ServerID]time.Time{}, wake: make(chan struct{})}
+		nonvoters: map[raft.ServerID]time.Time{}, wake: make(chan struct{}), stopped: make(chan struct{})}
 }
 
 func (p *pacer) peer(id raft.ServerID) *peerPace {
@@ -85,7 +86,10 @@ func (p *pacer) kick() {
 // stop releases everything held and holds nothing more (shutdown).
 func (p *pacer) stop() {
 	p.mu.Lock()
-	p.off = true
+	if !p.off {
+		p.off = true
+		close(p.stopped)
+	}
 	p.mu.Unlock()
 	p.kick()
 }
@@ -137,7 +141,10 @@ func isHeartbeat(a *raft.AppendEntriesRequest) bool {
 	return len(a.Entries) == 0 && a.PrevLogEntry == 0 && a.PrevLogTerm == 0 && a.LeaderCommitIndex == 0
 }
 
-// heartbeatWait is how long a heartbeat to id must wait now (0: send).
+// heartbeatWait is how long a heartbeat to id must wait now (0: send),
+// and what ends the wait early: only stop. New entries do not (a write
+// would release a heartbeat to every non-voter, which the append carrying
+// the entries makes useless).
 func (p *pacer) heartbeatWait(id raft.ServerID) (time.Duration, <-chan struct{}) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -145,7 +152,7 @@ func (p *pacer) heartbeatWait(id raft.ServerID) (time.Duration, <-chan struct{})
 	if p.off || !nv || time.Since(since) < p.grace {
 		return 0, nil
 	}
-	return max(time.Until(p.peer(id).lastSent.Add(p.every*3/2)), 0), p.wake
+	return max(time.Until(p.peer(id).lastSent.Add(p.every*3/2)), 0), p.stopped
 }
 
 // holdHeartbeat waits while a heartbeat to a paced non-voter is not due.

@@ -102,6 +102,13 @@ func TestPacerHeartbeats(t *testing.T) {
 	if w, _ := p.heartbeatWait(nv); w < time.Hour {
 		t.Fatalf("a non-voter contacted just now: heartbeat held only %s", w)
 	}
+	_, abort := p.heartbeatWait(nv)
+	p.kick() // a write: the held heartbeat stays held
+	select {
+	case <-abort:
+		t.Fatal("storing new entries released a non-voter's held heartbeat")
+	default:
+	}
 	p.voter(nv)
 	if w, _ := p.heartbeatWait(nv); w != 0 {
 		t.Fatalf("a promoted non-voter's heartbeat held %s", w)
@@ -113,6 +120,11 @@ func TestPacerHeartbeats(t *testing.T) {
 		t.Fatalf("a non-voter within its grace: heartbeat held %s", w)
 	}
 	p.stop()
+	select {
+	case <-abort:
+	default:
+		t.Fatal("stop did not release a held heartbeat")
+	}
 	p.setNonvoters([]raft.ServerID{nv})
 	if w, _ := p.heartbeatWait(nv); w != 0 {
 		t.Fatalf("after stop: heartbeat held %s", w)

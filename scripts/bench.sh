@@ -5,7 +5,8 @@
 #      (root; one lab per machine, so under flock /tmp/hostmesh-lab.lock)
 #   3. the report: tables, plots (bench/plots/*.svg), machine, commands
 # BENCH_RUNS (default 5) sets the runs per figure; BENCH_PARTS (default
-# "ctlplane lab") chooses parts. A part that fails leaves a note in the
+# "ctlplane idle lab") chooses parts (idle: the idle leader's CPU and
+# messages at 5-100 hosts, issue 15). A part that fails leaves a note in the
 # report and makes this script exit 1, after the report is written.
 set -uo pipefail
 self=$(realpath "$0")
@@ -19,7 +20,7 @@ if [ -z "${HM_BENCH_LOCKED:-}" ]; then
 fi
 export GOFLAGS="${GOFLAGS:--tags=libvirt_dlopen}"
 runs="${BENCH_RUNS:-5}"
-parts="${BENCH_PARTS:-ctlplane lab}"
+parts="${BENCH_PARTS:-ctlplane idle lab}"
 tmp=$(mktemp -d /tmp/hostmesh-bench-bin.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 go build -o "$tmp/" ./bench/cmd/ctlplane ./bench/cmd/labbench ./bench/cmd/report || exit 1
@@ -29,6 +30,10 @@ rc=0
 case " $parts " in *" ctlplane "*)
 	echo "== control plane: 100 meshd processes, 5,000 sim VMs"
 	"$tmp/ctlplane" -meshd bin/meshd -runs "$runs" -out bench/results/ctlplane.json || rc=1
+esac
+case " $parts " in *" idle "*)
+	echo "== idle leader: meshes of 5, 25, 50 and 100 meshd processes, nothing happening"
+	"$tmp/ctlplane" -meshd bin/meshd -phases idle -out bench/results/idle.json || rc=1
 esac
 case " $parts " in *" lab "*)
 	if [ "$(id -u)" != 0 ]; then

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -22,15 +23,48 @@ import (
 
 func main() {
 	var (
-		bin      = flag.String("meshd", "bin/meshd", "meshd binary")
-		out      = flag.String("out", "bench/results/ctlplane.json", "results file")
-		hosts    = flag.Int("hosts", 100, "meshd processes")
-		vms      = flag.Int("vms", 50, "sim VMs per host")
-		runs     = flag.Int("runs", 7, "runs of each measurement (medians)")
-		portBase = flag.Int("port-base", 24000, "gossip ports from here; raft +1000, API +2000")
-		phases   = flag.String("phases", "gossip,mesh,drain,throughput,failover", "gossip (in-process agents); mesh (meshd processes: RSS, CPU) and its parts drain, throughput, failover")
+		bin        = flag.String("meshd", "bin/meshd", "meshd binary")
+		out        = flag.String("out", "bench/results/ctlplane.json", "results file")
+		hosts      = flag.Int("hosts", 100, "meshd processes")
+		vms        = flag.Int("vms", 50, "sim VMs per host")
+		runs       = flag.Int("runs", 7, "runs of each measurement (medians)")
+		portBase   = flag.Int("port-base", 24000, "gossip ports from here; raft +1000, API +2000")
+		phases     = flag.String("phases", "gossip,mesh,drain,throughput,failover", "gossip (in-process agents); mesh (meshd processes: RSS, CPU) and its parts drain, throughput, failover; idle (the idle leader at -idle-sizes, alone)")
+		idleSizes  = flag.String("idle-sizes", "5,25,50,100", "idle phase: mesh sizes")
+		idleWindow = flag.Duration("idle-window", 60*time.Second, "idle phase: length of one measured window")
+		idleRuns   = flag.Int("idle-runs", 3, "idle phase: windows per size and binary (medians)")
+		idleBase   = flag.String("baseline-meshd", "", "idle phase: a second meshd binary (before a change), measured alternately")
+		idlePerf   = flag.Duration("idle-perf", 0, "idle phase: perf record the largest mesh's leader this long (0: no profile)")
 	)
 	flag.Parse()
+	if *phases == "idle" {
+		var sizes []int
+		for _, f := range strings.Split(*idleSizes, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 {
+				log.Fatalf("-idle-sizes %q: %q is not a size", *idleSizes, f)
+			}
+			sizes = append(sizes, n)
+		}
+		sec := benchkit.Section{Title: "Idle leader (sim)", Started: time.Now().UTC(),
+			Command: "go run ./bench/cmd/ctlplane " + strings.Join(os.Args[1:], " "),
+			Setup: fmt.Sprintf("Meshes of %s meshd processes (`meshd --hypervisor sim`, mutual TLS, gossip key, production Raft and gossip timings) on 127.0.0.1, %d sim VMs per host, nothing happening: "+
+				"each size is started fresh with each binary in turn (alternating which goes first), settled (every host Up, every VM replicated) plus 15 s, then measured over %d windows of %s.", *idleSizes, *vms, *idleRuns, *idleWindow)}
+		err := idlePhase(&sec, idleOpts{bin: *bin, baseline: *idleBase, sizes: sizes, window: *idleWindow, runs: *idleRuns,
+			vms: *vms, portBase: *portBase, perf: *idlePerf, dir: filepath.Dir(*out)})
+		if err != nil {
+			sec.Notes = append(sec.Notes, "INCOMPLETE: "+err.Error())
+		}
+		sec.Took = time.Since(sec.Started).Round(time.Second).String()
+		if werr := sec.Write(*out); werr != nil {
+			log.Fatal(werr)
+		}
+		if err != nil {
+			log.Fatalf("idle: %v", err)
+		}
+		log.Printf("wrote %s", *out)
+		return
+	}
 	if *runs < 5 {
 		log.Fatalf("-runs %d: medians need at least 5", *runs)
 	}
