@@ -101,3 +101,12 @@ func (n *Node) paceLeading() {
 		n.paceNonvoters(cfg)
 	}
 }
+
+// PacedRPCs counts the Raft RPCs this host held back while leading an idle
+// mesh (transport_pace.go).
+func (n *Node) PacedRPCs() uint64 {
+	if n.transport == nil || n.transport.pace == nil {
+		return 0
+	}
+	return n.transport.pace.held.Load()
+}

@@ -2,6 +2,7 @@ package node
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -44,6 +45,8 @@ type pacer struct {
 	wake      chan struct{}               // closed and replaced by kick
 	stopped   chan struct{}               // closed by stop
 	off       bool
+	// held counts the RPCs that waited (tests and the idle benchmark).
+	held atomic.Uint64
 	// stored is the index of the last entry stored in the log: while the
 	// commit index has not reached it, empty appends carry news (the
 	// commit index will move) and are never held.
@@ -163,6 +166,7 @@ func (p *pacer) holdHeartbeat(id raft.ServerID, done <-chan struct{}) {
 		if wait <= 0 {
 			return
 		}
+		p.held.Add(1)
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
@@ -200,6 +204,7 @@ func (p *pacer) appendWait(id raft.ServerID, a *raft.AppendEntriesRequest) (time
 // It returns false when stop closed (the pipeline ended) during the wait.
 func (p *pacer) holdAppend(id raft.ServerID, a *raft.AppendEntriesRequest, stop <-chan struct{}) bool {
 	if wait, wake := p.appendWait(id, a); wait > 0 {
+		p.held.Add(1)
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
