@@ -47,9 +47,9 @@ func idlePhase(sec *benchkit.Section, o idleOpts) error {
 	var fits []sizePoint
 	defer func() { sec.Notes = append(sec.Notes, modelNotes(fits, o.baseline != "")...) }()
 	for k, n := range o.sizes {
-		cpu := benchkit.Comparison{Name: fmt.Sprintf("idle leader CPU, %d hosts", n), Goal: goalFor(n)}
+		cpu := benchkit.Comparison{Name: fmt.Sprintf("idle leader CPU, %d hosts", n)}
 		wr := benchkit.Comparison{Name: fmt.Sprintf("idle leader's Raft messages sent per second, %d hosts", n)}
-		med := benchkit.Comparison{Name: fmt.Sprintf("idle median host CPU, %d hosts", n), Goal: "≤ 1 % of a core"}
+		med := benchkit.Comparison{Name: fmt.Sprintf("idle median host CPU, %d hosts", n)}
 		rss := benchkit.Comparison{Name: fmt.Sprintf("largest meshd RSS (idle), %d hosts", n)}
 		for j := range sides {
 			s := sides[(j+k)%len(sides)] // alternate which binary goes first
@@ -77,14 +77,21 @@ func idlePhase(sec *benchkit.Section, o idleOpts) error {
 		med.Subject.Unit, med.Baseline.Unit = "% of a core", "% of a core"
 		wr.Subject.Unit, wr.Baseline.Unit = "msgs/s", "msgs/s"
 		rss.Subject.Unit, rss.Baseline.Unit = "MiB", "MiB"
-		if n == 100 {
-			cpu.Met = benchkit.Bool(cpu.Subject.Median() < 5)
-		}
-		med.Met = benchkit.Bool(med.Subject.Median() <= 1)
 		cpu.Note = fmt.Sprintf("user+system time of the leader over %s windows (/proc/PID/stat), %d windows per side", o.window, o.runs)
 		wr.Note = "write(2) calls of the leader per second (/proc/PID/io syscw): one per Raft RPC sent on its TLS connections"
 		rss.Note = "VmRSS, largest meshd of the mesh, once per side"
 		sec.Comparisons = append(sec.Comparisons, cpu, wr, med, rss)
+		if n == 100 {
+			// The goals are about the (new) figures at 100 hosts,
+			// not about the ratios.
+			c, m, r := cpu.Subject, med.Subject, rss.Subject
+			c.Name, m.Name, r.Name = "idle leader CPU at 100 hosts", "idle median host CPU at 100 hosts", "largest meshd RSS at 100 hosts (idle)"
+			c.Goal, c.Met = "< 5 % of a core", benchkit.Bool(c.Median() < 5)
+			m.Goal, m.Met = "≤ 1 % of a core", benchkit.Bool(m.Median() <= 1)
+			_, worst := benchkit.MinMax(r.Values)
+			r.Goal, r.Met, r.JudgedOn = "< 60 MiB", benchkit.Bool(worst < 60), "max"
+			sec.Series = append(sec.Series, c, m, r)
+		}
 		fits = append(fits, sizePoint{n: n, after: cpu.Subject.Median(), before: cpu.Baseline.Median(),
 			afterMsgs: wr.Subject.Median(), beforeMsgs: wr.Baseline.Median()})
 		if err := sec.Write(filepath.Join(o.dir, "partial-idle.json")); err != nil {
@@ -92,13 +99,6 @@ func idlePhase(sec *benchkit.Section, o idleOpts) error {
 		}
 	}
 	return nil
-}
-
-func goalFor(n int) string {
-	if n == 100 {
-		return "< 5 % of a core at 100 hosts"
-	}
-	return ""
 }
 
 // idleMesh runs one mesh of n hosts with bin and measures its idle windows.
