@@ -87,6 +87,7 @@ func (n *Node) paceNonvoters(cfg []raft.Server) {
 		}
 	}
 	n.transport.pace.setNonvoters(ids)
+	n.transport.dropPaced()
 }
 
 // paceLeading starts the pacing of a new leader: the entries its log holds

@@ -131,6 +131,15 @@ func (p *pacer) voter(id raft.ServerID) {
 	p.mu.Unlock()
 }
 
+// paced reports whether heartbeats to id are held (a non-voter past its
+// grace).
+func (p *pacer) paced(id raft.ServerID) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	since, nv := p.nonvoters[id]
+	return !p.off && nv && time.Since(since) >= p.grace
+}
+
 // sent records an RPC sent to id.
 func (p *pacer) sent(id raft.ServerID) {
 	p.mu.Lock()

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"net"
 	"testing"
 	"time"
 
@@ -129,4 +130,32 @@ func TestPacerHeartbeats(t *testing.T) {
 	if w, _ := p.heartbeatWait(nv); w != 0 {
 		t.Fatalf("after stop: heartbeat held %s", w)
 	}
+}
+
+// The leader closes its pooled connections to paced non-voters (their
+// heartbeats are held, the connections would sit idle) and keeps the
+// voters'.
+func TestDropPacedClosesIdleConnsToNonvoters(t *testing.T) {
+	p := newPacer(time.Hour, 0)
+	tr := &raftTransport{pace: p, pool: map[poolKey][]*rpcConn{}}
+	conn := func(id string) (*rpcConn, net.Conn) {
+		a, b := net.Pipe()
+		c := &rpcConn{key: poolKey{raft.ServerID(id), raft.ServerAddress(id + ":7000")}, conn: a}
+		tr.pool[c.key] = append(tr.pool[c.key], c)
+		return c, b
+	}
+	_, voterPeer := conn("h2")
+	_, nvPeer := conn("h7")
+	p.setNonvoters([]raft.ServerID{"h7"})
+	tr.dropPaced()
+	if n := len(tr.pool[poolKey{"h7", "h7:7000"}]); n != 0 {
+		t.Fatalf("%d pooled connections to the paced non-voter remain", n)
+	}
+	if n := len(tr.pool[poolKey{"h2", "h2:7000"}]); n != 1 {
+		t.Fatalf("%d pooled connections to the voter, want 1", n)
+	}
+	if _, err := nvPeer.Read(make([]byte, 1)); err == nil {
+		t.Fatal("the non-voter's connection is still open")
+	}
+	_ = voterPeer.Close()
 }
