@@ -169,8 +169,8 @@ type Hypervisor interface {
 	// with, and returns at once with the resumed job. It fails while the
 	// migration network is still down.
 	ResumePostCopy(ctx context.Context, ref DomainRef, p Params) (Job, error)
-	// Peer opens a reader of another host's hypervisor at uri (a peer's
-	// HypervisorURI); host is its name in the mesh (a driver that talks to
-	// peers over TLS verifies it).
-	Peer(ctx context.Context, host, uri string) (StatusReader, error)
+	// Peer opens another host's hypervisor at uri (a peer's HypervisorURI)
+	// to read its domains and abort a job there; host is its name in the
+	// mesh (a driver that talks to peers over TLS verifies it).
+	Peer(ctx context.Context, host, uri string) (Remote, error)
 }

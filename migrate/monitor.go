@@ -227,18 +227,33 @@ func (w *watcher) postCopyStalled(now time.Time) error {
 // does not wait for the job's end: libvirt's call returns only once the
 // destination notices the broken stream, which a cut link delays for as
 // long as it stays cut.
+//
+// A job asked to switch that never did (the stream stalled before the
+// switch-over) is still a pre-copy with the guest on the source: it is
+// aborted like any stalled pre-copy.
 func (w *watcher) breakPostCopy(cause error) (JobStats, error) {
-	w.actions = append(w.actions, "post-copy interrupted")
-	if err := w.job.InterruptPostCopy(); err != nil {
-		select {
-		case <-w.job.Done(): // it ended meanwhile: report how
-			return w.ended()
-		default:
-		}
-		return w.last, fmt.Errorf("%w (interrupt: %v)", cause, err)
+	err := w.job.InterruptPostCopy()
+	if err == nil {
+		w.actions = append(w.actions, "post-copy interrupted")
+		w.emit(w.last, false)
+		return w.last, cause
 	}
-	w.emit(w.last, false)
-	return w.last, cause
+	select {
+	case <-w.job.Done(): // it ended meanwhile: report how
+		return w.ended()
+	default:
+	}
+	if aerr := w.job.Abort(); aerr == nil {
+		w.actions = append(w.actions, "abort: stalled before the switch to post-copy")
+		<-w.job.Done()
+		if w.job.Err() == nil {
+			return w.ended()
+		}
+		return w.last, fmt.Errorf("migrate vm %q: stalled for %v before the switch to post-copy it asked for (interrupt: %v): %w",
+			w.cfg.VM, w.cfg.PostCopyStallTimeout, err, ErrProgressTimeout)
+	}
+	w.actions = append(w.actions, "post-copy interrupted")
+	return w.last, fmt.Errorf("%w (interrupt: %v)", cause, err)
 }
 
 // watcher is the state of one Watch.

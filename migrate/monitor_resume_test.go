@@ -141,3 +141,19 @@ func TestStalledPostCopyIsBrokenOffAndResumes(t *testing.T) {
 		t.Errorf("actions %q, want %q", got, want)
 	}
 }
+
+// TestStallBeforeTheSwitchIsAborted: a job asked to switch to post-copy
+// whose stream stalls before the switch-over still has the guest on its
+// source: it is aborted as a stalled pre-copy, not left waiting.
+func TestStallBeforeTheSwitchIsAborted(t *testing.T) {
+	h, _, _ := start(t, stalling, 32, migrate.PolicyPostCopy, migrate.MonitorConfig{})
+	for !slices.Contains(h.last().Actions, "post-copy") {
+		h.step()
+	}
+	h.b.SetLinkDown(true) // the switch it asked for (at the next step) cannot happen
+	h.run(time.Minute)
+	h.timeline()
+	if !errors.Is(h.err, migrate.ErrProgressTimeout) || errors.Is(h.err, migrate.ErrPostCopyBroken) || !h.onlyOn(h.a, "hot") {
+		t.Fatalf("err %v, on a %v: want a stalled pre-copy aborted, the guest on a", h.err, h.a.VMNames())
+	}
+}

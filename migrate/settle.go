@@ -62,8 +62,9 @@ func (v Verdict) Final() bool {
 //
 // A host that could not be read makes the verdict unknown unless the other
 // host's report settles it alone: a guest running normally on the
-// destination has switched over, and one running on the source with no job
-// never did.
+// destination has switched over; one running on the source with no job,
+// or absent from a destination that has no incoming copy either, never
+// did.
 func Settle(src, dst *DomainStatus, srcHost, dstHost string) Settlement {
 	if src != nil && src.Migrating() && !src.PostCopyFailed {
 		return Settlement{VerdictRunning, fmt.Sprintf("%s still runs the migration job (%s)", srcHost, describe(src))}
@@ -95,6 +96,8 @@ func Settle(src, dst *DomainStatus, srcHost, dstHost string) Settlement {
 		return Settlement{VerdictBoth, fmt.Sprintf("the guest runs on both %s (%s) and %s (%s)", srcHost, describe(src), dstHost, describe(dst))}
 	case dstRuns:
 		return Settlement{VerdictMoved, fmt.Sprintf("the guest runs on %s (%s) and %s has %s", dstHost, describe(dst), srcHost, describe(src))}
+	case src == nil && dst != nil && !dst.Exists:
+		return Settlement{VerdictStayed, fmt.Sprintf("%s has no copy of the guest and no incoming migration: it never switched over (%s could not be read)", dstHost, srcHost)}
 	case src == nil:
 		return Settlement{VerdictUnknown, fmt.Sprintf("%s could not be read; %s: %s", srcHost, dstHost, describe(dst))}
 	case srcRuns:

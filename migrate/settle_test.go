@@ -48,7 +48,7 @@ func TestSettle(t *testing.T) {
 		{"post-copy between states", pcSourceNoJob, pcDest, VerdictUnknown, ""},
 		{"post-copy on dest, source unreachable", nil, pcDest, VerdictUnknown, ""},
 		{"incoming, source unreachable", nil, incoming, VerdictUnknown, ""},
-		{"source unreachable, dest clean", nil, none, VerdictUnknown, ""},
+		{"source unreachable, dest clean", nil, none, VerdictStayed, "never switched over"},
 		{"source gone, dest unreachable", none, nil, VerdictUnknown, ""},
 		{"both unreachable", nil, nil, VerdictUnknown, ""},
 	} {

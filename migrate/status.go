@@ -132,3 +132,13 @@ type StatusReader interface {
 	// Close releases the connection.
 	Close() error
 }
+
+// Remote is another host's hypervisor as a peer reaches it: it reads a
+// domain, and aborts the domain's migration job, so that the leader can
+// cancel a migration whose source meshd is down.
+type Remote interface {
+	StatusReader
+	// AbortJob aborts the domain's migration job; the guest stays on its
+	// source. A job in post-copy cannot be aborted.
+	AbortJob(ctx context.Context, ref DomainRef) error
+}

@@ -34,6 +34,8 @@ var (
 	ErrInterrupted = errors.New("post-copy interrupted")
 	// ErrLinkDown: a migration link is down; a resume cannot reach the peer.
 	ErrLinkDown = errors.New("migration network unreachable")
+	// ErrHostDown: the host does not answer its peers (SetDown).
+	ErrHostDown = errors.New("host does not answer")
 	// ErrConnectionLost: the migration stream broke (BreakMigrations).
 	ErrConnectionLost = errors.New("migration connection lost")
 )

@@ -88,6 +88,7 @@ type Host struct {
 	// linkDown: the host's migration link is down; streams from and to it
 	// stall (they do not fail: TCP waits) until it is up again.
 	linkDown bool
+	down     bool // unreachable to peers (SetDown)
 	resumes  int
 }
 

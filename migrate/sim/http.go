@@ -45,6 +45,7 @@ type (
 //	POST …/commit   {id}              switch-over: the VM runs here now
 //	POST …/release  {id}              the source gave up
 //	POST …/mark     {vm, reason}      a post-copy broke, resumed or ended
+//	POST …/abort    {vm}              abort the VM's migration job (Peer)
 //	GET  …/domains                    the VMs running here (for debugging)
 //	GET  …/status?name=&uuid=         one domain's status (Peer)
 //
@@ -103,6 +104,11 @@ func Handler(h *Host) http.Handler {
 			var req markReq
 			if err = decode(r, &req); err == nil {
 				err = h.acceptMark(req.VM, req.Reason)
+			}
+		case "abort":
+			var req markReq
+			if err = decode(r, &req); err == nil {
+				err = h.abortJob(r.Context(), migrate.DomainRef{Name: req.VM})
 			}
 		default:
 			writeJSON(w, http.StatusNotFound, errResp{Error: fmt.Sprintf("unknown sim operation %q", op)})
@@ -190,6 +196,11 @@ func (p httpPeer) Status(ctx context.Context, ref migrate.DomainRef) (migrate.Do
 		return migrate.DomainStatus{}, fmt.Errorf("sim status of vm %s at %s: %w", ref, p.base, err)
 	}
 	return st, nil
+}
+
+// AbortJob aborts the VM's migration job on the remote host (Peer).
+func (p httpPeer) AbortJob(ctx context.Context, ref migrate.DomainRef) error {
+	return p.post(ctx, "abort", markReq{VM: ref.Name})
 }
 
 // Close implements migrate.StatusReader; the HTTP client is shared.

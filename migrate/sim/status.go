@@ -110,19 +110,64 @@ func (h *Host) ResumePostCopy(_ context.Context, ref migrate.DomainRef, p migrat
 
 // Peer implements migrate.Hypervisor: a host of this registry, or one
 // behind Handler in another process (its meshd answers for it).
-func (h *Host) Peer(_ context.Context, host, uri string) (migrate.StatusReader, error) {
+func (h *Host) Peer(_ context.Context, host, uri string) (migrate.Remote, error) {
 	p, err := h.reg.resolve(uri, host)
 	if err != nil {
 		return nil, fmt.Errorf("peer %s of %s: %w", uri, h.spec.Name, err)
 	}
 	switch p := p.(type) {
 	case localPeer:
-		return p.h, nil
+		return peerView{p.h}, nil
 	case httpPeer:
 		return p, nil
 	default:
 		return nil, fmt.Errorf("peer %s of %s: %w", uri, h.spec.Name, ErrUnknownHost)
 	}
+}
+
+// peerView is a host of this registry read by another: it does not answer
+// while the host is down (SetDown).
+type peerView struct{ h *Host }
+
+func (p peerView) Status(ctx context.Context, ref migrate.DomainRef) (migrate.DomainStatus, error) {
+	p.h.mu.Lock()
+	down := p.h.down
+	p.h.mu.Unlock()
+	if down {
+		return migrate.DomainStatus{}, fmt.Errorf("status of vm %s on %s: %w", ref, p.h.spec.Name, ErrHostDown)
+	}
+	return p.h.Status(ctx, ref)
+}
+
+// AbortJob aborts the VM's outgoing job on the peer.
+func (p peerView) AbortJob(ctx context.Context, ref migrate.DomainRef) error {
+	p.h.mu.Lock()
+	down := p.h.down
+	p.h.mu.Unlock()
+	if down {
+		return fmt.Errorf("abort migration of vm %s on %s: %w", ref, p.h.spec.Name, ErrHostDown)
+	}
+	return p.h.abortJob(ctx, ref)
+}
+
+// abortJob aborts the VM's outgoing job, whoever started it.
+func (h *Host) abortJob(ctx context.Context, ref migrate.DomainRef) error {
+	j, err := h.Attach(ctx, ref, migrate.Params{})
+	if err != nil {
+		return err
+	}
+	return j.Abort()
+}
+
+func (p peerView) Close() error { return nil }
+
+// SetDown makes the host unreachable to its peers (true) or reachable
+// again: Peer's reads of it fail, as a host that lost power does not
+// answer. Its own calls still work (nothing on it runs while it is down).
+func (h *Host) SetDown(down bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.down = down
 }
 
 // SetLinkDown takes the host's migration link down (true) or up: streams

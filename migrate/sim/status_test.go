@@ -196,7 +196,16 @@ func TestPeerAcrossProcesses(t *testing.T) {
 	if err != nil || st.Exists {
 		t.Fatalf("remote status of a missing VM %+v, %v", st, err)
 	}
-	if lp, err := a.Peer(context.Background(), "a", a.URI()); err != nil || lp != migrate.StatusReader(a) {
-		t.Errorf("peer of its own registry: %v %v", lp, err)
+	_ = a.Define(VMSpec{Name: "local", MemoryMiB: 512})
+	lp, err := a.Peer(context.Background(), "a", a.URI())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := lp.Status(context.Background(), migrate.DomainRef{Name: "local"}); err != nil || !st.Runs() {
+		t.Errorf("peer of its own registry: %+v %v", st, err)
+	}
+	a.SetDown(true)
+	if _, err := lp.Status(context.Background(), migrate.DomainRef{Name: "local"}); !errors.Is(err, ErrHostDown) {
+		t.Errorf("a host that is down answered its peer: %v", err)
 	}
 }

@@ -192,6 +192,22 @@ func (p *peer) Status(ctx context.Context, ref migrate.DomainRef) (migrate.Domai
 	return statusOn(p.conn, p.uri, ref)
 }
 
+// AbortJob aborts the domain's job on the peer (virDomainAbortJob).
+func (p *peer) AbortJob(ctx context.Context, ref migrate.DomainRef) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	dom, err := lookup(p.conn, ref)
+	if err != nil {
+		return wrap(err, "abort migration of vm %s on %s", ref, p.uri)
+	}
+	defer dom.Free()
+	if err := dom.AbortJob(); err != nil {
+		return wrap(err, "abort migration of vm %s on %s", ref, p.uri)
+	}
+	return nil
+}
+
 func (p *peer) Close() error {
 	if _, err := p.conn.Close(); err != nil {
 		return wrap(err, "close libvirt %s", p.uri)
@@ -203,7 +219,7 @@ func (p *peer) Close() error {
 // libvirt (qemu+tls://MGMT/system, with this host's client certificate).
 // Connecting to a host that is down can take as long as TCP gives up, so
 // ctx bounds the wait; a connection that arrives later is closed.
-func (h *Hypervisor) Peer(ctx context.Context, _, uri string) (migrate.StatusReader, error) {
+func (h *Hypervisor) Peer(ctx context.Context, _, uri string) (migrate.Remote, error) {
 	type result struct {
 		conn *libvirt.Connect
 		err  error
