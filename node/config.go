@@ -77,6 +77,20 @@ type Config struct {
 	ReconcileInterval time.Duration
 	// Monitor tunes the job monitor (sample interval, timeouts).
 	Monitor migrate.MonitorConfig
+	// SettleAfter is the settle bound's first part: the leader settles a
+	// Running migration from the hosts' hypervisors when its source sent
+	// no progress report for this long (or is Down). Sources report every
+	// Monitor.Interval while a job runs and heartbeat while they settle,
+	// so the default is 3 reports plus 10 s for commits and a busy host:
+	// 3 × Monitor.Interval + 10 s (11.5 s with the default interval; Fast
+	// meshes 3 × interval + 2 s).
+	SettleAfter time.Duration
+	// SettleRetry is how often an unsettled migration's hypervisors are
+	// read again, and a broken post-copy's resume tried again. Default 2 s
+	// (Fast: 200 ms).
+	SettleRetry time.Duration
+	// PeerTimeout bounds one read of a peer's hypervisor. Default 5 s.
+	PeerTimeout time.Duration
 	// DrainTimeout bounds the drain a graceful leave runs first.
 	DrainTimeout time.Duration
 	// LeftHostGrace is how long a host that left the mesh stays in the
@@ -134,6 +148,25 @@ func (c *Config) setDefaults() error {
 	}
 	if c.LeftHostGrace == 0 {
 		c.LeftHostGrace = time.Hour
+	}
+	interval := c.Monitor.Interval
+	if interval <= 0 {
+		interval = migrate.DefaultMonitorInterval
+	}
+	if c.SettleAfter == 0 {
+		c.SettleAfter = 3*interval + 10*time.Second
+		if c.Fast {
+			c.SettleAfter = 3*interval + 2*time.Second
+		}
+	}
+	if c.SettleRetry == 0 {
+		c.SettleRetry = 2 * time.Second
+		if c.Fast {
+			c.SettleRetry = 200 * time.Millisecond
+		}
+	}
+	if c.PeerTimeout == 0 {
+		c.PeerTimeout = 5 * time.Second
 	}
 	if c.DrainTimeout == 0 {
 		c.DrainTimeout = 10 * time.Minute

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hostmesh/hostmesh/fsm"
@@ -22,8 +24,8 @@ type DestDiskPreparer interface {
 // runningJob is a migration this host is the source of.
 type runningJob struct {
 	cancel    context.CancelFunc
-	cancelled bool // by the operator
-	stale     bool // the leader ended this attempt (its peer went Down)
+	cancelled atomic.Bool // by the operator
+	stale     atomic.Bool // the attempt ended in the state (settled by the leader)
 	done      chan struct{}
 
 	bwMu sync.Mutex
@@ -69,8 +71,46 @@ func (n *Node) executorLoop() {
 			return
 		case <-changed:
 		case <-tick.C:
+			n.pruneJournal()
 		}
 	}
+}
+
+// stillMine waits until this replica has applied what the leader
+// committed, then says whether m is still this host's Running attempt: a
+// restarted meshd's replica may still show a migration that ended while it
+// was down, which must not be started.
+func (n *Node) stillMine(op context.Context, m *fsm.Migration) bool {
+	for {
+		if n.raft.Leader() != "" && n.raft.AppliedIndex() >= n.raft.CommitIndex() {
+			break
+		}
+		if !sleepCtx(op, 20*time.Millisecond) {
+			return false
+		}
+	}
+	mine := false
+	n.fsm.Read(func(s *fsm.State) {
+		cur := s.Migrations[m.ID]
+		mine = cur != nil && cur.State == fsm.MigRunning && cur.Attempt == m.Attempt && cur.Source == n.cfg.Name
+	})
+	return mine
+}
+
+// pruneJournal forgets the started attempts that are over in the state.
+func (n *Node) pruneJournal() {
+	keys := n.journal.keys()
+	if len(keys) == 0 {
+		return
+	}
+	n.fsm.Read(func(s *fsm.State) {
+		for _, key := range keys {
+			id, attempt := splitJobKey(key)
+			if m := s.Migrations[id]; m != nil && (m.State.Final() || m.Attempt > attempt) {
+				n.journal.forget(key)
+			}
+		}
+	})
 }
 
 func (n *Node) executorPass() {
@@ -89,9 +129,16 @@ func (n *Node) executorPass() {
 		for key, j := range n.jobs {
 			id, attempt := splitJobKey(key)
 			m := s.Migrations[id]
+			if isClosed(j.done) && (m == nil || m.State.Final() || m.Attempt != attempt) {
+				// over, and this replica applied its end: nothing can
+				// start it again
+				delete(n.jobs, key)
+				n.journal.forget(key)
+				continue
+			}
 			if m == nil || m.State != fsm.MigRunning || m.Attempt != attempt || m.Source != n.cfg.Name {
-				if !j.stale && !isClosed(j.done) {
-					j.stale = true
+				if !j.stale.Load() && !isClosed(j.done) {
+					j.stale.Store(true)
 					j.cancel()
 				}
 				if m != nil && !isClosed(j.done) {
@@ -111,7 +158,7 @@ func (n *Node) executorPass() {
 			case !ok:
 				c := *m
 				start = append(start, &c)
-			case m.CancelRequested && !j.cancelled:
+			case m.CancelRequested && !j.cancelled.Load():
 				cancel = append(cancel, jobKey(m))
 			default:
 				shares = append(shares, reshare{j, m.GrantedMiB})
@@ -123,8 +170,8 @@ func (n *Node) executorPass() {
 	}
 	for _, id := range cancel {
 		n.jobsMu.Lock()
-		if j := n.jobs[id]; j != nil && !j.cancelled {
-			j.cancelled = true
+		if j := n.jobs[id]; j != nil && !j.cancelled.Load() {
+			j.cancelled.Store(true)
 			j.cancel()
 		}
 		n.jobsMu.Unlock()
@@ -139,7 +186,11 @@ func (n *Node) executorPass() {
 		}
 	}
 	for _, m := range start {
-		ctx, cancel := context.WithCancel(n.ctx)
+		// The job's context ends with the attempt (cancelled by the
+		// operator, or ended in the state), not with this meshd: a meshd
+		// that stops detaches from its jobs (Config.Monitor.Detach) and
+		// leaves them to the hypervisor.
+		ctx, cancel := context.WithCancel(context.Background())
 		j := &runningJob{cancel: cancel, done: make(chan struct{})}
 		n.jobsMu.Lock()
 		n.jobs[jobKey(m)] = j
@@ -173,129 +224,256 @@ func isClosed(c chan struct{}) bool {
 	}
 }
 
-func (n *Node) abortLocalJobs() {
-	n.jobsMu.Lock()
-	defer n.jobsMu.Unlock()
-	for _, j := range n.jobs {
-		j.cancel()
-	}
-}
-
-// runMigration drives one transfer end to end and reports the result. Every
-// failure path ends with the VM running on exactly one host: the hypervisor
-// aborts a failed job and the guest stays on the source.
+// runMigration drives one attempt of a migration this host is the source
+// of, from wherever it stands, and reports its end. The hypervisor, not
+// this process, owns the job: a job this meshd (or the one before it, which
+// crashed) started runs on in libvirt, so the attempt begins by asking the
+// hypervisor:
+//
+//   - a migration job runs for the VM: re-attach and watch it again, the
+//     policy and the timeouts going on from the last progress reported;
+//   - the attempt was started before (the start journal, or progress in
+//     the state) but no job runs: it ended unwatched; settle it from both
+//     hosts' hypervisors (settleOwn);
+//   - else start it.
+//
+// Every end is reported from what the hypervisors say: success, a failure
+// before the switch-over (the guest stays here; retried elsewhere unless it
+// cannot converge anywhere), a broken post-copy (resumed, never retried),
+// or, when the two hosts disagree, an alarm and no guess.
 func (n *Node) runMigration(ctx context.Context, m *fsm.Migration, j *runningJob) {
 	log := n.log.With("migration", m.ID, "vm", m.VM, "dest", m.Dest)
-	var vm fsm.VM
-	var dest fsm.Host
-	var cl fsm.Cluster
-	n.fsm.Read(func(s *fsm.State) {
-		if v := s.VMOf(m); v != nil {
-			vm = *v
-		}
-		if h := s.Hosts[m.Dest]; h != nil {
-			dest = *h
-		}
-		cl = s.Cluster(m.Cluster)
-	})
-	if m.Progress.ElapsedMs > 0 {
-		// Granted and started by an earlier run of this meshd: that job died
-		// with it, and the guest is still here if the domain is.
-		if n.finish(m, fsm.MigFailed, "source meshd restarted during the migration", 0, true) {
-			n.countEnded(m.ID, m.Attempt, reasonSourceRestarted)
+	rep := newReporter(n, m.ID, m.Attempt, m.Progress)
+	defer rep.close()
+	a, err := n.attemptOf(m)
+	if err != nil {
+		log.Warn("migration failed", "err", err)
+		if n.finish(m, fsm.MigFailed, err.Error(), 0, true) {
+			n.countEnded(m.ID, m.Attempt, reasonHypervisor)
 		}
 		return
 	}
-	if m.Attempt == 1 && !m.StartedAt.IsZero() && m.StartedAt.After(m.CreatedAt) {
-		n.metrics.queueWait.Observe(m.StartedAt.Sub(m.CreatedAt).Seconds())
+	a.j, a.rep, a.log = j, rep, log
+	defer n.syncInventory(n.ctx)
+	// ctx ends the attempt (and aborts its job); op also ends when this
+	// meshd stops, which only detaches from the job.
+	op, stop := context.WithCancel(ctx)
+	defer stop()
+	defer context.AfterFunc(n.ctx, stop)()
+
+	st, err := n.ownStatus(op, a)
+	if err != nil {
+		n.interrupted(a, "read its hypervisor")
+		return
 	}
-	stats, err := n.transfer(ctx, m, j, vm, dest, !cl.PlainMigrations(), log)
+	var job migrate.Job
 	switch {
-	case err == nil:
-		log.Info("migration succeeded", "downtime", stats.Downtime, "elapsed", stats.Elapsed)
-		n.metrics.observeJob(resultSucceeded, stats)
-		if n.finish(m, fsm.MigSucceeded, "", stats.Downtime.Milliseconds(), false) {
-			n.countEnded(m.ID, m.Attempt, reasonCompleted)
+	case st.Migrating() && st.Job.Kind == migrate.JobMigrationOut && !st.PostCopyFailed:
+		job, err = n.cfg.Hypervisor.Attach(op, a.ref, a.params)
+		if err != nil {
+			log.Info("migration job ended as meshd re-attached; settling it", "err", err)
+		} else {
+			log.Info("re-attached to the migration job the hypervisor runs", "elapsed", st.Job.Stats.Elapsed)
+			n.metrics.reattached.Inc()
 		}
-	case j.cancelled:
-		n.metrics.observeJob(resultCancelled, stats)
-		if n.finish(m, fsm.MigCancelled, "cancelled by operator: job aborted, VM stays on "+m.Source, 0, false) {
-			n.countEnded(m.ID, m.Attempt, reasonOperator)
-		}
-	case j.stale:
-		// The leader already ended this attempt; nothing to report.
-	case n.ctx.Err() != nil:
-		// This meshd is stopping; the restarted one (or the leader when this
-		// host is declared Down) settles the migration.
+	case n.journal.started(a.key) || m.Progress.ElapsedMs > 0 || st.PostCopyFailed:
+		// started before, no job now: it ended while no one watched
 	default:
-		// A guest that cannot converge here will not converge elsewhere.
-		retry := !errors.Is(err, migrate.ErrCompletionTimeout) && !errors.Is(err, migrate.ErrProgressTimeout)
-		log.Warn("migration failed", "err", err)
-		n.metrics.observeJob(resultFailed, stats)
-		if n.finish(m, fsm.MigFailed, err.Error(), 0, retry) {
-			n.countEnded(m.ID, m.Attempt, failureClass(err))
+		if !n.stillMine(op, m) {
+			n.interrupted(a, "wait for this replica to catch up before starting")
+			return
+		}
+		if m.Attempt == 1 && !m.StartedAt.IsZero() && m.StartedAt.After(m.CreatedAt) {
+			n.metrics.queueWait.Observe(m.StartedAt.Sub(m.CreatedAt).Seconds())
+		}
+		stopBeat := a.rep.keepAlive(n.cfg.SettleRetry)
+		job, err = n.startJob(op, a)
+		stopBeat()
+		if err != nil {
+			n.failed(a, migrate.JobStats{}, err)
+			return
 		}
 	}
-	n.syncInventory(n.ctx)
+	for {
+		if job == nil {
+			if job = n.settleOwn(op, a); job == nil {
+				return // settled, or this meshd stops
+			}
+		}
+		if n.watchJob(ctx, a, job) {
+			return
+		}
+		job = nil // a broken post-copy: settle (resume) it
+	}
 }
 
-// transfer runs the hypervisor's job and watches it to the end. tls is the
-// cluster's migration transport: plain streams carry the guest's memory and
-// disks readable by anyone on the migration network, so each one is logged
-// as a warning on the source, where the bytes leave.
-func (n *Node) transfer(ctx context.Context, m *fsm.Migration, j *runningJob, vm fsm.VM, dest fsm.Host, tls bool, log interface {
-	Info(string, ...any)
-	Warn(string, ...any)
-}) (migrate.JobStats, error) {
-	if dest.Name == "" || vm.Name == "" {
-		return migrate.JobStats{}, fmt.Errorf("migration %s: vm %q or destination %q unknown", m.ID, m.VM, m.Dest)
+// attempt is what one migration attempt runs with.
+type attempt struct {
+	m      *fsm.Migration
+	key    string // jobKey
+	vm     fsm.VM
+	dest   fsm.Host
+	ref    migrate.DomainRef
+	pol    migrate.Policy
+	params migrate.Params
+	tls    bool
+	local  []fsm.Disk // local disks copied live
+	j      *runningJob
+	rep    *reporter
+	log    interface {
+		Info(string, ...any)
+		Warn(string, ...any)
+	}
+}
+
+// attemptOf reads what an attempt needs from the state: the VM, its
+// destination, the cluster's transport and the policy's settings.
+func (n *Node) attemptOf(m *fsm.Migration) (*attempt, error) {
+	a := &attempt{m: m, key: jobKey(m)}
+	var cl fsm.Cluster
+	n.fsm.Read(func(s *fsm.State) {
+		if v := s.VMOf(m); v != nil {
+			a.vm = *v
+		}
+		if h := s.Hosts[m.Dest]; h != nil {
+			a.dest = *h
+		}
+		cl = s.Cluster(m.Cluster)
+	})
+	if a.dest.Name == "" || a.vm.Name == "" {
+		return nil, fmt.Errorf("migration %s: vm %q or destination %q unknown", m.ID, m.VM, m.Dest)
 	}
 	pol, err := migrate.PolicyByName(m.Policy)
 	if err != nil {
-		return migrate.JobStats{}, fmt.Errorf("migration %s: %w", m.ID, err)
+		return nil, fmt.Errorf("migration %s: %w", m.ID, err)
 	}
-	var local []fsm.Disk
+	a.pol, a.tls = pol, !cl.PlainMigrations()
+	a.ref = migrate.DomainRef{Name: a.vm.Name, UUID: a.vm.UUID}
 	var targets []string
-	for _, d := range vm.Disks {
+	for _, d := range a.vm.Disks {
 		if d.StorageDomain == "" {
-			local = append(local, d)
+			a.local = append(a.local, d)
 			targets = append(targets, d.Target)
 		}
 	}
-	params := pol.Params(migrate.Params{
-		DestURI: dest.HypervisorURI, DestHost: dest.Name, MigrateURI: "tcp://" + dest.MigrationAddr,
-		BandwidthMiB: m.GrantedMiB, CopyStorage: targets, Unsafe: n.cfg.UnsafeMigration, TLS: tls,
+	a.params = pol.Params(migrate.Params{
+		DestURI: a.dest.HypervisorURI, DestHost: a.dest.Name, MigrateURI: "tcp://" + a.dest.MigrationAddr,
+		BandwidthMiB: m.GrantedMiB, CopyStorage: targets, Unsafe: n.cfg.UnsafeMigration, TLS: a.tls,
+		ID: a.key,
 	})
-	if !tls {
-		log.Warn("migration streams unencrypted: cluster migration_transport is plain",
-			"cluster", m.Cluster, "migrate_uri", params.MigrateURI)
+	return a, nil
+}
+
+// startJob starts the attempt on the hypervisor, once: the start journal
+// records it first, so a meshd that crashes at any point after never
+// starts it again. The cluster's transport decides TLS: plain streams carry
+// the guest's memory and disks readable by anyone on the migration network,
+// so each one is logged as a warning on the source, where the bytes leave.
+func (n *Node) startJob(ctx context.Context, a *attempt) (migrate.Job, error) {
+	if !a.tls {
+		a.log.Warn("migration streams unencrypted: cluster migration_transport is plain",
+			"cluster", a.m.Cluster, "migrate_uri", a.params.MigrateURI)
 	}
-	if len(local) > 0 {
+	if err := n.journal.mark(a.key); err != nil {
+		return nil, err
+	}
+	if len(a.local) > 0 {
 		if p, ok := n.cfg.Hypervisor.(DestDiskPreparer); ok {
-			if err := p.PrepareDestDisks(ctx, dest.HypervisorURI, local); err != nil {
-				return migrate.JobStats{}, fmt.Errorf("prepare disks of %s on %s: %w", vm.Name, dest.Name, err)
+			if err := p.PrepareDestDisks(ctx, a.dest.HypervisorURI, a.local); err != nil {
+				return nil, fmt.Errorf("prepare disks of %s on %s: %w", a.vm.Name, a.dest.Name, err)
 			}
 		}
 	}
-	job, err := n.cfg.Hypervisor.Migrate(ctx, vm.Name, params)
+	job, err := n.cfg.Hypervisor.Migrate(ctx, a.vm.Name, a.params)
 	if err != nil {
-		return migrate.JobStats{}, fmt.Errorf("start migration of %s to %s (transport %s): %w", vm.Name, dest.Name, transportName(tls), err)
+		return nil, fmt.Errorf("start migration of %s to %s (transport %s): %w", a.vm.Name, a.dest.Name, transportName(a.tls), err)
 	}
-	log.Info("migration started", "bandwidth_mib", m.GrantedMiB, "policy", pol.Name, "copy_disks", len(targets),
-		"transport", transportName(tls))
-	j.attach(job, m.GrantedMiB)
+	a.log.Info("migration started", "bandwidth_mib", a.m.GrantedMiB, "policy", a.pol.Name, "copy_disks", len(a.local),
+		"transport", transportName(a.tls))
+	return job, nil
+}
+
+// watchJob watches a running job to its end and reports it. It returns
+// false only when the job's post-copy broke: the caller then resumes it.
+func (n *Node) watchJob(ctx context.Context, a *attempt, job migrate.Job) bool {
+	m := a.m
+	a.j.attach(job, m.GrantedMiB)
 	var now uint64 // a reshare committed while the job started
 	n.fsm.Read(func(s *fsm.State) {
 		if cur := s.Migrations[m.ID]; cur != nil && cur.State == fsm.MigRunning && cur.Attempt == m.Attempt {
 			now = cur.GrantedMiB
 		}
 	})
-	j.setBandwidth(now, n.log)
-	mc := n.cfg.Monitor
-	mc.MemBytes, mc.VM = vm.MemoryMiB<<20, vm.Name
-	rep := newReporter(n, m.ID, m.Attempt)
-	defer rep.close()
-	return migrate.Watch(ctx, job, pol, mc, rep.report)
+	a.j.setBandwidth(now, n.log)
+	n.unsettled(a, "", false, nil)
+	for {
+		mc := n.cfg.Monitor
+		mc.MemBytes, mc.VM, mc.Detach = a.vm.MemoryMiB<<20, a.vm.Name, n.detach
+		if prior := a.rep.lastProgress(); prior.ElapsedMs > 0 || len(prior.Actions) > 0 {
+			mc.Prior = &prior
+		}
+		stats, err := migrate.Watch(ctx, job, a.pol, mc, a.rep.report)
+		switch {
+		case err == nil:
+			a.log.Info("migration succeeded", "downtime", stats.Downtime, "elapsed", stats.Elapsed)
+			n.metrics.observeJob(resultSucceeded, stats)
+			if n.finish(m, fsm.MigSucceeded, "", stats.Downtime.Milliseconds(), false) {
+				n.countEnded(m.ID, m.Attempt, reasonCompleted)
+			}
+		case errors.Is(err, migrate.ErrDetached), n.ctx.Err() != nil:
+			// This meshd stops and leaves the job to the hypervisor: the next
+			// one re-attaches (or the leader settles it when this host is Down).
+		case a.j.stale.Load():
+			// The attempt already ended in the state; nothing to report.
+		case errors.Is(err, migrate.ErrPostCopyBroken):
+			a.log.Warn("post-copy broke; resuming it", "err", err)
+			return false
+		case a.j.cancelled.Load() && !isDone(job):
+			// The abort did not take: the job is in post-copy, where the
+			// guest already runs on the destination. It ends where it ends.
+			a.log.Warn("cancel refused by the hypervisor (post-copy): watching the job to its end", "err", err)
+			ctx = context.Background()
+			continue
+		case a.j.cancelled.Load():
+			n.metrics.observeJob(resultCancelled, stats)
+			if n.finish(m, fsm.MigCancelled, "cancelled by operator: job aborted, VM stays on "+m.Source, 0, false) {
+				n.countEnded(m.ID, m.Attempt, reasonOperator)
+			}
+		default:
+			// Before the switch-over the hypervisor aborts a failed job and
+			// the guest stays here; the hypervisors confirm it first.
+			if dst := n.hostStatus(n.ctx, m.Dest, a.dest.HypervisorURI, a.ref); dst != nil && dst.Runs() && !dst.PostCopy && !dst.PostCopyFailed {
+				src := n.hostStatus(n.ctx, m.Source, "", a.ref)
+				if v := migrate.Settle(src, dst, m.Source, m.Dest); v.Verdict == migrate.VerdictMoved {
+					n.settled(a, fsm.MigSucceeded, "the job reported "+err.Error()+", but "+v.Reason, downtimeOf(dst), false, reasonCompleted)
+					return true
+				}
+			}
+			n.failed(a, stats, err)
+		}
+		return true
+	}
+}
+
+func isDone(j migrate.Job) bool {
+	select {
+	case <-j.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+// failed reports a job that failed before the switch-over: the hypervisor
+// aborted it and the guest stays here. A guest that could not converge here
+// will not converge elsewhere; any other failure is retried on another host.
+func (n *Node) failed(a *attempt, stats migrate.JobStats, err error) {
+	retry := !errors.Is(err, migrate.ErrCompletionTimeout) && !errors.Is(err, migrate.ErrProgressTimeout)
+	a.log.Warn("migration failed", "err", err)
+	n.metrics.observeJob(resultFailed, stats)
+	if n.finish(a.m, fsm.MigFailed, err.Error(), 0, retry) {
+		n.countEnded(a.m.ID, a.m.Attempt, failureClass(err))
+	}
 }
 
 func transportName(tls bool) string {
@@ -320,30 +498,73 @@ func (n *Node) finish(m *fsm.Migration, st fsm.MigrationState, reason string, do
 
 // reporter sends the latest progress sample to the leader without ever
 // blocking the job monitor: a slow commit just skips intermediate samples.
+//
+// Every sample carries the time it was taken (Progress.At), so the leader
+// sees a source that reports from one that went silent; while no job runs
+// (an attempt being settled, a broken post-copy waiting to resume) the
+// source repeats its last sample (heartbeat) for the same reason.
 type reporter struct {
 	n       *Node
 	id      string
 	attempt int
 	mu      sync.Mutex
 	latest  *fsm.Progress
+	last    fsm.Progress // the latest sample reported, for heartbeats and re-attaching
 	wake    chan struct{}
 	done    chan struct{}
 }
 
-func newReporter(n *Node, id string, attempt int) *reporter {
-	r := &reporter{n: n, id: id, attempt: attempt, wake: make(chan struct{}, 1), done: make(chan struct{})}
+// newReporter starts a reporter whose last sample is prior (the state's).
+func newReporter(n *Node, id string, attempt int, prior fsm.Progress) *reporter {
+	r := &reporter{n: n, id: id, attempt: attempt, last: prior, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	r.last.Actions = slices.Clone(prior.Actions)
 	go r.loop()
 	return r
 }
 
 func (r *reporter) report(p fsm.Progress) {
+	p.At = time.Now().UTC()
 	r.mu.Lock()
-	r.latest = &p
+	r.latest, r.last = &p, p
 	r.mu.Unlock()
 	select {
 	case r.wake <- struct{}{}:
 	default:
 	}
+}
+
+// heartbeat reports the last sample again, newly stamped.
+func (r *reporter) heartbeat() { r.report(r.lastProgress()) }
+
+// keepAlive heartbeats every d until the returned stop is called: the
+// leader must not take a source preparing a job (creating a destination's
+// disk images, say) for a silent one.
+func (r *reporter) keepAlive(d time.Duration) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-r.done:
+				return
+			case <-t.C:
+				r.heartbeat()
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+// lastProgress is the latest sample reported (or the state's at start).
+func (r *reporter) lastProgress() fsm.Progress {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := r.last
+	p.Actions = slices.Clone(p.Actions)
+	return p
 }
 
 func (r *reporter) loop() {

@@ -61,6 +61,7 @@ func (n *Node) lead(ctx context.Context) {
 	// planning for seconds after a failover. The full reconcile below reads
 	// every member's current state instead.
 	n.discardEvents()
+	n.settle.reset()
 	tick := time.NewTicker(n.cfg.ReconcileInterval)
 	defer tick.Stop()
 	// Plan first: the queue must run again as soon as possible after a
@@ -138,6 +139,7 @@ func (n *Node) reconcile(ctx context.Context) {
 	n.reconcileRaftPeers(ctx)
 	n.reconcileDrains(ctx)
 	n.pruneLeftHosts(ctx)
+	n.settleUnreported(ctx)
 	n.schedule(ctx)
 }
 

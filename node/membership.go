@@ -96,28 +96,26 @@ func (n *Node) setHostState(ctx context.Context, host string, st fsm.HostState, 
 	n.try(ctx, fsm.CmdSetHostState, fsm.SetHostState{Host: host, State: st, Reason: reason, At: time.Now().UTC()})
 }
 
-// failMigrationsOf ends every unfinished migration from or to a host that is
-// gone, releasing its slots. A migration whose destination died may retry
-// elsewhere; one whose source died cannot run at all.
+// failMigrationsOf ends the queued migrations of a source that is gone:
+// they never started and cannot start now. A Running migration of a gone
+// host is not failed here: its libvirt job may still run (a host's meshd
+// can be down while its hypervisor migrates on), so a Running migration
+// whose source is gone is settled from the hypervisors (settleUnreported),
+// and one whose destination is gone is left to its source, which watches
+// the job and reports how it ends.
 func (n *Node) failMigrationsOf(ctx context.Context, host, reason string) {
 	var ids []string
 	var attempts []int
-	var retry []bool
 	n.fsm.Read(func(s *fsm.State) {
 		for _, id := range s.Queue {
-			m := s.Migrations[id]
-			if m == nil || m.State.Final() {
-				continue
-			}
-			if m.Source == host || (m.State == fsm.MigRunning && m.Dest == host) {
+			if m := s.Migrations[id]; m != nil && m.State == fsm.MigQueued && m.Source == host {
 				ids = append(ids, id)
 				attempts = append(attempts, m.Attempt)
-				retry = append(retry, m.Source != host)
 			}
 		}
 	})
 	for i, id := range ids {
-		if n.try(ctx, fsm.CmdFinish, fsm.Finish{ID: id, Attempt: attempts[i], State: fsm.MigFailed, Reason: reason, Retry: retry[i], At: time.Now().UTC(), Actor: n.self()}) {
+		if n.try(ctx, fsm.CmdFinish, fsm.Finish{ID: id, Attempt: attempts[i], State: fsm.MigFailed, Reason: reason, At: time.Now().UTC(), Actor: n.self()}) {
 			n.countEnded(id, attempts[i], reasonHostDown)
 		}
 	}

@@ -37,14 +37,15 @@ const (
 	reasonCompletionTimeout = "completion_timeout" // ran past its time per GiB
 	reasonNotConverging     = "not_converging"     // the policy ran out of actions
 	reasonAborted           = "aborted"            // the hypervisor job was aborted outside the mesh
-	reasonSourceRestarted   = "source_restarted"   // the source meshd restarted mid-job
-	reasonHostDown          = "host_down"          // source or destination went Down or left
+	reasonSettled           = "settled"            // the job ended unwatched; the hypervisors showed it failed
+	reasonLost              = "lost"               // post-copy broke and a copy of the guest is gone
+	reasonHostDown          = "host_down"          // a queued migration's source went Down or left
 	reasonUnplaceable       = "unplaceable"        // no host passes the checks any more
 	reasonHypervisor        = "hypervisor"         // any other error of the transfer
 )
 
 var failReasons = []string{reasonProgressTimeout, reasonCompletionTimeout, reasonNotConverging, reasonAborted,
-	reasonSourceRestarted, reasonHostDown, reasonUnplaceable, reasonHypervisor}
+	reasonSettled, reasonLost, reasonHostDown, reasonUnplaceable, reasonHypervisor}
 
 // Refusal labels besides the check names.
 const (
@@ -62,7 +63,10 @@ type migrationCounters struct {
 	dataSent  *prometheus.HistogramVec
 	queueWait prometheus.Histogram
 
-	leaderChanges prometheus.Counter
+	leaderChanges   prometheus.Counter
+	reattached      prometheus.Counter
+	postCopyResumes prometheus.Counter
+	settledByLeader *prometheus.CounterVec
 }
 
 func newMigrationCounters() migrationCounters {
@@ -103,6 +107,18 @@ func newMigrationCounters() migrationCounters {
 			Name: "hostmesh_raft_leader_changes_total",
 			Help: "Raft leaders this host saw elected.",
 		}),
+		reattached: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hostmesh_migrations_reattached_total",
+			Help: "Migration jobs this host (the source) found still running on its hypervisor after a meshd restart and watched again.",
+		}),
+		postCopyResumes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hostmesh_postcopy_resumes_total",
+			Help: "Broken post-copy migrations this host (the source) resumed (VIR_MIGRATE_POSTCOPY_RESUME).",
+		}),
+		settledByLeader: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hostmesh_migrations_settled_by_leader_total",
+			Help: "Running migrations no source reported that the leader settled from the hosts' hypervisors, by verdict.",
+		}, []string{"verdict"}),
 	}
 	// Every combination exists from the start, at 0: rate() over a series
 	// that appears only with its first increment misses that increment.
@@ -120,11 +136,15 @@ func newMigrationCounters() migrationCounters {
 		c.duration.WithLabelValues(r)
 		c.dataSent.WithLabelValues(r)
 	}
+	for _, v := range []migrate.Verdict{migrate.VerdictMoved, migrate.VerdictStayed, migrate.VerdictLost} {
+		c.settledByLeader.WithLabelValues(string(v))
+	}
 	return c
 }
 
 func (c *migrationCounters) register(reg *prometheus.Registry) {
-	reg.MustRegister(c.ended, c.retries, c.refusals, c.duration, c.downtime, c.dataSent, c.queueWait, c.leaderChanges)
+	reg.MustRegister(c.ended, c.retries, c.refusals, c.duration, c.downtime, c.dataSent, c.queueWait, c.leaderChanges,
+		c.reattached, c.postCopyResumes, c.settledByLeader)
 }
 
 // failureClass maps a transfer error to its reason class.

@@ -51,6 +51,13 @@ type Node struct {
 
 	jobsMu sync.Mutex
 	jobs   map[string]*runningJob // jobKey → local job, on the source
+	// journal records the attempts this host started on its hypervisor.
+	journal startJournal
+	// detach is closed when this meshd stops: its job monitors return and
+	// leave the jobs to the hypervisor (the next meshd re-attaches).
+	detach chan struct{}
+	// settle is the leader's bookkeeping of running migrations' reports.
+	settle settleWatch
 
 	factsMu sync.Mutex
 	facts   fsm.HostFacts
@@ -76,7 +83,7 @@ func New(cfg Config) (*Node, error) {
 	f.SetLogger(cfg.Logger)
 	f.SetGrantCheck(migrate.GrantCheck)
 	n := &Node{cfg: cfg, log: cfg.Logger, fsm: f, ctx: ctx, cancel: cancel,
-		jobs: map[string]*runningJob{}, left: make(chan struct{}),
+		jobs: map[string]*runningJob{}, left: make(chan struct{}), detach: make(chan struct{}),
 		peers: peerClients{self: cfg.Name, tls: cfg.TLS}}
 	n.metrics = n.newNodeMetrics()
 	if err := n.start(); err != nil {
@@ -91,6 +98,11 @@ func (n *Node) start() error {
 		n.log.Warn("INSECURE: meshd runs in --dev mode: anyone who reaches this host's management address can read and change the mesh's state; never run it so in production",
 			"insecure", weak)
 	}
+	j, err := newStartJournal(n.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	n.journal = j
 	raftLn, err := net.Listen("tcp", net.JoinHostPort(n.cfg.BindAddr, strconv.Itoa(n.cfg.RaftPort)))
 	if err != nil {
 		return fmt.Errorf("raft listener: %w", err)
@@ -175,10 +187,14 @@ func (n *Node) Sever() { n.stream.sever() }
 // daemon can exit.
 func (n *Node) Left() <-chan struct{} { return n.left }
 
-// Kill stops the node abruptly, as a crash would: no leave, no drain. The
-// data dir keeps the Raft log so the node can be restarted from it.
+// Kill stops the node abruptly, as a crash would: no leave, no drain, and
+// its migration jobs left running on the hypervisor, which owns them (the
+// restarted meshd re-attaches, or the leader settles them). The data dir
+// keeps the Raft log and the start journal so the node can be restarted
+// from it.
 func (n *Node) Kill() {
 	n.closeOnce.Do(func() {
+		close(n.detach)
 		n.cancel()
 		if n.api != nil {
 			_ = n.api.Close()
@@ -197,7 +213,6 @@ func (n *Node) Kill() {
 		if n.transport != nil {
 			_ = n.transport.Close()
 		}
-		n.abortLocalJobs()
 		n.wg.Wait()
 		n.peers.close()
 		if n.boltStore != nil {

@@ -285,8 +285,11 @@ func (c *Cluster) Nodes() []*node.Node {
 	return out
 }
 
-// Kill stops host i's meshd abruptly (no leave), keeping its data dir.
-func (c *Cluster) Kill(i int) {
+// Crash stops host i's meshd as SIGKILL would: no leave, no drain, and
+// its hypervisor untouched: the sim host's migration jobs (from it and to
+// it) run on and end on their own, as libvirt's do when meshd dies. The
+// data dir (Raft log, start journal) stays for Restart.
+func (c *Cluster) Crash(i int) {
 	c.mu.Lock()
 	n := c.nodes[i]
 	c.nodes[i] = nil
@@ -296,9 +299,31 @@ func (c *Cluster) Kill(i int) {
 	}
 }
 
-// Restart starts host i again from its data dir at the same addresses.
+// Kill stops host i as if the whole host failed: its meshd crashes (see
+// Crash), its hypervisor stops answering its peers, and every migration
+// stream from and to it breaks at once (a job in pre-copy fails with the
+// guest on its source; one in post-copy breaks and waits for a resume).
+// Its VMs stay defined, so that Restart brings the host back with them.
+func (c *Cluster) Kill(i int) {
+	c.Crash(i)
+	if h, ok := c.Reg.Host(HostName(i)); ok {
+		h.SetDown(true)
+		h.BreakMigrations()
+	}
+}
+
+// Starts returns how many times each migration attempt ("m12#1") was
+// started on any host's hypervisor. A fault test asserts that none was
+// started twice: a restarted meshd re-attaches, it never starts again.
+func (c *Cluster) Starts() map[string]int { return c.Reg.Starts() }
+
+// Restart starts host i again from its data dir at the same addresses
+// (after Kill, its hypervisor answers its peers again).
 func (c *Cluster) Restart(i int) {
 	c.t.Helper()
+	if h, ok := c.Reg.Host(HostName(i)); ok {
+		h.SetDown(false)
+	}
 	if err := c.start(i); err != nil {
 		c.t.Fatalf("testcluster: restart: %v", err)
 	}

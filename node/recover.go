@@ -1,0 +1,223 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hostmesh/hostmesh/fsm"
+	"github.com/hostmesh/hostmesh/migrate"
+)
+
+// ownStatus reads this host's hypervisor about the attempt's VM, asking
+// again every SettleRetry until it answers or op ends.
+func (n *Node) ownStatus(op context.Context, a *attempt) (migrate.DomainStatus, error) {
+	for {
+		st, err := n.cfg.Hypervisor.Status(op, a.ref)
+		if err == nil {
+			return st, nil
+		}
+		a.log.Warn("read the migration's VM on this host's hypervisor", "err", err)
+		if !sleepCtx(op, n.cfg.SettleRetry) {
+			return st, op.Err()
+		}
+	}
+}
+
+// hostStatus reads what host's hypervisor (at uri) says of a VM: this
+// host's own hypervisor directly, a peer's through Hypervisor.Peer (libvirt
+// answers while the peer's meshd is down). nil when it cannot be read
+// within PeerTimeout.
+func (n *Node) hostStatus(ctx context.Context, host, uri string, ref migrate.DomainRef) *migrate.DomainStatus {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.PeerTimeout)
+	defer cancel()
+	if host == n.cfg.Name {
+		st, err := n.cfg.Hypervisor.Status(ctx, ref)
+		if err != nil {
+			return nil
+		}
+		return &st
+	}
+	if uri == "" {
+		return nil
+	}
+	p, err := n.cfg.Hypervisor.Peer(ctx, host, uri)
+	if err != nil {
+		n.log.Debug("read a peer's hypervisor", "host", host, "uri", uri, "err", err)
+		return nil
+	}
+	defer p.Close()
+	st, err := p.Status(ctx, ref)
+	if err != nil {
+		n.log.Debug("read a peer's hypervisor", "host", host, "uri", uri, "err", err)
+		return nil
+	}
+	return &st
+}
+
+// settleOwn finds out, from both hosts' hypervisors, what became of an
+// attempt whose job ended while no one watched it (this meshd was down),
+// or whose post-copy broke, and reports it (see migrate.Settle):
+//
+//   - the job still runs: it returns a Job attached to it;
+//   - the guest runs on the destination and not here: Succeeded;
+//   - the guest is here and not there: Failed, retried elsewhere;
+//   - the post-copy broke and both copies wait: it resumes the migration
+//     (VIR_MIGRATE_POSTCOPY_RESUME) and returns the resumed job, trying
+//     again every SettleRetry while the migration network is down;
+//   - the post-copy broke and a copy is gone: Failed, the guest lost;
+//   - the guest runs on both hosts or on neither, or a host cannot be
+//     read: the migration stays Running with the reason recorded
+//     (Migration.Unsettled; an alarm for both and neither), and is read
+//     again every SettleRetry until the hosts agree.
+//
+// An operator's cancel ends it with what is known. It returns nil once the
+// attempt is reported, or when this meshd stops.
+func (n *Node) settleOwn(op context.Context, a *attempt) migrate.Job {
+	m := a.m
+	// After an operator's cancel op has ended: the last reads, which decide
+	// how the cancel ends the migration, get a context of their own.
+	cctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	for {
+		rd := op
+		cancelled := a.j.cancelled.Load()
+		if cancelled {
+			rd = cctx
+		} else if op.Err() != nil {
+			n.interrupted(a, "settle it")
+			return nil
+		}
+		src := n.hostStatus(rd, m.Source, "", a.ref)
+		dst := n.hostStatus(rd, m.Dest, a.dest.HypervisorURI, a.ref)
+		v := migrate.Settle(src, dst, m.Source, m.Dest)
+		a.log.Info("settling the migration from the hypervisors", "verdict", v.Verdict, "facts", v.Reason)
+		switch v.Verdict {
+		case migrate.VerdictRunning:
+			job, err := n.cfg.Hypervisor.Attach(rd, a.ref, a.params)
+			switch {
+			case err != nil:
+			case cancelled:
+				// the cancel aborts it; the next read settles where the guest is
+				if err := job.Abort(); err != nil {
+					a.log.Warn("abort the re-attached job for the cancel", "err", err)
+				}
+				select {
+				case <-job.Done():
+				case <-time.After(n.cfg.PeerTimeout):
+				}
+			default:
+				a.log.Info("re-attached to the migration job the hypervisor runs")
+				n.metrics.reattached.Inc()
+				return job
+			}
+		case migrate.VerdictMoved:
+			n.settled(a, fsm.MigSucceeded, "the job ended while no meshd watched it: "+v.Reason, downtimeOf(dst), false, reasonCompleted)
+			return nil
+		case migrate.VerdictStayed:
+			if cancelled {
+				n.settled(a, fsm.MigCancelled, "cancelled by operator: "+v.Reason, 0, false, reasonOperator)
+			} else {
+				n.settled(a, fsm.MigFailed, "the job ended while no meshd watched it: "+v.Reason, 0, true, reasonSettled)
+			}
+			return nil
+		case migrate.VerdictLost:
+			n.settled(a, fsm.MigFailed, "post-copy broke and the guest is lost: "+v.Reason, 0, false, reasonLost)
+			return nil
+		case migrate.VerdictPostCopyPaused:
+			if cancelled {
+				n.settled(a, fsm.MigCancelled, fmt.Sprintf("cancelled by operator while its post-copy was broken: the guest stays paused on %s "+
+					"(post-copy failed) and its remaining pages on %s; resume it (virsh migrate --postcopy-resume) or destroy it by hand",
+					m.Dest, m.Source), 0, false, reasonOperator)
+				return nil
+			}
+			job, err := n.cfg.Hypervisor.ResumePostCopy(op, a.ref, a.params)
+			if err == nil {
+				a.log.Info("post-copy resumed")
+				n.metrics.postCopyResumes.Inc()
+				return job
+			}
+			n.unsettled(a, fmt.Sprintf("post-copy broke: the guest waits, paused on %s, for the pages %s holds; "+
+				"resuming as soon as the migration network allows (last try: %v)", m.Dest, m.Source, err), false, nil)
+		default: // both, neither, unknown
+			if cancelled {
+				n.settled(a, fsm.MigCancelled, "cancelled by operator while its outcome was not known: "+v.Reason, 0, false, reasonOperator)
+				return nil
+			}
+			alarm := v.Verdict == migrate.VerdictBoth || v.Verdict == migrate.VerdictNeither
+			n.unsettled(a, v.Reason, alarm, []string{m.Source, m.Dest})
+		}
+		a.rep.heartbeat()
+		if cancelled {
+			sleepCtx(n.ctx, n.cfg.SettleRetry) // the job ran after all: read again
+		} else {
+			sleepCtx(op, n.cfg.SettleRetry)
+		}
+	}
+}
+
+// settled reports an attempt's end found from the hypervisors.
+func (n *Node) settled(a *attempt, st fsm.MigrationState, reason string, downtimeMs int64, retry bool, class string) {
+	a.log.Info("migration settled from the hypervisors", "state", st, "reason", reason)
+	if n.finish(a.m, st, reason, downtimeMs, retry) {
+		n.countEnded(a.m.ID, a.m.Attempt, class)
+	}
+}
+
+// unsettled records why the attempt's outcome is not known yet: an alarm
+// stands while the guest runs on both hosts or neither.
+func (n *Node) unsettled(a *attempt, reason string, alarm bool, hosts []string) {
+	if err := n.noteUnsettled(n.ctx, a.m, reason, alarm, hosts); err != nil {
+		a.log.Warn("record why the migration is not settled", "err", err)
+	}
+}
+
+// noteUnsettled records a Running migration's unsettled reason and alarm,
+// when they differ from the state's (an empty reason clears them).
+func (n *Node) noteUnsettled(ctx context.Context, m *fsm.Migration, reason string, alarm bool, hosts []string) error {
+	same := false
+	n.fsm.Read(func(s *fsm.State) {
+		cur := s.Migrations[m.ID]
+		if cur == nil || cur.State != fsm.MigRunning || cur.Attempt != m.Attempt {
+			same = true // over: nothing to record
+			return
+		}
+		_, raised := s.Alarms[fsm.AlarmKey(fsm.AlarmMigrationUnsettled, s.MigrationVMKey(cur))]
+		same = cur.Unsettled == reason && raised == alarm
+	})
+	if same {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err := n.withLeaderRetry(ctx, fsm.CmdUnsettled, fsm.Unsettled{ID: m.ID, Attempt: m.Attempt, Reason: reason,
+		Alarm: alarm, Hosts: hosts, At: time.Now().UTC()})
+	return err
+}
+
+// interrupted logs an attempt this meshd stops following: it stops, or
+// the attempt ended in the state meanwhile.
+func (n *Node) interrupted(a *attempt, doing string) {
+	a.log.Info("stopped following the migration", "while", doing, "meshd_stopping", n.ctx.Err() != nil)
+}
+
+// downtimeOf reads the switch-over pause from the destination's completed
+// incoming job, 0 when it kept none.
+func downtimeOf(dst *migrate.DomainStatus) int64 {
+	if dst == nil || dst.Ended == nil || dst.Ended.Outcome != migrate.JobCompleted || dst.Ended.Kind != migrate.JobMigrationIn {
+		return 0
+	}
+	return dst.Ended.Stats.Downtime.Milliseconds()
+}
+
+// sleepCtx waits d or until ctx ends; it reports whether d passed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

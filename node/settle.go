@@ -1,0 +1,212 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hostmesh/hostmesh/fsm"
+	"github.com/hostmesh/hostmesh/migrate"
+)
+
+// The leader settles what no one reports. A Running migration's source
+// watches its job and reports progress every sample; when the source is
+// Down (or Left), or sent no report for Config.SettleAfter, the leader
+// reads both hosts' hypervisors itself (through their HypervisorURI:
+// libvirt answers while a host's meshd is down) and decides as the source
+// would (migrate.Settle):
+//
+//   - the guest runs on the destination: Succeeded;
+//   - the guest never reached the destination: Failed (retried elsewhere
+//     when the source is up; a Down source cannot send it anywhere);
+//   - a broken post-copy lost a copy: Failed, the guest lost;
+//   - the job still runs, or its post-copy waits to resume: it stays
+//     Running (the source's meshd, when it comes back, re-attaches or
+//     resumes), with the reason recorded;
+//   - the guest runs on both hosts or neither, or the hosts cannot be read:
+//     it stays Running with the reason, and an alarm for both and neither.
+//
+// The settle bound: a migration whose source is Down is settled within
+// gossip's failure detection + ReconcileInterval + 2 × PeerTimeout; a
+// silent one within SettleAfter + ReconcileInterval + 2 × PeerTimeout
+// (11.5 + 2 + 10 s with the defaults) — whenever the hypervisors can tell.
+// Until they can, the migration keeps its slots: its job may still run and
+// use the destination's memory and the network, so they are not handed to
+// another migration. A cancel ends it at once with what is known (Cancel
+// always ends a migration).
+//
+// A migration whose destination went Down is not touched: its source
+// watches the job, which fails when the destination is really gone, and
+// reports (a failure before the switch-over is retried elsewhere).
+
+// settleWatch is the leader's view of the running migrations' reports.
+type settleWatch struct {
+	mu       sync.Mutex
+	seen     map[string]seenReport // jobKey → the latest report and when the leader saw it
+	inflight map[string]bool       // jobKey → being settled now
+}
+
+type seenReport struct {
+	at    time.Time // Progress.At of the latest report
+	since time.Time // when this leader first saw that report
+}
+
+// reset forgets everything: a new leader starts every migration's silence
+// from its own start.
+func (w *settleWatch) reset() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.seen, w.inflight = map[string]seenReport{}, map[string]bool{}
+}
+
+// settleUnreported starts settling every Running migration whose source is
+// Down or Left, or silent for SettleAfter, or that an operator cancelled
+// while its source is so. Each runs in its own goroutine, once at a time.
+func (n *Node) settleUnreported(ctx context.Context) {
+	now := time.Now()
+	type todo struct {
+		m    fsm.Migration
+		why  string
+		down bool
+	}
+	var list []todo
+	w := &n.settle
+	w.mu.Lock()
+	if w.seen == nil {
+		w.seen, w.inflight = map[string]seenReport{}, map[string]bool{}
+	}
+	n.fsm.Read(func(s *fsm.State) {
+		live := map[string]bool{}
+		for _, m := range s.Running() {
+			key := jobKey(m)
+			live[key] = true
+			r, ok := w.seen[key]
+			if !ok || !r.at.Equal(m.Progress.At) {
+				r = seenReport{at: m.Progress.At, since: now}
+				w.seen[key] = r
+			}
+			if w.inflight[key] {
+				continue
+			}
+			h := s.Hosts[m.Source]
+			switch {
+			case h == nil || h.State == fsm.HostDown || h.State == fsm.HostLeft:
+				st := "gone"
+				if h != nil {
+					st = string(h.State)
+				}
+				list = append(list, todo{*m, fmt.Sprintf("its source %s is %s", m.Source, st), true})
+			case now.Sub(r.since) >= n.cfg.SettleAfter:
+				list = append(list, todo{*m, fmt.Sprintf("its source %s sent no progress report for %s", m.Source,
+					now.Sub(r.since).Round(100*time.Millisecond)), false})
+			}
+		}
+		for key := range w.seen {
+			if !live[key] {
+				delete(w.seen, key)
+			}
+		}
+	})
+	for _, t := range list {
+		w.inflight[jobKey(&t.m)] = true
+	}
+	w.mu.Unlock()
+	for _, t := range list {
+		n.go_(func() {
+			defer func() {
+				w.mu.Lock()
+				delete(w.inflight, jobKey(&t.m))
+				w.mu.Unlock()
+			}()
+			n.leaderSettle(ctx, &t.m, t.why, t.down)
+		})
+	}
+}
+
+// leaderSettle reads both hosts' hypervisors about one migration and ends
+// it, or records why it cannot yet (see settleUnreported).
+func (n *Node) leaderSettle(ctx context.Context, m *fsm.Migration, why string, srcDown bool) {
+	var src, dst fsm.Host
+	var ref migrate.DomainRef
+	n.fsm.Read(func(s *fsm.State) {
+		if h := s.Hosts[m.Source]; h != nil {
+			src = *h
+		}
+		if h := s.Hosts[m.Dest]; h != nil {
+			dst = *h
+		}
+		ref = migrate.DomainRef{Name: m.VM, UUID: m.VMUUID}
+		if v := s.VMOf(m); v != nil {
+			ref.UUID = v.UUID
+		}
+	})
+	srcSt := n.hostStatus(ctx, m.Source, src.HypervisorURI, ref)
+	dstSt := n.hostStatus(ctx, m.Dest, dst.HypervisorURI, ref)
+	v := migrate.Settle(srcSt, dstSt, m.Source, m.Dest)
+	log := n.log.With("migration", m.ID, "vm", m.VM, "source", m.Source, "dest", m.Dest)
+	if v.Verdict == migrate.VerdictRunning && m.CancelRequested {
+		// The operator cancelled a migration no meshd watches: abort the
+		// job on the source's hypervisor, then settle what it left.
+		if err := n.abortOn(ctx, m.Source, src.HypervisorURI, ref); err != nil {
+			log.Warn("abort a cancelled migration's job on its source's hypervisor", "err", err)
+		}
+		deadline := time.Now().Add(n.cfg.PeerTimeout)
+		for v.Verdict == migrate.VerdictRunning && time.Now().Before(deadline) && sleepCtx(ctx, 100*time.Millisecond) {
+			srcSt = n.hostStatus(ctx, m.Source, src.HypervisorURI, ref)
+			dstSt = n.hostStatus(ctx, m.Dest, dst.HypervisorURI, ref)
+			v = migrate.Settle(srcSt, dstSt, m.Source, m.Dest)
+		}
+	}
+	log.Info("settling an unreported migration from the hypervisors", "why", why, "verdict", v.Verdict, "facts", v.Reason)
+	prefix := "settled by the leader (" + why + "): "
+	end := func(st fsm.MigrationState, reason string, downtimeMs int64, retry bool, class string) {
+		if _, err := n.propose(ctx, fsm.CmdFinish, fsm.Finish{ID: m.ID, Attempt: m.Attempt, State: st, Reason: reason,
+			DowntimeMs: downtimeMs, Retry: retry, At: time.Now().UTC()}); err != nil {
+			log.Debug("settle migration", "err", err)
+			return
+		}
+		n.metrics.settledByLeader.WithLabelValues(string(v.Verdict)).Inc()
+		n.countEnded(m.ID, m.Attempt, class)
+	}
+	switch {
+	case v.Verdict == migrate.VerdictMoved:
+		end(fsm.MigSucceeded, prefix+v.Reason, downtimeOf(dstSt), false, reasonCompleted)
+	case v.Verdict == migrate.VerdictStayed && m.CancelRequested:
+		end(fsm.MigCancelled, "cancelled by operator; "+prefix+v.Reason, 0, false, reasonOperator)
+	case v.Verdict == migrate.VerdictStayed:
+		end(fsm.MigFailed, prefix+v.Reason, 0, !srcDown, reasonSettled)
+	case v.Verdict == migrate.VerdictLost:
+		end(fsm.MigFailed, "post-copy broke and the guest is lost; "+prefix+v.Reason, 0, false, reasonLost)
+	case m.CancelRequested:
+		// Cancel always ends a migration: with what is known. The VM's
+		// record stays on the source; the hosts' inventories correct it
+		// if the job moved it after all.
+		end(fsm.MigCancelled, fmt.Sprintf("cancelled by operator while its outcome was not known (%s): %s", why, v.Reason), 0, false, reasonOperator)
+	default:
+		alarm := v.Verdict == migrate.VerdictBoth || v.Verdict == migrate.VerdictNeither
+		reason := fmt.Sprintf("not settled (%s): %s", why, v.Reason)
+		switch v.Verdict {
+		case migrate.VerdictRunning:
+			reason = fmt.Sprintf("%s; the job still runs on %s's hypervisor: it is settled when it ends, or watched again when %s's meshd is back",
+				why, m.Source, m.Source)
+		case migrate.VerdictPostCopyPaused:
+			reason = fmt.Sprintf("%s; %s: %s's meshd resumes it when it is back", why, v.Reason, m.Source)
+		}
+		if err := n.noteUnsettled(ctx, m, reason, alarm, []string{m.Source, m.Dest}); err != nil {
+			log.Debug("record an unsettled migration", "err", err)
+		}
+	}
+}
+
+// abortOn aborts a VM's migration job on the hypervisor at uri.
+func (n *Node) abortOn(ctx context.Context, host, uri string, ref migrate.DomainRef) error {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.PeerTimeout)
+	defer cancel()
+	p, err := n.cfg.Hypervisor.Peer(ctx, host, uri)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	return p.AbortJob(ctx, ref)
+}
