@@ -26,7 +26,7 @@ LAB_PKGS := qemu-system-x86 qemu-utils libvirt-daemon libvirt-daemon-driver-qemu
 # web dashboard's browser test (chromedp), with a font for its screenshots.
 TOOL_PKGS := prometheus chromium fonts-dejavu-core
 
-.PHONY: all build demo test unit lab-test deps bench lab lab-down vet clean fuzz fuzz-short
+.PHONY: all build demo test unit lab-test deps bench lab lab-down vet clean fuzz fuzz-short soak
 
 all: build
 
@@ -68,6 +68,15 @@ unit:
 
 vet:
 	$(GO) vet ./...
+
+# The randomized fault matrix (testcluster/faults_test.go) over SEEDS
+# schedules (seeds 1..SEEDS); `make unit` runs a fixed few. It ends with
+# "N schedules, V violations"; the full log is in soak.log, and a failing
+# schedule's replay command is printed.
+SEEDS ?= 100
+soak:
+	FAULT_SCHEDULES=$(SEEDS) $(GO) test -count=1 -timeout 0 -v -run 'TestFaultSchedules$$' ./testcluster/ > soak.log 2>&1; \
+	rc=$$?; grep -E 'violation: |replay: |schedules, ' soak.log; exit $$rc
 
 bench: deps build
 	./scripts/bench.sh
