@@ -95,12 +95,19 @@ type VM struct {
 	CPUFlags  []string `json:"cpu_flags,omitempty"`
 	NICs      []NIC    `json:"nics,omitempty"`
 	Disks     []Disk   `json:"disks,omitempty"`
-	State     string   `json:"state"`
-	Migration string   `json:"migration,omitempty"`
+	// HostDevices are the passthrough host devices: any makes the VM
+	// not migratable.
+	HostDevices []string `json:"host_devices,omitempty"`
+	State       string   `json:"state"`
+	Migration   string   `json:"migration,omitempty"`
 	// MovedIndex is the Raft index of the entry that last moved the VM.
 	MovedIndex uint64 `json:"moved_index,omitempty"`
 	// Alarm is the alarm that stands for the VM (GET /v1/vms), if any.
 	Alarm *Alarm `json:"alarm,omitempty"`
+	// Settings are an operator's settings of the VM (GET /v1/vms).
+	Settings *VMSettings `json:"settings,omitempty"`
+	// NotMigratable says why the VM may go nowhere (GET /v1/vms).
+	NotMigratable string `json:"not_migratable,omitempty"`
 }
 
 // AlarmSplitBrain: one VM (one UUID) runs on two hosts at once; it is not

@@ -23,7 +23,7 @@ func App(out, errOut io.Writer) *ucli.App {
 		ErrWriter: errOut,
 		Flags:     connFlags,
 		Commands: []*ucli.Command{
-			HostsCommand, VMsCommand, StatusCommand,
+			HostsCommand, VMsCommand, VMCommand, StatusCommand,
 			MigrateCommand, MigrationsCommand, CancelCommand,
 			DrainCommand, ActivateCommand, LeaveCommand, ClusterCommand, EventsCommand, KeygenCommand, KeyringCommand, TLSCommand,
 		},

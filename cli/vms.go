@@ -71,6 +71,11 @@ var VMsCommand = &ucli.Command{
 		if err := w.Flush(); err != nil {
 			return err
 		}
+		for _, v := range vms {
+			if v.NotMigratable != "" {
+				fmt.Fprintf(c.App.Writer, "NOT MIGRATABLE %s: %s\n", v.Name, v.NotMigratable)
+			}
+		}
 		for _, a := range alarms {
 			fmt.Fprintf(c.App.Writer, "ALARM %s since %s: %s\n", a.Kind, a.Since.Format(time.RFC3339), a.Message)
 		}

@@ -45,6 +45,9 @@ func applyStartDrain(s *State, data []byte) (any, error) {
 			d.Unmovable[vm.Name] = "not running (" + vm.State + "): only running VMs move live"
 		case vm.Migration != "":
 			// Already moving (e.g. an operator's migrate): that one counts.
+		case s.NotMigratable(k) != "":
+			// Reported now, not after every host refused it.
+			d.Unmovable[vm.Name] = "migratable: " + s.NotMigratable(k)
 		default:
 			id, err := s.enqueueVM(k, vm, Enqueue{VM: k, Policy: c.Policy, Drain: c.Host, At: c.At, Actor: c.Actor})
 			if err != nil {

@@ -16,6 +16,18 @@ func applyEnqueue(s *State, data []byte) (any, error) {
 		return nil, err
 	}
 	s.tick(c.At)
+	if c.Drain != "" {
+		// A VM that appeared on a draining host: one that cannot move
+		// is reported by the drain at once, which may then end.
+		if k, vm, err := s.ResolveVM(c.VM); err == nil && vm.Migration == "" && s.NotMigratable(k) != "" {
+			if d := s.Drains[c.Drain]; d != nil && d.State == DrainActive && vm.Host == c.Drain {
+				d.Unmovable[vm.Name] = "migratable: " + s.NotMigratable(k)
+				s.unmovableEvents(&Drain{Host: d.Host, Unmovable: map[string]string{vm.Name: d.Unmovable[vm.Name]}}, c.At, c.Actor)
+				s.settleDrain(c.Drain, c.At, c.Actor)
+				return "", nil
+			}
+		}
+	}
 	return s.enqueue(c)
 }
 
@@ -36,6 +48,9 @@ func (s *State) enqueueVM(k string, vm *VM, c Enqueue) (string, error) {
 	}
 	if a := s.SplitBrain(k); a != nil {
 		return "", rejectf("migrate vm %q: split brain: %s", vm.Name, a.Message)
+	}
+	if why := s.NotMigratable(k); why != "" {
+		return "", rejectf("migrate vm %q: not migratable: %s", vm.Name, why)
 	}
 	src, ok := s.Hosts[vm.Host]
 	if !ok {

@@ -80,6 +80,8 @@ func applySyncVMs(s *State, data []byte) (any, error) {
 		vm := s.VMs[k]
 		if !seen[k] && vm.Migration == "" && !(v2 && c.Index < vm.MovedIndex) {
 			delete(s.VMs, k)
+			// Undefined on its host: its settings go with it.
+			delete(s.VMSettings, k)
 		}
 	}
 	if v2 {

@@ -132,6 +132,11 @@ func (s *State) Check() error {
 			bad("events: %v", err)
 		}
 	}
+	for k, vs := range s.VMSettings {
+		if vs == nil {
+			bad("settings of vm %q are null", k)
+		}
+	}
 	for k, a := range s.Alarms {
 		if a == nil {
 			bad("alarm %q is null", k)

@@ -33,6 +33,9 @@ const (
 	CmdLeaderElected CommandType = 15
 	// CmdUnsettled records why a Running migration's outcome is not known.
 	CmdUnsettled CommandType = 16
+	// Placement's commands start at 24, leaving 16 to 23 to the streams
+	// that add theirs at the same time (truth, acl).
+	CmdSetVM CommandType = 24
 )
 
 // LeaderElected is the first command of every new leader: it records the

@@ -88,6 +88,7 @@ var commandNames = map[CommandType]string{
 	CmdReshare:       "Reshare",
 	CmdLeaderElected: "LeaderElected",
 	CmdUnsettled:     "Unsettled",
+	CmdSetVM:         "SetVM",
 }
 
 // String names a command type for logs; an ignorable one says so.

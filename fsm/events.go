@@ -53,6 +53,7 @@ const (
 	EventDrainCancelled    = "drain.cancelled"
 	EventAlarmRaised       = "alarm.raised"
 	EventAlarmCleared      = "alarm.cleared"
+	EventVMSettings        = "vm.settings"
 )
 
 // Event is one change of the state.

@@ -31,6 +31,7 @@ var handlers = map[CommandType]handler{
 
 	CmdLeaderElected: applyLeaderElected,
 	CmdUnsettled:     applyUnsettled,
+	CmdSetVM:         applySetVM,
 }
 
 // Result is what Apply returns for every entry: the value a command produced
@@ -196,6 +197,9 @@ func (s *State) normalize() {
 	}
 	if s.Alarms == nil {
 		s.Alarms = map[string]*Alarm{}
+	}
+	if s.VMSettings == nil {
+		s.VMSettings = map[string]*VMSettings{}
 	}
 	if s.Events == nil {
 		s.Events = newEventLog()

@@ -27,6 +27,9 @@ type State struct {
 	// LogVersion is the version of the rules Apply follows (see
 	// LogVersion): raised by LeaderElected, never lowered.
 	LogVersion int `json:"log_version,omitempty"`
+	// VMSettings are the operators' per-VM settings (vmsettings.go),
+	// keyed by VM key.
+	VMSettings map[string]*VMSettings `json:"vm_settings,omitempty"`
 	// Alarms stand until their condition clears, keyed by kind/VM key.
 	Alarms map[string]*Alarm `json:"alarms,omitempty"`
 	// Leader is the host the last LeaderElected named: the actor of the
@@ -65,6 +68,7 @@ func NewState() *State {
 		Clusters:   map[string]*Cluster{},
 		Drains:     map[string]*Drain{},
 		Alarms:     map[string]*Alarm{},
+		VMSettings: map[string]*VMSettings{},
 		Events:     newEventLog(),
 	}
 }
@@ -82,6 +86,7 @@ func (s *State) Clone() *State {
 		Clusters:   make(map[string]*Cluster, len(s.Clusters)),
 		Drains:     make(map[string]*Drain, len(s.Drains)),
 		Alarms:     make(map[string]*Alarm, len(s.Alarms)),
+		VMSettings: make(map[string]*VMSettings, len(s.VMSettings)),
 		Queue:      slices.Clone(s.Queue),
 		History:    slices.Clone(s.History),
 		Seq:        s.Seq,
@@ -102,6 +107,7 @@ func (s *State) Clone() *State {
 		v.CPUFlags = slices.Clone(vm.CPUFlags)
 		v.NICs = slices.Clone(vm.NICs)
 		v.Disks = slices.Clone(vm.Disks)
+		v.HostDevices = slices.Clone(vm.HostDevices)
 		c.VMs[k] = &v
 	}
 	for k, m := range s.Migrations {
@@ -126,6 +132,9 @@ func (s *State) Clone() *State {
 		v := *a
 		v.Hosts = slices.Clone(a.Hosts)
 		c.Alarms[k] = &v
+	}
+	for k, vs := range s.VMSettings {
+		c.VMSettings[k] = vs.clone()
 	}
 	return c
 }

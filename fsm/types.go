@@ -116,7 +116,13 @@ type VM struct {
 	CPUFlags  []string `json:"cpu_flags,omitempty"`
 	NICs      []NIC    `json:"nics,omitempty"`
 	Disks     []Disk   `json:"disks,omitempty"`
-	State     string   `json:"state"`
+	// HostDevices are the host devices passed through to the guest
+	// (<hostdev> in the domain XML: "pci 0000:03:00.0", "usb 046d:c52b",
+	// "mdev UUID"). A guest that holds a physical device of its host
+	// cannot migrate live: the device does not exist elsewhere and QEMU
+	// cannot move its state. Any entry makes the VM not migratable.
+	HostDevices []string `json:"host_devices,omitempty"`
+	State       string   `json:"state"`
 	// Migration is the ID of the migration that holds this VM, if any.
 	Migration string `json:"migration,omitempty"`
 	// MovedIndex is the Raft index of the entry that last moved the VM to

@@ -75,6 +75,7 @@ var validators = map[CommandType]validator{
 	CmdReshare:       validatorOf[Reshare](),
 	CmdLeaderElected: validatorOf[LeaderElected](),
 	CmdUnsettled:     validatorOf[Unsettled](),
+	CmdSetVM:         validatorOf[SetVM](),
 }
 
 // Validate checks an entry before it is proposed to Raft: its size, its
@@ -311,6 +312,10 @@ func (c *checks) vm(v VM) {
 		}
 		c.token("vm "+v.Name+" disk cache", d.Cache)
 		c.token("vm "+v.Name+" disk format", d.Format)
+	}
+	c.listLen("vm "+v.Name+" host devices", len(v.HostDevices), MaxDevices)
+	for _, d := range v.HostDevices {
+		c.printable("vm "+v.Name+" host device", d, MaxName)
 	}
 	if !validVMState(v.State) {
 		c.fail("vm %s: unknown state %q", v.Name, v.State)

@@ -14,6 +14,7 @@ const (
 	CheckVMExists      = "vm-exists"
 	CheckVMRunning     = "vm-running"
 	CheckNotMigrating  = "not-migrating"
+	CheckMigratable    = "migratable"
 	CheckSplitBrain    = "split-brain"
 	CheckDistinctHosts = "distinct-hosts"
 	CheckSameCluster   = "same-cluster"
@@ -134,6 +135,7 @@ var checks = []check{
 	{CheckVMExists, checkVMExists},
 	{CheckVMRunning, checkVMRunning},
 	{CheckNotMigrating, checkNotMigrating},
+	{CheckMigratable, checkMigratable},
 	{CheckSplitBrain, checkSplitBrain},
 	{CheckDistinctHosts, checkDistinctHosts},
 	{CheckSameCluster, checkSameCluster},

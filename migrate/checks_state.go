@@ -36,6 +36,18 @@ func checkNotMigrating(c *checkCtx) (bool, string) {
 	return true, fmt.Sprintf("vm %s has no other migration", c.vmName)
 }
 
+// checkMigratable refuses a VM that may go nowhere: passthrough host
+// devices, or an operator's pin (fsm.State.NotMigratable).
+func checkMigratable(c *checkCtx) (bool, string) {
+	if m := c.missing(true, false, false); m != "" {
+		return false, m
+	}
+	if why := c.st.NotMigratable(c.vmKey); why != "" {
+		return false, why
+	}
+	return true, fmt.Sprintf("vm %s has no host devices and is not pinned", c.vmName)
+}
+
 // checkSplitBrain refuses a VM that runs on two hosts at once: moving
 // either copy could overwrite the other's disks.
 func checkSplitBrain(c *checkCtx) (bool, string) {

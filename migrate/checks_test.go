@@ -30,6 +30,13 @@ func TestCheckEachPassesAndFails(t *testing.T) {
 		{name: "vm paused", setup: func(b *builder) { b.st.VMs["vm1"].State = fsm.VMPaused }, check: CheckVMRunning, inMsgs: []string{"vm1 is paused"}},
 		{name: "vm shut off", setup: func(b *builder) { b.st.VMs["vm1"].State = fsm.VMShutoff }, check: CheckVMRunning, inMsgs: []string{"shutoff"}},
 		{name: "already migrating", setup: func(b *builder) { b.st.VMs["vm1"].Migration = "m9" }, check: CheckNotMigrating, inMsgs: []string{"held by migration m9"}},
+		{name: "passthrough device", setup: func(b *builder) { b.st.VMs["vm1"].HostDevices = []string{"pci 0000:03:00.0"} },
+			check: CheckMigratable, inMsgs: []string{"vm1 has passthrough host device pci 0000:03:00.0"}},
+		{name: "pinned by an operator", setup: func(b *builder) {
+			no := false
+			b.st.VMSettings["vm1"] = &fsm.VMSettings{VM: "vm1", Migratable: &no, By: "token:ops"}
+		}, check: CheckMigratable, inMsgs: []string{"vm1 was set not migratable by token:ops"}},
+		{name: "migratable", check: CheckMigratable, ok: true, inMsgs: []string{"no host devices and is not pinned"}},
 		{name: "split brain", setup: func(b *builder) {
 			b.st.Alarms[fsm.AlarmKey(fsm.AlarmSplitBrain, "vm1")] = &fsm.Alarm{Kind: fsm.AlarmSplitBrain, VMUUID: "vm1", VM: "vm1",
 				Hosts: []string{"h1", "h3"}, Message: "vm vm1 runs on h1 and h3 at once"}
@@ -149,7 +156,7 @@ func TestCheckAllInFixedOrder(t *testing.T) {
 		}
 		names = append(names, r.Name)
 	}
-	want := []string{"vm-exists", "vm-running", "not-migrating", "split-brain", "distinct-hosts", "same-cluster", "source-up",
+	want := []string{"vm-exists", "vm-running", "not-migrating", "migratable", "split-brain", "distinct-hosts", "same-cluster", "source-up",
 		"dest-up", "networks", "storage", "memory", "cpu", "cpu-model", "cache-mode"}
 	if !slices.Equal(names, want) {
 		t.Fatalf("checks %v, want %v", names, want)

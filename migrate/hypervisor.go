@@ -52,6 +52,8 @@ type Domain struct {
 	CPUFlags  []string
 	NICs      []fsm.NIC  // Network is the libvirt network or bridge name
 	Disks     []fsm.Disk // StorageDomain left empty: the caller maps paths to domains
+	// HostDevices names the host devices passed through (fsm.VM.HostDevices).
+	HostDevices []string
 }
 
 // Params are the settings of one live migration.

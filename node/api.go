@@ -40,6 +40,7 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("GET /v1/status", n.handleStatus)
 	mux.HandleFunc("GET /v1/hosts", n.handleHosts)
 	mux.HandleFunc("GET /v1/vms", n.handleVMs)
+	mux.HandleFunc("PUT /v1/vms/{vm}/settings", n.handleSetVM)
 	mux.HandleFunc("GET /v1/migrations", n.handleMigrations)
 	mux.HandleFunc("GET /v1/migrations/{id}", n.handleMigration)
 	mux.HandleFunc("POST /v1/migrations", n.handleMigrate)

@@ -95,7 +95,9 @@ func (n *Node) handleHosts(w http.ResponseWriter, r *http.Request) {
 // with the alarm that stands for it, if any.
 type vmView struct {
 	fsm.VM
-	Alarm *fsm.Alarm `json:"alarm,omitempty"`
+	Alarm         *fsm.Alarm      `json:"alarm,omitempty"`
+	Settings      *fsm.VMSettings `json:"settings,omitempty"`
+	NotMigratable string          `json:"not_migratable,omitempty"`
 }
 
 func (n *Node) handleVMs(w http.ResponseWriter, r *http.Request) {
@@ -115,6 +117,11 @@ func (n *Node) handleVMs(w http.ResponseWriter, r *http.Request) {
 				c := *a
 				v.Alarm = &c
 			}
+			if vs := s.VMSettings[k]; vs != nil {
+				c := *vs
+				v.Settings = &c
+			}
+			v.NotMigratable = s.NotMigratable(k)
 			out = append(out, v)
 		}
 	})

@@ -55,7 +55,7 @@ func (n *Node) vmsFrom(doms []migrate.Domain) []fsm.VM {
 	vms := make([]fsm.VM, 0, len(doms))
 	for _, d := range doms {
 		vm := fsm.VM{Name: d.Name, UUID: d.UUID, Host: n.cfg.Name, MemoryMiB: d.MemoryMiB, VCPUs: d.VCPUs,
-			CPUModel: d.CPUModel, CPUFlags: d.CPUFlags, NICs: d.NICs, State: d.State}
+			CPUModel: d.CPUModel, CPUFlags: d.CPUFlags, NICs: d.NICs, HostDevices: d.HostDevices, State: d.State}
 		for _, disk := range d.Disks {
 			if disk.StorageDomain == "" {
 				disk.StorageDomain = n.domainOf(disk.Source)

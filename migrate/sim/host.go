@@ -42,6 +42,9 @@ type VMSpec struct {
 	CPUFlags      []string
 	NICs          []fsm.NIC
 	Disks         []fsm.Disk
+	// HostDevices are passthrough devices: such a guest is reported with
+	// them and the mesh does not migrate it.
+	HostDevices []string
 }
 
 // vm is a defined guest and what is happening to it. reason is libvirt's
@@ -317,6 +320,8 @@ func (h *Host) Domains(context.Context) ([]migrate.Domain, error) {
 			CPUFlags:  slices.Clone(s.CPUFlags),
 			NICs:      slices.Clone(s.NICs),
 			Disks:     slices.Clone(s.Disks),
+
+			HostDevices: slices.Clone(s.HostDevices),
 		})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -339,5 +344,6 @@ func cloneSpec(s VMSpec) VMSpec {
 	s.CPUFlags = slices.Clone(s.CPUFlags)
 	s.NICs = slices.Clone(s.NICs)
 	s.Disks = slices.Clone(s.Disks)
+	s.HostDevices = slices.Clone(s.HostDevices)
 	return s
 }

@@ -47,6 +47,7 @@ func parseDomainXML(domXML string) (migrate.Domain, error) {
 			}
 			d.Disks = append(d.Disks, diskOf(disk))
 		}
+		d.HostDevices = hostDevicesOf(x.Devices)
 	}
 	return d, nil
 }

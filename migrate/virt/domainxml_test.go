@@ -99,3 +99,16 @@ func TestScaleBytes(t *testing.T) {
 		}
 	}
 }
+
+// Passthrough devices (hostdev, and an SR-IOV interface) are reported by
+// name: the mesh then keeps the VM where it is.
+func TestParseDomainHostDevices(t *testing.T) {
+	d := parseFile(t, "gpu.xml")
+	want := []string{"pci 0000:03:00.0", "usb 0x046d:0xc52b", "mdev c2177883-f1bb-47f0-914d-32a22e3a8804", "sr-iov pci 0000:05:10.1"}
+	if !reflect.DeepEqual(d.HostDevices, want) {
+		t.Fatalf("host devices %q, want %q", d.HostDevices, want)
+	}
+	if web := parseFile(t, "web.xml"); web.HostDevices != nil {
+		t.Fatalf("web.xml has no host device, parsed %q", web.HostDevices)
+	}
+}
