@@ -137,6 +137,13 @@ func (s *State) Check() error {
 			bad("settings of vm %q are null", k)
 		}
 	}
+	for k, r := range s.Affinity {
+		if r == nil {
+			bad("affinity rule %q is null", k)
+		} else if r.Name != k {
+			bad("affinity rule %q is named %q", k, r.Name)
+		}
+	}
 	for k, a := range s.Alarms {
 		if a == nil {
 			bad("alarm %q is null", k)

@@ -15,6 +15,7 @@ func TestCloneIsDeepAndComplete(t *testing.T) {
 	must(t, f, CmdSyncVMs, SyncVMs{Host: "h2", VMs: []VM{{Name: "big", UUID: testUUID("big"), State: VMRunning, CPUFlags: []string{"avx"},
 		NICs: []NIC{{Network: "vmnet", VLAN: 100}}, Disks: []Disk{{Target: "vda", Cache: "none"}}, HostDevices: []string{"pci 0000:03:00.0"}}}})
 	must(t, f, CmdSetVM, SetVM{VM: "vm1", Migratable: boolp(false), At: t0})
+	must(t, f, CmdCreateAffinity, CreateAffinity{Name: "r", Kind: AffinityHostAvoid, VMs: []string{"vm1"}, Hosts: []string{"h3"}, At: t0})
 	ids := must(t, f, CmdStartDrain, StartDrain{Host: "h1", At: t0}).([]string)
 	must(t, f, CmdGrant, Grant{ID: ids[0], Dest: "h2", At: t0})
 	must(t, f, CmdProgress, ProgressUpdate{ID: ids[0], Progress: Progress{Actions: []string{"downtime 150ms"}}})
@@ -38,6 +39,8 @@ func TestCloneIsDeepAndComplete(t *testing.T) {
 	c.Queue[0] = "changed"
 	*c.VMSettings[vmNamed(t, c, "vm1").Key()].Migratable = true
 	vmNamed(t, c, "big").HostDevices[0] = "changed"
+	c.Affinity["r"].Hosts[0] = "changed"
+	c.Affinity["r"].VMs[0] = "changed"
 	after, _ := json.Marshal(s)
 	if string(after) != string(a) {
 		t.Fatal("mutating the clone changed the original")

@@ -35,7 +35,9 @@ const (
 	CmdUnsettled CommandType = 16
 	// Placement's commands start at 24, leaving 16 to 23 to the streams
 	// that add theirs at the same time (truth, acl).
-	CmdSetVM CommandType = 24
+	CmdSetVM          CommandType = 24
+	CmdCreateAffinity CommandType = 25
+	CmdDeleteAffinity CommandType = 26
 )
 
 // LeaderElected is the first command of every new leader: it records the

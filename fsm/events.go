@@ -54,6 +54,8 @@ const (
 	EventAlarmRaised       = "alarm.raised"
 	EventAlarmCleared      = "alarm.cleared"
 	EventVMSettings        = "vm.settings"
+	EventAffinityCreated   = "affinity.created"
+	EventAffinityDeleted   = "affinity.deleted"
 )
 
 // Event is one change of the state.

@@ -29,9 +29,11 @@ var handlers = map[CommandType]handler{
 	CmdActivate:     applyActivate,
 	CmdReshare:      applyReshare,
 
-	CmdLeaderElected: applyLeaderElected,
-	CmdUnsettled:     applyUnsettled,
-	CmdSetVM:         applySetVM,
+	CmdLeaderElected:  applyLeaderElected,
+	CmdUnsettled:      applyUnsettled,
+	CmdSetVM:          applySetVM,
+	CmdCreateAffinity: applyCreateAffinity,
+	CmdDeleteAffinity: applyDeleteAffinity,
 }
 
 // Result is what Apply returns for every entry: the value a command produced
@@ -200,6 +202,9 @@ func (s *State) normalize() {
 	}
 	if s.VMSettings == nil {
 		s.VMSettings = map[string]*VMSettings{}
+	}
+	if s.Affinity == nil {
+		s.Affinity = map[string]*AffinityRule{}
 	}
 	if s.Events == nil {
 		s.Events = newEventLog()

@@ -30,6 +30,8 @@ type State struct {
 	// VMSettings are the operators' per-VM settings (vmsettings.go),
 	// keyed by VM key.
 	VMSettings map[string]*VMSettings `json:"vm_settings,omitempty"`
+	// Affinity are the affinity rules by name (affinity.go).
+	Affinity map[string]*AffinityRule `json:"affinity,omitempty"`
 	// Alarms stand until their condition clears, keyed by kind/VM key.
 	Alarms map[string]*Alarm `json:"alarms,omitempty"`
 	// Leader is the host the last LeaderElected named: the actor of the
@@ -69,6 +71,7 @@ func NewState() *State {
 		Drains:     map[string]*Drain{},
 		Alarms:     map[string]*Alarm{},
 		VMSettings: map[string]*VMSettings{},
+		Affinity:   map[string]*AffinityRule{},
 		Events:     newEventLog(),
 	}
 }
@@ -87,6 +90,7 @@ func (s *State) Clone() *State {
 		Drains:     make(map[string]*Drain, len(s.Drains)),
 		Alarms:     make(map[string]*Alarm, len(s.Alarms)),
 		VMSettings: make(map[string]*VMSettings, len(s.VMSettings)),
+		Affinity:   make(map[string]*AffinityRule, len(s.Affinity)),
 		Queue:      slices.Clone(s.Queue),
 		History:    slices.Clone(s.History),
 		Seq:        s.Seq,
@@ -135,6 +139,9 @@ func (s *State) Clone() *State {
 	}
 	for k, vs := range s.VMSettings {
 		c.VMSettings[k] = vs.clone()
+	}
+	for k, r := range s.Affinity {
+		c.Affinity[k] = r.clone()
 	}
 	return c
 }

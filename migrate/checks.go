@@ -26,6 +26,7 @@ const (
 	CheckCPU           = "cpu"
 	CheckCPUModel      = "cpu-model"
 	CheckCacheMode     = "cache-mode"
+	CheckAffinity      = "affinity"
 )
 
 // CheckResult is the outcome of one prerequisite check. Message carries the
@@ -147,6 +148,7 @@ var checks = []check{
 	{CheckCPU, checkCPU},
 	{CheckCPUModel, checkCPUModel},
 	{CheckCacheMode, checkCacheMode},
+	{CheckAffinity, checkAffinity},
 }
 
 // CheckNames returns every check's name in the order they run (metrics

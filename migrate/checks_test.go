@@ -157,7 +157,7 @@ func TestCheckAllInFixedOrder(t *testing.T) {
 		names = append(names, r.Name)
 	}
 	want := []string{"vm-exists", "vm-running", "not-migrating", "migratable", "split-brain", "distinct-hosts", "same-cluster", "source-up",
-		"dest-up", "networks", "storage", "memory", "cpu", "cpu-model", "cache-mode"}
+		"dest-up", "networks", "storage", "memory", "cpu", "cpu-model", "cache-mode", "affinity"}
 	if !slices.Equal(names, want) {
 		t.Fatalf("checks %v, want %v", names, want)
 	}

@@ -21,9 +21,15 @@ var ErrUnknownVM = errors.New("unknown vm")
 // as 2 GiB (it also competes for the host's network and incoming slots). Free
 // memory dominates, but between hosts a few GiB apart the emptier one wins:
 // the spread oVirt's "even distribution" aims for.
+//
+// A soft affinity rule a host would break costs weightSoftRule: more than
+// any difference of load between hosts, so a host that keeps the rule
+// wins whenever one passes the checks, and one that breaks it is the
+// last resort rather than a refusal.
 const (
 	weightPerVM       = 1.0
 	weightPerIncoming = 2.0
+	weightSoftRule    = 1 << 20
 )
 
 // Candidate is one possible destination with every check's result. Score
@@ -104,7 +110,8 @@ func evaluate(st *fsm.State, v *fsm.VM, vm, own string, exclude []string) []Cand
 			continue
 		}
 		res := checkFor(st, vm, h, own)
-		out = append(out, Candidate{Host: h, Score: loadOf(st, h, own).score(), Results: res, OK: Refusal(v.Name, h, res) == nil})
+		score := loadOf(st, h, own).score() - weightSoftRule*float64(len(softBreaches(st, vm, h)))
+		out = append(out, Candidate{Host: h, Score: score, Results: res, OK: Refusal(v.Name, h, res) == nil})
 	}
 	sort.SliceStable(out, func(i, j int) bool {
 		a, b := out[i], out[j]
@@ -140,7 +147,7 @@ func place(st *fsm.State, vm, own string, exclude []string) (Placement, error) {
 		return p, noHostError(st, v, vm, cands, exclude)
 	}
 	p.Host = cands[0].Host
-	p.Reason = fmt.Sprintf("%s: %s; best of %d passing hosts", p.Host, loadOf(st, p.Host, own), passing)
+	p.Reason = fmt.Sprintf("%s: %s; best of %d passing hosts%s", p.Host, loadOf(st, p.Host, own), passing, softNote(st, vm, p.Host))
 	return p, nil
 }
 
@@ -173,4 +180,29 @@ func noHostError(st *fsm.State, v *fsm.VM, vm string, cands []Candidate, exclude
 		why = append(why, "no other host in the cluster")
 	}
 	return fmt.Errorf("place vm %s in cluster %s: %w: %s", v.Name, cluster, ErrNoHost, strings.Join(why, "; "))
+}
+
+// softNote says which soft affinity rules of the VM with key vm a move to
+// host keeps and breaks, for the placement's reason ("" when it has none).
+func softNote(st *fsm.State, vm, host string) string {
+	var kept []string
+	for _, name := range st.AffinityNames() {
+		r := st.Affinity[name]
+		if !r.Hard && slices.Contains(r.VMs, vm) {
+			kept = append(kept, name)
+		}
+	}
+	if len(kept) == 0 {
+		return ""
+	}
+	broken := softBreaches(st, vm, host)
+	kept = slices.DeleteFunc(kept, func(n string) bool { return slices.Contains(broken, n) })
+	note := ""
+	if len(kept) > 0 {
+		note += "; keeps soft affinity rule " + strings.Join(kept, ", ")
+	}
+	if len(broken) > 0 {
+		note += "; breaks soft affinity rule " + strings.Join(broken, ", ") + " (no passing host keeps it)"
+	}
+	return note
 }

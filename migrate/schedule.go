@@ -158,10 +158,11 @@ func pickWithSlot(st *fsm.State, m *fsm.Migration, p Placement, use fsm.SlotUse,
 			skipped = append(skipped, fmt.Sprintf("%s has no incoming slot free (%d/%d)", c.Host, use.In[c.Host], lim.in))
 			continue
 		}
-		reason := fmt.Sprintf("%s: %s; best of %d passing hosts", c.Host, loadOf(st, c.Host, m.ID), passing)
+		note := softNote(st, st.MigrationVMKey(m), c.Host)
+		reason := fmt.Sprintf("%s: %s; best of %d passing hosts%s", c.Host, loadOf(st, c.Host, m.ID), passing, note)
 		if i > 0 {
-			reason = fmt.Sprintf("%s: %s; choice %d of %d passing hosts because %s",
-				c.Host, loadOf(st, c.Host, m.ID), i+1, passing, strings.Join(skipped, ", "))
+			reason = fmt.Sprintf("%s: %s; choice %d of %d passing hosts because %s%s",
+				c.Host, loadOf(st, c.Host, m.ID), i+1, passing, strings.Join(skipped, ", "), note)
 		}
 		return c.Host, reason
 	}

@@ -74,6 +74,8 @@ func TestAPITypesMirrorWhatMeshdWrites(t *testing.T) {
 		{"fsm.Drain", &fsm.Drain{}, &api.Drain{}},
 		{"migrate.Candidate", &migrate.Candidate{}, &api.Candidate{}},
 		{"migrateResponse", &migrateResponse{}, &api.MigrateResponse{}},
+		{"fsm.VMSettings", &fsm.VMSettings{}, &api.VMSettings{}},
+		{"fsm.AffinityRule", &fsm.AffinityRule{}, &api.AffinityRule{}},
 	} {
 		fill(reflect.ValueOf(c.server).Elem())
 		want, err := json.Marshal(c.server)
@@ -112,7 +114,9 @@ func TestAPITypesMirrorWhatMeshdWrites(t *testing.T) {
 		fsm.DrainStuck: api.DrainStuck, fsm.DrainCancelled: api.DrainCancelled, fsm.BandwidthAuto: api.BandwidthAuto,
 		fsm.BandwidthFixed: api.BandwidthFixed, fsm.VMRunning: api.VMRunning, fsm.VMPaused: api.VMPaused,
 		fsm.VMShutoff: api.VMShutoff, fsm.VMUnknown: api.VMUnknown,
-		fsm.TransportTLS: api.TransportTLS, fsm.TransportPlain: api.TransportPlain, fsm.AlarmSplitBrain: api.AlarmSplitBrain} {
+		fsm.TransportTLS: api.TransportTLS, fsm.TransportPlain: api.TransportPlain, fsm.AlarmSplitBrain: api.AlarmSplitBrain,
+		fsm.AffinityTogether: api.AffinityTogether, fsm.AffinityApart: api.AffinityApart, fsm.AffinityHostMust: api.AffinityHostMust,
+		fsm.AffinityHostPrefer: api.AffinityHostPrefer, fsm.AffinityHostAvoid: api.AffinityHostAvoid} {
 		if s != a {
 			t.Errorf("constant %q: api has %q", s, a)
 		}

@@ -57,3 +57,55 @@ func TestDrainReportsUnmigratableVMsAtOnce(t *testing.T) {
 	}
 	c.assertOneHostPerVM(t)
 }
+
+// A drain obeys every kind of affinity rule created with meshctl: hard
+// VM-VM apart, hard host-must, soft host-avoid, and a hard rule no host
+// can keep makes its VM unmovable, the drain naming the rule.
+func TestDrainObeysAffinityRules(t *testing.T) {
+	c := New(t, Options{Hosts: 3})
+	h1, _ := c.Reg.Host("h1")
+	for _, name := range []string{"db1", "db2", "lic", "web", "stay"} {
+		if err := h1.Define(simVM(name, 512)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.waitVMs(5)
+	l := c.Leader(10 * time.Second)
+	for _, args := range [][]string{
+		{"affinity", "create", "db-apart", "--vms", "db1,db2", "--apart"},
+		{"affinity", "create", "licence", "--vms", "lic", "--hosts", "h3", "--must"},
+		{"affinity", "create", "not-h3", "--vms", "web", "--hosts", "h3", "--avoid", "--soft"},
+		{"affinity", "create", "stay", "--vms", "stay", "--hosts", "h1", "--must"},
+	} {
+		if code, _, errOut := meshctl(t, l.APIAddr(), args...); code != 0 {
+			t.Fatalf("meshctl %v: exit %d: %s", args, code, errOut)
+		}
+	}
+	code, out, _ := meshctl(t, l.APIAddr(), "affinity", "list")
+	if code != 0 || !strings.Contains(out, "not-h3") || !strings.Contains(out, "soft") || strings.Count(out, "hard") != 3 {
+		t.Fatalf("meshctl affinity list (exit %d):\n%s", code, out)
+	}
+	if err := c.Call(l.APIAddr(), "POST", "/v1/hosts/h1/drain", map[string]string{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := c.waitDrainEnd("h1", 60*time.Second)
+	if d.State != fsm.DrainStuck || len(d.Moved) != 4 {
+		t.Fatalf("drain %s moved %v unmovable %v: want 4 moved and stay unmovable", d.State, d.Moved, d.Unmovable)
+	}
+	if why := d.Unmovable["stay"]; !strings.Contains(why, "affinity: rule stay (hard host-must)") {
+		t.Fatalf("stay is unmovable because %q: want the affinity check naming rule stay", why)
+	}
+	on := map[string]string{}
+	l.FSM().Read(func(s *fsm.State) {
+		for _, vm := range s.VMs {
+			on[vm.Name] = vm.Host
+		}
+	})
+	if on["db1"] == on["db2"] || on["lic"] != "h3" || on["web"] != "h2" || on["stay"] != "h1" {
+		t.Fatalf("placed %v: want db1 and db2 apart, lic on h3, web on h2, stay on h1", on)
+	}
+	c.assertOneHostPerVM(t)
+	if code, _, errOut := meshctl(t, l.APIAddr(), "affinity", "delete", "stay"); code != 0 {
+		t.Fatalf("meshctl affinity delete: exit %d: %s", code, errOut)
+	}
+}
