@@ -20,6 +20,7 @@ var DrainCommand = &ucli.Command{
 		&ucli.BoolFlag{Name: "wait", Usage: "show each VM's progress until the drain ends"},
 		&ucli.BoolFlag{Name: "cancel", Usage: "stop queueing and return the host to Up"},
 		&ucli.StringFlag{Name: "policy", Usage: "convergence policy for the drain's migrations"},
+		&ucli.BoolFlag{Name: "dry-run", Usage: "print the plan (each VM's destination and predicted time, the VMs that cannot move) and change nothing"},
 		jsonFlag,
 	},
 	Action: func(c *ucli.Context) error {
@@ -31,6 +32,9 @@ var DrainCommand = &ucli.Command{
 			return err
 		}
 		host := c.Args().First()
+		if c.Bool("dry-run") {
+			return printDrainPlan(c, cl, host)
+		}
 		if c.Bool("cancel") {
 			if err := cl.CancelDrain(c.Context, host); err != nil {
 				return err

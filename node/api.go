@@ -52,6 +52,7 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("GET /v1/events", n.handleEvents)
 	mux.HandleFunc("GET /v1/hosts/{name}/drain", n.handleDrainStatus)
 	mux.HandleFunc("POST /v1/hosts/{name}/drain", n.handleDrain)
+	mux.HandleFunc("GET /v1/hosts/{name}/drain/plan", n.handleDrainPlan)
 	mux.HandleFunc("POST /v1/hosts/{name}/drain/cancel", n.handleDrainCancel)
 	mux.HandleFunc("POST /v1/hosts/{name}/activate", n.handleActivate)
 	mux.HandleFunc("GET /v1/clusters/{name}", n.handleGetCluster)

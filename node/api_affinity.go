@@ -49,3 +49,20 @@ func (n *Node) handleDeleteAffinity(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
+
+// handleDrainPlan answers what draining a host would do, from this
+// replica's state: the plan is the leader's scheduler run on a copy.
+func (n *Node) handleDrainPlan(w http.ResponseWriter, r *http.Request) {
+	host := r.PathValue("name")
+	st := n.fsm.State()
+	if st.Hosts[host] == nil {
+		writeErr(w, notFound("drain plan: no such host %q", host))
+		return
+	}
+	p, err := PlanDrain(st, host, time.Now().UTC())
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, p)
+}

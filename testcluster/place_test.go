@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hostmesh/hostmesh/api"
 	"github.com/hostmesh/hostmesh/fsm"
 )
 
@@ -108,4 +109,76 @@ func TestDrainObeysAffinityRules(t *testing.T) {
 	if code, _, errOut := meshctl(t, l.APIAddr(), "affinity", "delete", "stay"); code != 0 {
 		t.Fatalf("meshctl affinity delete: exit %d: %s", code, errOut)
 	}
+}
+
+// `meshctl drain --dry-run` prints the plan and changes nothing; the
+// drain that follows sends every VM where the plan said, and leaves the
+// VM the plan said it would, for the reason it gave.
+func TestDrainPlanIsTheDrain(t *testing.T) {
+	c := New(t, Options{Hosts: 3})
+	h1, _ := c.Reg.Host("h1")
+	for i, name := range []string{"a", "b", "c", "d", "stay"} {
+		if err := h1.Define(simVM(name, uint64(256*(i+1)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.waitVMs(5)
+	l := c.Leader(10 * time.Second)
+	// Slots for every move at once: the plan's first pass is the drain's.
+	cl := fsm.DefaultCluster("c1")
+	cl.MaxOutgoing, cl.MaxIncoming, cl.MaxConcurrent = 10, 10, 10
+	if err := c.Call(l.APIAddr(), "PUT", "/v1/clusters/c1", cl, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"affinity", "create", "ab", "--vms", "a,b", "--apart"},
+		{"affinity", "create", "stay", "--vms", "stay", "--hosts", "h1", "--must"},
+	} {
+		if code, _, errOut := meshctl(t, l.APIAddr(), args...); code != 0 {
+			t.Fatalf("meshctl %v: exit %d: %s", args, code, errOut)
+		}
+	}
+	code, out, errOut := meshctl(t, l.APIAddr(), "drain", "h1", "--dry-run")
+	if code != 0 || !strings.Contains(out, "drain plan of h1: 4 VMs move, 1 cannot; predicted") ||
+		!strings.Contains(out, "CANNOT MOVE stay: ") || !strings.Contains(out, "h2: affinity: rule stay (hard host-must)") || !strings.Contains(out, "52 MiB/s") {
+		t.Fatalf("meshctl drain --dry-run (exit %d):\n%s%s", code, out, errOut)
+	}
+	var plan api.DrainPlan
+	if err := c.Call(l.APIAddr(), "GET", "/v1/hosts/h1/drain/plan", nil, &plan); err != nil {
+		t.Fatal(err)
+	}
+	if _, st := c.drainState("h1"); st != fsm.HostUp {
+		t.Fatalf("after the dry run h1 is %s", st)
+	}
+	d, _ := c.waitDrainEndAfter(t, l.APIAddr(), "h1")
+	on := map[string]string{}
+	l.FSM().Read(func(s *fsm.State) {
+		for _, vm := range s.VMs {
+			on[vm.Name] = vm.Host
+		}
+	})
+	for _, m := range plan.Moves {
+		if on[m.VM] != m.Dest {
+			t.Errorf("plan sent %s to %s (%s); the drain to %s", m.VM, m.Dest, m.Reason, on[m.VM])
+		}
+		if want := float64(m.MemoryMiB) / 52; m.Seconds != want {
+			t.Errorf("plan predicts %.2f s for %s, want %.2f (memory over 52 MiB/s)", m.Seconds, m.VM, want)
+		}
+	}
+	if len(plan.Moves) != 4 || len(plan.Unmovable) != 1 || d.Unmovable["stay"] != plan.Unmovable[0].Reason {
+		t.Fatalf("plan %d moves, unmovable %v; drain unmovable %v", len(plan.Moves), plan.Unmovable, d.Unmovable)
+	}
+	if on["a"] == on["b"] {
+		t.Fatalf("a and b both on %s", on["a"])
+	}
+	c.assertOneHostPerVM(t)
+}
+
+// waitDrainEndAfter starts a drain of host and waits for it to end.
+func (c *Cluster) waitDrainEndAfter(t *testing.T, addr, host string) (fsm.Drain, fsm.HostState) {
+	t.Helper()
+	if err := c.Call(addr, "POST", "/v1/hosts/"+host+"/drain", map[string]string{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	return c.waitDrainEnd(host, 60*time.Second)
 }

@@ -1,0 +1,197 @@
+package node
+
+import (
+	"container/heap"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/hostmesh/hostmesh/fsm"
+	"github.com/hostmesh/hostmesh/migrate"
+)
+
+// planIndex is the Raft index the plan's commands are applied at: above
+// any real index, so no inventory is taken for newer than them.
+const planIndex = 1 << 62
+
+// DrainPlan is what draining a host would do, computed by running the
+// leader's own scheduler (migrate.Schedule) and the FSM's commands on a
+// private copy of the state: the drain's StartDrain, then grants as the
+// scheduler decides them and each migration's end after its predicted
+// time, until nothing is left to move. So the plan follows the same
+// checks, affinity rules, slots and bandwidth caps as the real drain; it
+// differs from it where the world does (a guest dirtying memory faster
+// than predicted, a failure, a VM that appears).
+//
+// A move's predicted time is its VM's memory over the bandwidth granted
+// to it (one pre-copy pass: the state holds no dirty rate of a VM that
+// is not migrating). The total is when the last move ends; the limit is
+// every VM's memory over the migration network's capacity, the time no
+// schedule can beat.
+type DrainPlan struct {
+	Host      string           `json:"host"`
+	Moves     []PlannedMove    `json:"moves"`
+	Unmovable []PlannedRefusal `json:"unmovable"`
+	// TotalSeconds is when the last move is predicted to end.
+	TotalSeconds float64 `json:"total_seconds"`
+	// LimitSeconds is all the moved memory over the migration network's
+	// capacity (Cluster.MigrationNetMiB).
+	LimitSeconds float64 `json:"limit_seconds"`
+	// NetMiB is the capacity LimitSeconds assumes.
+	NetMiB uint64 `json:"net_mib"`
+}
+
+// PlannedMove is one VM's predicted migration.
+type PlannedMove struct {
+	VM           string  `json:"vm"`
+	VMUUID       string  `json:"vm_uuid,omitempty"`
+	MemoryMiB    uint64  `json:"memory_mib"`
+	Dest         string  `json:"dest"`
+	Reason       string  `json:"reason"`
+	BandwidthMiB uint64  `json:"bandwidth_mib"`
+	StartSeconds float64 `json:"start_seconds"`
+	Seconds      float64 `json:"seconds"`
+}
+
+// PlannedRefusal is a VM the drain would leave behind, and why: the
+// check or affinity rule that blocks it.
+type PlannedRefusal struct {
+	VM     string `json:"vm"`
+	Reason string `json:"reason"`
+}
+
+// running is a planned migration in flight, ending at end.
+type planned struct {
+	id   string
+	end  float64
+	move int
+}
+
+type byEnd []planned
+
+func (h byEnd) Len() int { return len(h) }
+func (h byEnd) Less(i, j int) bool {
+	if h[i].end != h[j].end {
+		return h[i].end < h[j].end
+	}
+	return h[i].id < h[j].id
+}
+func (h byEnd) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *byEnd) Push(x any)   { *h = append(*h, x.(planned)) }
+func (h *byEnd) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// PlanDrain predicts draining host from st, which it does not change. A
+// drain already running is planned from where it is; otherwise the
+// drain's start is applied first, and its refusal (an unknown host, one
+// in Maintenance) is the error.
+func PlanDrain(st *fsm.State, host string, at time.Time) (DrainPlan, error) {
+	work := st.Clone()
+	index := uint64(planIndex)
+	apply := func(t fsm.CommandType, payload any) (any, error) {
+		data, err := fsm.Encode(t, payload)
+		if err != nil {
+			return nil, err
+		}
+		index++
+		return fsm.ApplyTo(work, index, data)
+	}
+	if d := work.Drains[host]; d == nil || d.State != fsm.DrainActive {
+		if _, err := apply(fsm.CmdStartDrain, fsm.StartDrain{Host: host, Reason: "plan", At: at, Actor: "plan"}); err != nil {
+			return DrainPlan{}, fmt.Errorf("plan drain of %s: %w", host, err)
+		}
+	}
+	h := work.Hosts[host]
+	cl := work.Cluster(h.Cluster)
+	plan := DrainPlan{Host: host, NetMiB: cl.MigrationNetMiB, Moves: []PlannedMove{}, Unmovable: []PlannedRefusal{}}
+	var inflight byEnd
+	now := 0.0
+	var movedMiB uint64
+	for range 100000 { // bounded: every pass grants, fails or ends one migration at least
+		for _, d := range migrate.Schedule(work) {
+			m := work.Migrations[d.Migration]
+			if d.Fail != "" {
+				if _, err := apply(fsm.CmdFinish, fsm.Finish{ID: d.Migration, Attempt: d.Attempt, State: fsm.MigFailed,
+					Reason: d.Fail, At: at, Actor: "plan"}); err != nil {
+					return plan, fmt.Errorf("plan drain of %s: %w", host, err)
+				}
+				continue
+			}
+			if _, err := apply(fsm.CmdGrant, fsm.Grant{ID: d.Migration, Dest: d.Dest, BandwidthMiB: d.BandwidthMiB,
+				Reason: d.Reason, At: at, Reshare: d.Reshare}); err != nil {
+				return plan, fmt.Errorf("plan drain of %s: %w", host, err)
+			}
+			vm := work.VMOf(m)
+			mv := PlannedMove{VM: m.VM, VMUUID: m.VMUUID, Dest: d.Dest, Reason: d.Reason, BandwidthMiB: d.BandwidthMiB,
+				StartSeconds: now}
+			if vm != nil {
+				mv.MemoryMiB = vm.MemoryMiB
+			}
+			mv.Seconds = moveSeconds(mv.MemoryMiB, d.BandwidthMiB, cl)
+			if m.Source == host {
+				plan.Moves = append(plan.Moves, mv)
+				movedMiB += mv.MemoryMiB
+			}
+			heap.Push(&inflight, planned{id: d.Migration, end: now + mv.Seconds})
+		}
+		if inflight.Len() == 0 {
+			break
+		}
+		next := heap.Pop(&inflight).(planned)
+		now = next.end
+		m := work.Migrations[next.id]
+		vm := work.VMOf(m)
+		if _, err := apply(fsm.CmdFinish, fsm.Finish{ID: next.id, Attempt: m.Attempt, State: fsm.MigSucceeded,
+			At: at, Actor: "plan"}); err != nil {
+			return plan, fmt.Errorf("plan drain of %s: %w", host, err)
+		}
+		// The hypervisors' free memory follows the VM, as their next
+		// facts would say.
+		if vm != nil {
+			if src := work.Hosts[m.Source]; src != nil {
+				src.MemFreeMiB += vm.MemoryMiB
+			}
+			if dst := work.Hosts[m.Dest]; dst != nil {
+				dst.MemFreeMiB -= min(dst.MemFreeMiB, vm.MemoryMiB)
+			}
+		}
+	}
+	for _, mv := range plan.Moves {
+		plan.TotalSeconds = max(plan.TotalSeconds, mv.StartSeconds+mv.Seconds)
+	}
+	if cl.MigrationNetMiB > 0 {
+		plan.LimitSeconds = float64(movedMiB) / float64(cl.MigrationNetMiB)
+	}
+	if d := work.Drains[host]; d != nil {
+		for vm, why := range d.Unmovable {
+			plan.Unmovable = append(plan.Unmovable, PlannedRefusal{VM: vm, Reason: why})
+		}
+	}
+	// Migrations of the drain the scheduler never granted nor failed
+	// (waiting on a slot that never freed in the plan).
+	for _, m := range work.Queued() {
+		if m.Source == host {
+			plan.Unmovable = append(plan.Unmovable, PlannedRefusal{VM: m.VM,
+				Reason: "would wait: the scheduler found it no slot once every other move ended"})
+		}
+	}
+	sort.Slice(plan.Unmovable, func(i, j int) bool { return plan.Unmovable[i].VM < plan.Unmovable[j].VM })
+	sort.SliceStable(plan.Moves, func(i, j int) bool { return plan.Moves[i].StartSeconds < plan.Moves[j].StartSeconds })
+	return plan, nil
+}
+
+// moveSeconds predicts one move: memory over the granted bandwidth; an
+// unlimited grant (0) gets the migration network's capacity.
+func moveSeconds(memMiB, bwMiB uint64, cl fsm.Cluster) float64 {
+	if bwMiB == 0 {
+		bwMiB = cl.MigrationNetMiB
+	}
+	if bwMiB == 0 {
+		return 0
+	}
+	return float64(memMiB) / float64(bwMiB)
+}

@@ -1,0 +1,106 @@
+package node
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostmesh/hostmesh/fsm"
+)
+
+var planT0 = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+
+// planState is h1..h3 of cluster c1 (52 MiB/s per migration, 2 outgoing
+// slots), with VMs of the given memory on h1.
+func planState(t *testing.T, mem map[string]uint64) *fsm.State {
+	t.Helper()
+	s := fsm.NewState()
+	index := uint64(0)
+	apply := func(ct fsm.CommandType, p any) {
+		t.Helper()
+		data, err := fsm.Encode(ct, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		index++
+		if _, err := fsm.ApplyTo(s, index, data); err != nil {
+			t.Fatalf("command %s: %v", ct, err)
+		}
+	}
+	apply(fsm.CmdLeaderElected, fsm.LeaderElected{Leader: "h1", Version: fsm.LogVersion, At: planT0})
+	for _, h := range []string{"h1", "h2", "h3"} {
+		apply(fsm.CmdUpsertHost, fsm.UpsertHost{Facts: fsm.HostFacts{Name: h, Cluster: "c1", Arch: "x86_64", MemTotalMiB: 16384,
+			MemFreeMiB: 8192, CPUs: 8, CPUsFree: 8, Networks: []fsm.Network{{Name: "vmnet"}}}, At: planT0})
+	}
+	var vms []fsm.VM
+	for name, mib := range mem {
+		vms = append(vms, fsm.VM{Name: name, UUID: uuidFor(name), MemoryMiB: mib, VCPUs: 1, State: fsm.VMRunning,
+			NICs: []fsm.NIC{{Network: "vmnet"}}, Disks: []fsm.Disk{{Target: "vda", Cache: "none"}}})
+	}
+	apply(fsm.CmdSyncVMs, fsm.SyncVMs{Host: "h1", VMs: vms, At: planT0})
+	apply(fsm.CmdCreateAffinity, fsm.CreateAffinity{Name: "apart", Kind: fsm.AffinityApart, Hard: true, VMs: []string{"a", "b"}, At: planT0})
+	apply(fsm.CmdCreateAffinity, fsm.CreateAffinity{Name: "stay", Kind: fsm.AffinityHostMust, Hard: true, VMs: []string{"pinned"},
+		Hosts: []string{"h1"}, At: planT0})
+	return s
+}
+
+func uuidFor(name string) string {
+	const hex = "0123456789abcdef"
+	b := []byte("00000000-0000-4000-8000-000000000000")
+	for i, j := 0, len(b)-1; i < len(name) && j >= 0; j-- {
+		if b[j] != '-' {
+			b[j] = hex[name[i]%16]
+			i++
+		}
+	}
+	return string(b)
+}
+
+// The plan: the moves in the order they start, two at a time (the
+// outgoing slots), each taking memory/bandwidth; the pinned VM named
+// with its rule; a and b apart; the state untouched.
+func TestPlanDrain(t *testing.T) {
+	s := planState(t, map[string]uint64{"a": 1040, "b": 520, "c": 520, "pinned": 256})
+	before := len(s.Queue)
+	p, err := PlanDrain(s, "h1", planT0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Queue) != before || s.Drains["h1"] != nil || s.Hosts["h1"].State != fsm.HostUp {
+		t.Fatal("planning changed the state")
+	}
+	if len(p.Moves) != 3 || len(p.Unmovable) != 1 {
+		t.Fatalf("plan %+v: want 3 moves and pinned unmovable", p)
+	}
+	if u := p.Unmovable[0]; u.VM != "pinned" || !strings.Contains(u.Reason, "affinity: rule stay (hard host-must)") {
+		t.Fatalf("unmovable %+v: want pinned, blocked by rule stay", u)
+	}
+	dest := map[string]string{}
+	for _, m := range p.Moves {
+		dest[m.VM] = m.Dest
+		want := float64(m.MemoryMiB) / 52
+		if m.BandwidthMiB != 52 || m.Seconds != want || m.Reason == "" {
+			t.Errorf("move %+v: want 52 MiB/s, %.1f s and a reason", m, want)
+		}
+	}
+	if dest["a"] == dest["b"] || dest["a"] == "" || dest["b"] == "" {
+		t.Fatalf("destinations %v: a and b must be apart", dest)
+	}
+	// Two outgoing slots: a (20 s) and b (10 s) start at once, c when b ends.
+	if p.Moves[0].StartSeconds != 0 || p.Moves[1].StartSeconds != 0 || p.Moves[2].VM != "c" || p.Moves[2].StartSeconds != 10 {
+		t.Fatalf("order %+v: want a and b at 0 s, c at 10 s", p.Moves)
+	}
+	if p.TotalSeconds != 20 || p.NetMiB != 1000 || p.LimitSeconds != 2.08 {
+		t.Fatalf("total %.2f s, limit %.2f s at %d MiB/s; want 20, 2.08 at 1000", p.TotalSeconds, p.LimitSeconds, p.NetMiB)
+	}
+}
+
+// A host that cannot drain is refused the way the drain would be.
+func TestPlanDrainRefusals(t *testing.T) {
+	s := planState(t, map[string]uint64{"a": 100, "b": 100, "pinned": 100})
+	s.Hosts["h2"].State = fsm.HostMaintenance
+	if _, err := PlanDrain(s, "h2", planT0); !errors.Is(err, fsm.ErrRejected) {
+		t.Fatalf("plan of a host in Maintenance: %v, want rejected", err)
+	}
+}
