@@ -60,6 +60,23 @@ func fuzzReplica(t *testing.T) (*FSM, *[]error) {
 func FuzzApply(f *testing.F) {
 	fuzzSeeds(f, true)
 	f.Add([]byte{byte(CmdFinish), '{', '}'})
+	// Placement's commands, which the recorded fixtures predate.
+	no := false
+	for _, c := range []struct {
+		t CommandType
+		p any
+	}{
+		{CmdSetVM, SetVM{VM: "vm1", Migratable: &no, At: t0}},
+		{CmdCreateAffinity, CreateAffinity{Name: "r", Kind: AffinityApart, Hard: true, VMs: []string{"vm1", "vm2"}, At: t0}},
+		{CmdCreateAffinity, CreateAffinity{Name: "r", Kind: AffinityHostAvoid, VMs: []string{"vm1"}, Hosts: []string{"h2"}, At: t0}},
+		{CmdDeleteAffinity, DeleteAffinity{Name: "r", At: t0}},
+	} {
+		b, err := Encode(c.t, c.p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		a, _ := fuzzReplica(t)
 		b, _ := fuzzReplica(t)
