@@ -70,7 +70,9 @@ func TestFaultSchedules(t *testing.T) {
 // runFaultSchedule runs one schedule and returns the checker's violations.
 func runFaultSchedule(t *testing.T, seed uint64) []string {
 	rng := rand.New(rand.NewPCG(seed, 0x7e57))
-	c := New(t, Options{Hosts: 5, VMsPerHost: 6, VMMemMiB: 1024, TimeScale: 40})
+	// At this time scale a 1 GiB VM takes some 2.5 s at the default 52
+	// MiB/s: the faults land in running migrations, not between them.
+	c := New(t, Options{Hosts: 5, VMsPerHost: 6, VMMemMiB: 1024, TimeScale: 8})
 	c.waitVMs(30)
 	vms := c.vmNames()
 	var violations []string
@@ -94,18 +96,28 @@ func runFaultSchedule(t *testing.T, seed uint64) []string {
 				}
 			}
 		}
-		sleepRand(rng, 200*time.Millisecond, 1500*time.Millisecond)
+		// the fault lands while a migration runs (when one does within 5 s),
+		// at a random moment of it
+		_ = Poll(5*time.Second, 50*time.Millisecond, func() bool {
+			l := c.leaderOrNil()
+			return l != nil && len(l.FSM().State().Running()) > 0
+		})
+		sleepRand(rng, 0, 2*time.Second)
 		victim := c.faultVictim(rng)
 		kind := rng.IntN(3)
+		inflight := 0
+		if l := c.leaderOrNil(); l != nil {
+			inflight = len(l.FSM().State().Running())
+		}
 		switch kind {
 		case 0:
-			logf("fault %d: crash meshd of %s", f, HostName(victim))
+			logf("fault %d: crash meshd of %s (%d migrations running)", f, HostName(victim), inflight)
 			c.Crash(victim)
 		case 1:
-			logf("fault %d: kill host %s", f, HostName(victim))
+			logf("fault %d: kill host %s (%d migrations running)", f, HostName(victim), inflight)
 			c.Kill(victim)
 		default:
-			logf("fault %d: partition %s", f, HostName(victim))
+			logf("fault %d: partition %s (%d migrations running)", f, HostName(victim), inflight)
 			c.Partition(victim)
 		}
 		sleepRand(rng, 500*time.Millisecond, 3*time.Second)
@@ -116,7 +128,8 @@ func runFaultSchedule(t *testing.T, seed uint64) []string {
 		}
 		healed := time.Now()
 		v := c.truthViolations(faultSettleBound, vms)
-		logf("fault %d healed; checker: %d violations after %s", f, len(v), time.Since(healed).Round(time.Millisecond))
+		logf("fault %d healed; checker: %d violations; the mesh agreed with its hypervisors %s after the heal",
+			f, len(v), time.Since(healed).Round(time.Millisecond))
 		violations = append(violations, v...)
 	}
 	return violations
@@ -144,5 +157,5 @@ func (c *Cluster) faultVictim(rng *rand.Rand) int {
 // lands wherever the migrations stand then. It is the schedule's input,
 // not a wait for a condition.
 func sleepRand(rng *rand.Rand, lo, hi time.Duration) {
-	<-time.After(lo + time.Duration(rng.Int64N(int64(hi-lo))))
+	<-time.After(lo + time.Duration(rng.Int64N(int64(hi-lo)+1)))
 }
