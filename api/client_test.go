@@ -217,6 +217,9 @@ func TestHTTPSByDefaultVerifiedWithTheMeshCA(t *testing.T) {
 		_ = json.NewEncoder(w).Encode(Status{Self: "h1"})
 	}))
 	srv.TLS = ht.APIServerConfig()
+	// httptest adds its own certificate to a config without Certificates,
+	// and Go serves it ahead of GetCertificate to a client without SNI.
+	srv.TLS.Certificates = []tls.Certificate{ht.Certificate()}
 	srv.StartTLS()
 	defer srv.Close()
 	addr := strings.TrimPrefix(srv.URL, "https://")

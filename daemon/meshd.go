@@ -74,7 +74,8 @@ func App(out, errOut io.Writer) *ucli.App {
 			&ucli.Float64Flag{Name: "sim-dirty", Value: 0, Usage: "sim: dirty rate of each VM, MiB/s"},
 			&ucli.Uint64Flag{Name: "sim-mem", Value: 65536, Usage: "sim: host memory, MiB"},
 			&ucli.Float64Flag{Name: "sim-timescale", Value: 1, Usage: "sim: simulated seconds per real second"},
-			&ucli.StringFlag{Name: "log-level", Value: "info"},
+			&ucli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"MESH_LOG_LEVEL"}, Usage: "debug, info, warn or error: meshd's, Raft's and memberlist's logs (a reload applies a change)"},
+			&ucli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"MESH_LOG_FORMAT"}, Usage: "text (logfmt) or json, on stderr (the journal under systemd)"},
 		},
 		Commands: []*ucli.Command{{
 			Name:      "validate-config",
@@ -114,15 +115,17 @@ func runMeshd(c *ucli.Context) error {
 	if c.NArg() > 0 {
 		return ucli.Exit(fmt.Sprintf("error: unexpected argument %q (meshd takes flags; commands: validate-config)", c.Args().First()), exitUsage)
 	}
-	files, _, err := loadConfig(c)
+	files, explicit, err := loadConfig(c)
 	if err != nil {
 		return ucli.Exit("error: "+err.Error(), exitUsage)
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
-		return ucli.Exit("error: --log-level: "+err.Error(), exitUsage)
+	log, level, err := newLogger(c.App.ErrWriter, c.String("log-format"), c.String("log-level"))
+	if err != nil {
+		return ucli.Exit("error: "+err.Error(), exitUsage)
 	}
-	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
+	if !c.Bool("check-config") {
+		slog.SetDefault(log)
+	}
 	name := c.String("name")
 	if name == "" {
 		name, _ = os.Hostname()
@@ -182,26 +185,39 @@ func runMeshd(c *ucli.Context) error {
 	if err != nil {
 		return ucli.Exit("error: "+err.Error(), exitFailed)
 	}
-	log.Info("meshd running", "api", n.APIAddr(), "raft", n.RaftAddr(), "gossip", n.GossipAddr(), "hypervisor", cfg.HypervisorKind)
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	select {
-	case sig := <-sigs:
-		log.Info("signal", "signal", sig.String())
-		if c.Bool("drain-on-sigterm") {
-			rep, err := n.Leave(context.Background(), cfg.DrainTimeout)
-			if err != nil {
-				log.Error("leave", "err", err)
-			} else if len(rep.Unmovable) > 0 {
-				log.Warn("left with VMs that could not move", "unmovable", rep.Unmovable)
-			}
-		} else {
-			_ = n.Gossip().Leave(5 * time.Second)
-		}
-	case <-n.Left():
+	rl, err := newReloader(c, explicit, log, level, cfg.TLS, n)
+	if err != nil {
+		n.Kill()
+		return ucli.Exit("error: "+err.Error(), exitUsage)
 	}
-	n.Kill()
-	return nil
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	log.Info("meshd running", "api", n.APIAddr(), "raft", n.RaftAddr(), "gossip", n.GossipAddr(), "hypervisor", cfg.HypervisorKind,
+		"version", version.Get().String(), "config_files", files)
+	for {
+		select {
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				rl.reload()
+				continue
+			}
+			log.Info("signal", "signal", sig.String())
+			if c.Bool("drain-on-sigterm") {
+				rep, err := n.Leave(context.Background(), cfg.DrainTimeout)
+				if err != nil {
+					log.Error("leave", "err", err)
+				} else if len(rep.Unmovable) > 0 {
+					log.Warn("left with VMs that could not move", "unmovable", rep.Unmovable)
+				}
+			} else {
+				_ = n.Gossip().Leave(5 * time.Second)
+			}
+		case <-n.Left():
+		}
+		n.Kill()
+		return nil
+	}
 }
 
 // gossipKey reads the gossip key from --gossip-key-file, or from

@@ -31,11 +31,8 @@ func (n *Node) readFacts(ctx context.Context) (fsm.HostFacts, error) {
 			used += d.VCPUs
 		}
 	}
-	var domains []string
-	for name := range n.cfg.StorageDomains {
-		domains = append(domains, name)
-	}
-	sort.Strings(domains)
+	nets, _ := n.res.get()
+	domains := n.res.domainNames()
 	f := fsm.HostFacts{
 		Name: n.cfg.Name, Cluster: n.cfg.Cluster,
 		APIAddr: n.apiLn.Addr().String(), RaftAddr: string(n.transport.LocalAddr()),
@@ -44,7 +41,7 @@ func (n *Node) readFacts(ctx context.Context) (fsm.HostFacts, error) {
 		Arch: caps.Arch, CPUModel: caps.CPUModel, CPUFlags: caps.CPUFlags, CPUModels: caps.CPUModels,
 		MemTotalMiB: caps.MemTotalMiB, MemFreeMiB: caps.MemFreeMiB, MemReservedMiB: caps.MemReservedMiB,
 		CPUs: caps.CPUs, CPUsFree: max(caps.CPUs-used, 0),
-		Networks: n.cfg.Networks, StorageDomains: domains, Version: n.cfg.Version,
+		Networks: nets, StorageDomains: domains, Version: n.cfg.Version,
 	}
 	return f, nil
 }
@@ -70,7 +67,8 @@ func (n *Node) vmsFrom(doms []migrate.Domain) []fsm.VM {
 
 func (n *Node) domainOf(path string) string {
 	best, bestLen := "", 0
-	for name, dir := range n.cfg.StorageDomains {
+	_, domains := n.res.get()
+	for name, dir := range domains {
 		d := strings.TrimSuffix(dir, "/") + "/"
 		if strings.HasPrefix(path, d) && len(d) > bestLen {
 			best, bestLen = name, len(d)
@@ -109,6 +107,7 @@ func (n *Node) inventoryLoop() {
 		case <-n.ctx.Done():
 			return
 		case <-tick.C:
+		case <-n.res.kick:
 		}
 	}
 }

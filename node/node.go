@@ -61,6 +61,7 @@ type Node struct {
 
 	factsMu sync.Mutex
 	facts   fsm.HostFacts
+	res     resources // declared networks and storage domains
 
 	metrics *nodeMetrics
 	inv     invHealth
@@ -85,6 +86,7 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, log: cfg.Logger, fsm: f, ctx: ctx, cancel: cancel,
 		jobs: map[string]*runningJob{}, left: make(chan struct{}), detach: make(chan struct{}),
 		peers: peerClients{self: cfg.Name, tls: cfg.TLS}}
+	n.res.init(cfg.Networks, cfg.StorageDomains)
 	n.metrics = n.newNodeMetrics()
 	if err := n.start(); err != nil {
 		n.Kill()

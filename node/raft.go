@@ -2,7 +2,6 @@ package node
 
 import (
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -26,7 +25,7 @@ func (n *Node) openRaft(ln net.Listener) error {
 		return fmt.Errorf("raft log %s: %w", dir, err)
 	}
 	n.boltStore = store
-	snaps, err := raft.NewFileSnapshotStore(dir, 2, io.Discard)
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, newHCLogger(n.log, "raft"))
 	if err != nil {
 		return fmt.Errorf("raft snapshots %s: %w", dir, err)
 	}
@@ -37,7 +36,7 @@ func (n *Node) openRaft(ln net.Listener) error {
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(n.cfg.Name)
-	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: os.Stderr})
+	rc.Logger = newHCLogger(n.log, "raft")
 	rc.SnapshotThreshold = 4096
 	// The voters' timeouts; a non-voter lengthens its own (suffrage.go).
 	rc.HeartbeatTimeout, rc.ElectionTimeout = n.timing.voterHeartbeat, n.timing.voterElection

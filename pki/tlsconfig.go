@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 )
 
@@ -12,7 +13,10 @@ import (
 // certificate, whose name is the host's.
 type HostTLS struct {
 	Name string
-	cert tls.Certificate
+	// cert is swapped by Reload (meshd's SIGHUP, a renewed certificate):
+	// every configuration below hands it out per handshake, so connections
+	// opened after a reload present the new one.
+	cert atomic.Pointer[tls.Certificate]
 	pool *x509.CertPool
 }
 
@@ -56,14 +60,45 @@ func newHostTLS(pool *x509.CertPool, pair tls.Certificate) (*HostTLS, error) {
 	if _, err := verify(pool, []*x509.Certificate{leaf}, x509.ExtKeyUsageServerAuth, time.Now()); err != nil {
 		return nil, fmt.Errorf("host certificate %s: %w", name, err)
 	}
-	return &HostTLS{Name: name, cert: pair, pool: pool}, nil
+	h := &HostTLS{Name: name, pool: pool}
+	h.cert.Store(&pair)
+	return h, nil
+}
+
+// Reload reads the host's certificate and key again (a renewal) and uses
+// them for the handshakes that follow. The new pair must pass the checks
+// of LoadHostTLS and name the same host; otherwise the running one stays.
+// The CA is not reloaded: trusting another CA is a restart.
+func (h *HostTLS) Reload(certFile, keyFile string) (*x509.Certificate, error) {
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--cert-file %s / --key-file %s: %w", certFile, keyFile, err)
+	}
+	n, err := newHostTLS(h.pool, pair)
+	if err != nil {
+		return nil, err
+	}
+	if n.Name != h.Name {
+		return nil, fmt.Errorf("%s is host %q's certificate, this host is %q", certFile, n.Name, h.Name)
+	}
+	c := n.cert.Load()
+	h.cert.Store(c)
+	return c.Leaf, nil
+}
+
+func (h *HostTLS) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return h.cert.Load(), nil
+}
+
+func (h *HostTLS) getClientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	return h.cert.Load(), nil
 }
 
 // Pool is the mesh CA as a certificate pool.
 func (h *HostTLS) Pool() *x509.CertPool { return h.pool }
 
 // Certificate is the host's own certificate and key.
-func (h *HostTLS) Certificate() tls.Certificate { return h.cert }
+func (h *HostTLS) Certificate() tls.Certificate { return *h.cert.Load() }
 
 // APIServerConfig serves the HTTP API: a client certificate is optional
 // (operators authenticate with tokens), but one that is given must verify
@@ -71,10 +106,10 @@ func (h *HostTLS) Certificate() tls.Certificate { return h.cert }
 // read the verified certificate (HostNameOf on VerifiedChains[0][0]).
 func (h *HostTLS) APIServerConfig() *tls.Config {
 	return &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{h.cert},
-		ClientAuth:   tls.VerifyClientCertIfGiven,
-		ClientCAs:    h.pool,
+		MinVersion:     tls.VersionTLS13,
+		GetCertificate: h.getCertificate,
+		ClientAuth:     tls.VerifyClientCertIfGiven,
+		ClientCAs:      h.pool,
 	}
 }
 
@@ -83,10 +118,10 @@ func (h *HostTLS) APIServerConfig() *tls.Config {
 // an expired one, or an operator's.
 func (h *HostTLS) PeerServerConfig() *tls.Config {
 	return &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{h.cert},
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-		ClientCAs:    h.pool,
+		MinVersion:     tls.VersionTLS13,
+		GetCertificate: h.getCertificate,
+		ClientAuth:     tls.RequireAndVerifyClientCert,
+		ClientCAs:      h.pool,
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			_, err := PeerHost(cs)
 			return err
@@ -99,8 +134,8 @@ func (h *HostTLS) PeerServerConfig() *tls.Config {
 // the mesh CA named want (any host when want is empty).
 func (h *HostTLS) DialHost(want string) *tls.Config {
 	return &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{h.cert},
+		MinVersion:           tls.VersionTLS13,
+		GetClientCertificate: h.getClientCertificate,
 		// The standard check matches the dialed address against the
 		// certificate's SANs; a host is verified by its name instead (below),
 		// so peers may be dialed at any address they gossip.

@@ -60,7 +60,11 @@ func TestPeerEndpointsOverTLSTakeOnlyTheRightHosts(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := httptest.NewUnstartedServer(http.StripPrefix("/v1/sim", Handler(dest)))
-	srv.TLS = m.host("far").APIServerConfig()
+	far1 := m.host("far")
+	srv.TLS = far1.APIServerConfig()
+	// httptest adds its own certificate to a config without Certificates,
+	// and Go serves it ahead of GetCertificate to a client without SNI.
+	srv.TLS.Certificates = []tls.Certificate{far1.Certificate()}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	uri := "sim+" + srv.URL + "/v1/sim"
