@@ -64,7 +64,7 @@ func App(out, errOut io.Writer) *ucli.App {
 			&ucli.StringSliceFlag{Name: "network", Usage: "virtual network this host offers, NAME or NAME.VLAN (repeat)"},
 			&ucli.StringSliceFlag{Name: "storage-domain", Usage: "storage domain NAME=DIR this host sees (repeat)"},
 			&ucli.BoolFlag{Name: "unsafe-migration", Usage: "let libvirt migrate disks it cannot prove shared (the mesh checks storage and cache itself)"},
-			&ucli.BoolFlag{Name: "drain-on-sigterm", Value: true, Usage: "drain this host before leaving on SIGTERM"},
+			&ucli.BoolFlag{Name: "drain-on-sigterm", Usage: "drain this host and leave the mesh on SIGTERM or SIGINT; by default a SIGTERM is a restart: meshd stops, the VMs keep running where they are and the host stays in the mesh (drain with meshctl drain or meshctl leave)"},
 			&ucli.DurationFlag{Name: "drain-timeout", Value: 10 * time.Minute},
 			&ucli.DurationFlag{Name: "sample-interval", Value: 500 * time.Millisecond, Usage: "migration job-stats sample period"},
 			&ucli.DurationFlag{Name: "completion-per-gib", Value: 64 * time.Second, Usage: "abort a migration running longer than this per GiB of guest memory (oVirt: 64s)"},
@@ -195,25 +195,34 @@ func runMeshd(c *ucli.Context) error {
 	defer signal.Stop(sigs)
 	log.Info("meshd running", "api", n.APIAddr(), "raft", n.RaftAddr(), "gossip", n.GossipAddr(), "hypervisor", cfg.HypervisorKind,
 		"version", version.Get().String(), "config_files", files)
+	notify(log, "READY=1\nSTATUS=running, API "+n.APIAddr())
 	for {
 		select {
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
+				notify(log, reloadingState())
 				rl.reload()
+				notify(log, "READY=1")
 				continue
 			}
-			log.Info("signal", "signal", sig.String())
-			if c.Bool("drain-on-sigterm") {
-				rep, err := n.Leave(context.Background(), cfg.DrainTimeout)
-				if err != nil {
-					log.Error("leave", "err", err)
-				} else if len(rep.Unmovable) > 0 {
-					log.Warn("left with VMs that could not move", "unmovable", rep.Unmovable)
-				}
-			} else {
-				_ = n.Gossip().Leave(5 * time.Second)
+			notify(log, "STOPPING=1")
+			if !c.Bool("drain-on-sigterm") {
+				log.Info("stopping on "+sig.String()+": no drain, VMs stay where they are", "signal", sig.String())
+				n.Stop()
+				return nil
+			}
+			log.Info("draining on "+sig.String()+" (--drain-on-sigterm), then leaving the mesh", "signal", sig.String(), "timeout", cfg.DrainTimeout)
+			done := make(chan struct{})
+			go extendWhile(log, done, 10*time.Second)
+			rep, err := n.Leave(context.Background(), cfg.DrainTimeout)
+			close(done)
+			if err != nil {
+				log.Error("leave", "err", err)
+			} else if len(rep.Unmovable) > 0 {
+				log.Warn("left with VMs that could not move", "unmovable", rep.Unmovable)
 			}
 		case <-n.Left():
+			notify(log, "STOPPING=1")
 		}
 		n.Kill()
 		return nil

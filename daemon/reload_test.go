@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -76,18 +77,50 @@ func strs(v any) []string {
 // TestSIGHUPReloads runs meshd in-process and sends it real signals: a
 // SIGHUP applies the log level and the networks from the edited file (the
 // new network reaches the replicated host), names what needs a restart,
-// and leaves a broken file unapplied; SIGTERM then ends it.
+// and leaves a broken file unapplied; SIGTERM then stops it without a
+// drain. systemd hears READY=1, RELOADING=1 and STOPPING=1 on its socket.
 func TestSIGHUPReloads(t *testing.T) {
 	dir := t.TempDir()
+	sock := filepath.Join(dir, "notify.sock")
+	ln, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	t.Setenv("NOTIFY_SOCKET", sock)
+	notes := make(chan string, 64)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			k, err := ln.Read(buf)
+			if err != nil {
+				close(notes)
+				return
+			}
+			notes <- string(buf[:k])
+		}
+	}()
+	expectNote := func(prefix string) {
+		t.Helper()
+		select {
+		case s := <-notes:
+			if !strings.HasPrefix(s, prefix) {
+				t.Errorf("sd_notify %q, want %s", s, prefix)
+			}
+		case <-time.After(20 * time.Second):
+			t.Errorf("no sd_notify %s within 20s", prefix)
+		}
+	}
 	conf := writeFile(t, dir, "meshd.hcl", "log_level = \"info\"\nnetwork = [\"a\"]\ncluster = \"c1\"\n")
 	logs := &logBuffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- App(&strings.Builder{}, logs).Run([]string{"meshd", "--config-file", conf, "--dev", "--bootstrap",
 			"--name", "t1", "--hypervisor", "sim", "--data-dir", filepath.Join(dir, "data"), "--gossip-port", "0",
-			"--raft-port", "0", "--api-port", "0", "--drain-on-sigterm=false", "--log-format", "json"})
+			"--raft-port", "0", "--api-port", "0", "--log-format", "json"})
 	}()
 	running := waitLog(t, logs, "meshd running", 1)
+	expectNote("READY=1")
 	client, err := api.NewClient(api.Config{Addr: "http://" + fmt.Sprint(running["api"])})
 	if err != nil {
 		t.Fatal(err)
@@ -101,6 +134,8 @@ func TestSIGHUPReloads(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := waitLog(t, logs, "configuration reloaded", 1)
+	expectNote("RELOADING=1")
+	expectNote("READY=1")
 	if applied, restart := strs(rec["applied"]), strs(rec["restart_needed"]); !slices.Equal(applied, []string{"log_level", "network"}) ||
 		!slices.Equal(restart, []string{"cluster"}) {
 		t.Errorf("reload: applied %v, restart needed %v; want [log_level network], [cluster]", applied, restart)
@@ -122,6 +157,8 @@ func TestSIGHUPReloads(t *testing.T) {
 		t.Fatal(err)
 	}
 	bad := waitLog(t, logs, "reload: configuration not applied, the running one stays", 1)
+	expectNote("RELOADING=1")
+	expectNote("READY=1")
 	if !strings.Contains(fmt.Sprint(bad["err"]), `meshd.hcl:2: unknown setting "netwrk"`) {
 		t.Errorf("broken file's reload error %q, want the file, line and key", bad["err"])
 	}
@@ -139,5 +176,10 @@ func TestSIGHUPReloads(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("meshd did not stop within 30s of SIGTERM")
+	}
+	expectNote("STOPPING=1")
+	waitLog(t, logs, "meshd stopped: the host's VMs keep running and the host stays in the mesh; drain it with meshctl drain or meshctl leave", 1)
+	if recs := logs.find("left the mesh"); len(recs) != 0 {
+		t.Errorf("SIGTERM left the mesh: %v", recs)
 	}
 }

@@ -29,7 +29,9 @@ func buildMeshd(t *testing.T) string {
 }
 
 // TestSIGTERMDrainsBeforeLeaving runs two meshd processes and stops one with
-// SIGTERM, as systemd would: its VMs must move before the process exits.
+// SIGTERM, as systemd would, with --drain-on-sigterm: its VMs must move
+// before the process exits. (Without it a SIGTERM is a restart and moves
+// nothing: TestRestartKeepsVMsInPlace.)
 func TestSIGTERMDrainsBeforeLeaving(t *testing.T) {
 	bin := buildMeshd(t)
 	ports, err := freePorts(6)
@@ -63,7 +65,7 @@ func TestSIGTERMDrainsBeforeLeaving(t *testing.T) {
 		return cmd
 	}
 	start("p1", 0, "--bootstrap")
-	p2 := start("p2", 1, "--join", fmt.Sprintf("127.0.0.1:%d", ports[0]))
+	p2 := start("p2", 1, "--join", fmt.Sprintf("127.0.0.1:%d", ports[0]), "--drain-on-sigterm")
 	api1, err := api.NewClient(api.Config{Addr: fmt.Sprintf("127.0.0.1:%d", ports[2]), CAFile: certs.CAFile})
 	if err != nil {
 		t.Fatal(err)
