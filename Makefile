@@ -23,10 +23,11 @@ LAB_PKGS := qemu-system-x86 qemu-utils libvirt-daemon libvirt-daemon-driver-qemu
 
 # Debian packages other tests need: promtool (package prometheus) checks the
 # alert rules and the Grafana dashboard's queries; headless Chromium runs the
-# web dashboard's browser test (chromedp), with a font for its screenshots.
-TOOL_PKGS := prometheus chromium fonts-dejavu-core
+# web dashboard's browser test (chromedp), with a font for its screenshots;
+# systemd-analyze (package systemd) verifies the packaged unit.
+TOOL_PKGS := prometheus chromium fonts-dejavu-core systemd
 
-.PHONY: all build demo test unit lab-test deps bench lab lab-down vet clean fuzz fuzz-short soak
+.PHONY: all build demo test unit lab-test deps bench lab lab-down vet clean fuzz fuzz-short soak package
 
 all: build
 
@@ -36,6 +37,13 @@ build:
 # deps installs what the tests need, only when missing. The package lists
 # are always refreshed: the lab downloads the guest kernel package with
 # apt-get download, which fails on missing or stale lists.
+# package builds dist/hostmesh_VERSION_ARCH.deb: meshd, meshctl, the systemd
+# unit, /etc/hostmesh/meshd.hcl, /var/lib/hostmesh, bash completion and man
+# pages generated from the command lines (scripts/package.sh, dpkg-deb).
+PKGDIR ?= dist
+package:
+	VERSION='$(VERSION)' LDFLAGS='$(LDFLAGS)' ./scripts/package.sh $(PKGDIR)
+
 deps:
 	apt-get update -qq
 	@missing=""; for p in $(LAB_PKGS) $(TOOL_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

@@ -16,12 +16,13 @@ import (
 // App builds the meshctl application.
 func App(out, errOut io.Writer) *ucli.App {
 	return &ucli.App{
-		Name:      "meshctl",
-		Usage:     "drive a hostmesh: hosts, VMs, live migrations and drains",
-		Version:   version.Get().String(),
-		Writer:    out,
-		ErrWriter: errOut,
-		Flags:     connFlags,
+		Name:                 "meshctl",
+		EnableBashCompletion: true,
+		Usage:                "drive a hostmesh: hosts, VMs, live migrations and drains",
+		Version:              version.Get().String(),
+		Writer:               out,
+		ErrWriter:            errOut,
+		Flags:                connFlags,
 		Commands: []*ucli.Command{
 			HostsCommand, VMsCommand, VMCommand, StatusCommand,
 			MigrateCommand, MigrationsCommand, CancelCommand,

@@ -31,11 +31,12 @@ import (
 // App builds the meshd daemon's command line.
 func App(out, errOut io.Writer) *ucli.App {
 	return &ucli.App{
-		Name:      "meshd",
-		Usage:     "the hostmesh agent of one hypervisor host",
-		Version:   version.Get().String(),
-		Writer:    out,
-		ErrWriter: errOut,
+		Name:                 "meshd",
+		EnableBashCompletion: true,
+		Usage:                "the hostmesh agent of one hypervisor host",
+		Version:              version.Get().String(),
+		Writer:               out,
+		ErrWriter:            errOut,
 		Flags: []ucli.Flag{
 			&ucli.StringSliceFlag{Name: "config-file", EnvVars: []string{"MESH_CONFIG_FILE"}, Usage: "HCL (or .json) configuration `FILE` (repeat; later files win); flags and MESH_* variables override it"},
 			&ucli.StringFlag{Name: "config-dir", EnvVars: []string{"MESH_CONFIG_DIR"}, Usage: "read every *.hcl and *.json of `DIR` in lexical order, after --config-file"},
