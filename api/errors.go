@@ -29,6 +29,9 @@ const (
 	KindForbidden  = "forbidden"   // 403: the caller may not do this (a host-only route)
 	KindNoLeader   = "no_leader"   // 503: the mesh has no leader now
 	KindInternal   = "internal"    // 500
+	// KindBusy (429, with Retry-After): too many blocking reads wait on
+	// this host; retry after the time it gives.
+	KindBusy = "busy"
 )
 
 // ConnError is returned when meshd could not be reached or its answer not

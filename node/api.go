@@ -126,17 +126,6 @@ func notFound(format string, args ...any) error {
 	return &api.Error{Message: fmt.Sprintf(format, args...), Kind: api.KindNotFound, Status: http.StatusNotFound}
 }
 
-// readBody decodes a JSON request strictly: an unknown field is a typo the
-// user should hear about, not silently ignore.
-func readBody(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
-		return badRequest("request body: %v", err)
-	}
-	return nil
-}
-
 func (n *Node) handleInternalApply(w http.ResponseWriter, r *http.Request) {
 	data, err := io.ReadAll(io.LimitReader(r.Body, fsm.MaxEntryBytes+1))
 	if err != nil {

@@ -142,29 +142,17 @@ func migrationOrder(ids []string) {
 // dashboard refreshes the live ones and the latest results several times a
 // second, and a mesh's history can hold thousands.
 func (n *Node) handleMigrations(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	states := map[fsm.MigrationState]bool{}
-	if v := q.Get("state"); v != "" {
-		for _, st := range strings.Split(v, ",") {
-			switch ms := fsm.MigrationState(st); ms {
-			case fsm.MigQueued, fsm.MigRunning, fsm.MigSucceeded, fsm.MigFailed, fsm.MigCancelled:
-				states[ms] = true
-			default:
-				writeErr(w, badRequest("state %q: not one of Queued, Running, Succeeded, Failed, Cancelled", st))
-				return
-			}
-		}
+	q, err := readQuery(r.URL.RawQuery, "index", "wait", "state", "limit")
+	if err != nil {
+		writeErr(w, err)
+		return
 	}
-	limit := 0
-	if v := q.Get("limit"); v != "" {
-		k, err := strconv.Atoi(v)
-		if err != nil || k <= 0 {
-			writeErr(w, badRequest("limit %q: not a positive number", v))
-			return
-		}
-		limit = k
+	states, limit, err := parseMigrationsQuery(q)
+	if err != nil {
+		writeErr(w, err)
+		return
 	}
-	if err := n.blockingRead(w, r); err != nil {
+	if err := n.blockingReadQuery(w, r, q); err != nil {
 		writeErr(w, err)
 		return
 	}
@@ -203,11 +191,15 @@ func (n *Node) handleDrains(w http.ResponseWriter, r *http.Request) {
 }
 
 func (n *Node) handleMigration(w http.ResponseWriter, r *http.Request) {
+	id, err := migrationParam(r)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
 	if err := n.blockingRead(w, r); err != nil {
 		writeErr(w, err)
 		return
 	}
-	id := r.PathValue("id")
 	var m *fsm.Migration
 	n.fsm.Read(func(s *fsm.State) {
 		if v := s.Migrations[id]; v != nil {
@@ -234,17 +226,9 @@ type migrateResponse struct {
 // once, naming the failed check, before anything is queued. The scheduler
 // checks again when it grants, against the state of that moment.
 func (n *Node) handleMigrate(w http.ResponseWriter, r *http.Request) {
-	var req api.MigrateRequest
-	if err := readBody(r, &req); err != nil {
+	req, err := decodeMigrate(r.Header.Get("Content-Type"), r.Body)
+	if err != nil {
 		writeErr(w, err)
-		return
-	}
-	if req.VM == "" {
-		writeErr(w, badRequest("migrate: a VM name or UUID is required"))
-		return
-	}
-	if _, err := migrate.PolicyByName(req.Policy); err != nil {
-		writeErr(w, badRequest("migrate vm %q: %v", req.VM, err))
 		return
 	}
 	st := n.fsm.State()
@@ -293,7 +277,14 @@ func (n *Node) handleMigrate(w http.ResponseWriter, r *http.Request) {
 }
 
 func (n *Node) handleCancel(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
+	id, err := migrationParam(r)
+	if err == nil {
+		err = decodeNoBody(r, "cancel "+id)
+	}
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
 	at := time.Now().UTC()
 	if _, err := n.propose(r.Context(), fsm.CmdCancel, fsm.Cancel{ID: id, At: at, Actor: actorOf(r)}); err != nil {
 		writeErr(w, err)
@@ -305,21 +296,22 @@ func (n *Node) handleCancel(w http.ResponseWriter, r *http.Request) {
 }
 
 func (n *Node) handleDrain(w http.ResponseWriter, r *http.Request) {
-	var req api.DrainRequest
-	if err := readBody(r, &req); err != nil {
-		writeErr(w, err)
-		return
-	}
-	if _, err := migrate.PolicyByName(req.Policy); err != nil {
-		writeErr(w, badRequest("drain: %v", err))
-		return
-	}
-	ids, err := n.drain(r.Context(), r.PathValue("name"), req.Reason, req.Policy, actorOf(r))
+	host, err := hostParam(r)
 	if err != nil {
 		writeErr(w, err)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, api.HostMigrations{Host: r.PathValue("name"), Migrations: ids})
+	req, err := decodeDrain(r.Header.Get("Content-Type"), r.Body)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	ids, err := n.drain(r.Context(), host, req.Reason, req.Policy, actorOf(r))
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, api.HostMigrations{Host: host, Migrations: ids})
 }
 
 func (n *Node) drain(ctx context.Context, host, reason, policy, actor string) ([]string, error) {
@@ -336,6 +328,10 @@ func (n *Node) drain(ctx context.Context, host, reason, policy, actor string) ([
 }
 
 func (n *Node) handleDrainStatus(w http.ResponseWriter, r *http.Request) {
+	if _, err := hostParam(r); err != nil {
+		writeErr(w, err)
+		return
+	}
 	if err := n.blockingRead(w, r); err != nil {
 		writeErr(w, err)
 		return
@@ -355,7 +351,14 @@ func (n *Node) handleDrainStatus(w http.ResponseWriter, r *http.Request) {
 }
 
 func (n *Node) handleDrainCancel(w http.ResponseWriter, r *http.Request) {
-	host := r.PathValue("name")
+	host, err := hostParam(r)
+	if err == nil {
+		err = decodeNoBody(r, "cancel the drain of "+host)
+	}
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
 	at := time.Now().UTC()
 	if _, err := n.propose(r.Context(), fsm.CmdEndDrain, fsm.EndDrain{Host: host, State: fsm.DrainCancelled, At: at, Actor: actorOf(r)}); err != nil {
 		writeErr(w, err)
@@ -366,12 +369,16 @@ func (n *Node) handleDrainCancel(w http.ResponseWriter, r *http.Request) {
 }
 
 func (n *Node) handleActivate(w http.ResponseWriter, r *http.Request) {
-	var req api.ActivateRequest
-	if err := readBody(r, &req); err != nil {
+	host, err := hostParam(r)
+	if err != nil {
 		writeErr(w, err)
 		return
 	}
-	host := r.PathValue("name")
+	req, err := decodeActivate(r.Header.Get("Content-Type"), r.Body)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
 	var drainStart time.Time // an active drain's queue is cancelled at its start time
 	n.fsm.Read(func(s *fsm.State) {
 		if d := s.Drains[host]; d != nil && d.State == fsm.DrainActive {
@@ -409,22 +416,34 @@ func (n *Node) handleActivate(w http.ResponseWriter, r *http.Request) {
 }
 
 func (n *Node) handleGetCluster(w http.ResponseWriter, r *http.Request) {
-	var c fsm.Cluster
-	n.fsm.Read(func(s *fsm.State) { c = s.Cluster(r.PathValue("name")) })
-	writeJSON(w, http.StatusOK, c)
-}
-
-// handlePutCluster replaces a cluster's settings; fields left out take the
-// defaults (meshctl cluster sends the whole object it read and changed).
-func (n *Node) handlePutCluster(w http.ResponseWriter, r *http.Request) {
-	c := fsm.DefaultCluster(r.PathValue("name"))
-	if err := readBody(r, &c); err != nil {
+	name, err := clusterParam(r)
+	if err == nil {
+		_, err = readQuery(r.URL.RawQuery)
+	}
+	if err != nil {
 		writeErr(w, err)
 		return
 	}
-	c.Name = r.PathValue("name")
-	if _, err := migrate.PolicyByName(c.Policy); err != nil {
-		writeErr(w, badRequest("cluster %q: %v", c.Name, err))
+	var c fsm.Cluster
+	n.fsm.Read(func(s *fsm.State) { c = s.Cluster(name) })
+	writeJSON(w, http.StatusOK, c)
+}
+
+// handlePutCluster changes the settings a PUT names and keeps the others
+// (meshctl cluster sends the whole object it read and changed). The
+// current settings are this replica's: a PUT racing another may undo it,
+// as two meshctl runs would.
+func (n *Node) handlePutCluster(w http.ResponseWriter, r *http.Request) {
+	name, err := clusterParam(r)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	var cur fsm.Cluster
+	n.fsm.Read(func(s *fsm.State) { cur = s.Cluster(name) })
+	c, err := decodeCluster(r.Header.Get("Content-Type"), r.Body, cur)
+	if err != nil {
+		writeErr(w, err)
 		return
 	}
 	if _, err := n.propose(r.Context(), fsm.CmdSetCluster, fsm.SetCluster{Cluster: c, Actor: actorOf(r), At: time.Now().UTC()}); err != nil {
@@ -435,8 +454,8 @@ func (n *Node) handlePutCluster(w http.ResponseWriter, r *http.Request) {
 }
 
 func (n *Node) handleLeave(w http.ResponseWriter, r *http.Request) {
-	var req api.LeaveRequest
-	if err := readBody(r, &req); err != nil {
+	req, err := decodeLeave(r.Header.Get("Content-Type"), r.Body)
+	if err != nil {
 		writeErr(w, err)
 		return
 	}

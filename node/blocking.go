@@ -2,6 +2,7 @@ package node
 
 import (
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 )
@@ -17,21 +18,25 @@ const (
 )
 
 // blockingRead waits as the request asks and sets X-Raft-Index to the
-// index the answer will be read at. A bad index or wait is an error.
+// index the answer will be read at. A bad index or wait, or any other
+// query parameter, is an error.
 func (n *Node) blockingRead(w http.ResponseWriter, r *http.Request) error {
-	q := r.URL.Query()
-	if s := q.Get("index"); s != "" {
-		index, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			return badRequest("index %q: not a Raft index", s)
-		}
-		wait := defaultBlockingWait
-		if s := q.Get("wait"); s != "" {
-			if wait, err = time.ParseDuration(s); err != nil || wait <= 0 {
-				return badRequest("wait %q: not a positive duration like 5s", s)
-			}
-		}
-		n.waitPast(r, index, min(wait, maxBlockingWait))
+	q, err := readQuery(r.URL.RawQuery, blockingParams...)
+	if err != nil {
+		return err
+	}
+	return n.blockingReadQuery(w, r, q)
+}
+
+// blockingReadQuery is blockingRead of a query the route already read
+// (one that takes more parameters than index and wait).
+func (n *Node) blockingReadQuery(w http.ResponseWriter, r *http.Request, q url.Values) error {
+	b, err := parseBlocking(q)
+	if err != nil {
+		return err
+	}
+	if b.blocking {
+		n.waitPast(r, b.index, b.wait)
 	}
 	w.Header().Set(indexHeader, strconv.FormatUint(n.fsm.Index(), 10))
 	return nil

@@ -93,6 +93,9 @@ type Config struct {
 	PeerTimeout time.Duration
 	// DrainTimeout bounds the drain a graceful leave runs first.
 	DrainTimeout time.Duration
+	// MaxBlockingReads caps the API's blocking reads waiting at once
+	// (0: 256); past it a blocking read gets 429 with Retry-After.
+	MaxBlockingReads int
 	// LeftHostGrace is how long a host that left the mesh stays in the
 	// state before the leader removes it (once it runs no VMs): long
 	// enough to read why it left and for a restarted host to come back

@@ -28,30 +28,15 @@ const defaultEventLimit = 100
 // empty when the wait passed, so `meshctl events --follow` learns of each
 // event at once.
 func (n *Node) handleEvents(w http.ResponseWriter, r *http.Request) {
-	v := r.URL.Query()
-	var q fsm.EventQuery
-	var err error
-	if s := v.Get("after"); s != "" {
-		if q.After, err = strconv.ParseUint(s, 10, 64); err != nil {
-			writeErr(w, badRequest("after %q: not an event sequence number", s))
-			return
-		}
+	v, err := readQuery(r.URL.RawQuery, "after", "host", "vm", "limit", "wait")
+	if err != nil {
+		writeErr(w, err)
+		return
 	}
-	q.Limit = defaultEventLimit
-	if s := v.Get("limit"); s != "" {
-		if q.Limit, err = strconv.Atoi(s); err != nil || q.Limit < 1 || q.Limit > fsm.MaxEvents {
-			writeErr(w, badRequest("limit %q: must be 1 to %d", s, fsm.MaxEvents))
-			return
-		}
-	}
-	q.Host, q.VM = v.Get("host"), v.Get("vm")
-	var wait time.Duration
-	if s := v.Get("wait"); s != "" {
-		if wait, err = time.ParseDuration(s); err != nil || wait <= 0 {
-			writeErr(w, badRequest("wait %q: not a positive duration like 30s", s))
-			return
-		}
-		wait = min(wait, maxBlockingWait)
+	q, wait, err := parseEventsQuery(v)
+	if err != nil {
+		writeErr(w, err)
+		return
 	}
 	timer := time.NewTimer(wait)
 	defer timer.Stop()

@@ -25,7 +25,7 @@ const (
 // certificate is optional, verified when given), plain HTTP only in --dev.
 func (n *Node) serveAPI(ln net.Listener) {
 	n.api = &http.Server{
-		Handler:           limitBodies(n.routes()),
+		Handler:           limitBodies(limitBlocking(n.routes(), n.cfg.MaxBlockingReads)),
 		ReadHeaderTimeout: apiReadHeaderTimeout,
 		ReadTimeout:       apiReadTimeout,
 		WriteTimeout:      apiWriteTimeout,

@@ -39,15 +39,19 @@ var keyringOps = map[string]string{http.MethodGet: "list", http.MethodPost: "ins
 
 // readKeyringKey reads and checks the key of an install, use or remove.
 func readKeyringKey(r *http.Request) ([]byte, error) {
+	what := "keyring " + keyringOps[r.Method]
+	if _, err := readQuery(r.URL.RawQuery); err != nil {
+		return nil, err
+	}
 	if r.Method == http.MethodGet {
-		return nil, nil
+		return nil, decodeNoBody(r, what)
 	}
 	var req api.KeyringRequest
-	if err := readBody(r, &req); err != nil {
+	if err := decodeBody(r, what, &req); err != nil {
 		return nil, err
 	}
 	if req.Key == "" {
-		return nil, badRequest("keyring %s: a key is required", keyringOps[r.Method])
+		return nil, badRequest("%s: field \"key\" is required", what)
 	}
 	key, err := gossip.KeyFromString(req.Key)
 	if err != nil {
