@@ -115,7 +115,11 @@ func Handler(h *Host) http.Handler {
 			return
 		}
 		if err != nil {
-			writeJSON(w, http.StatusConflict, errResp{Error: err.Error(), Code: codeOf(err)})
+			status := http.StatusConflict
+			if errors.As(err, new(badRequestError)) {
+				status = http.StatusBadRequest
+			}
+			writeJSON(w, status, errResp{Error: err.Error(), Code: codeOf(err)})
 			return
 		}
 		writeJSON(w, http.StatusOK, struct{}{})
@@ -135,9 +139,22 @@ func callerOf(r *http.Request) (string, error) {
 	return name, nil
 }
 
+// decode reads a peer's request strictly (unknown fields and trailing
+// data refused) and checks it (http_validate.go): a reserve of a VM with no
+// name was accepted once, and that host's inventory refused for good.
 func decode(r *http.Request, v any) error {
-	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(v); err != nil {
-		return fmt.Errorf("decode sim request: %w", err)
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return badRequestError{fmt.Errorf("decode sim request: %w", err)}
+	}
+	if dec.More() {
+		return badRequestError{errors.New("decode sim request: trailing data after the JSON object")}
+	}
+	if c, ok := v.(interface{ validate() error }); ok {
+		if err := c.validate(); err != nil {
+			return badRequestError{fmt.Errorf("sim request: %w", err)}
+		}
 	}
 	return nil
 }

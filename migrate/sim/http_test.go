@@ -112,21 +112,36 @@ func TestHandlerRejectsNonsense(t *testing.T) {
 	base := strings.TrimPrefix(uri, "sim+")
 	for _, tc := range []struct {
 		method, op string
+		body       string
 		want       int
 	}{
-		{http.MethodGet, "reserve", http.StatusMethodNotAllowed},
-		{http.MethodPost, "explode", http.StatusNotFound},
-		{http.MethodPost, "commit", http.StatusConflict}, // empty body
+		{http.MethodGet, "reserve", "", http.StatusMethodNotAllowed},
+		{http.MethodPost, "explode", "", http.StatusNotFound},
+		{http.MethodPost, "commit", "", http.StatusBadRequest}, // empty body
+		{http.MethodPost, "commit", `{"id":""}`, http.StatusBadRequest},
+		{http.MethodPost, "commit", `{"id":"x"} junk`, http.StatusBadRequest},
+		{http.MethodPost, "commit", `{"id":"nope"}`, http.StatusConflict}, // well formed, no such reservation
+		// A VM with no name was once held, and the host's inventory then
+		// refused for good.
+		{http.MethodPost, "reserve", `{"id":"r1","source":"near","vm":{"MemoryMiB":64}}`, http.StatusBadRequest},
+		{http.MethodPost, "reserve", `{"id":"r1","source":"near","vm":{"Name":"v","MemoryMiB":64,"Evil":1}}`, http.StatusBadRequest},
+		{http.MethodPost, "reserve", `{"id":"r1","source":"near","vm":{"Name":"v","MemoryMiB":0}}`, http.StatusBadRequest},
+		{http.MethodPost, "reserve", `{"id":"r1","source":"near","vm":{"Name":"v","MemoryMiB":99999999999}}`, http.StatusBadRequest},
+		{http.MethodPost, "reserve", `{"id":"r1","source":"","vm":{"Name":"v","MemoryMiB":64}}`, http.StatusBadRequest},
+		{http.MethodPost, "reserve", `{"id":"r1","source":"near","vm":{"Name":"v","MemoryMiB":64,"VCPUs":-3}}`, http.StatusBadRequest},
 	} {
-		req, _ := http.NewRequest(tc.method, base+"/"+tc.op, strings.NewReader(""))
+		req, _ := http.NewRequest(tc.method, base+"/"+tc.op, strings.NewReader(tc.body))
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
 		if resp.StatusCode != tc.want {
-			t.Errorf("%s %s = %d, want %d", tc.method, tc.op, resp.StatusCode, tc.want)
+			t.Errorf("%s %s %s = %d, want %d", tc.method, tc.op, tc.body, resp.StatusCode, tc.want)
 		}
+	}
+	if n := h.Incoming(); n != 0 {
+		t.Errorf("%d reservations held after refused requests", n)
 	}
 	_ = h.Define(VMSpec{Name: "x", MemoryMiB: 1})
 	resp, err := http.Get(base + "/domains")

@@ -117,7 +117,7 @@ func TestPeerEndpointsOverTLSTakeOnlyTheRightHosts(t *testing.T) {
 		resp.Body.Close()
 		return resp
 	}
-	if resp := post("a", "reserve", `{"id":"x1","source":"a","vm":{"name":"db","memory_mib":512}}`); resp.StatusCode != http.StatusOK {
+	if resp := post("a", "reserve", `{"id":"x1","source":"a","vm":{"Name":"db","MemoryMiB":512}}`); resp.StatusCode != http.StatusOK {
 		t.Fatalf("a's reserve: %s", resp.Status)
 	}
 	if resp := post("b", "commit", `{"id":"x1"}`); resp.StatusCode != http.StatusForbidden {
