@@ -14,6 +14,9 @@ import (
 // mesh refuse it with a clear reason instead of treating "" as "none".
 const CacheDefault = "default"
 
+// maxVLAN is the largest 802.1Q VLAN ID.
+const maxVLAN = 4095
+
 // parseDomainXML reads the facts the prerequisite checks need from a domain
 // XML. State and disk sizes are not in the XML; the caller adds them.
 func parseDomainXML(domXML string) (migrate.Domain, error) {
@@ -32,11 +35,19 @@ func parseDomainXML(domXML string) (migrate.Domain, error) {
 		d.MemoryMiB = b >> 20
 	}
 	if x.VCPU != nil {
+		// libvirt allows at most 16384 (QEMU fewer): more is no real
+		// guest, and would wrap around to a negative int.
+		if x.VCPU.Value > fsm.MaxCPUs {
+			return migrate.Domain{}, fmt.Errorf("domain %q: %d vCPUs, over the limit of %d", x.Name, x.VCPU.Value, fsm.MaxCPUs)
+		}
 		d.VCPUs = int(x.VCPU.Value)
 	}
 	d.CPUModel, d.CPUFlags = cpuOf(x.CPU)
 	if x.Devices != nil {
 		for _, iface := range x.Devices.Interfaces {
+			if v := iface.VLan; v != nil && len(v.Tags) > 0 && v.Tags[0].ID > maxVLAN {
+				return migrate.Domain{}, fmt.Errorf("domain %q NIC %d: VLAN tag %d is over %d", x.Name, len(d.NICs), v.Tags[0].ID, maxVLAN)
+			}
 			d.NICs = append(d.NICs, nicOf(iface))
 		}
 		for _, disk := range x.Devices.Disks {
@@ -94,7 +105,7 @@ func nicOf(iface libvirtxml.DomainInterface) fsm.NIC {
 		}
 	}
 	if iface.VLan != nil && len(iface.VLan.Tags) > 0 {
-		n.VLAN = int(iface.VLan.Tags[0].ID)
+		n.VLAN = int(iface.VLan.Tags[0].ID) // at most maxVLAN: checked by the caller
 	}
 	return n
 }

@@ -2,18 +2,18 @@ package virt
 
 import (
 	"fmt"
+	"math/bits"
 	"strings"
 )
 
 // scaleBytes converts a libvirt XML size (value and unit attribute) to bytes.
 // libvirt accepts both SI and binary suffixes; an empty unit means def (KiB
-// for domain memory, bytes for storage volumes).
+// for domain memory, bytes for storage volumes). A size past 16 EiB is an
+// error: it would wrap around to a small figure.
 func scaleBytes(value uint64, unit string, def uint64) (uint64, error) {
-	if unit == "" {
-		return value * def, nil
-	}
-	var mul uint64
+	mul := def
 	switch strings.ToLower(unit) {
+	case "":
 	case "b", "bytes":
 		mul = 1
 	case "kb":
@@ -35,5 +35,9 @@ func scaleBytes(value uint64, unit string, def uint64) (uint64, error) {
 	default:
 		return 0, fmt.Errorf("unknown size unit %q", unit)
 	}
-	return value * mul, nil
+	hi, b := bits.Mul64(value, mul)
+	if hi != 0 {
+		return 0, fmt.Errorf("size %d %s: too large", value, unit)
+	}
+	return b, nil
 }
