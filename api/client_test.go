@@ -257,3 +257,41 @@ func TestHTTPSByDefaultVerifiedWithTheMeshCA(t *testing.T) {
 		t.Fatalf("HTTPS to a plain meshd: %v", err)
 	}
 }
+
+// TestBlockingReadRetriesWhenBusy: a blocking read answered 429 (the host
+// serves its limit of them) comes back after Retry-After instead of
+// failing; a plain read reports the 429.
+func TestBlockingReadRetriesWhenBusy(t *testing.T) {
+	var mu sync.Mutex
+	calls := 0
+	rec := &recorder{serve: func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		calls++
+		n := calls
+		mu.Unlock()
+		if n == 1 || r.URL.Query().Get("index") == "" {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+			_ = json.NewEncoder(w).Encode(Error{Message: "busy", Kind: KindBusy})
+			return
+		}
+		w.Header().Set("X-Raft-Index", "8")
+		_ = json.NewEncoder(w).Encode(Drain{Host: "h1"})
+	}}
+	srv := httptest.NewServer(rec)
+	defer srv.Close()
+	c := newClient(t, Config{Addr: srv.URL})
+	d, meta, err := c.DrainStatus(context.Background(), "h1", &QueryOptions{WaitIndex: 7, WaitTime: time.Second})
+	if err != nil || d.Host != "h1" || meta.LastIndex != 8 {
+		t.Fatalf("blocking read after a 429: %+v %+v %v", d, meta, err)
+	}
+	mu.Lock()
+	if calls != 2 {
+		t.Errorf("%d calls, want the 429 and its retry", calls)
+	}
+	mu.Unlock()
+	var ae *Error
+	if _, _, err := c.DrainStatus(context.Background(), "h1", nil); !errors.As(err, &ae) || ae.Status != http.StatusTooManyRequests || ae.Kind != KindBusy {
+		t.Fatalf("a plain read answered 429: %v", err)
+	}
+}

@@ -3,9 +3,11 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -160,6 +162,23 @@ func (c *Client) query(ctx context.Context, path string, q *QueryOptions, out an
 			extra = 5 * time.Second
 		}
 	}
-	h, err := c.do(ctx, http.MethodGet, path, nil, out, extra)
-	return QueryMeta{LastIndex: headerIndex(h)}, err
+	for {
+		h, err := c.do(ctx, http.MethodGet, path, nil, out, extra)
+		// A host serving its limit of blocking reads asks to come back
+		// (429, Retry-After): a follower (meshctl --wait) does, rather
+		// than fail.
+		var e *Error
+		if !errors.As(err, &e) || e.Status != http.StatusTooManyRequests || extra == 0 {
+			return QueryMeta{LastIndex: headerIndex(h)}, err
+		}
+		after, perr := strconv.Atoi(h.Get("Retry-After"))
+		if perr != nil || after < 1 || after > 60 {
+			after = 1
+		}
+		select {
+		case <-ctx.Done():
+			return QueryMeta{}, err
+		case <-time.After(time.Duration(after) * time.Second):
+		}
+	}
 }

@@ -34,3 +34,10 @@ func CheckMigrationID(what, s string) error {
 	c.migrationID(what, s)
 	return c.err
 }
+
+// CheckVM checks a VM as an inventory (SyncVMs) reports it.
+func CheckVM(v VM) error {
+	var c checks
+	c.vm(v)
+	return c.err
+}

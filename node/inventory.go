@@ -50,6 +50,7 @@ func (n *Node) readFacts(ctx context.Context) (fsm.HostFacts, error) {
 // domain of each disk by the directory its image lives under.
 func (n *Node) vmsFrom(doms []migrate.Domain) []fsm.VM {
 	vms := make([]fsm.VM, 0, len(doms))
+	var refused []string
 	for _, d := range doms {
 		vm := fsm.VM{Name: d.Name, UUID: d.UUID, Host: n.cfg.Name, MemoryMiB: d.MemoryMiB, VCPUs: d.VCPUs,
 			CPUModel: d.CPUModel, CPUFlags: d.CPUFlags, NICs: d.NICs, HostDevices: d.HostDevices, State: d.State}
@@ -59,8 +60,16 @@ func (n *Node) vmsFrom(doms []migrate.Domain) []fsm.VM {
 			}
 			vm.Disks = append(vm.Disks, disk)
 		}
+		// One guest the state cannot hold (65 disks, a 300-byte name) would
+		// get the whole inventory refused, every VM of this host stale: it
+		// is left out, and said so.
+		if err := fsm.CheckVM(vm); err != nil {
+			refused = append(refused, err.Error())
+			continue
+		}
 		vms = append(vms, vm)
 	}
+	n.inv.refusedVMs(n, refused)
 	sort.Slice(vms, func(i, j int) bool { return vms[i].Name < vms[j].Name })
 	return vms
 }
@@ -84,11 +93,25 @@ func (n *Node) domainOf(path string) string {
 type invHealth struct {
 	lastOK atomic.Int64 // Unix nanoseconds
 	hvErr  atomic.Pointer[string]
+	// refused lists the guests last left out of the inventory, and why.
+	refused atomic.Pointer[string]
 }
 
 func (h *invHealth) ok() {
 	h.lastOK.Store(time.Now().UnixNano())
 	h.hvErr.Store(nil)
+}
+
+// refusedVMs logs the guests left out of the inventory when that list
+// changes (not at every read).
+func (h *invHealth) refusedVMs(n *Node, refused []string) {
+	msg := strings.Join(refused, "; ")
+	if prev := h.refused.Swap(&msg); prev != nil && *prev == msg || prev == nil && msg == "" {
+		return
+	}
+	if msg != "" {
+		n.log.Warn("guests left out of the inventory: the mesh cannot hold them", "vms", len(refused), "why", msg)
+	}
 }
 
 func (h *invHealth) failed(err error) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/hostmesh/hostmesh/api"
 	"github.com/hostmesh/hostmesh/fsm"
+	"github.com/hostmesh/hostmesh/migrate/sim"
 	"github.com/hostmesh/hostmesh/node"
 )
 
@@ -252,5 +253,38 @@ func TestBlockingReadsAreCapped(t *testing.T) {
 	c.WaitFor(10*time.Second, "a blocking read served once the others ended", func() bool {
 		status, _, _ := c.rawAPI(t, addr, "GET", "/v1/status?index=1152921504606846976&wait=10ms", "", nil)
 		return status == http.StatusOK
+	})
+}
+
+// TestInventoryLeavesOutAGuestTheMeshCannotHold: a guest the replicated
+// state refuses (here 65 disks, over fsm.MaxDevices) is left out of its
+// host's inventory, and the host's other guests are still reported. It
+// got the whole inventory refused before, every VM of the host stale.
+func TestInventoryLeavesOutAGuestTheMeshCannotHold(t *testing.T) {
+	c := New(t, Options{Hosts: 1, VMsPerHost: 1})
+	c.Leader(10 * time.Second)
+	c.waitVMs(1)
+	h1, _ := c.Reg.Host("h1")
+	var disks []fsm.Disk
+	for i := range fsm.MaxDevices + 1 {
+		disks = append(disks, fsm.Disk{Target: "vd" + string(rune('a'+i%26)) + string(rune('a'+i/26)), Source: "/shared/many.qcow2", Cache: "none"})
+	}
+	for _, spec := range []sim.VMSpec{{Name: "many-disks", MemoryMiB: 64, VCPUs: 1, Disks: disks}, {Name: "plain", MemoryMiB: 64, VCPUs: 1}} {
+		if err := h1.Define(spec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.WaitFor(20*time.Second, "the plain guest in the state", func() bool {
+		var err error
+		c.Node(0).FSM().Read(func(s *fsm.State) { _, _, err = s.ResolveVM("plain") })
+		return err == nil
+	})
+	c.Node(0).FSM().Read(func(s *fsm.State) {
+		if _, _, err := s.ResolveVM("many-disks"); err == nil {
+			t.Error("a guest of 65 disks entered the state")
+		}
+		if len(s.VMs) != 2 {
+			t.Errorf("%d VMs in the state, want the 2 the mesh can hold", len(s.VMs))
+		}
 	})
 }
