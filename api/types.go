@@ -205,16 +205,18 @@ const (
 
 // Cluster holds the limits and defaults of one cluster of hosts.
 type Cluster struct {
-	Name             string   `json:"name"`
-	MaxOutgoing      int      `json:"max_outgoing"`
-	MaxIncoming      int      `json:"max_incoming"`
-	MaxConcurrent    int      `json:"max_concurrent"`
-	BandwidthMode    string   `json:"bandwidth_mode"`
-	BandwidthMiB     uint64   `json:"bandwidth_mib"`
-	MigrationNetMiB  uint64   `json:"migration_net_mib"`
-	Policy           string   `json:"policy"`
-	RequiredNetworks []string `json:"required_networks,omitempty"`
-	CPUBaseline      []string `json:"cpu_baseline,omitempty"`
+	Name            string `json:"name"`
+	MaxOutgoing     int    `json:"max_outgoing"`
+	MaxIncoming     int    `json:"max_incoming"`
+	MaxConcurrent   int    `json:"max_concurrent"`
+	BandwidthMode   string `json:"bandwidth_mode"`
+	BandwidthMiB    uint64 `json:"bandwidth_mib"`
+	MigrationNetMiB uint64 `json:"migration_net_mib"`
+	Policy          string `json:"policy"`
+	// The lists are always sent (null when empty): a PUT changes only the
+	// fields it names, so an omitted empty list would keep the old one.
+	RequiredNetworks []string `json:"required_networks"`
+	CPUBaseline      []string `json:"cpu_baseline"`
 	// MigrationTransport is TransportTLS or TransportPlain; "" (a cluster
 	// set before the field existed) means TLS.
 	MigrationTransport string `json:"migration_transport,omitempty"`
