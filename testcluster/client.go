@@ -63,9 +63,12 @@ func (c *Cluster) Migrate(apiAddr string, req api.MigrateRequest) (string, error
 	return resp.ID, err
 }
 
-// putCluster sets a cluster through a node's API, as meshctl cluster does.
+// putCluster sets a cluster through a node's API, as meshctl cluster does:
+// every field, as api.Cluster sends it (an empty list too: a PUT changes
+// the fields it names).
 func (c *Cluster) putCluster(apiAddr string, cl fsm.Cluster) error {
-	return c.Call(apiAddr, "PUT", "/v1/clusters/"+cl.Name, cl, nil)
+	_, err := c.Client(apiAddr).SetCluster(context.Background(), api.Cluster(cl))
+	return err
 }
 
 // SlotWatch samples the leader's state on a ticker and records every moment
