@@ -22,7 +22,7 @@ func (n *Node) handleAffinity(w http.ResponseWriter, r *http.Request) {
 // unknown ones, so every replica binds the rule to the same VMs.
 func (n *Node) handleCreateAffinity(w http.ResponseWriter, r *http.Request) {
 	var req api.AffinityRequest
-	if err := readBody(r, &req); err != nil {
+	if err := decodeBody(r, "affinity", &req); err != nil {
 		writeErr(w, err)
 		return
 	}

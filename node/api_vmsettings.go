@@ -12,7 +12,7 @@ import (
 // handleSetVM changes an operator's settings of one VM (meshctl vm set).
 func (n *Node) handleSetVM(w http.ResponseWriter, r *http.Request) {
 	var req api.VMSettingsRequest
-	if err := readBody(r, &req); err != nil {
+	if err := decodeBody(r, "set vm "+r.PathValue("vm"), &req); err != nil {
 		writeErr(w, err)
 		return
 	}
