@@ -47,7 +47,7 @@ func App(out, errOut io.Writer) *ucli.App {
 			&ucli.StringFlag{Name: "bind", Value: "127.0.0.1", EnvVars: []string{"MESH_BIND"}, Usage: "management-network IP (gossip, raft, API)"},
 			&ucli.StringFlag{Name: "migration-addr", EnvVars: []string{"MESH_MIGRATION_ADDR"}, Usage: "migration-network IP for memory and disk streams (default: --bind)"},
 			&ucli.IntFlag{Name: "gossip-port", Value: 7946},
-			&ucli.IntFlag{Name: "raft-port", Value: 7300},
+			&ucli.IntFlag{Name: "raft-port", Value: 7300, Usage: "the host port: Raft and the host-only routes, mutual TLS with host certificates only"},
 			&ucli.IntFlag{Name: "api-port", Value: 7400},
 			&ucli.StringSliceFlag{Name: "join", EnvVars: []string{"MESH_JOIN"}, Usage: "gossip address (ip:port) of any member (repeat)"},
 			&ucli.BoolFlag{Name: "bootstrap", Usage: "start a new mesh on this host: give it once, on one host (ignored once the data dir holds state)"},
@@ -300,8 +300,8 @@ func setupHypervisor(c *ucli.Context, cfg *node.Config) (func(), error) {
 		simCfg := sim.Config{TimeScale: c.Float64("sim-timescale")}
 		scheme := "sim+http"
 		if cfg.TLS != nil {
-			// Peers' sim endpoints are host-only: dial them with this host's
-			// certificate, accepting only the destination's.
+			// Peers' sim endpoints are on their host ports: dial them with
+			// this host's certificate, accepting only the destination's.
 			scheme, simCfg.PeerClient = "sim+https", simPeerClients(cfg.TLS)
 		}
 		reg := sim.NewRegistry(simCfg)
@@ -329,7 +329,7 @@ func setupHypervisor(c *ucli.Context, cfg *node.Config) (func(), error) {
 		clk := reg.Clock()
 		cfg.Monitor.Clock, cfg.Monitor.NewTicker = clk.Now, clk.NewTicker
 		cfg.Hypervisor, cfg.HypervisorKind = h, "sim"
-		cfg.HypervisorURI = scheme + "://{api}/v1/sim"
+		cfg.HypervisorURI = scheme + "://{host}/v1/sim"
 		cfg.HTTPHandlers = map[string]http.Handler{"/v1/sim": sim.Handler(h)}
 		return reg.Close, nil
 	default:
@@ -385,6 +385,8 @@ func simPeerClients(ht *pki.HostTLS) func(string) (*http.Client, error) {
 		}
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.TLSClientConfig = ht.DialHost(host)
+		// ALPN: the host port's HTTP server, not its Raft.
+		tr.TLSClientConfig.NextProtos = []string{"http/1.1"}
 		c := &http.Client{Timeout: 10 * time.Second, Transport: tr}
 		clients[host] = c
 		return c, nil

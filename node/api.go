@@ -63,16 +63,12 @@ func (n *Node) routes() http.Handler {
 	// reads the API above with the operator's token.
 	mux.Handle("GET /ui/", http.StripPrefix("/ui", webui.Handler()))
 	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
-	// Routes for the mesh's own hosts only: a host certificate, never an
-	// operator's (hostOnly). New internal routes go on this mux.
-	internal := http.NewServeMux()
-	internal.HandleFunc("POST /v1/internal/apply", n.handleInternalApply)
-	mux.Handle("/v1/internal/", n.hostOnly(internal))
-	n.keyringRoutes(mux, internal)
-	// Peer endpoints of the hypervisor (the sim's cross-host calls) are
-	// host-only too.
-	for prefix, h := range n.cfg.HTTPHandlers {
-		mux.Handle(prefix+"/", n.hostOnly(http.StripPrefix(prefix, h)))
+	n.keyringRoutes(mux)
+	// Host-only routes are not served here: they are on the host port
+	// (hostRoutes), where a caller without a host certificate of the mesh
+	// CA is refused at the TLS handshake. Whoever asks here is told so.
+	for _, prefix := range []string{"/v1/internal/", "/v1/sim/"} {
+		mux.HandleFunc(prefix, n.handleHostOnlyElsewhere)
 	}
 	return mux
 }

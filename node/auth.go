@@ -10,10 +10,11 @@ import (
 	"github.com/hostmesh/hostmesh/pki"
 )
 
-// Who is calling. The API takes operators with or without a client
-// certificate (tokens authenticate them, with the ACL work); routes only the
-// mesh's own hosts may use (/v1/internal/*, the sim's peer endpoints) admit
-// a verified host certificate and nothing else.
+// Who is calling. The API port takes operators with or without a client
+// certificate (tokens authenticate them, with the ACL work); the routes only
+// the mesh's own hosts may use (/v1/internal/*, the sim's peer endpoints)
+// are on the host port, whose handshake admits a host certificate of the
+// mesh CA and nothing else (hostapi.go).
 
 // actorOf names the caller of r as the audit trail records it: "host NAME"
 // for a verified host certificate, "anonymous" otherwise. (The ACL work

@@ -54,11 +54,13 @@ type Config struct {
 	Fast bool
 
 	Hypervisor migrate.Hypervisor
-	// HypervisorURI is how peers' hypervisors reach ours; "{api}" in it is
-	// replaced by this node's API address (the sim hypervisor's HTTP peer).
+	// HypervisorURI is how peers' hypervisors reach ours; "{host}" in it
+	// is replaced by this node's host port address (the sim hypervisor's
+	// HTTP peer).
 	HypervisorURI string
-	// HTTPHandlers are mounted on the API under their path prefix (the sim
-	// hypervisor's peer endpoint, "/v1/sim").
+	// HTTPHandlers are mounted on the host port under their path prefix,
+	// for the mesh's hosts only (the sim hypervisor's peer endpoint,
+	// "/v1/sim").
 	HTTPHandlers   map[string]http.Handler
 	HypervisorKind string // "libvirt" or "sim"
 	// Networks and StorageDomains are what this host offers; StorageDomains
@@ -211,8 +213,8 @@ var ErrNoTLS = errors.New("meshd needs TLS: --ca-file, --cert-file and --key-fil
 func (c *Config) insecure() []string {
 	var out []string
 	if c.TLS == nil {
-		out = append(out, "the API is plain HTTP and its host-only routes accept anyone",
-			"Raft is plain TCP and accepts any peer")
+		out = append(out, "the API is plain HTTP",
+			"Raft is plain TCP and accepts any peer, and so do the host-only routes on the host port")
 	}
 	if len(c.GossipKey) == 0 {
 		out = append(out, "gossip is unencrypted and unauthenticated")

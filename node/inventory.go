@@ -37,7 +37,7 @@ func (n *Node) readFacts(ctx context.Context) (fsm.HostFacts, error) {
 		Name: n.cfg.Name, Cluster: n.cfg.Cluster,
 		APIAddr: n.apiLn.Addr().String(), RaftAddr: string(n.transport.LocalAddr()),
 		MgmtAddr: n.cfg.BindAddr, MigrationAddr: n.cfg.MigrationAddr,
-		HypervisorURI: strings.ReplaceAll(n.cfg.HypervisorURI, "{api}", n.apiLn.Addr().String()), Hypervisor: n.cfg.HypervisorKind,
+		HypervisorURI: strings.ReplaceAll(n.cfg.HypervisorURI, "{host}", n.RaftAddr()), Hypervisor: n.cfg.HypervisorKind,
 		Arch: caps.Arch, CPUModel: caps.CPUModel, CPUFlags: caps.CPUFlags, CPUModels: caps.CPUModels,
 		MemTotalMiB: caps.MemTotalMiB, MemFreeMiB: caps.MemFreeMiB, MemReservedMiB: caps.MemReservedMiB,
 		CPUs: caps.CPUs, CPUsFree: max(caps.CPUs-used, 0),

@@ -18,19 +18,15 @@ import (
 // keyringTimeout bounds one host's answer during a fan-out.
 const keyringTimeout = 10 * time.Second
 
-// keyringRoutes mounts the operators' keyring routes on public and the
-// per-host one on internal (host-only). Any meshd serves /v1/keyring: it
-// fans the operation out to every alive member, itself included, over
-// /v1/internal/keyring, and reports host by host, as `consul keyring` does.
-func (n *Node) keyringRoutes(public, internal *http.ServeMux) {
+// keyringRoutes mounts the operators' keyring routes on public. Any meshd
+// serves /v1/keyring: it fans the operation out to every alive member,
+// itself included, over the host port's /v1/internal/keyring (hostRoutes),
+// and reports host by host, as `consul keyring` does.
+func (n *Node) keyringRoutes(public *http.ServeMux) {
 	public.HandleFunc("GET /v1/keyring", n.handleKeyring)
 	public.HandleFunc("POST /v1/keyring", n.handleKeyring)
 	public.HandleFunc("PUT /v1/keyring", n.handleKeyring)
 	public.HandleFunc("DELETE /v1/keyring", n.handleKeyring)
-	internal.HandleFunc("GET /v1/internal/keyring", n.handleInternalKeyring)
-	internal.HandleFunc("POST /v1/internal/keyring", n.handleInternalKeyring)
-	internal.HandleFunc("PUT /v1/internal/keyring", n.handleInternalKeyring)
-	internal.HandleFunc("DELETE /v1/internal/keyring", n.handleInternalKeyring)
 }
 
 // keyringOps names the operations by HTTP method.
@@ -233,10 +229,10 @@ func (n *Node) keyringOn(ctx context.Context, m gossip.Member, method string, ke
 	if m.Name == n.cfg.Name {
 		return n.localKeyring(method, key)
 	}
-	if m.Facts.APIAddr == "" {
-		return api.KeyringHost{}, fmt.Errorf("no API address gossiped yet")
+	if m.Facts.RaftAddr == "" {
+		return api.KeyringHost{}, fmt.Errorf("no host port address gossiped yet")
 	}
-	cl, err := n.peers.client(m.Name, m.Facts.APIAddr)
+	cl, err := n.peers.client(m.Name, m.Facts.RaftAddr)
 	if err != nil {
 		return api.KeyringHost{}, err
 	}

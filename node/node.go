@@ -42,6 +42,8 @@ type Node struct {
 	gossip *gossip.Agent
 	api    *http.Server
 	apiLn  net.Listener
+	// hostAPI serves the host-only routes on the host port (hostapi.go).
+	hostAPI *http.Server
 	// peers are API clients of other hosts (forwarding to the leader).
 	peers peerClients
 
@@ -144,6 +146,7 @@ func (n *Node) start() error {
 	if err := n.startBootstrap(); err != nil {
 		return err
 	}
+	n.serveHostAPI()
 	n.serveAPI(apiLn)
 	n.go_(n.leaderLoop)
 	n.go_(n.watchSuffrage)
@@ -163,7 +166,7 @@ func (n *Node) Name() string { return n.cfg.Name }
 // APIAddr is host:port of the HTTP API.
 func (n *Node) APIAddr() string { return n.apiLn.Addr().String() }
 
-// RaftAddr is host:port of the Raft transport.
+// RaftAddr is host:port of the host port: Raft and the host-only routes.
 func (n *Node) RaftAddr() string { return string(n.transport.LocalAddr()) }
 
 // GossipAddr is ip:port of memberlist.
@@ -202,6 +205,9 @@ func (n *Node) Kill() {
 			_ = n.api.Close()
 		} else if n.apiLn != nil {
 			_ = n.apiLn.Close()
+		}
+		if n.hostAPI != nil {
+			_ = n.hostAPI.Close()
 		}
 		if n.gossip != nil {
 			_ = n.gossip.Shutdown()

@@ -8,8 +8,8 @@ import (
 	"github.com/hostmesh/hostmesh/pki"
 )
 
-// peerClients holds one API client per peer host (by name and address), so
-// forwarded writes reuse their connections. With TLS each presents this
+// peerClients holds one client of each peer host's host port (by name and
+// address), so forwarded writes reuse their connections. With TLS each presents this
 // host's certificate and accepts only the named peer's.
 type peerClients struct {
 	self string
@@ -28,7 +28,9 @@ func (p *peerClients) client(name, addr string) (*api.Client, error) {
 	}
 	cfg := api.Config{Addr: "http://" + addr, Host: p.self}
 	if p.tls != nil {
+		// ALPN asks the host port for its HTTP server (see streamLayer).
 		cfg.Addr, cfg.TLS = "https://"+addr, p.tls.DialHost(name)
+		cfg.TLS.NextProtos = []string{alpnHTTP}
 	}
 	c, err := api.NewClient(cfg)
 	if err != nil {

@@ -103,33 +103,27 @@ func (n *Node) waitApplied(ctx context.Context, index uint64) {
 	}
 }
 
-// leaderAPI finds the leader and its API address through its gossiped facts.
-func (n *Node) leaderAPI() (name, addr string, err error) {
-	_, id := n.raft.LeaderWithID()
+// leaderHostPort finds the leader and the address of its host port, which
+// serves the host-only routes: the address the Raft configuration has for
+// it, where this host's Raft already reaches it.
+func (n *Node) leaderHostPort() (name, addr string, err error) {
+	a, id := n.raft.LeaderWithID()
 	if id == "" {
 		return "", "", ErrNoLeader
 	}
-	name = string(id)
-	if m, ok := n.gossip.Member(name); ok && m.Facts.APIAddr != "" {
-		return name, m.Facts.APIAddr, nil
+	if a == "" {
+		return "", "", fmt.Errorf("%w: leader %s has no known address", ErrNoLeader, id)
 	}
-	n.fsm.Read(func(s *fsm.State) {
-		if h := s.Hosts[name]; h != nil {
-			addr = h.APIAddr
-		}
-	})
-	if addr == "" {
-		return "", "", fmt.Errorf("%w: leader %s has no known API address", ErrNoLeader, name)
-	}
-	return name, addr, nil
+	return string(id), string(a), nil
 }
 
-// forward sends a raw command to the leader's internal apply endpoint and
+// forward sends a raw command to the leader's internal apply route (on its
+// host port, with this host's certificate) and
 // waits until this replica applied its entry, so the client reads its own
 // write from this node next. A leader that cannot be reached is no leader
 // to this client (503): nothing was applied that it could learn of.
 func (n *Node) forward(ctx context.Context, data []byte) (json.RawMessage, error) {
-	leader, addr, err := n.leaderAPI()
+	leader, addr, err := n.leaderHostPort()
 	if err != nil {
 		return nil, err
 	}

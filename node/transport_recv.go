@@ -143,13 +143,16 @@ func (t *raftTransport) listen() {
 // one RPC after another until the peer closes it or breaks a rule.
 func (t *raftTransport) handleConn(raw net.Conn) {
 	defer t.wg.Done()
+	handedOff := false
 	defer func() {
 		t.connMu.Lock()
 		delete(t.inbound, raw)
 		t.connMu.Unlock()
-		_ = raw.Close()
+		if !handedOff {
+			_ = raw.Close()
+		}
 	}()
-	conn, peer, err := t.stream.handshake(raw, handshakeTimeout)
+	conn, peer, proto, err := t.stream.handshake(raw, handshakeTimeout)
 	if err != nil {
 		var op *net.OpError
 		if errors.As(err, &op) && op.Op == "remote error" {
@@ -160,6 +163,11 @@ func (t *raftTransport) handleConn(raw net.Conn) {
 		t.refusedHandshakes.Add(1)
 		t.log.Warn("raft: refused a connection at the TLS handshake: peers must present a host certificate of the mesh CA",
 			"remote", raw.RemoteAddr().String(), "err", err)
+		return
+	}
+	if proto == protoHTTP {
+		// A host-only HTTP request: the host API server owns it now.
+		handedOff = t.stream.HTTP.handoff(conn)
 		return
 	}
 	r := bufio.NewReaderSize(conn, rpcRecvBuffer)

@@ -4,7 +4,10 @@ import (
 	"bufio"
 	"crypto/tls"
 	"errors"
+	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -163,4 +166,80 @@ func testPoll(timeout time.Duration, cond func() bool) error {
 		}
 	}
 	return nil
+}
+
+// TestHostPortCarriesRaftAndHTTP: one listener, two protocols. Over TLS,
+// ALPN sends a host's HTTP request to the host-only HTTP server (which sees
+// the verified certificate) and Raft to Raft on the same port; a caller
+// without a certificate is refused at the handshake whatever it asks.
+// Without TLS (--dev) the first byte tells them apart.
+func TestHostPortCarriesRaftAndHTTP(t *testing.T) {
+	ca, err := pki.NewCA(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := newRaftTransport(listenStream(t), 3, 5*time.Second, nil)
+	defer plain.Close()
+	h1 := newRaftTransport(tlsStream(t, ca, "h1"), 3, 5*time.Second, nil)
+	defer h1.Close()
+	h2 := newRaftTransport(tlsStream(t, ca, "h2"), 3, 5*time.Second, nil)
+	defer h2.Close()
+	for _, tr := range []*raftTransport{plain, h1} {
+		serve(t, tr, func(rpc raft.RPC) (any, error) {
+			req := rpc.Command.(*raft.AppendEntriesRequest)
+			return &raft.AppendEntriesResponse{Term: req.Term, Success: true}, nil
+		})
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			who := "nobody"
+			if r.TLS != nil {
+				who, _ = pki.PeerHost(*r.TLS)
+			}
+			fmt.Fprintf(w, "%s %s from %s", r.Method, r.URL.Path, who)
+		})}
+		go func() { _ = srv.Serve(tr.stream.HTTP) }()
+		defer srv.Close()
+	}
+	get := func(cl *http.Client, url string) (string, error) {
+		resp, err := cl.Get(url)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return string(b), err
+	}
+
+	kp, err := ca.HostCert(pki.CertSpec{Name: "h2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ht, err := pki.NewHostTLS(ca.Cert, kp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := ht.DialHost("h1")
+	tc.NextProtos = []string{alpnHTTP}
+	hostClient := &http.Client{Transport: &http.Transport{TLSClientConfig: tc}}
+	defer hostClient.CloseIdleConnections()
+	if got, err := get(hostClient, "https://"+string(h1.LocalAddr())+"/v1/internal/x"); err != nil || got != "GET /v1/internal/x from h2" {
+		t.Fatalf("a host's HTTP request on the host port: %q, %v", got, err)
+	}
+	var resp raft.AppendEntriesResponse
+	if err := h2.AppendEntries("h1", h1.LocalAddr(), &raft.AppendEntriesRequest{RPCHeader: header("h2"), Term: 3}, &resp); err != nil || !resp.Success {
+		t.Fatalf("Raft on the same port: %+v %v", resp, err)
+	}
+	anon := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13}}}
+	defer anon.CloseIdleConnections()
+	if got, err := get(anon, "https://"+string(h1.LocalAddr())+"/v1/internal/x"); err == nil {
+		t.Fatalf("a caller without a certificate was answered: %q", got)
+	}
+
+	if got, err := get(http.DefaultClient, "http://"+string(plain.LocalAddr())+"/v1/sim/reserve"); err != nil || got != "GET /v1/sim/reserve from nobody" {
+		t.Fatalf("plain HTTP on a --dev host port: %q, %v", got, err)
+	}
+	client := newRaftTransport(listenStream(t), 3, 5*time.Second, nil)
+	defer client.Close()
+	if err := client.AppendEntries("x", plain.LocalAddr(), &raft.AppendEntriesRequest{RPCHeader: header("x"), Term: 3}, &resp); err != nil || !resp.Success {
+		t.Fatalf("plain Raft on a --dev host port: %+v %v", resp, err)
+	}
 }

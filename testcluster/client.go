@@ -17,10 +17,11 @@ import (
 // HTTP in DevMode). One per address, kept for the cluster's life.
 func (c *Cluster) Client(apiAddr string) *api.Client { return c.client(apiAddr, "") }
 
-// HostClient is a client of the node at apiAddr that presents a host
-// certificate of the cluster's CA for host (issued on first use), as a
-// mesh host calling another does: it may use the host-only routes.
-func (c *Cluster) HostClient(apiAddr, host string) *api.Client { return c.client(apiAddr, host) }
+// HostClient is a client of the host port at hostAddr (a node's RaftAddr)
+// that presents a host certificate of the cluster's CA for host (issued on
+// first use), as a mesh host calling another does: it may use the
+// host-only routes.
+func (c *Cluster) HostClient(hostAddr, host string) *api.Client { return c.client(hostAddr, host) }
 
 func (c *Cluster) client(apiAddr, host string) *api.Client {
 	c.mu.Lock()

@@ -3,7 +3,6 @@ package testcluster
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -54,29 +53,40 @@ func TestKeyringRotationOnLiveMesh(t *testing.T) {
 		t.Fatalf("keyring before the rotation: %+v", r)
 	}
 
-	// The per-host route is for the mesh's hosts only: an operator, with or
-	// without a certificate, is refused and nothing is installed; a host
-	// certificate is served.
+	// The per-host route is for the mesh's hosts only, on the host port: an
+	// operator, with or without a certificate, is refused at the TLS
+	// handshake there, the API port does not serve it, and nothing is
+	// installed; a host certificate is served.
 	ctx := context.Background()
+	hostAddr := c.Node(1).RaftAddr()
 	operator, err := c.CA.ClientCert(pki.CertSpec{Name: "alice"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: x509.NewCertPool(),
+	tc := &tls.Config{MinVersion: tls.VersionTLS13, InsecureSkipVerify: true,
 		Certificates: []tls.Certificate{operator.TLSCertificate()}}
-	tc.RootCAs.AddCert(c.CA.Cert)
-	withCert, err := api.NewClient(api.Config{Addr: addr, TLS: tc})
+	withCert, err := api.NewClient(api.Config{Addr: hostAddr, TLS: tc})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer withCert.Close()
-	for what, cl := range map[string]*api.Client{"no certificate": c.Client(addr), "an operator's certificate": withCert} {
-		var ae *api.Error
-		if _, err := cl.InternalKeyring(ctx, http.MethodPost, newB64); !errors.As(err, &ae) || ae.Kind != api.KindForbidden {
-			t.Fatalf("internal keyring install with %s: %v, want 403", what, err)
+	noCert, err := api.NewClient(api.Config{Addr: hostAddr, TLS: &tls.Config{MinVersion: tls.VersionTLS13, InsecureSkipVerify: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer noCert.Close()
+	for what, cl := range map[string]*api.Client{"no certificate": noCert, "an operator's certificate": withCert} {
+		var ce *api.ConnError
+		if _, err := cl.InternalKeyring(ctx, http.MethodPost, newB64); !errors.As(err, &ce) {
+			t.Fatalf("internal keyring install with %s at the host port: %v, want refused at the handshake", what, err)
 		}
 	}
-	if h, err := c.HostClient(addr, "h3").InternalKeyring(ctx, http.MethodGet, ""); err != nil || h.Host != "h2" ||
+	var ae *api.Error
+	if _, err := c.Client(addr).InternalKeyring(ctx, http.MethodPost, newB64); !errors.As(err, &ae) || ae.Status != http.StatusNotFound ||
+		!strings.Contains(ae.Message, "host port") {
+		t.Fatalf("internal keyring install at the API port: %v, want 404 naming the host port", err)
+	}
+	if h, err := c.HostClient(hostAddr, "h3").InternalKeyring(ctx, http.MethodGet, ""); err != nil || h.Host != "h2" ||
 		!reflect.DeepEqual(h.Keys, []string{oldFP}) {
 		t.Fatalf("internal keyring list with h3's certificate: %+v, %v", h, err)
 	}

@@ -14,8 +14,8 @@ import (
 	"github.com/hostmesh/hostmesh/fsm"
 )
 
-// TestMalformedCommandsNeverEnterTheLog: the internal apply endpoint (the
-// leader's, and a follower's that forwards) answers a malformed command
+// TestMalformedCommandsNeverEnterTheLog: the internal apply route on the
+// host port (the leader's, and a follower's that forwards) answers a malformed command
 // with 400 and an oversized one with 413, and none of them reaches the log:
 // a 10 MiB junk body grew every replica's raft.db by 27 MiB before.
 func TestMalformedCommandsNeverEnterTheLog(t *testing.T) {
@@ -47,7 +47,7 @@ func TestMalformedCommandsNeverEnterTheLog(t *testing.T) {
 	var follower string
 	for _, n := range c.Nodes() {
 		if !n.IsLeader() {
-			follower = n.APIAddr()
+			follower = n.RaftAddr()
 		}
 	}
 	junk := bytes.Repeat([]byte("A"), 10<<20)
@@ -63,7 +63,7 @@ func TestMalformedCommandsNeverEnterTheLog(t *testing.T) {
 		{"absurd CPUs", append([]byte{byte(fsm.CmdUpsertHost)}, []byte(`{"facts":{"name":"hx","cluster":"c1","cpus":-5}}`)...), http.StatusBadRequest},
 	}
 	for _, tc := range cases {
-		for _, addr := range []string{l.APIAddr(), follower} {
+		for _, addr := range []string{l.RaftAddr(), follower} {
 			_, _, err := c.HostClient(addr, "probe").InternalApply(context.Background(), tc.body)
 			var ae *api.Error
 			if !errors.As(err, &ae) || ae.Status != tc.status {

@@ -80,12 +80,12 @@ func (m *mesh) progressBurst(id string, window time.Duration, conc int) (float64
 }
 
 // applyOnLeader posts one raw command to the leader's internal apply
-// endpoint; when the leader stepped down (503) it finds the new one and
+// route, on its host port (--raft-port) with a host certificate; when the leader stepped down (503) it finds the new one and
 // retries, counting the retry.
 func (m *mesh) applyOnLeader(leader *atomic.Int64, data []byte) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		cl, err := m.client(m.api(int(leader.Load())), benchHost)
+		cl, err := m.client(fmt.Sprintf("127.0.0.1:%d", m.raftPort(int(leader.Load()))), benchHost)
 		if err != nil {
 			return err
 		}
