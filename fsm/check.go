@@ -41,6 +41,7 @@ func (s *State) Check() error {
 			bad("host %q has unknown state %q", k, h.State)
 		}
 	}
+	s.checkACL(bad)
 	for k, c := range s.Clusters {
 		if c == nil {
 			bad("cluster %q is null", k)

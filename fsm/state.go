@@ -41,6 +41,8 @@ type State struct {
 	Time time.Time `json:"time,omitzero"`
 	// Events is the bounded event log (events.go). Clone leaves it out.
 	Events *EventLog `json:"events,omitempty"`
+	// ACL is the table of ACL tokens (acl.go).
+	ACL ACL `json:"acl,omitzero"`
 
 	// index is the Raft index of the entry being applied, which handlers
 	// record (VM.MovedIndex, alarms); set by Apply, never part of the
@@ -97,6 +99,7 @@ func (s *State) Clone() *State {
 		LogVersion: s.LogVersion,
 		Leader:     s.Leader,
 		Time:       s.Time,
+		ACL:        s.ACL.clone(),
 	}
 	for k, h := range s.Hosts {
 		v := *h
