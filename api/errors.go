@@ -16,19 +16,23 @@ type Error struct {
 	Message string        `json:"error"`
 	Kind    string        `json:"kind"`
 	Checks  []CheckResult `json:"checks,omitempty"`
+	// Right is the right a refused call needed (401, 403): read,
+	// operator, admin, or host for host-only routes.
+	Right string `json:"right,omitempty"`
 }
 
 func (e *Error) Error() string { return e.Message }
 
 // Error kinds.
 const (
-	KindBadRequest = "bad_request" // 400: the request itself is wrong
-	KindNotFound   = "not_found"   // 404: no such host, VM, migration
-	KindRejected   = "rejected"    // 409: the state does not allow it
-	KindRefused    = "refused"     // 409: prerequisite checks failed (Checks)
-	KindForbidden  = "forbidden"   // 403: the caller may not do this (a host-only route)
-	KindNoLeader   = "no_leader"   // 503: the mesh has no leader now
-	KindInternal   = "internal"    // 500
+	KindBadRequest   = "bad_request"  // 400: the request itself is wrong
+	KindNotFound     = "not_found"    // 404: no such host, VM, migration
+	KindRejected     = "rejected"     // 409: the state does not allow it
+	KindRefused      = "refused"      // 409: prerequisite checks failed (Checks)
+	KindUnauthorized = "unauthorized" // 401: no token, or one the mesh does not know
+	KindForbidden    = "forbidden"    // 403: the caller's token (or certificate) lacks the right
+	KindNoLeader     = "no_leader"    // 503: the mesh has no leader now
+	KindInternal     = "internal"     // 500
 	// KindBusy (429, with Retry-After): too many blocking reads wait on
 	// this host; retry after the time it gives.
 	KindBusy = "busy"

@@ -26,7 +26,7 @@ func App(out, errOut io.Writer) *ucli.App {
 		Commands: []*ucli.Command{
 			HostsCommand, VMsCommand, VMCommand, StatusCommand,
 			MigrateCommand, MigrationsCommand, CancelCommand,
-			DrainCommand, ActivateCommand, LeaveCommand, ClusterCommand, AffinityCommand, EventsCommand, KeygenCommand, KeyringCommand, TLSCommand,
+			DrainCommand, ActivateCommand, LeaveCommand, ClusterCommand, AffinityCommand, EventsCommand, KeygenCommand, KeyringCommand, TLSCommand, ACLCommand,
 		},
 		// Errors are turned into exit codes by Run, not inside urfave/cli,
 		// so tests can run commands in-process.

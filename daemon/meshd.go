@@ -57,6 +57,7 @@ func App(out, errOut io.Writer) *ucli.App {
 			&ucli.StringFlag{Name: "ca-file", EnvVars: []string{"MESH_CA_FILE"}, Usage: "the mesh's CA certificate (meshctl tls ca create)"},
 			&ucli.StringFlag{Name: "cert-file", EnvVars: []string{"MESH_CERT_FILE"}, Usage: "this host's certificate (meshctl tls cert create --host NAME)"},
 			&ucli.StringFlag{Name: "key-file", EnvVars: []string{"MESH_KEY_FILE"}, Usage: "this host's certificate key"},
+			&ucli.StringFlag{Name: "initial-management-token-file", EnvVars: []string{"MESH_INITIAL_MANAGEMENT_TOKEN_FILE"}, Usage: "file (mode 0600) holding the secret of a management token the mesh starts with, instead of meshctl acl bootstrap (as Consul's initial_management); give every host the same"},
 			&ucli.BoolFlag{Name: "dev", Usage: "INSECURE, tests only: run without TLS (plain HTTP API, plain Raft accepting any peer) and allow unencrypted gossip"},
 			&ucli.IntFlag{Name: "max-voters", Value: 5, Usage: "raft voters; further hosts replicate as non-voters"},
 			&ucli.StringFlag{Name: "hypervisor", Value: "libvirt", Usage: "libvirt or sim"},
@@ -146,6 +147,9 @@ func runMeshd(c *ucli.Context) error {
 		return ucli.Exit("error: --bootstrap and --bootstrap-expect exclude each other: one host bootstraps, or N hosts together", exitUsage)
 	}
 	if cfg.GossipKey, err = gossipKey(c, log); err != nil {
+		return err
+	}
+	if cfg.InitialManagementToken, err = initialToken(c); err != nil {
 		return err
 	}
 	if cfg.TLS, err = loadHostTLS(c); err != nil {
@@ -391,4 +395,21 @@ func simPeerClients(ht *pki.HostTLS) func(string) (*http.Client, error) {
 		clients[host] = c
 		return c, nil
 	}
+}
+
+// initialToken reads --initial-management-token-file ("" without one).
+func initialToken(c *ucli.Context) (string, error) {
+	file := c.String("initial-management-token-file")
+	if file == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", ucli.Exit("error: --initial-management-token-file: "+err.Error(), exitUsage)
+	}
+	tok := strings.TrimSpace(string(b))
+	if err := node.CheckInitialToken(tok); err != nil {
+		return "", ucli.Exit("error: --initial-management-token-file "+file+": "+err.Error(), exitUsage)
+	}
+	return tok, nil
 }

@@ -35,34 +35,45 @@ func remoteError(e *api.Error) error {
 // through Raft, forwarded to the leader when this node does not lead.
 func (n *Node) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/health/live", n.handleLive)
-	mux.HandleFunc("GET /v1/health/ready", n.handleReady)
-	mux.HandleFunc("GET /v1/status", n.handleStatus)
-	mux.HandleFunc("GET /v1/hosts", n.handleHosts)
-	mux.HandleFunc("GET /v1/vms", n.handleVMs)
-	mux.HandleFunc("PUT /v1/vms/{vm}/settings", n.handleSetVM)
-	mux.HandleFunc("GET /v1/affinity", n.handleAffinity)
-	mux.HandleFunc("POST /v1/affinity", n.handleCreateAffinity)
-	mux.HandleFunc("DELETE /v1/affinity/{name}", n.handleDeleteAffinity)
-	mux.HandleFunc("GET /v1/migrations", n.handleMigrations)
-	mux.HandleFunc("GET /v1/migrations/{id}", n.handleMigration)
-	mux.HandleFunc("POST /v1/migrations", n.handleMigrate)
-	mux.HandleFunc("POST /v1/migrations/{id}/cancel", n.handleCancel)
-	mux.HandleFunc("GET /v1/drains", n.handleDrains)
-	mux.HandleFunc("GET /v1/events", n.handleEvents)
-	mux.HandleFunc("GET /v1/hosts/{name}/drain", n.handleDrainStatus)
-	mux.HandleFunc("POST /v1/hosts/{name}/drain", n.handleDrain)
-	mux.HandleFunc("GET /v1/hosts/{name}/drain/plan", n.handleDrainPlan)
-	mux.HandleFunc("POST /v1/hosts/{name}/drain/cancel", n.handleDrainCancel)
-	mux.HandleFunc("POST /v1/hosts/{name}/activate", n.handleActivate)
-	mux.HandleFunc("GET /v1/clusters/{name}", n.handleGetCluster)
-	mux.HandleFunc("PUT /v1/clusters/{name}", n.handlePutCluster)
-	mux.HandleFunc("POST /v1/leave", n.handleLeave)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{}))
+	// Every route names the right it needs (acl.go): rightNone for the
+	// health checks, the dashboard's files and the one-time bootstrap.
+	open := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, n.need(rightNone, "", h)) }
+	read := func(pattern, what string, h http.HandlerFunc) { mux.Handle(pattern, n.need(fsm.PolicyRead, what, h)) }
+	operate := func(pattern, what string, h http.HandlerFunc) {
+		mux.Handle(pattern, n.need(fsm.PolicyOperator, what, h))
+	}
+	admin := func(pattern, what string, h http.HandlerFunc) { mux.Handle(pattern, n.need(fsm.PolicyAdmin, what, h)) }
+	open("GET /v1/health/live", n.handleLive)
+	open("GET /v1/health/ready", n.handleReady)
+	read("GET /v1/status", "read the status", n.handleStatus)
+	read("GET /v1/hosts", "list hosts", n.handleHosts)
+	read("GET /v1/vms", "list VMs", n.handleVMs)
+	operate("PUT /v1/vms/{vm}/settings", "change a VM's settings", n.handleSetVM)
+	read("GET /v1/affinity", "list affinity rules", n.handleAffinity)
+	admin("POST /v1/affinity", "create affinity rules", n.handleCreateAffinity)
+	admin("DELETE /v1/affinity/{name}", "delete affinity rules", n.handleDeleteAffinity)
+	read("GET /v1/migrations", "list migrations", n.handleMigrations)
+	read("GET /v1/migrations/{id}", "read a migration", n.handleMigration)
+	operate("POST /v1/migrations", "migrate", n.handleMigrate)
+	operate("POST /v1/migrations/{id}/cancel", "cancel a migration", n.handleCancel)
+	read("GET /v1/drains", "list drains", n.handleDrains)
+	read("GET /v1/events", "read events", n.handleEvents)
+	read("GET /v1/hosts/{name}/drain", "read a drain", n.handleDrainStatus)
+	operate("POST /v1/hosts/{name}/drain", "drain a host", n.handleDrain)
+	read("GET /v1/hosts/{name}/drain/plan", "read a drain's plan", n.handleDrainPlan)
+	operate("POST /v1/hosts/{name}/drain/cancel", "cancel a drain", n.handleDrainCancel)
+	operate("POST /v1/hosts/{name}/activate", "activate a host", n.handleActivate)
+	read("GET /v1/clusters/{name}", "read a cluster", n.handleGetCluster)
+	admin("PUT /v1/clusters/{name}", "change a cluster", n.handlePutCluster)
+	admin("POST /v1/leave", "make a host leave", n.handleLeave)
+	metrics := promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{})
+	read("GET /metrics", "read metrics", metrics.ServeHTTP)
 	// The web dashboard: static files, no data of their own; the page
 	// reads the API above with the operator's token.
-	mux.Handle("GET /ui/", http.StripPrefix("/ui", webui.Handler()))
-	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
+	ui := http.StripPrefix("/ui", webui.Handler())
+	open("GET /ui/", ui.ServeHTTP)
+	open("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound).ServeHTTP)
+	n.aclRoutes(mux)
 	n.keyringRoutes(mux)
 	// Host-only routes are not served here: they are on the host port
 	// (hostRoutes), where a caller without a host certificate of the mesh

@@ -11,15 +11,18 @@ import (
 )
 
 // Who is calling. The API port takes operators with or without a client
-// certificate (tokens authenticate them, with the ACL work); the routes only
+// certificate; tokens authenticate them (acl.go); the routes only
 // the mesh's own hosts may use (/v1/internal/*, the sim's peer endpoints)
 // are on the host port, whose handshake admits a host certificate of the
 // mesh CA and nothing else (hostapi.go).
 
-// actorOf names the caller of r as the audit trail records it: "host NAME"
-// for a verified host certificate, "anonymous" otherwise. (The ACL work
-// makes it "token:NAME" for a token's holder.)
+// actorOf names the caller of r as the audit trail records it:
+// "token:NAME" for a token's holder, "host NAME" for a verified host
+// certificate, "anonymous" otherwise (the one-time bootstrap).
 func actorOf(r *http.Request) string {
+	if c, ok := callerOfCtx(r); ok {
+		return c.actor
+	}
 	if host, err := peerHost(r); err == nil {
 		return "host " + host
 	}

@@ -45,6 +45,11 @@ type Config struct {
 	// Raft and the host-only routes (internal apply, forwarding, sim peers)
 	// are mutual TLS between host certificates. Required unless DevMode.
 	TLS *pki.HostTLS
+	// InitialManagementToken, when set, is the secret of a management
+	// (admin) token the leader creates when the mesh has no ACL table yet,
+	// as Consul's initial_management: demos and test harnesses start with
+	// a known token instead of running `meshctl acl bootstrap` (acl.go).
+	InitialManagementToken string
 	// DevMode lets meshd run without TLS and without a gossip key (tests
 	// and trying it out); whatever is left insecure is logged loudly.
 	DevMode bool

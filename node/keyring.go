@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hostmesh/hostmesh/api"
+	"github.com/hostmesh/hostmesh/fsm"
 	"github.com/hostmesh/hostmesh/gossip"
 )
 
@@ -23,10 +24,11 @@ const keyringTimeout = 10 * time.Second
 // itself included, over the host port's /v1/internal/keyring (hostRoutes),
 // and reports host by host, as `consul keyring` does.
 func (n *Node) keyringRoutes(public *http.ServeMux) {
-	public.HandleFunc("GET /v1/keyring", n.handleKeyring)
-	public.HandleFunc("POST /v1/keyring", n.handleKeyring)
-	public.HandleFunc("PUT /v1/keyring", n.handleKeyring)
-	public.HandleFunc("DELETE /v1/keyring", n.handleKeyring)
+	// Admin: the gossip key admits hosts to the mesh.
+	public.Handle("GET /v1/keyring", n.need(fsm.PolicyAdmin, "list gossip keys", n.handleKeyring))
+	public.Handle("POST /v1/keyring", n.need(fsm.PolicyAdmin, "install a gossip key", n.handleKeyring))
+	public.Handle("PUT /v1/keyring", n.need(fsm.PolicyAdmin, "change the primary gossip key", n.handleKeyring))
+	public.Handle("DELETE /v1/keyring", n.need(fsm.PolicyAdmin, "remove a gossip key", n.handleKeyring))
 }
 
 // keyringOps names the operations by HTTP method.

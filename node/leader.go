@@ -55,6 +55,7 @@ func (n *Node) lead(ctx context.Context) {
 	// the log's version to this meshd's, so every replica applies the
 	// entries after it under this version's rules.
 	n.try(ctx, fsm.CmdLeaderElected, fsm.LeaderElected{Leader: n.cfg.Name, Version: fsm.LogVersion, At: time.Now().UTC()})
+	n.writeInitialToken(ctx)
 	// Gossip events queued while this host followed are stale (nothing reads
 	// them then): handling them one by one, a Raft commit for each whose
 	// facts differ from the state, kept a new leader of 100 hosts from

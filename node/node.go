@@ -42,6 +42,8 @@ type Node struct {
 	gossip *gossip.Agent
 	api    *http.Server
 	apiLn  net.Listener
+	// initialHash is the SHA-256 of Config.InitialManagementToken (acl.go).
+	initialHash string
 	// hostAPI serves the host-only routes on the host port (hostapi.go).
 	hostAPI *http.Server
 	// peers are API clients of other hosts (forwarding to the leader).
@@ -90,6 +92,13 @@ func New(cfg Config) (*Node, error) {
 		peers: peerClients{self: cfg.Name, tls: cfg.TLS}}
 	n.res.init(cfg.Networks, cfg.StorageDomains)
 	n.metrics = n.newNodeMetrics()
+	if cfg.InitialManagementToken != "" {
+		if err := CheckInitialToken(cfg.InitialManagementToken); err != nil {
+			cancel()
+			return nil, fmt.Errorf("start node %s: %w", cfg.Name, err)
+		}
+		n.initialHash = HashSecret(cfg.InitialManagementToken)
+	}
 	if err := n.start(); err != nil {
 		n.Kill()
 		return nil, fmt.Errorf("start node %s: %w", cfg.Name, err)

@@ -14,7 +14,8 @@ import (
 
 // Client is an API client of the node at apiAddr as an operator reaches
 // it: HTTPS verified with the cluster's CA, no client certificate (plain
-// HTTP in DevMode). One per address, kept for the cluster's life.
+// HTTP in DevMode), the cluster's management token. One per address, kept
+// for the cluster's life.
 func (c *Cluster) Client(apiAddr string) *api.Client { return c.client(apiAddr, "") }
 
 // HostClient is a client of the host port at hostAddr (a node's RaftAddr)
@@ -31,6 +32,9 @@ func (c *Cluster) client(apiAddr, host string) *api.Client {
 		return cl
 	}
 	cfg := api.Config{Addr: "http://" + apiAddr}
+	if host == "" {
+		cfg.Token = c.ManagementToken
+	}
 	if c.CA != nil {
 		cfg.Addr = apiAddr
 		cfg.TLS = &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: x509.NewCertPool()}

@@ -59,6 +59,10 @@ type Options struct {
 	// plain Raft. By default every cluster runs as production does: its own
 	// CA, a host certificate per host, mutual TLS (and a gossip key).
 	DevMode bool
+	// NoInitialToken starts the hosts without an initial management
+	// token: the mesh waits for meshctl acl bootstrap (Client's token is
+	// then nothing to it).
+	NoInitialToken bool
 }
 
 // Cluster is a running in-process mesh.
@@ -74,6 +78,11 @@ type Cluster struct {
 	// holds its certificate, for meshctl --cacert.
 	CA     *pki.CA
 	CAFile string
+	// ManagementToken is the secret every host starts with as its initial
+	// management token (meshd --initial-management-token-file, in
+	// TokenFile); Client sends it (acl.go).
+	ManagementToken string
+	TokenFile       string
 
 	mu      sync.Mutex
 	clients map[string]*api.Client // by API address and caller
@@ -122,6 +131,9 @@ func New(t testing.TB, opts Options) *Cluster {
 		clients: map[string]*api.Client{}}
 	t.Cleanup(c.Close)
 	c.base = t.TempDir()
+	if err := c.newManagementToken(c.base); err != nil {
+		t.Fatalf("testcluster: %v", err)
+	}
 	if !opts.DevMode {
 		if err := c.newPKI(c.base); err != nil {
 			t.Fatalf("testcluster: %v", err)
@@ -205,6 +217,7 @@ func (c *Cluster) hostConfig(i int, base string) (node.Config, error) {
 		Hypervisor: hv, HypervisorURI: h.URI(), HypervisorKind: "sim",
 		Networks: c.opts.Networks(i), StorageDomains: map[string]string{"shared": "/shared"},
 		Monitor: mon, Logger: c.opts.Logger.With("host", name),
+		InitialManagementToken: c.initialToken(),
 	}
 	if c.CA != nil {
 		if cfg.TLS, err = c.HostTLS(name); err != nil {

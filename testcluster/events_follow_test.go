@@ -30,7 +30,7 @@ func TestMeshctlEventsFollowsADrain(t *testing.T) {
 	exited := make(chan int, 1)
 	go func() {
 		exited <- cli.RunContext(ctx, []string{"meshctl", "--addr", follower.APIAddr(), "--cacert", c.CAFile,
-			"events", "-f", "--host", "h2", "-n", "1"}, out, errOut)
+			"--token-file", c.TokenFile, "events", "-f", "--host", "h2", "-n", "1"}, out, errOut)
 	}()
 	// -n 1 prints the host's latest past event: once it is out, meshctl
 	// follows from there, so the drain's events come through the follow.

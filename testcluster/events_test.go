@@ -43,8 +43,8 @@ func TestEventLog(t *testing.T) {
 	for len(evs) > 0 && evs[0].Kind == fsm.EventHostInventory {
 		evs = evs[1:] // the VM appearing in its host's inventory
 	}
-	if evs[0].Kind != fsm.EventMigrationQueued || evs[0].Actor != "anonymous" || evs[0].Migration != id {
-		t.Errorf("first event of the VM %+v, want its queueing by anonymous", evs[0])
+	if evs[0].Kind != fsm.EventMigrationQueued || evs[0].Actor != "token:initial-management" || evs[0].Migration != id {
+		t.Errorf("first event of the VM %+v, want its queueing by token:initial-management", evs[0])
 	}
 	if g := evs[1]; g.Kind != fsm.EventMigrationGranted || g.Actor != "host "+l.Name() {
 		t.Errorf("second event %+v, want the grant by the leader %s", g, l.Name())
@@ -97,7 +97,7 @@ func TestEventLog(t *testing.T) {
 		}
 	}
 	code, out, _ := meshctl(t, follower.APIAddr(), "events", "--host", "h3")
-	if code != 0 || !strings.Contains(out, fsm.EventDrainStarted) || !strings.Contains(out, fsm.EventDrainDone) || !strings.Contains(out, "anonymous") {
+	if code != 0 || !strings.Contains(out, fsm.EventDrainStarted) || !strings.Contains(out, fsm.EventDrainDone) || !strings.Contains(out, "token:initial-management") {
 		t.Fatalf("meshctl events --host h3: exit %d\n%s", code, out)
 	}
 }

@@ -12,11 +12,12 @@ import (
 )
 
 // meshctl runs the real command in-process against a node's API, as an
-// operator with the cluster's CA certificate (MESH_CACERT) would.
+// operator with the cluster's CA certificate (MESH_CACERT) and its
+// management token would.
 func (c *Cluster) meshctl(t *testing.T, addr string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	head := []string{"meshctl", "--addr", addr}
+	head := []string{"meshctl", "--addr", addr, "--token-file", c.TokenFile}
 	if c.CA != nil {
 		head = append(head, "--cacert", c.CAFile)
 	} else {

@@ -45,6 +45,11 @@ func TestSIGTERMDrainsBeforeLeaving(t *testing.T) {
 		t.Fatal(err)
 	}
 	key := gossip.GenerateKey()
+	token := "process-test-management-token"
+	tokenFile := filepath.Join(dir, "management.token")
+	if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	start := func(name string, i int, extra ...string) *exec.Cmd {
 		if _, _, err := certs.Host(pki.CertSpec{Name: name}); err != nil {
 			t.Fatal(err)
@@ -53,7 +58,8 @@ func TestSIGTERMDrainsBeforeLeaving(t *testing.T) {
 		args := []string{"--name", name, "--cluster", "c1", "--data-dir", filepath.Join(dir, name),
 			"--gossip-port", fmt.Sprint(ports[3*i]), "--raft-port", fmt.Sprint(ports[3*i+1]), "--api-port", fmt.Sprint(ports[3*i+2]),
 			"--gossip-key", key, "--hypervisor", "sim", "--sim-vms", "3", "--sim-vm-mem", "512", "--sim-timescale", "20",
-			"--network", "vmnet", "--storage-domain", "shared=/srv/shared", "--drain-timeout", "60s", "--log-level", "warn"}
+			"--network", "vmnet", "--storage-domain", "shared=/srv/shared", "--drain-timeout", "60s", "--log-level", "warn",
+			"--initial-management-token-file", tokenFile}
 		args = append(append(args, tlsFlags...), extra...)
 		cmd := exec.Command(bin, args...)
 		log, _ := os.Create(filepath.Join(dir, name+".log"))
@@ -66,7 +72,7 @@ func TestSIGTERMDrainsBeforeLeaving(t *testing.T) {
 	}
 	start("p1", 0, "--bootstrap")
 	p2 := start("p2", 1, "--join", fmt.Sprintf("127.0.0.1:%d", ports[0]), "--drain-on-sigterm")
-	api1, err := api.NewClient(api.Config{Addr: fmt.Sprintf("127.0.0.1:%d", ports[2]), CAFile: certs.CAFile})
+	api1, err := api.NewClient(api.Config{Addr: fmt.Sprintf("127.0.0.1:%d", ports[2]), CAFile: certs.CAFile, Token: token})
 	if err != nil {
 		t.Fatal(err)
 	}

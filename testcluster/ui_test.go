@@ -171,8 +171,23 @@ func TestWebDashboardInChromium(t *testing.T) {
 	// h2's key alone, and the client's URL has the scheme the mesh speaks.
 	b := newBrowser(t, c.cfgs[1].TLS.Certificate().Leaf)
 	url := c.Client(c.Node(1).APIAddr()).URL() + "/ui/"
-	b.do("open the dashboard",
+	// Without a token the page is refused and says so; with an operator's
+	// token (made as `meshctl acl token create` does) it works, and the
+	// migration it starts records that token as its actor.
+	op, err := c.Client(c.Node(0).APIAddr()).ACLTokenCreate(context.Background(), api.ACLTokenRequest{Name: "ui-operator", Policy: "operator"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.do("open the dashboard without a token",
 		chromedp.Navigate(url),
+		chromedp.WaitVisible(chromedp.CSS(`#summary`)),
+	)
+	c.WaitFor(10*time.Second, "the page to say it was refused", func() bool {
+		return strings.Contains(eval[string](b, `document.querySelector("#summary").textContent`), "access refused")
+	})
+	b.do("enter the operator's token",
+		chromedp.SetValue(chromedp.CSS(`#token`), op.SecretID),
+		chromedp.Submit(chromedp.CSS(`#token`)),
 		chromedp.WaitVisible(chromedp.CSS(`#hosts-table tbody tr[data-host="h3"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#vms-table tbody tr[data-vm="vm-h3-1"]`)),
 	)
@@ -222,6 +237,9 @@ func TestWebDashboardInChromium(t *testing.T) {
 	m := c.waitFinal(mig, 60*time.Second)
 	if m.State != fsm.MigSucceeded || m.VM != "vm-h1-0" || m.Dest != "h2" {
 		t.Fatalf("migration %s from the page: %s of %s to %s (%s), want vm-h1-0 Succeeded to h2", mig, m.State, m.VM, m.Dest, m.Reason)
+	}
+	if m.RequestedBy != "token:ui-operator" {
+		t.Errorf("migration %s from the page has actor %q, want token:ui-operator", mig, m.RequestedBy)
 	}
 	if hosts := c.VMPlacement()["vm-h1-0"]; len(hosts) != 1 || hosts[0] != "h2" {
 		t.Fatalf("vm-h1-0 runs on %v, want h2 alone", hosts)

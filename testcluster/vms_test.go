@@ -90,20 +90,21 @@ func TestVMsOfOneNameAndSplitBrain(t *testing.T) {
 	if seen := stop(); len(seen) > 0 {
 		t.Fatalf("alarms during migrations: %v", seen)
 	}
-	// Every write records who asked: meshctl without a token is anonymous.
+	// Every write records who asked: the token meshctl sent (the management
+	// token the cluster started with).
 	var d fsm.Drain
 	l.FSM().Read(func(s *fsm.State) {
 		d = *s.Drains["h1"]
 		for _, m := range s.Migrations {
-			if m.RequestedBy != "anonymous" {
+			if m.RequestedBy != "token:initial-management" {
 				t.Errorf("migration %s asked by %q", m.ID, m.RequestedBy)
 			}
 		}
 	})
-	if d.RequestedBy != "anonymous" {
+	if d.RequestedBy != "token:initial-management" {
 		t.Errorf("drain asked by %q", d.RequestedBy)
 	}
-	if _, out, _ := meshctl(t, addr, "migrations"); !strings.Contains(out, "BY") || !strings.Contains(out, "anonymous") {
+	if _, out, _ := meshctl(t, addr, "migrations"); !strings.Contains(out, "BY") || !strings.Contains(out, "token:initial-management") {
 		t.Errorf("migrations table shows no actor:\n%s", out)
 	}
 

@@ -36,6 +36,8 @@ type Host struct {
 	// --ca-file, --cert-file and --key-file. The same certificate is
 	// installed in the host's /etc/pki for libvirtd and QEMU.
 	CACert, Cert, Key string
+	// TokenFile is the mesh's management token, for meshctl --token-file.
+	TokenFile string
 	// LocalDir is the host-local storage path as seen inside the host; every
 	// host has it at the same path, each backed by its own directory.
 	LocalDir string

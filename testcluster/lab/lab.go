@@ -27,6 +27,9 @@ type Lab struct {
 	// GossipKeyFile holds the mesh's gossip key (0600), for every host's
 	// meshd --gossip-key-file.
 	GossipKeyFile string
+	// TokenFile holds the management token (0600) every meshd starts with
+	// and meshctl sends.
+	TokenFile string
 
 	imageOnce      sync.Once
 	kernel, initrd string

@@ -29,12 +29,16 @@ func (r CtlResult) String() string {
 
 // Meshctl runs the meshctl binary bin from the root namespace against the
 // meshd API of host h, over the lab's management network, the way an
-// operator's workstation would: HTTPS, meshd verified with the mesh CA. A
+// operator's workstation would: HTTPS, meshd verified with the mesh CA,
+// the management token. A
 // command that could not run at all has code -1 and says why in Stderr.
 func Meshctl(ctx context.Context, bin string, h *Host, args ...string) CtlResult {
 	full := []string{"--addr", fmt.Sprintf("%s:%d", h.MgmtIP, MeshdAPIPort)}
 	if h.CACert != "" {
 		full = append(full, "--cacert", h.CACert)
+	}
+	if h.TokenFile != "" {
+		full = append(full, "--token-file", h.TokenFile)
 	}
 	full = append(full, args...)
 	cmd := exec.CommandContext(ctx, bin, full...)

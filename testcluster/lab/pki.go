@@ -1,6 +1,8 @@
 package lab
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
@@ -36,6 +38,16 @@ func (l *Lab) issuePKI() error {
 	if err := os.WriteFile(l.GossipKeyFile, []byte(gossip.GenerateKey()+"\n"), 0o600); err != nil {
 		return fmt.Errorf("lab gossip key: %w", err)
 	}
+	// The management token every meshd starts with (meshd
+	// --initial-management-token-file) and Meshctl sends.
+	l.TokenFile = filepath.Join(l.Dir, pkiDir, "management.token")
+	tok := make([]byte, 24)
+	if _, err := rand.Read(tok); err != nil {
+		return fmt.Errorf("lab management token: %w", err)
+	}
+	if err := os.WriteFile(l.TokenFile, []byte(hex.EncodeToString(tok)+"\n"), 0o600); err != nil {
+		return fmt.Errorf("lab management token: %w", err)
+	}
 	client, err := l.issueClientPKI(ca)
 	if err != nil {
 		return err
@@ -45,6 +57,7 @@ func (l *Lab) issuePKI() error {
 			return err
 		}
 		h.ClientURI = h.LibvirtURI + "?pkipath=" + client
+		h.TokenFile = l.TokenFile
 	}
 	return nil
 }
@@ -137,7 +150,9 @@ func (h *Host) issueCert(ca *pki.CA) error {
 }
 
 // MeshdSecurityFlags are the flags meshd on h runs with, as on a real host:
-// the mesh CA, h's certificate and key, and the gossip key file.
+// the mesh CA, h's certificate and key, the gossip key file and the
+// initial management token.
 func (l *Lab) MeshdSecurityFlags(h *Host) []string {
-	return []string{"--ca-file", h.CACert, "--cert-file", h.Cert, "--key-file", h.Key, "--gossip-key-file", l.GossipKeyFile}
+	return []string{"--ca-file", h.CACert, "--cert-file", h.Cert, "--key-file", h.Key, "--gossip-key-file", l.GossipKeyFile,
+		"--initial-management-token-file", l.TokenFile}
 }

@@ -734,6 +734,12 @@ async function eventsLoop() {
         $("#events-section").hidden = true;
         return; // this meshd has no event log
       }
+      if (e.status === 401 || e.status === 403) {
+        // No token yet, or one without the read right: try again soon,
+        // the operator is about to enter one.
+        await sleep(1000);
+        continue;
+      }
       await sleep(backoff);
       backoff = Math.min(backoff * 2, 10000);
     }
