@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The main job on the embedded default: three meshd processes on loopback with
-# simulated hypervisors. Shows the mesh, a live migration and a drain.
+# simulated hypervisors. Shows the mesh, its ACL bootstrap, a live migration
+# and a drain. DEMO_HOLD=1 keeps the mesh running afterwards (Ctrl-C stops
+# it) and prints the environment to paste for meshctl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=$(mktemp -d /tmp/hostmesh-demo.XXXXXX)
@@ -37,9 +39,23 @@ start h2 1 --join 127.0.0.1:17946
 start h3 2 --join 127.0.0.1:17946
 # meshctl speaks HTTPS and verifies meshd with the mesh's CA.
 export MESH_ADDR=127.0.0.1:17400 MESH_CACERT="$tls/hostmesh-ca.pem"
-echo "meshctl reaches this mesh (while the demo runs) with:"
-echo "  export MESH_ADDR=$MESH_ADDR MESH_CACERT=$MESH_CACERT"
 ctl() { echo; echo "\$ meshctl $*"; bin/meshctl "$@"; }
+
+# ACLs are always on: until the management token exists, operators may only
+# bootstrap. Bootstrap works once, as soon as the mesh has a leader; the
+# secret is printed once and kept (hashed) nowhere else.
+echo "\$ meshctl acl bootstrap"
+for _ in $(seq 1 150); do
+	if bin/meshctl acl bootstrap --json >"$dir/bootstrap.json" 2>"$dir/bootstrap.err"; then break; fi
+	sleep 0.2
+done
+MESH_TOKEN=$(sed -n 's/.*"secret_id": *"\([0-9a-f]*\)".*/\1/p' "$dir/bootstrap.json")
+[ -n "$MESH_TOKEN" ] || { echo "acl bootstrap failed:"; cat "$dir/bootstrap.err"; exit 1; }
+(umask 077; echo "$MESH_TOKEN" >"$dir/management.token")
+export MESH_TOKEN
+echo "management token created; its secret is in $dir/management.token"
+echo "meshctl reaches this mesh (while the demo runs) with:"
+echo "  export MESH_ADDR=$MESH_ADDR MESH_CACERT=$MESH_CACERT MESH_TOKEN_FILE=$dir/management.token"
 
 echo "waiting for 3 voters and 9 VMs..."
 for _ in $(seq 1 150); do
@@ -49,6 +65,9 @@ for _ in $(seq 1 150); do
 done
 echo "web dashboard: https://$MESH_ADDR/ui/ (every host serves it; the browser must trust $MESH_CACERT)"
 ctl status
+# A token per user or tool, with the least policy it needs.
+ctl acl token create --name ops-alice --policy operator
+ctl acl token list
 ctl hosts
 ctl vms
 ctl migrate h1-vm1 --dry-run
@@ -60,4 +79,13 @@ ctl vms
 ctl migrations
 ctl activate h2
 echo
+if [ -n "${DEMO_HOLD:-}" ]; then
+	echo "demo done; the mesh keeps running. In another shell:"
+	echo "  export MESH_ADDR=$MESH_ADDR MESH_CACERT=$MESH_CACERT MESH_TOKEN=$MESH_TOKEN"
+	echo "  bin/meshctl hosts"
+	echo "dashboard: https://$MESH_ADDR/ui/ (trust $MESH_CACERT; paste the token into its Token field)"
+	echo "Ctrl-C stops the mesh."
+	trap 'exit 0' INT TERM
+	while :; do sleep 1; done
+fi
 echo "demo done; logs were in $dir (KEEP=1 keeps them)"

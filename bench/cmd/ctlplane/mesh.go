@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -41,6 +43,10 @@ type mesh struct {
 	// certs holds the mesh's CA and host certificates; key is its gossip key.
 	certs *pki.MeshFiles
 	key   string
+	// tokenFile holds the management token every host starts with
+	// (--initial-management-token-file); token is its secret, sent by the
+	// bench's operator clients.
+	tokenFile, token string
 	// noLeader counts write requests answered 503 (no leader) and retried.
 	noLeader atomic.Int64
 	// killed counts hosts killed on purpose (failover runs).
@@ -77,6 +83,7 @@ func (m *mesh) start(i int, join bool) error {
 		"--sim-vms", strconv.Itoa(m.vms), "--sim-vm-mem", "1024", "--sim-timescale", strconv.FormatFloat(m.scale, 'f', -1, 64),
 		"--network", "vmnet", "--storage-domain", "shared=/srv/shared", "--drain-on-sigterm=false", "--log-level", "warn"}
 	args = append(args, tlsFlags...)
+	args = append(args, "--initial-management-token-file", m.tokenFile)
 	if join {
 		for j, s := range m.seeds {
 			if j != i {
@@ -147,6 +154,10 @@ func (m *mesh) up() error {
 		return fmt.Errorf("mesh CA: %w", err)
 	}
 	m.certs, m.key = certs, gossip.GenerateKey()
+	m.token, m.tokenFile = benchToken(), filepath.Join(m.dir, "management.token")
+	if err := os.WriteFile(m.tokenFile, []byte(m.token), 0o600); err != nil {
+		return fmt.Errorf("management token: %w", err)
+	}
 	if err := m.start(0, false); err != nil {
 		return err
 	}
@@ -270,6 +281,9 @@ func (m *mesh) client(addr, host string) (*api.Client, error) {
 		return cl, nil
 	}
 	cfg := api.Config{Addr: addr, CAFile: m.certs.CAFile, Timeout: 10 * time.Second, MaxIdleConnsPerHost: 128}
+	if host == "" {
+		cfg.Token = m.token
+	}
 	if host != "" {
 		cert, key, ok := m.certs.Files(host)
 		if !ok {
@@ -328,4 +342,11 @@ func (m *mesh) stepDowns() int {
 		}
 	}
 	return total
+}
+
+// benchToken is a fresh management token secret.
+func benchToken() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
