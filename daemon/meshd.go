@@ -403,6 +403,13 @@ func initialToken(c *ucli.Context) (string, error) {
 	if file == "" {
 		return "", nil
 	}
+	st, err := os.Stat(file)
+	if err != nil {
+		return "", ucli.Exit("error: --initial-management-token-file: "+err.Error(), exitUsage)
+	}
+	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+		return "", ucli.Exit(fmt.Sprintf("error: --initial-management-token-file %s: mode %04o lets other users read the management token; chmod 600 it", file, perm), exitUsage)
+	}
 	b, err := os.ReadFile(file)
 	if err != nil {
 		return "", ucli.Exit("error: --initial-management-token-file: "+err.Error(), exitUsage)
