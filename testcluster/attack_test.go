@@ -431,8 +431,13 @@ func TestACLBootstrapOnce(t *testing.T) {
 	if _, err := anon.ACLBootstrap(ctx); !errors.As(err, &ae) || ae.Status != http.StatusConflict {
 		t.Fatalf("bootstrap of a mesh with an initial management token: %v, want 409", err)
 	}
+	// The leader writes it into the table once it leads.
+	c.WaitFor(10*time.Second, "the initial management token in the table", func() bool {
+		ts, err := c.Client(addr).ACLTokens(ctx)
+		return err == nil && len(ts) == 1
+	})
 	ts, err := c.Client(addr).ACLTokens(ctx)
-	if err != nil || len(ts) != 1 || ts[0].Name != "initial-management" || ts[0].Policy != "admin" {
+	if err != nil || len(ts) != 1 || ts[0].Name != "initial-management" || ts[0].Policy != "admin" || ts[0].CreatedBy == "" {
 		t.Fatalf("tokens: %+v, %v", ts, err)
 	}
 	if _, err := anon.Hosts(ctx); !errors.As(err, &ae) || ae.Status != http.StatusUnauthorized || ae.Right != "read" {

@@ -187,7 +187,7 @@ func TestWebDashboardInChromium(t *testing.T) {
 	})
 	b.do("enter the operator's token",
 		chromedp.SetValue(chromedp.CSS(`#token`), op.SecretID),
-		chromedp.Submit(chromedp.CSS(`#token`)),
+		chromedp.Click(chromedp.CSS(`#token-form button[type="submit"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#hosts-table tbody tr[data-host="h3"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#vms-table tbody tr[data-vm="vm-h3-1"]`)),
 	)
