@@ -9,10 +9,12 @@ type Status struct {
 	Nonvoters    []string `json:"nonvoters"`
 	LastIndex    uint64   `json:"last_index"`
 	AppliedIndex uint64   `json:"applied_index"`
-	Hosts        int      `json:"hosts"`
-	VMs          int      `json:"vms"`
-	Queued       int      `json:"queued"`
-	Running      int      `json:"running"`
+	// Term is this host's current Raft term.
+	Term    uint64 `json:"term,omitempty"`
+	Hosts   int    `json:"hosts"`
+	VMs     int    `json:"vms"`
+	Queued  int    `json:"queued"`
+	Running int    `json:"running"`
 	// GossipMembers counts the hosts gossip shows alive, this one included:
 	// 1 means this host is not in a mesh.
 	GossipMembers int `json:"gossip_members"`

@@ -30,7 +30,7 @@ type hostView struct {
 func (n *Node) status() api.Status {
 	_, leader := n.raft.LeaderWithID()
 	st := api.Status{Self: n.cfg.Name, RaftState: n.raft.State().String(), Leader: string(leader),
-		LastIndex: n.raft.LastIndex(), AppliedIndex: n.raft.AppliedIndex()}
+		LastIndex: n.raft.LastIndex(), AppliedIndex: n.raft.AppliedIndex(), Term: n.raft.CurrentTerm()}
 	if cfg, err := n.raftConfig(); err == nil {
 		for _, s := range cfg {
 			if s.Suffrage == raft.Voter {
