@@ -18,10 +18,12 @@ import (
 // rights are ordered: read < operator < admin (see Policy).
 
 // The ACL commands. Values are persisted in the Raft log: never renumber.
+// They start at 32, clear of the core commands numbered from 1 in
+// commands.go, so the two lists grow without meeting.
 const (
-	CmdACLBootstrap   CommandType = 16
-	CmdACLTokenCreate CommandType = 17
-	CmdACLTokenDelete CommandType = 18
+	CmdACLBootstrap   CommandType = 32
+	CmdACLTokenCreate CommandType = 33
+	CmdACLTokenDelete CommandType = 34
 )
 
 func init() {
@@ -34,6 +36,11 @@ func init() {
 		CmdACLTokenCreate: {"ACLTokenCreate", applyACLTokenCreate, validatorOf[ACLTokenCreate]()},
 		CmdACLTokenDelete: {"ACLTokenDelete", applyACLTokenDelete, validatorOf[ACLTokenDelete]()},
 	} {
+		if _, taken := handlers[t]; taken {
+			// Two commands sharing a type byte would apply one as the
+			// other: refuse to start rather than corrupt a log.
+			panic(fmt.Sprintf("fsm: command type %d of %s is taken by %s", t, c.name, commandNames[t]))
+		}
 		commandNames[t], handlers[t], validators[t] = c.name, c.h, c.v
 	}
 }

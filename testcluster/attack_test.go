@@ -452,11 +452,13 @@ func TestACLBootstrapOnce(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &tok) != nil || tok.SecretID == "" || tok.Policy != "read" {
 		t.Fatalf("meshctl acl token create: %d %s %s", code, out, errOut)
 	}
+	// Another host knows the token once it applied its creation.
 	ci := c.TokenClient(c.Node(2).APIAddr(), tok.SecretID)
 	defer ci.Close()
-	if _, err := ci.Hosts(ctx); err != nil {
-		t.Fatalf("hosts with the read token: %v", err)
-	}
+	c.WaitFor(10*time.Second, "the read token valid on h3", func() bool {
+		_, err := ci.Hosts(ctx)
+		return err == nil
+	})
 	if _, err := ci.Drain(ctx, "h3", api.DrainRequest{}); !errors.As(err, &ae) || ae.Status != http.StatusForbidden || ae.Right != "operator" ||
 		!strings.Contains(ae.Message, "operator right needed to drain a host") {
 		t.Fatalf("drain with the read token: %v, want 403 naming operator", err)

@@ -144,6 +144,15 @@ func (b *browser) shot(name string) {
 }
 
 // jsErrors returns the page's console errors and exceptions so far.
+// takeErrors returns the errors so far and forgets them.
+func (b *browser) takeErrors() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	errs := b.errs
+	b.errs = nil
+	return errs
+}
+
 func (b *browser) jsErrors() []string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -174,7 +183,7 @@ func TestWebDashboardInChromium(t *testing.T) {
 	// Without a token the page is refused and says so; with an operator's
 	// token (made as `meshctl acl token create` does) it works, and the
 	// migration it starts records that token as its actor.
-	op, err := c.Client(c.Node(0).APIAddr()).ACLTokenCreate(context.Background(), api.ACLTokenRequest{Name: "ui-operator", Policy: "operator"})
+	op, err := c.Client(c.Node(1).APIAddr()).ACLTokenCreate(context.Background(), api.ACLTokenRequest{Name: "ui-operator", Policy: "operator"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,6 +198,16 @@ func TestWebDashboardInChromium(t *testing.T) {
 		chromedp.SetValue(chromedp.CSS(`#token`), op.SecretID),
 		chromedp.Click(chromedp.CSS(`#token-form button[type="submit"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#hosts-table tbody tr[data-host="h3"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#events li[data-kind="leader.elected"]`)),
+	)
+	// The refused calls before the token are the console's only errors
+	// so far; from now on there must be none.
+	for _, e := range b.takeErrors() {
+		if !strings.Contains(e, "401 (Unauthorized)") {
+			t.Errorf("JavaScript error before the token was entered: %s", e)
+		}
+	}
+	b.do("the dashboard with the token",
 		chromedp.WaitVisible(chromedp.CSS(`#vms-table tbody tr[data-vm="vm-h3-1"]`)),
 	)
 
