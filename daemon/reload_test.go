@@ -112,16 +112,21 @@ func TestSIGHUPReloads(t *testing.T) {
 		}
 	}
 	conf := writeFile(t, dir, "meshd.hcl", "log_level = \"info\"\nnetwork = [\"a\"]\ncluster = \"c1\"\n")
+	const token = "reload-test-management-token"
+	tokenFile := filepath.Join(dir, "management.token")
+	if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	logs := &logBuffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- App(&strings.Builder{}, logs).Run([]string{"meshd", "--config-file", conf, "--dev", "--bootstrap",
 			"--name", "t1", "--hypervisor", "sim", "--data-dir", filepath.Join(dir, "data"), "--gossip-port", "0",
-			"--raft-port", "0", "--api-port", "0", "--log-format", "json"})
+			"--raft-port", "0", "--api-port", "0", "--log-format", "json", "--initial-management-token-file", tokenFile})
 	}()
 	running := waitLog(t, logs, "meshd running", 1)
 	expectNote("READY=1")
-	client, err := api.NewClient(api.Config{Addr: "http://" + fmt.Sprint(running["api"])})
+	client, err := api.NewClient(api.Config{Addr: "http://" + fmt.Sprint(running["api"]), Token: token})
 	if err != nil {
 		t.Fatal(err)
 	}
