@@ -236,8 +236,7 @@ func (n *Node) aclRoutes(mux *http.ServeMux) {
 }
 
 func (n *Node) handleACLBootstrap(w http.ResponseWriter, r *http.Request) {
-	var req struct{}
-	if err := readBody(r, &req); err != nil {
+	if err := decodeNoBody(r, "acl bootstrap"); err != nil {
 		writeErr(w, err)
 		return
 	}
@@ -267,7 +266,7 @@ func (n *Node) handleACLTokens(w http.ResponseWriter, r *http.Request) {
 
 func (n *Node) handleACLTokenCreate(w http.ResponseWriter, r *http.Request) {
 	var req api.ACLTokenRequest
-	if err := readBody(r, &req); err != nil {
+	if err := decodeBody(r, "token", &req); err != nil {
 		writeErr(w, err)
 		return
 	}
