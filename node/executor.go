@@ -76,13 +76,31 @@ func (n *Node) executorLoop() {
 	}
 }
 
+// bootCatchUpLimit bounds how long a restarted node waits to apply the log
+// it had on disk: a tail the new leader truncated never gets applied.
+const bootCatchUpLimit = 30 * time.Second
+
+// caughtUp says whether this replica applied what the leader committed and,
+// since its start, everything its own log held on disk. After a restart
+// Raft restores only the snapshot and applies the log's tail once a leader
+// tells the commit index (a heartbeat may tell less than the replica had):
+// until then the state can show a migration Running that this host started,
+// saw end, and dropped from its start journal, and starting it again would
+// run it twice (the fault matrix's seed 3 found it).
+func (n *Node) caughtUp() bool {
+	if n.raft.Leader() == "" || n.raft.AppliedIndex() < n.raft.CommitIndex() {
+		return false
+	}
+	return n.raft.AppliedIndex() >= n.bootIndex || time.Since(n.bootAt) > bootCatchUpLimit
+}
+
 // stillMine waits until this replica has applied what the leader
 // committed, then says whether m is still this host's Running attempt: a
 // restarted meshd's replica may still show a migration that ended while it
 // was down, which must not be started.
 func (n *Node) stillMine(op context.Context, m *fsm.Migration) bool {
 	for {
-		if n.raft.Leader() != "" && n.raft.AppliedIndex() >= n.raft.CommitIndex() {
+		if n.caughtUp() {
 			break
 		}
 		if !sleepCtx(op, 20*time.Millisecond) {

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
@@ -29,7 +30,11 @@ type Node struct {
 	log *slog.Logger
 	fsm *fsm.FSM
 
-	raft         *raft.Raft
+	raft *raft.Raft
+	// bootIndex is the last index of the Raft log on disk when this node
+	// started, bootAt when; see caughtUp.
+	bootIndex    uint64
+	bootAt       time.Time
 	boltStore    *raftboltdb.BoltStore
 	transport    *raftTransport
 	timing       raftTiming // Raft timeouts and pacing by suffrage (suffrage.go)

@@ -69,5 +69,6 @@ func (n *Node) openRaft(ln net.Listener) error {
 		return fmt.Errorf("start raft for %s: %w", n.cfg.Name, err)
 	}
 	n.raft = r
+	n.bootIndex, n.bootAt = r.LastIndex(), time.Now()
 	return nil
 }
