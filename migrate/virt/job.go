@@ -170,7 +170,11 @@ func (j *job) completedOnSource() migrate.JobStats {
 func (j *job) lastSample() migrate.JobStats {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	return j.last
+	s := j.last
+	// A switch to post-copy requested after the last sample is already a
+	// fact: the guest runs on the destination from that moment on.
+	s.PostCopy = s.PostCopy || j.postCopy
+	return s
 }
 
 // Stats samples the running job. After the job ended it returns the final
