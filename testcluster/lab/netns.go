@@ -153,6 +153,13 @@ func teardown(ctx context.Context) error {
 	for _, l := range []string{rootMgmt, rootVM} {
 		if _, err := os.Stat("/sys/class/net/" + l); err == nil {
 			if _, err := run(ctx, "ip", "link", "del", l); err != nil {
+				// The link is one end of a veth pair whose peer lived in a
+				// namespace deleted just above; the kernel tears namespaces
+				// down asynchronously and takes the pair with it, so the
+				// link can vanish between the Stat and the del.
+				if _, serr := os.Stat("/sys/class/net/" + l); os.IsNotExist(serr) {
+					continue
+				}
 				return fmt.Errorf("delete link %s: %w", l, err)
 			}
 		}
