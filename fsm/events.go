@@ -183,6 +183,10 @@ type EventQuery struct {
 	Host  string
 	VM    string
 	Limit int
+	// Last, when set, keeps the newest Last matching events rather than
+	// the oldest Limit: what a reader who just arrived wants to see first
+	// (the dashboard, `tail`), without fetching the whole ring.
+	Last int
 }
 
 func (q EventQuery) match(e *Event) bool {
@@ -211,8 +215,11 @@ func (f *FSM) Events(q EventQuery) ([]Event, uint64) {
 			v.Hosts = slices.Clone(e.Hosts)
 			out = append(out, v)
 		}
-		return q.Limit <= 0 || len(out) < q.Limit
+		return q.Last > 0 || q.Limit <= 0 || len(out) < q.Limit
 	})
+	if q.Last > 0 && len(out) > q.Last {
+		out = slices.Clone(out[len(out)-q.Last:])
+	}
 	return out, l.Last()
 }
 

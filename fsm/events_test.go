@@ -81,6 +81,8 @@ func TestEventsQuery(t *testing.T) {
 		"vm by uuid":      {EventQuery{VM: strings.ToUpper(testUUID("vm1"))}, 2},
 		"host (as dest)":  {EventQuery{Host: "h3"}, 2}, // h3 joined, vm2 queued to it
 		"limit":           {EventQuery{VM: "vm1", Limit: 1}, 1},
+		"last":            {EventQuery{VM: "vm1", Last: 1}, 1},
+		"last over all":   {EventQuery{VM: "vm1", Last: 50}, 2},
 		"after the last":  {EventQuery{After: 1 << 40}, 0},
 		"nothing matches": {EventQuery{Host: "h9"}, 0},
 	} {
@@ -88,6 +90,13 @@ func TestEventsQuery(t *testing.T) {
 		if len(got) != c.want {
 			t.Errorf("%s: %d events (%s), want %d", name, len(got), kinds(got), c.want)
 		}
+	}
+	// Last keeps the newest, Limit the oldest.
+	all, _ := f.Events(EventQuery{VM: "vm1"})
+	first, _ := f.Events(EventQuery{VM: "vm1", Limit: 1})
+	newest, _ := f.Events(EventQuery{VM: "vm1", Last: 1})
+	if len(all) != 2 || first[0].Seq != all[0].Seq || newest[0].Seq != all[1].Seq {
+		t.Errorf("vm1's events %s: Limit 1 gave seq %d, Last 1 gave seq %d; want the first and the last", kinds(all), first[0].Seq, newest[0].Seq)
 	}
 }
 

@@ -378,6 +378,16 @@ func parseEventsQuery(q url.Values) (fsm.EventQuery, time.Duration, error) {
 			return eq, 0, badRequest("query parameter \"limit\" %q: must be 1 to %d", s, fsm.MaxEvents)
 		}
 	}
+	if q.Has("last") {
+		if q.Has("after") || q.Has("limit") || q.Has("wait") {
+			return eq, 0, badRequest("query parameter \"last\" reads the newest events once: it goes with neither \"after\", \"limit\" nor \"wait\"")
+		}
+		s := q.Get("last")
+		if eq.Last, err = strconv.Atoi(s); err != nil || eq.Last < 1 || eq.Last > fsm.MaxEvents {
+			return eq, 0, badRequest("query parameter \"last\" %q: must be 1 to %d", s, fsm.MaxEvents)
+		}
+		eq.Limit = 0
+	}
 	if q.Has("host") {
 		eq.Host = q.Get("host")
 		if err := fsm.CheckHostName(`query parameter "host"`, eq.Host); err != nil {

@@ -26,9 +26,10 @@ const defaultEventLimit = 100
 // &host=H&vm=NAME-OR-UUID&limit=N&wait=30s. With wait it is a blocking
 // read of the stream: it answers as soon as an event after SEQ matches, or
 // empty when the wait passed, so `meshctl events --follow` learns of each
-// event at once.
+// event at once. ?last=N (with host and vm only) answers the newest N
+// matching events, for a reader that starts from now.
 func (n *Node) handleEvents(w http.ResponseWriter, r *http.Request) {
-	v, err := readQuery(r.URL.RawQuery, "after", "host", "vm", "limit", "wait")
+	v, err := readQuery(r.URL.RawQuery, "after", "host", "vm", "limit", "wait", "last")
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -60,7 +61,7 @@ func (n *Node) handleEvents(w http.ResponseWriter, r *http.Request) {
 
 func (n *Node) writeEvents(w http.ResponseWriter, q fsm.EventQuery, evs []fsm.Event, last uint64) {
 	resp := eventsResponse{Events: evs, Next: max(last, q.After)}
-	if len(evs) == q.Limit {
+	if q.Limit > 0 && len(evs) == q.Limit {
 		resp.Next = evs[len(evs)-1].Seq
 	}
 	if resp.Events == nil {

@@ -143,6 +143,8 @@ func TestAPIInputRules(t *testing.T) {
 		{"events: after not a number", "GET", "/v1/events?after=x", "", "", 400, `"after"`},
 		{"events: bad host", "GET", "/v1/events?host=a%20b", "", "", 400, `"host"`},
 		{"events: wait zero", "GET", "/v1/events?wait=0s", "", "", 400, `"wait"`},
+		{"events: last zero", "GET", "/v1/events?last=0", "", "", 400, `"last"`},
+		{"events: last with after", "GET", "/v1/events?last=5&after=3", "", "", 400, `"last"`},
 	}
 	for _, tc := range cases {
 		status, _, msg := c.rawAPI(t, addr, tc.method, tc.path, tc.ct, []byte(tc.body))
@@ -186,7 +188,7 @@ func TestAPIInputRules(t *testing.T) {
 		}
 	})
 	for _, path := range []string{"/v1/migrations?state=Queued,Running&limit=20", "/v1/events?after=0&host=h1&limit=5",
-		"/v1/hosts?index=1&wait=10ms", "/v1/hosts/h1/drain/cancel"} {
+		"/v1/events?last=3&host=h1", "/v1/hosts?index=1&wait=10ms", "/v1/hosts/h1/drain/cancel"} {
 		method := "GET"
 		if strings.HasSuffix(path, "cancel") {
 			method = "POST" // no drain to cancel: refused by the state, not the decoder

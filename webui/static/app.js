@@ -713,9 +713,9 @@ async function eventsLoop() {
   let backoff = 1000;
   for (;;) {
     try {
-      // The first read takes what the log holds (at most its 2,000), then
-      // each read waits for the next ones.
-      const q = first ? "?limit=2000" : `?after=${after}&limit=500&wait=30s`;
+      // The first read takes the newest events the pane shows, then each
+      // read waits for the next ones.
+      const q = first ? `?last=${maxShown}` : `?after=${after}&limit=500&wait=30s`;
       const r = await api("GET", "/v1/events" + q);
       const page = r.data || {};
       $("#events-section").hidden = false;
