@@ -150,21 +150,37 @@ func (s MigrationState) Final() bool {
 
 // Progress is the latest job-stats sample of a running migration.
 type Progress struct {
-	Percent         float64  `json:"percent"`
-	ElapsedMs       int64    `json:"elapsed_ms"`
-	TotalBytes      uint64   `json:"total_bytes"`
-	ProcessedBytes  uint64   `json:"processed_bytes"`
-	RemainingBytes  uint64   `json:"remaining_bytes"`
-	MiBps           float64  `json:"mib_per_s"`
-	DirtyRateBps    uint64   `json:"dirty_rate_bps"`
-	Iteration       int      `json:"iteration"`
-	PostCopy        bool     `json:"postcopy,omitempty"`
-	MaxDowntimeMs   int64    `json:"max_downtime_ms,omitempty"`
-	ThrottlePercent int      `json:"throttle_percent,omitempty"`
-	PostCopyAtMs    int64    `json:"postcopy_at_ms,omitempty"`
-	Actions         []string `json:"actions,omitempty"`
+	Percent         float64 `json:"percent"`
+	ElapsedMs       int64   `json:"elapsed_ms"`
+	TotalBytes      uint64  `json:"total_bytes"`
+	ProcessedBytes  uint64  `json:"processed_bytes"`
+	RemainingBytes  uint64  `json:"remaining_bytes"`
+	MiBps           float64 `json:"mib_per_s"`
+	DirtyRateBps    uint64  `json:"dirty_rate_bps"`
+	Iteration       int     `json:"iteration"`
+	PostCopy        bool    `json:"postcopy,omitempty"`
+	MaxDowntimeMs   int64   `json:"max_downtime_ms,omitempty"`
+	ThrottlePercent int     `json:"throttle_percent,omitempty"`
+	PostCopyAtMs    int64   `json:"postcopy_at_ms,omitempty"`
+	SuspendedAtMs   int64   `json:"suspended_at_ms,omitempty"`
+	// Prediction is the source's prediction before the job started (auto).
+	Prediction *Prediction `json:"prediction,omitempty"`
+	Actions    []string    `json:"actions,omitempty"`
 	// At is when the source took the sample.
 	At time.Time `json:"at,omitzero"`
+}
+
+// Prediction is a migration's predicted course (fsm.Prediction).
+type Prediction struct {
+	DirtyRateBps uint64 `json:"dirty_rate_bps"`
+	Sampled      bool   `json:"sampled,omitempty"`
+	MemBytes     uint64 `json:"mem_bytes"`
+	DataBytes    uint64 `json:"data_bytes"`
+	BandwidthBps uint64 `json:"bandwidth_bps"`
+	Converges    bool   `json:"converges"`
+	Passes       int    `json:"passes,omitempty"`
+	TotalMs      int64  `json:"total_ms"`
+	Choice       string `json:"choice,omitempty"`
 }
 
 // Migration is one request to move one VM, from queue to result.

@@ -202,12 +202,41 @@ type Progress struct {
 	// PostCopyAtMs is the job's elapsed time when the policy switched to
 	// post-copy: from then on the guest runs on the destination.
 	PostCopyAtMs int64 `json:"postcopy_at_ms,omitempty"`
+	// SuspendedAtMs is the job's elapsed time when the policy paused the
+	// guest (suspend-workload): from then on the guest stands still until
+	// it runs on the destination, and the pause counts as downtime.
+	SuspendedAtMs int64 `json:"suspended_at_ms,omitempty"`
+	// Prediction is what the source predicted before it started the job
+	// (the auto policy): it stays in the migration's record next to the
+	// outcome, so that predictions can be judged against results.
+	Prediction *Prediction `json:"prediction,omitempty"`
 	// Actions the convergence policy took so far, e.g. "downtime 150ms".
 	Actions []string `json:"actions,omitempty"`
 	// At is when the source took the sample (its clock): every report
 	// differs from the one before, so the leader tells a source that
 	// reports from one that went silent.
 	At time.Time `json:"at,omitzero"`
+}
+
+// Prediction is a migration's predicted course, made on the source before
+// the job starts from the guest's dirty rate sampled there and the
+// bandwidth granted (migrate.Predict).
+type Prediction struct {
+	// DirtyRateBps is the sampled dirty rate; Sampled false: unknown.
+	DirtyRateBps uint64 `json:"dirty_rate_bps"`
+	Sampled      bool   `json:"sampled,omitempty"`
+	MemBytes     uint64 `json:"mem_bytes"`
+	// DataBytes is what the first pass is expected to send (memory in
+	// use; the hypervisor sends untouched pages almost free).
+	DataBytes    uint64 `json:"data_bytes"`
+	BandwidthBps uint64 `json:"bandwidth_bps"`
+	// Converges: pre-copy alone reaches the allowed downtime.
+	Converges bool  `json:"converges"`
+	Passes    int   `json:"passes,omitempty"`
+	TotalMs   int64 `json:"total_ms"`
+	// Choice is the mode the auto policy picked: pre-copy, auto-converge
+	// or post-copy.
+	Choice string `json:"choice,omitempty"`
 }
 
 // Migration is one request to move one VM, from queue to result.

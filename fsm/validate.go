@@ -418,6 +418,12 @@ func (x ProgressUpdate) validate() error {
 	c.between("max downtime ms", p.MaxDowntimeMs, 0, 1<<40)
 	c.between("throttle percent", int64(p.ThrottlePercent), 0, 100)
 	c.between("post-copy at ms", p.PostCopyAtMs, 0, 1<<50)
+	c.between("suspended at ms", p.SuspendedAtMs, 0, 1<<50)
+	if pr := p.Prediction; pr != nil {
+		c.between("predicted total ms", pr.TotalMs, 0, 1<<50)
+		c.between("predicted passes", int64(pr.Passes), 0, 1<<20)
+		c.printable("predicted choice", pr.Choice, MaxName)
+	}
 	c.listLen("actions", len(p.Actions), MaxDevices)
 	for _, a := range p.Actions {
 		c.printable("action", a, MaxName)
