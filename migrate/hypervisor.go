@@ -133,6 +133,13 @@ type Job interface {
 	// SetBandwidth changes the running job's cap, in MiB/s (> 0): an
 	// auto-bandwidth cluster reshares its network as migrations come and go.
 	SetBandwidth(mib uint64) error
+	// Suspend pauses the guest on the source while the job runs (libvirt:
+	// virDomainSuspend), so that its memory stops changing and pre-copy
+	// completes; after the switch-over the guest runs on the destination
+	// (the job resumes it there if the hypervisor left it paused). A job
+	// that fails or is aborted after Suspend resumes the guest on the
+	// source before it ends, so a failure never leaves a guest paused.
+	Suspend() error
 	// InterruptPostCopy breaks off a post-copy job whose stream stalled
 	// (libvirt: virDomainAbortJobFlags with VIR_DOMAIN_ABORT_JOB_POSTCOPY):
 	// both copies pause in "post-copy failed", from where

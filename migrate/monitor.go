@@ -44,6 +44,11 @@ const (
 	// down: TCP waits rather than fails), and is broken off so that it can
 	// resume. The guest stands still meanwhile either way.
 	DefaultPostCopyStallTimeout = 10 * time.Second
+	// DefaultSuspendedTimeout: a suspended guest's remaining data must
+	// reach a new low within this: nothing dirties it any more, so a copy
+	// that does not fall is broken, and the guest is resumed on its source
+	// rather than left standing for the whole progress timeout.
+	DefaultSuspendedTimeout = 30 * time.Second
 )
 
 // MonitorConfig tunes Watch. Zero fields take the defaults. Clock and
@@ -69,6 +74,10 @@ type MonitorConfig struct {
 	// PostCopyStallTimeout breaks off a post-copy that made no progress for
 	// this long (Job.InterruptPostCopy). Default 10s.
 	PostCopyStallTimeout time.Duration
+	// SuspendedTimeout aborts a migration whose guest the policy paused
+	// (Policy.SuspendWhenExhausted) when its remaining data reached no new
+	// low for this long. Default 30s.
+	SuspendedTimeout time.Duration
 	// Prior is the last progress reported for this job by an earlier watch
 	// (a meshd that re-attaches after a restart, or a resumed post-copy):
 	// the policy goes on from the actions it records, the completion limit
@@ -100,6 +109,9 @@ func (c MonitorConfig) withDefaults() MonitorConfig {
 	}
 	if c.PostCopyStallTimeout <= 0 {
 		c.PostCopyStallTimeout = DefaultPostCopyStallTimeout
+	}
+	if c.SuspendedTimeout <= 0 {
+		c.SuspendedTimeout = DefaultSuspendedTimeout
 	}
 	if c.Clock == nil {
 		c.Clock = time.Now
@@ -200,6 +212,12 @@ func (w *watcher) resume(p *fsm.Progress) {
 		if strings.HasPrefix(a, "final downtime") {
 			w.finalSet = true
 		}
+		if a == actionSuspend {
+			// the pause is counted from the job's elapsed time then
+			w.stalls++
+			w.suspended = true
+			w.suspendElapsed = time.Duration(p.SuspendedAtMs) * time.Millisecond
+		}
 	}
 	if p.MaxDowntimeMs > 0 {
 		w.maxDowntime = time.Duration(p.MaxDowntimeMs) * time.Millisecond
@@ -263,24 +281,27 @@ type watcher struct {
 	cfg    MonitorConfig
 	report func(fsm.Progress)
 
-	start        time.Time
-	last         JobStats
-	sampled      bool
-	low          uint64 // low-water mark of DataRemaining
-	lastProgress time.Time
-	windowN      int // samples in the current stall window
-	windowIter   int // MemIteration when the window started
-	stalls       int
-	finalSet     bool
-	pcWatched    bool          // the post-copy stall clock runs (from the switch)
-	resumed      bool          // a re-attached watch: start follows the job's elapsed time
-	priorElapsed time.Duration // the job's elapsed time in the earlier watch's last report
-	postCopy     bool
-	postCopyAt   time.Duration // job elapsed time of the switch to post-copy
-	maxDowntime  time.Duration
-	percent      float64
-	limit        time.Duration // completion limit (MemBytes, else the first sample's size)
-	actions      []string
+	start          time.Time
+	last           JobStats
+	sampled        bool
+	low            uint64 // low-water mark of DataRemaining
+	lastProgress   time.Time
+	windowN        int // samples in the current stall window
+	windowIter     int // MemIteration when the window started
+	stalls         int
+	finalSet       bool
+	suspended      bool          // the policy paused the guest (Job.Suspend)
+	suspendAt      time.Time     // when, on this watch's clock (zero if re-attached)
+	suspendElapsed time.Duration // the job's elapsed time then
+	pcWatched      bool          // the post-copy stall clock runs (from the switch)
+	resumed        bool          // a re-attached watch: start follows the job's elapsed time
+	priorElapsed   time.Duration // the job's elapsed time in the earlier watch's last report
+	postCopy       bool
+	postCopyAt     time.Duration // job elapsed time of the switch to post-copy
+	maxDowntime    time.Duration
+	percent        float64
+	limit          time.Duration // completion limit (MemBytes, else the first sample's size)
+	actions        []string
 }
 
 // sample takes one sample; a non-nil result is why the job must be aborted.
@@ -336,6 +357,15 @@ func (w *watcher) check(now time.Time, st JobStats) error {
 // timeouts aborts a migration without progress for ProgressTimeout or
 // running longer than its completion limit, whatever the policy.
 func (w *watcher) timeouts(now time.Time, st JobStats) error {
+	if w.suspended {
+		// the guest stands still: the copy must fall, however long it is
+		if idle := now.Sub(w.lastProgress); idle >= w.cfg.SuspendedTimeout {
+			w.actions = append(w.actions, "abort: no progress while suspended")
+			return fmt.Errorf("migrate vm %q: guest suspended, but remaining %d MiB has not fallen below %d MiB for %v (suspended timeout %v): %w",
+				w.cfg.VM, st.DataRemaining>>20, w.low>>20, idle.Round(time.Millisecond), w.cfg.SuspendedTimeout, ErrProgressTimeout)
+		}
+		return nil
+	}
 	if idle := now.Sub(w.lastProgress); idle >= w.cfg.ProgressTimeout {
 		w.actions = append(w.actions, "abort: no progress")
 		return fmt.Errorf("migrate vm %q: remaining %d MiB has not fallen below %d MiB for %v (progress timeout %v): %w",
@@ -348,6 +378,9 @@ func (w *watcher) timeouts(now time.Time, st JobStats) error {
 	}
 	return nil
 }
+
+// actionSuspend is the progress action of Policy.SuspendWhenExhausted.
+const actionSuspend = "suspend"
 
 // act takes the policy's action for stall number w.stalls.
 func (w *watcher) act() error {
@@ -366,6 +399,15 @@ func (w *watcher) act() error {
 	case p.FinalDowntime > 0 && !w.finalSet:
 		w.finalSet = true
 		return w.setDowntime(p.FinalDowntime, "final downtime")
+	case p.SuspendWhenExhausted && !w.suspended:
+		if err := w.job.Suspend(); err != nil {
+			w.actions = append(w.actions, "abort: suspend refused")
+			return fmt.Errorf("migrate vm %q: stall %d: suspend the guest: %v: %w", w.cfg.VM, k, err, ErrNotConverging)
+		}
+		w.suspended = true
+		w.suspendAt, w.suspendElapsed = w.cfg.Clock(), w.last.Elapsed
+		w.lastProgress = w.suspendAt // the suspended timeout runs from here
+		w.actions = append(w.actions, actionSuspend)
 	case p.AbortOnExhausted:
 		w.actions = append(w.actions, "abort: not converging")
 		return fmt.Errorf("migrate vm %q: still stalling after %d stalls at %v allowed downtime (policy %s): %w",
@@ -433,6 +475,7 @@ func (w *watcher) emit(st JobStats, done bool) {
 		MaxDowntimeMs:   md.Milliseconds(),
 		ThrottlePercent: st.AutoConvergeThrottle,
 		PostCopyAtMs:    w.postCopyAt.Milliseconds(),
+		SuspendedAtMs:   w.suspendedAtMs(),
 		Actions:         append([]string(nil), w.actions...),
 	})
 }
@@ -450,6 +493,9 @@ func (w *watcher) ended() (JobStats, error) {
 		return st, fmt.Errorf("migrate vm %q: %w", w.cfg.VM, err)
 	}
 	res := w.job.Result()
+	if w.suspended {
+		res.Downtime = max(res.Downtime, w.pause(res))
+	}
 	w.low = 0
 	w.emit(res, true)
 	return res, nil
@@ -487,4 +533,28 @@ func (w *watcher) cancelled(ctxErr error) (JobStats, error) {
 		return w.ended()
 	}
 	return w.last, fmt.Errorf("migrate vm %q: %w", w.cfg.VM, ctxErr)
+}
+
+// suspendedAtMs is the job's elapsed time when the policy paused the guest
+// (0: not paused), reported so that a re-attached watch counts the pause.
+func (w *watcher) suspendedAtMs() int64 {
+	if !w.suspended {
+		return 0
+	}
+	return max(1, w.suspendElapsed.Milliseconds())
+}
+
+// pause is how long the suspended guest stood still: from the suspend to the
+// job's end, which is when the destination runs it (the job's own elapsed
+// time, or this watch's clock when the result lacks it). The hypervisor's
+// downtime counts only the final switch-over, so without this a suspended
+// migration would report the short switch-over and hide the pause.
+func (w *watcher) pause(res JobStats) time.Duration {
+	if w.suspendElapsed > 0 && res.Elapsed > w.suspendElapsed {
+		return res.Elapsed - w.suspendElapsed
+	}
+	if !w.suspendAt.IsZero() {
+		return w.cfg.Clock().Sub(w.suspendAt)
+	}
+	return 0
 }

@@ -249,7 +249,11 @@ func TestPostCopySwitchesAfterTwoStalls(t *testing.T) {
 	}
 }
 
-func TestSuspendWorkloadCompletesWithLongPause(t *testing.T) {
+// TestSuspendWorkloadPausesTheGuest: a guest dirtying twice as fast as the
+// link sends never converges by downtime steps; after the last one the
+// policy pauses it, pre-copy then completes, and the pause is in the
+// reported downtime.
+func TestSuspendWorkloadPausesTheGuest(t *testing.T) {
 	vm := stalling
 	vm.MemoryMiB = 128
 	h, _, _ := start(t, vm, 32, migrate.PolicySuspendWorkload, migrate.MonitorConfig{})
@@ -258,12 +262,71 @@ func TestSuspendWorkloadCompletesWithLongPause(t *testing.T) {
 	if h.err != nil {
 		t.Fatal(h.err)
 	}
-	acts := h.last().Actions
-	if len(acts) != 6 || acts[5] != "final downtime 5s" {
-		t.Errorf("actions %q, want five steps then final downtime 5s", acts)
+	want := []string{"downtime 150ms", "downtime 200ms", "downtime 300ms", "downtime 400ms", "downtime 500ms", "suspend"}
+	last := h.last()
+	if !slices.Equal(last.Actions, want) {
+		t.Errorf("actions %q, want %q", last.Actions, want)
 	}
-	if h.stats.Downtime < time.Second || h.stats.Downtime > 5100*time.Millisecond || !h.onlyOn(h.b, "hot") {
-		t.Errorf("downtime %v (want seconds, ≤ 5s), dest %v", h.stats.Downtime, h.b.VMNames())
+	if last.SuspendedAtMs <= 0 || last.SuspendedAtMs > last.ElapsedMs {
+		t.Fatalf("suspended at %d ms of a %d ms job", last.SuspendedAtMs, last.ElapsedMs)
+	}
+	pause := time.Duration(last.ElapsedMs-last.SuspendedAtMs) * time.Millisecond
+	if h.stats.Downtime < pause || h.stats.Downtime < 500*time.Millisecond {
+		t.Errorf("downtime %v, want at least the %v the guest stood suspended", h.stats.Downtime, pause)
+	}
+	if !h.onlyOn(h.b, "hot") {
+		t.Errorf("VM not only on dest: %v", h.b.VMNames())
+	}
+}
+
+// TestSuspendedGuestStuckCopyAborts: a suspended guest whose copy stops
+// falling (the link went down) is aborted after SuspendedTimeout, and the
+// job resumes the guest on its source.
+func TestSuspendedGuestStuckCopyAborts(t *testing.T) {
+	vm := stalling
+	vm.MemoryMiB = 128
+	h, _, _ := start(t, vm, 32, migrate.PolicySuspendWorkload, migrate.MonitorConfig{SuspendedTimeout: 5 * time.Second})
+	for !slices.Contains(h.last().Actions, "suspend") {
+		if h.finished() {
+			t.Fatalf("Watch ended before the suspend: %v, actions %q", h.err, h.last().Actions)
+		}
+		h.step()
+	}
+	h.a.SetLinkDown(true)
+	h.run(time.Minute)
+	h.timeline()
+	if !errors.Is(h.err, migrate.ErrProgressTimeout) {
+		t.Fatalf("err = %v, want ErrProgressTimeout", h.err)
+	}
+	if got := h.last().Actions; got[len(got)-1] != "abort: no progress while suspended" {
+		t.Errorf("actions %q", got)
+	}
+	if !h.onlyOn(h.a, "hot") {
+		t.Error("VM not only on source")
+	}
+}
+
+// TestSuspendedMigrationIgnoresCompletionLimit: once paused, a guest is
+// not aborted by the completion limit (that would pause it for nothing);
+// its copy completes however long the remainder takes.
+func TestSuspendedMigrationIgnoresCompletionLimit(t *testing.T) {
+	vm := stalling
+	vm.MemoryMiB = 128
+	// 25 s allowed (128 MiB counts as 1 GiB): the guest is paused at 24 s
+	// and its 128 MiB take 4 s more at 32 MiB/s
+	const limit = 25 * time.Second
+	h, _, _ := start(t, vm, 32, migrate.PolicySuspendWorkload, migrate.MonitorConfig{CompletionPerGiB: limit})
+	h.run(2 * time.Minute)
+	h.timeline()
+	last := h.last()
+	if !slices.Contains(last.Actions, "suspend") || time.Duration(last.SuspendedAtMs)*time.Millisecond >= limit {
+		t.Fatalf("the guest was not suspended before the %v limit (actions %q, at %d ms): the test's premise broke", limit, last.Actions, last.SuspendedAtMs)
+	}
+	if h.err != nil {
+		t.Fatalf("suspended migration failed: %v", h.err)
+	}
+	if h.stats.Elapsed <= limit || !h.onlyOn(h.b, "hot") {
+		t.Errorf("job ended after %v (want past the %v limit), on dest %v", h.stats.Elapsed, limit, h.b.VMNames())
 	}
 }
 
@@ -352,6 +415,7 @@ func (j *endingJob) StartPostCopy() error               { return nil }
 func (j *endingJob) SetMaxDowntime(time.Duration) error { return nil }
 func (j *endingJob) SetBandwidth(uint64) error          { return nil }
 func (j *endingJob) InterruptPostCopy() error           { return nil }
+func (j *endingJob) Suspend() error                     { return nil }
 
 func TestAbortRacingCompletionReportsSuccess(t *testing.T) {
 	clock := sim.NewManualClock()
@@ -428,6 +492,7 @@ func (j *blindJob) StartPostCopy() error               { return nil }
 func (j *blindJob) SetMaxDowntime(time.Duration) error { return nil }
 func (j *blindJob) SetBandwidth(uint64) error          { return nil }
 func (j *blindJob) InterruptPostCopy() error           { return nil }
+func (j *blindJob) Suspend() error                     { return nil }
 
 func TestTimeoutsRunWithoutStats(t *testing.T) {
 	clock := sim.NewManualClock()

@@ -43,11 +43,11 @@ func TestPolicyShapes(t *testing.T) {
 		t.Errorf("post-copy = %+v", pc)
 	}
 	sw, _ := PolicyByName(PolicySuspendWorkload)
-	if sw.FinalDowntime != 5*time.Second || sw.AbortOnExhausted || !slices.Equal(sw.DowntimeSteps, want) {
+	if !sw.SuspendWhenExhausted || sw.FinalDowntime != 0 || sw.AbortOnExhausted || !slices.Equal(sw.DowntimeSteps, want) {
 		t.Errorf("suspend-workload = %+v", sw)
 	}
 	pre, _ := PolicyByName(PolicyPrecopy)
-	if pre.AutoConverge || pre.AllowPostCopy || len(pre.DowntimeSteps) != 0 || pre.FinalDowntime != 0 || pre.AbortOnExhausted {
+	if pre.AutoConverge || pre.AllowPostCopy || len(pre.DowntimeSteps) != 0 || pre.FinalDowntime != 0 || pre.AbortOnExhausted || pre.SuspendWhenExhausted {
 		t.Errorf("precopy takes actions: %+v", pre)
 	}
 }

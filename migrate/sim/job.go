@@ -54,6 +54,7 @@ type job struct {
 	allowPostCopy bool
 	wantPostCopy  bool
 	postCopy      bool
+	suspended     bool // Suspend: the guest dirties nothing until the job ends
 
 	memTotal, memSent   float64
 	workingSet          float64 // the most the guest can have dirty at once
@@ -130,6 +131,9 @@ func (j *job) step(now time.Time) {
 	}
 	dt := now.Sub(j.last).Seconds()
 	j.last = now
+	if j.suspended {
+		rate = 0
+	}
 	if stalled {
 		return
 	}
@@ -350,6 +354,7 @@ func (j *job) breakPostCopyLocked(cause error) {
 // keeps the failed job's stats) and the destination drops its reservation.
 func (j *job) failLocked(err error) {
 	j.phase = phaseDone
+	j.suspended = false // the guest runs on at the source
 	j.final = j.statsLocked()
 	j.host.clearJob(j.vmName, j)
 	outcome := migrate.JobFailed
@@ -495,6 +500,19 @@ func (j *job) SetBandwidth(mibps uint64) error {
 		return fmt.Errorf("set bandwidth of vm %q: 0 MiB/s", j.vmName)
 	}
 	j.bw = float64(mibps) * mib
+	return nil
+}
+
+// Suspend implements migrate.Job: the guest stops dirtying memory until
+// the job ends (a failure resumes it on the source). The sim's inventory
+// keeps listing it running, as the mesh never reads a suspension from it.
+func (j *job) Suspend() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.phase != phaseDisk && j.phase != phasePrecopy {
+		return fmt.Errorf("suspend vm %q: not in pre-copy: %w", j.vmName, ErrNoJob)
+	}
+	j.suspended = true
 	return nil
 }
 

@@ -33,6 +33,7 @@ type job struct {
 	last        migrate.JobStats
 	aborted     bool
 	postCopy    bool
+	suspended   bool // Suspend paused the guest on the source
 	maxDowntime time.Duration
 }
 
@@ -107,6 +108,9 @@ func (j *job) finish(err error) {
 		res = j.completedOnDest()
 	} else {
 		res = j.completedOnSource()
+		if rerr := j.resumeOnSource(); rerr != nil {
+			err = fmt.Errorf("%w; and the guest stays paused on the source: %v", err, rerr)
+		}
 	}
 
 	j.life.Lock()
@@ -148,6 +152,9 @@ func (j *job) completedOnDest() migrate.JobStats {
 		return fallback
 	}
 	defer dom.Free()
+	if j.isSuspended() {
+		resumePaused(dom)
+	}
 	// KEEP_COMPLETED: the result stays for whoever settles the migration
 	// from the hypervisors later.
 	info, err := dom.GetJobStats(libvirt.DOMAIN_JOB_STATS_COMPLETED | libvirt.DOMAIN_JOB_STATS_KEEP_COMPLETED)
@@ -155,6 +162,43 @@ func (j *job) completedOnDest() migrate.JobStats {
 		return fallback
 	}
 	return statsOf(info)
+}
+
+func (j *job) isSuspended() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.suspended
+}
+
+// resumePaused resumes a guest the policy paused before the switch-over
+// and that libvirt left paused on the destination: the migration carried
+// the source's paused state over. A guest paused for another reason
+// (post-copy failed, an I/O error) is not ours to resume.
+func resumePaused(dom *libvirt.Domain) {
+	st, reason, err := dom.GetState()
+	if err == nil && st == libvirt.DOMAIN_PAUSED && (libvirt.DomainPausedReason(reason) == libvirt.DOMAIN_PAUSED_USER ||
+		libvirt.DomainPausedReason(reason) == libvirt.DOMAIN_PAUSED_MIGRATION) {
+		_ = dom.Resume()
+	}
+}
+
+// resumeOnSource resumes the guest on the source after a failed job that
+// Suspend had paused: a failure must never leave a guest standing.
+func (j *job) resumeOnSource() error {
+	if !j.isSuspended() {
+		return nil
+	}
+	st, _, err := j.dom.GetState()
+	if err != nil {
+		return wrap(err, "resume vm %q on the source: state", j.name)
+	}
+	if st != libvirt.DOMAIN_PAUSED {
+		return nil
+	}
+	if err := j.dom.Resume(); err != nil {
+		return wrap(err, "resume vm %q on the source", j.name)
+	}
+	return nil
 }
 
 // completedOnSource reads the failed job's final stats from the source, which
@@ -250,6 +294,25 @@ func (j *job) Abort() error {
 	if err := j.dom.AbortJob(); err != nil {
 		return wrap(err, "abort migration of vm %q", j.name)
 	}
+	return nil
+}
+
+// Suspend pauses the guest on the source (virDomainSuspend) while the job
+// runs: its memory stops changing, so pre-copy completes. The job resumes
+// it on the destination if libvirt carried the pause over, and on the
+// source if the job fails.
+func (j *job) Suspend() error {
+	j.life.RLock()
+	defer j.life.RUnlock()
+	if j.ended {
+		return fmt.Errorf("suspend vm %q: %w", j.name, ErrJobEnded)
+	}
+	if err := j.dom.Suspend(); err != nil {
+		return wrap(err, "suspend vm %q during its migration", j.name)
+	}
+	j.mu.Lock()
+	j.suspended = true
+	j.mu.Unlock()
 	return nil
 }
 

@@ -137,6 +137,12 @@ func (h *Hypervisor) Attach(ctx context.Context, ref migrate.DomainRef, p migrat
 	if st := statsOf(info); st.PostCopy {
 		j.postCopy = true
 	}
+	if st, reason, err := dom.GetState(); err == nil && st == libvirt.DOMAIN_PAUSED &&
+		libvirt.DomainPausedReason(reason) == libvirt.DOMAIN_PAUSED_USER {
+		// the earlier meshd's policy paused it (suspend-workload): the
+		// job resumes it wherever it ends up
+		j.suspended = true
+	}
 	go j.follow(followEvery)
 	return j, nil
 }
