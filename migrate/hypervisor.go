@@ -183,3 +183,20 @@ type Hypervisor interface {
 	// mesh (a driver that talks to peers over TLS verifies it).
 	Peer(ctx context.Context, host, uri string) (Remote, error)
 }
+
+// DirtyRate is a guest's memory activity sampled before a migration.
+type DirtyRate struct {
+	// Bps is the rate at which the guest dirties memory, bytes/s.
+	Bps uint64
+	// InUseBytes is the guest memory the hypervisor holds (touched pages):
+	// what a first pre-copy pass sends; untouched pages cost almost
+	// nothing. 0: unknown.
+	InUseBytes uint64
+}
+
+// DirtyRateSampler is implemented by hypervisors that can measure a
+// guest's dirty rate without migrating it (libvirt:
+// virDomainStartDirtyRateCalc), which the auto policy's prediction needs.
+type DirtyRateSampler interface {
+	SampleDirtyRate(ctx context.Context, ref DomainRef, period time.Duration) (DirtyRate, error)
+}

@@ -78,6 +78,10 @@ type MonitorConfig struct {
 	// (Policy.SuspendWhenExhausted) when its remaining data reached no new
 	// low for this long. Default 30s.
 	SuspendedTimeout time.Duration
+	// Prediction, when set, is carried in every report (the auto
+	// policy's prediction, kept next to the outcome). A re-attached
+	// watch carries Prior's.
+	Prediction *fsm.Prediction
 	// Prior is the last progress reported for this job by an earlier watch
 	// (a meshd that re-attaches after a restart, or a resumed post-copy):
 	// the policy goes on from the actions it records, the completion limit
@@ -225,6 +229,9 @@ func (w *watcher) resume(p *fsm.Progress) {
 	w.postCopy = p.PostCopy
 	w.postCopyAt = time.Duration(p.PostCopyAtMs) * time.Millisecond
 	w.percent = p.Percent
+	if w.cfg.Prediction == nil {
+		w.cfg.Prediction = p.Prediction
+	}
 	w.priorElapsed = time.Duration(p.ElapsedMs) * time.Millisecond
 }
 
@@ -476,6 +483,7 @@ func (w *watcher) emit(st JobStats, done bool) {
 		ThrottlePercent: st.AutoConvergeThrottle,
 		PostCopyAtMs:    w.postCopyAt.Milliseconds(),
 		SuspendedAtMs:   w.suspendedAtMs(),
+		Prediction:      w.cfg.Prediction,
 		Actions:         append([]string(nil), w.actions...),
 	})
 }

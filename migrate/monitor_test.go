@@ -54,6 +54,15 @@ func start(t *testing.T, vm sim.VMSpec, bwMiB uint64, pol string, cfg migrate.Mo
 	if err != nil {
 		t.Fatal(err)
 	}
+	if pol == migrate.PolicyAuto {
+		// as the executor does: sample on the source, predict, pick
+		r, err := h.a.SampleDirtyRate(context.Background(), migrate.DomainRef{Name: vm.Name}, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pred := migrate.Predict(vm.MemoryMiB<<20, r.InUseBytes, r.Bps, bwMiB<<20, p.DowntimeSteps[len(p.DowntimeSteps)-1], true)
+		p, cfg.Prediction = migrate.AutoPolicy(pred), &pred
+	}
 	job, err := h.a.Migrate(context.Background(), vm.Name, p.Params(migrate.Params{DestURI: h.b.URI(), BandwidthMiB: bwMiB}))
 	if err != nil {
 		t.Fatal(err)
@@ -303,6 +312,47 @@ func TestSuspendedGuestStuckCopyAborts(t *testing.T) {
 	}
 	if !h.onlyOn(h.a, "hot") {
 		t.Error("VM not only on source")
+	}
+}
+
+// TestAutoPicksPostCopyForAGuestFasterThanTheLink: the prediction says
+// pre-copy cannot converge, auto switches to post-copy at the first stall,
+// and every report carries the prediction.
+func TestAutoPicksPostCopyForAGuestFasterThanTheLink(t *testing.T) {
+	h, _, _ := start(t, stalling, 32, migrate.PolicyAuto, migrate.MonitorConfig{})
+	h.run(2 * time.Minute)
+	h.timeline()
+	if h.err != nil {
+		t.Fatal(h.err)
+	}
+	last := h.last()
+	if pr := last.Prediction; pr == nil || pr.Choice != migrate.ChoicePostCopy || pr.Converges {
+		t.Fatalf("prediction %+v, want post-copy, not converging", pr)
+	}
+	if !slices.Equal(last.Actions, []string{"post-copy"}) || !h.onlyOn(h.b, "hot") {
+		t.Errorf("actions %q, on dest %v", last.Actions, h.b.VMNames())
+	}
+	t.Logf("predicted %d ms, took %v", last.Prediction.TotalMs, h.stats.Elapsed)
+}
+
+// TestAutoRunsPrecopyForACalmGuest: a guest dirtying little is predicted
+// to converge: pre-copy without throttling, no action needed.
+func TestAutoRunsPrecopyForACalmGuest(t *testing.T) {
+	calm := sim.VMSpec{Name: "calm", MemoryMiB: 256, VCPUs: 2, DirtyMiBps: 4}
+	h, _, _ := start(t, calm, 32, migrate.PolicyAuto, migrate.MonitorConfig{})
+	h.run(2 * time.Minute)
+	if h.err != nil {
+		t.Fatal(h.err)
+	}
+	last := h.last()
+	if pr := last.Prediction; pr == nil || pr.Choice != migrate.ChoicePrecopy || !pr.Converges {
+		t.Fatalf("prediction %+v, want pre-copy, converging", pr)
+	}
+	if len(last.Actions) != 0 || h.stats.AutoConvergeThrottle != 0 {
+		t.Errorf("actions %q, throttle %d%%", last.Actions, h.stats.AutoConvergeThrottle)
+	}
+	if d := time.Duration(last.Prediction.TotalMs)*time.Millisecond - h.stats.Elapsed; d > time.Second || d < -time.Second {
+		t.Errorf("predicted %d ms, took %v", last.Prediction.TotalMs, h.stats.Elapsed)
 	}
 }
 

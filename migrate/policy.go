@@ -98,6 +98,17 @@ var policies = []Policy{
 		SuspendWhenExhausted: true,
 	},
 	{
+		// What an auto migration runs when no prediction could be made
+		// (no dirty rate sampled); with one, AutoPolicy replaces it.
+		Name:                PolicyAuto,
+		Description:         "predict from the dirty rate sampled before the start: pre-copy, auto-converge or post-copy (post-copy the last resort of each)",
+		InitialDowntime:     100 * time.Millisecond,
+		DowntimeSteps:       ovirtSteps,
+		AutoConverge:        true,
+		AllowPostCopy:       true,
+		PostCopyAfterStalls: len(ovirtSteps) + 1,
+	},
+	{
 		Name:            PolicyPrecopy,
 		Description:     "plain pre-copy at QEMU's 300ms default downtime, no actions (the baseline)",
 		InitialDowntime: 300 * time.Millisecond,

@@ -305,6 +305,7 @@ func (n *Node) runMigration(ctx context.Context, m *fsm.Migration, j *runningJob
 			n.metrics.queueWait.Observe(m.StartedAt.Sub(m.CreatedAt).Seconds())
 		}
 		stopBeat := a.rep.keepAlive(n.cfg.SettleRetry)
+		n.predict(op, a)
 		job, err = n.startJob(op, a)
 		stopBeat()
 		if err != nil {
@@ -333,6 +334,7 @@ type attempt struct {
 	dest   fsm.Host
 	ref    migrate.DomainRef
 	pol    migrate.Policy
+	pred   *fsm.Prediction // auto's prediction, reported with every sample
 	params migrate.Params
 	tls    bool
 	local  []fsm.Disk // local disks copied live
@@ -364,6 +366,12 @@ func (n *Node) attemptOf(m *fsm.Migration) (*attempt, error) {
 	pol, err := migrate.PolicyByName(m.Policy)
 	if err != nil {
 		return nil, fmt.Errorf("migration %s: %w", m.ID, err)
+	}
+	if pred := m.Progress.Prediction; pol.Name == migrate.PolicyAuto && pred != nil {
+		// a re-attached or settled auto migration goes on with the
+		// policy its prediction picked when it started
+		p := *pred
+		a.pred, pol = &p, migrate.AutoPolicy(p)
 	}
 	a.pol, a.tls = pol, !cl.PlainMigrations()
 	a.ref = migrate.DomainRef{Name: a.vm.Name, UUID: a.vm.UUID}
@@ -427,6 +435,7 @@ func (n *Node) watchJob(ctx context.Context, a *attempt, job migrate.Job) bool {
 	for {
 		mc := n.cfg.Monitor
 		mc.MemBytes, mc.VM, mc.Detach = a.vm.MemoryMiB<<20, a.vm.Name, n.detach
+		mc.Prediction = a.pred
 		if prior := a.rep.lastProgress(); prior.ElapsedMs > 0 || len(prior.Actions) > 0 {
 			mc.Prior = &prior
 		}

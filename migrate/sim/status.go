@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"time"
 
 	"github.com/hostmesh/hostmesh/fsm"
 	"github.com/hostmesh/hostmesh/migrate"
@@ -262,4 +263,19 @@ func (r *Registry) Starts() map[string]int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return maps.Clone(r.starts)
+}
+
+var _ migrate.DirtyRateSampler = (*Host)(nil)
+
+// SampleDirtyRate implements migrate.DirtyRateSampler at once (the sim
+// knows its workloads): the VM's dirty rate, and all its memory in use.
+func (h *Host) SampleDirtyRate(_ context.Context, ref migrate.DomainRef, _ time.Duration) (migrate.DirtyRate, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, v := range h.vms {
+		if (ref.UUID != "" && v.spec.UUID == ref.UUID) || (ref.UUID == "" && v.spec.Name == ref.Name) {
+			return migrate.DirtyRate{Bps: uint64(v.spec.DirtyMiBps * mib), InUseBytes: v.spec.MemoryMiB * mib}, nil
+		}
+	}
+	return migrate.DirtyRate{}, fmt.Errorf("sample dirty rate of vm %s on %s: %w", ref, h.spec.Name, migrate.ErrNoDomain)
 }

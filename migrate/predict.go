@@ -1,0 +1,116 @@
+package migrate
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/hostmesh/hostmesh/fsm"
+)
+
+// PolicyAuto picks pre-copy, auto-converge or post-copy per migration from
+// a prediction made before it starts (Predict): the guest's dirty rate,
+// sampled on the source, against the bandwidth the migration was granted.
+const PolicyAuto = "auto"
+
+// Choices of the auto policy, as recorded in fsm.Prediction.Choice.
+const (
+	ChoicePrecopy      = "pre-copy"
+	ChoiceAutoConverge = "auto-converge"
+	ChoicePostCopy     = "post-copy"
+)
+
+// maxPredictedPasses bounds the pre-copy passes Predict counts: QEMU has no
+// pass limit, but a pre-copy that needs more than this shrinks its
+// remainder too slowly to call it converging.
+const maxPredictedPasses = 30
+
+// convergeRatio is the dirty rate, as a share of the bandwidth, under which
+// pre-copy alone is predicted to converge comfortably; between it and 1 it
+// converges slowly (every pass shrinks by less than half), and auto-converge
+// throttling the guest makes it sure.
+const convergeRatio = 0.5
+
+// Predict models a pre-copy migration the way QEMU runs it: the first pass
+// sends dataBytes (the guest's memory in use) at bwBps; each later pass sends
+// what the guest dirtied meanwhile, at most memBytes; it switches over once
+// a pass's remainder fits maxDowntime at bwBps. Pre-copy converges when the
+// passes shrink (dirty rate below the bandwidth) to that threshold within
+// maxPredictedPasses. TotalMs is the predicted time of the mode auto picks:
+// the passes, or for post-copy the first pass and the pull of what was
+// dirtied during it. dirtyBps 0 with sampled false means unknown: the
+// prediction is one pass and no choice beyond the default.
+func Predict(memBytes, dataBytes, dirtyBps, bwBps uint64, maxDowntime time.Duration, sampled bool) fsm.Prediction {
+	p := fsm.Prediction{MemBytes: memBytes, DataBytes: dataBytes, DirtyRateBps: dirtyBps, BandwidthBps: bwBps, Sampled: sampled}
+	if dataBytes == 0 || dataBytes > memBytes {
+		p.DataBytes = memBytes
+	}
+	if bwBps == 0 {
+		return p // unlimited: nothing to predict against
+	}
+	b, r := float64(bwBps), float64(dirtyBps)
+	first := float64(p.DataBytes) / b
+	if !sampled {
+		p.TotalMs = int64(first * 1000)
+		p.Passes = 1
+		p.Choice = ChoiceAutoConverge
+		return p
+	}
+	thr := b * maxDowntime.Seconds()
+	pass, total := float64(p.DataBytes), 0.0
+	for p.Passes = 1; ; p.Passes++ {
+		total += pass / b
+		next := math.Min(float64(memBytes), r*pass/b)
+		if next <= thr {
+			p.Converges = true
+			total += next / b // the switch-over sends the rest
+			break
+		}
+		if p.Passes >= maxPredictedPasses || next >= pass {
+			break
+		}
+		pass = next
+	}
+	switch {
+	case p.Converges && r <= convergeRatio*b:
+		p.Choice = ChoicePrecopy
+	case p.Converges:
+		p.Choice = ChoiceAutoConverge
+	default:
+		p.Choice = ChoicePostCopy
+		// first pass, then the pages dirtied during it are pulled
+		total = first + math.Min(float64(memBytes), r*first)/b
+	}
+	p.TotalMs = int64(total * 1000)
+	return p
+}
+
+// AutoPolicy is the policy auto runs for a prediction. Every choice keeps
+// post-copy as its last resort (the job starts with it allowed), so a wrong
+// prediction costs time, never the migration:
+//
+//   - pre-copy: minimal-downtime's steps without throttling the guest;
+//   - auto-converge: minimal-downtime (throttling, steps);
+//   - post-copy: switch at the first stall, after the first pass.
+func AutoPolicy(pred fsm.Prediction) Policy {
+	md, _ := PolicyByName(PolicyMinimalDowntime)
+	p := Policy{
+		Name:            PolicyAuto,
+		InitialDowntime: md.InitialDowntime,
+		DowntimeSteps:   md.DowntimeSteps,
+		AllowPostCopy:   true,
+	}
+	switch pred.Choice {
+	case ChoicePrecopy:
+		p.PostCopyAfterStalls = len(p.DowntimeSteps) + 1
+	case ChoicePostCopy:
+		p.AutoConverge = true
+		p.PostCopyAfterStalls = 1
+	default:
+		p.AutoConverge = true
+		p.PostCopyAfterStalls = len(p.DowntimeSteps) + 1
+	}
+	p.Description = fmt.Sprintf("auto: %s (predicted %s, dirty %.1f MiB/s at %.1f MiB/s)", pred.Choice,
+		time.Duration(pred.TotalMs)*time.Millisecond, float64(pred.DirtyRateBps)/(1<<20), float64(pred.BandwidthBps)/(1<<20))
+	return p
+}
