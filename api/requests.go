@@ -37,7 +37,9 @@ type MigrateRequest struct {
 	To           string `json:"to,omitempty"`
 	Policy       string `json:"policy,omitempty"`
 	BandwidthMiB uint64 `json:"bandwidth_mib,omitempty"`
-	DryRun       bool   `json:"dry_run,omitempty"`
+	// Parallel is the number of connections; 0: the cluster's default.
+	Parallel int  `json:"parallel,omitempty"`
+	DryRun   bool `json:"dry_run,omitempty"`
 }
 
 // MigrateResponse answers a migrate request: the queued ID, or for a dry

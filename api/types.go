@@ -195,6 +195,7 @@ type Migration struct {
 	Policy          string         `json:"policy"`
 	BandwidthMiB    uint64         `json:"bandwidth_mib,omitempty"`
 	GrantedMiB      uint64         `json:"granted_mib,omitempty"`
+	Parallel        int            `json:"parallel,omitempty"`
 	Pinned          bool           `json:"pinned,omitempty"`
 	Drain           string         `json:"drain,omitempty"`
 	Attempt         int            `json:"attempt"`
@@ -236,6 +237,9 @@ type Cluster struct {
 	// MigrationTransport is TransportTLS or TransportPlain; "" (a cluster
 	// set before the field existed) means TLS.
 	MigrationTransport string `json:"migration_transport,omitempty"`
+	// MigrationParallel is the connections per migration; 0 is auto
+	// (one per 10 Gb/s of the migration network, at most the VM's vCPUs).
+	MigrationParallel int `json:"migration_parallel,omitempty"`
 }
 
 // Migration transports of a cluster.

@@ -74,7 +74,7 @@ func (s *State) enqueueVM(k string, vm *VM, c Enqueue) (string, error) {
 	}
 	s.Migrations[id] = &Migration{
 		ID: id, VM: vm.Name, VMUUID: uuid, Source: vm.Host, Dest: c.Dest, Cluster: src.Cluster,
-		State: MigQueued, Policy: policy, BandwidthMiB: c.BandwidthMiB,
+		State: MigQueued, Policy: policy, BandwidthMiB: c.BandwidthMiB, Parallel: c.Parallel,
 		Pinned: c.Dest != "", Drain: c.Drain, Attempt: 1, CreatedAt: c.At, RequestedBy: c.Actor,
 	}
 	vm.Migration = id

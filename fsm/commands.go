@@ -106,6 +106,8 @@ type Enqueue struct {
 	Dest         string `json:"dest,omitempty"`
 	Policy       string `json:"policy,omitempty"`
 	BandwidthMiB uint64 `json:"bandwidth_mib,omitempty"`
+	// Parallel is the number of connections asked for; 0: the cluster's.
+	Parallel int `json:"parallel,omitempty"`
 	// Drain names the host whose drain asks for this migration.
 	Drain string    `json:"drain,omitempty"`
 	At    time.Time `json:"at"`

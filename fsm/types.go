@@ -254,6 +254,9 @@ type Migration struct {
 	Policy  string         `json:"policy"`
 	// BandwidthMiB is the cap asked for; 0 means the cluster default.
 	BandwidthMiB uint64 `json:"bandwidth_mib,omitempty"`
+	// Parallel is the number of connections the transfer opens (QEMU
+	// multifd); 0 takes the cluster's default.
+	Parallel int `json:"parallel,omitempty"`
 	// GrantedMiB is the cap in force: set at grant, re-shared while running
 	// in an auto-bandwidth cluster.
 	GrantedMiB uint64 `json:"granted_mib,omitempty"`
@@ -319,6 +322,10 @@ type Cluster struct {
 	// and snapshots written before the field existed carry "", which is kept
 	// as it is (so old logs and snapshots replay alike) and means TLS.
 	MigrationTransport string `json:"migration_transport,omitempty"`
+	// MigrationParallel is the connections per migration when a migration
+	// asks for none: 0 is auto, about one per 10 Gb/s of the migration
+	// network (as oVirt opens them), at most the VM's vCPUs.
+	MigrationParallel int `json:"migration_parallel,omitempty"`
 }
 
 // Migration transports of a cluster.

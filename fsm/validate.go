@@ -23,6 +23,9 @@ const (
 	MaxMemMiB = 64 << 20
 	// MaxCPUs bounds CPU and vCPU counts.
 	MaxCPUs = 16384
+	// MaxParallel bounds a migration's connections (QEMU multifd
+	// channels accept up to 255; more than 64 helps no link).
+	MaxParallel = 64
 	// MaxBandwidthMiB bounds any bandwidth: 1 TiB/s.
 	MaxBandwidthMiB = 1 << 20
 	// MaxList bounds lists of names (networks, storage domains, CPU flags
@@ -380,6 +383,7 @@ func (x Enqueue) validate() error {
 	c.optHost("destination", x.Dest)
 	c.token("policy", x.Policy)
 	c.atMost("bandwidth MiB", x.BandwidthMiB, MaxBandwidthMiB)
+	c.between("parallel connections", int64(x.Parallel), 0, MaxParallel)
 	c.optHost("drain", x.Drain)
 	c.time("time", x.At)
 	return c.err
@@ -482,6 +486,7 @@ func (x SetCluster) validate() error {
 	}
 	c.atMost("bandwidth MiB", cl.BandwidthMiB, MaxBandwidthMiB)
 	c.atMost("migration network MiB", cl.MigrationNetMiB, MaxBandwidthMiB)
+	c.between("migration parallel connections", int64(cl.MigrationParallel), 0, MaxParallel)
 	if t := cl.MigrationTransport; t != "" && t != TransportTLS && t != TransportPlain {
 		c.fail("migration transport %q is neither %q nor %q", t, TransportTLS, TransportPlain)
 	}

@@ -266,7 +266,7 @@ func (n *Node) handleMigrate(w http.ResponseWriter, r *http.Request) {
 		resp.Placement = p.Reason
 	}
 	v, err := n.propose(r.Context(), fsm.CmdEnqueue, fsm.Enqueue{VM: key, Dest: req.To, Policy: req.Policy, Actor: actorOf(r),
-		BandwidthMiB: req.BandwidthMiB, At: time.Now().UTC()})
+		BandwidthMiB: req.BandwidthMiB, Parallel: req.Parallel, At: time.Now().UTC()})
 	if err != nil {
 		n.metrics.countRefusal(err)
 		writeErr(w, err)

@@ -195,6 +195,9 @@ func decodeMigrate(ct string, body io.Reader) (api.MigrateRequest, error) {
 	if req.BandwidthMiB > fsm.MaxBandwidthMiB {
 		return req, badRequest("migrate: field \"bandwidth_mib\" %d: over the limit of %d", req.BandwidthMiB, fsm.MaxBandwidthMiB)
 	}
+	if req.Parallel < 0 || req.Parallel > fsm.MaxParallel {
+		return req, badRequest("migrate: field \"parallel\" %d: must be 0 (the cluster's default) to %d", req.Parallel, fsm.MaxParallel)
+	}
 	return req, nil
 }
 
