@@ -76,6 +76,11 @@ type Params struct {
 	AutoConverge bool
 	// AllowPostCopy lets the job later switch to post-copy (StartPostCopy).
 	AllowPostCopy bool
+	// Parallel > 1 opens that many connections for the memory stream
+	// (libvirt: VIR_MIGRATE_PARALLEL, QEMU multifd): one TCP (or TLS)
+	// stream per connection, each with its own thread on both ends, so
+	// that links faster than one stream fills are filled. 0 or 1: one.
+	Parallel int
 	// CopyStorage copies the listed local disks live (non-shared storage).
 	CopyStorage []string
 	// Unsafe skips the hypervisor's own storage and cache safety checks; the

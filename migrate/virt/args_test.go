@@ -54,3 +54,16 @@ func TestMigrateArgsFull(t *testing.T) {
 		t.Errorf("migrate_disks %v %v", params.MigrateDisksSet, params.MigrateDisks)
 	}
 }
+
+func TestMigrateArgsParallel(t *testing.T) {
+	params, flags := migrateArgs(migrate.Params{DestURI: "qemu+tls://h2/system", Parallel: 4, TLS: true})
+	if flags&libvirt.MIGRATE_PARALLEL == 0 || !params.ParallelConnectionsSet || params.ParallelConnections != 4 {
+		t.Errorf("parallel 4: flags %#x, connections %v %d", flags, params.ParallelConnectionsSet, params.ParallelConnections)
+	}
+	for _, p := range []migrate.Params{{Parallel: 1}, {Parallel: 4, AllowPostCopy: true}} {
+		params, flags := migrateArgs(p)
+		if flags&libvirt.MIGRATE_PARALLEL != 0 || params.ParallelConnectionsSet {
+			t.Errorf("%+v: parallel set (flags %#x)", p, flags)
+		}
+	}
+}

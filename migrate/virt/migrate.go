@@ -33,6 +33,12 @@ func migrateArgs(p migrate.Params) (*libvirt.DomainMigrateParameters, libvirt.Do
 	if p.AutoConverge {
 		flags |= libvirt.MIGRATE_AUTO_CONVERGE
 	}
+	if p.Parallel > 1 && !p.AllowPostCopy {
+		// QEMU 7.2 refuses multifd together with post-copy: a job that
+		// may switch to post-copy runs on one connection.
+		flags |= libvirt.MIGRATE_PARALLEL
+		params.ParallelConnectionsSet, params.ParallelConnections = true, p.Parallel
+	}
 	if p.AllowPostCopy {
 		flags |= libvirt.MIGRATE_POSTCOPY
 	}
