@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"strconv"
 
 	ucli "github.com/urfave/cli/v2"
 
@@ -22,6 +23,7 @@ var ClusterCommand = &ucli.Command{
 		&ucli.Uint64Flag{Name: "bandwidth", Usage: "per-migration cap in MiB/s (fixed mode)"},
 		&ucli.Uint64Flag{Name: "migration-net", Usage: "migration network capacity in MiB/s (auto mode)"},
 		&ucli.StringFlag{Name: "policy", Usage: "default convergence policy"},
+		&ucli.StringFlag{Name: "parallel", Usage: "connections per migration: auto (one per 10 Gb/s of the migration network, at most the VM's vCPUs) or 1 to 64"},
 		&ucli.StringFlag{Name: "migration-transport", Usage: "tls (memory and disks encrypted, the default) or plain (cleartext, on purpose only)"},
 		jsonFlag,
 	},
@@ -52,6 +54,13 @@ var ClusterCommand = &ucli.Command{
 		set("migration-net", func() { cur.MigrationNetMiB = c.Uint64("migration-net") })
 		set("policy", func() { cur.Policy = c.String("policy") })
 		set("migration-transport", func() { cur.MigrationTransport = c.String("migration-transport") })
+		if c.IsSet("parallel") {
+			n, err := parseParallel(c.String("parallel"))
+			if err != nil {
+				return usage(c, err.Error())
+			}
+			cur.MigrationParallel, changed = n, true
+		}
 		if changed {
 			if cur, err = cl.SetCluster(c.Context, cur); err != nil {
 				return err
@@ -60,8 +69,8 @@ var ClusterCommand = &ucli.Command{
 		if c.Bool("json") {
 			return printJSON(c, cur)
 		}
-		fmt.Fprintf(c.App.Writer, "cluster %s: slots out %d / in %d per host, %d per cluster; bandwidth %s %d MiB/s (network %d MiB/s); policy %s; migration transport %s\n",
-			cur.Name, cur.MaxOutgoing, cur.MaxIncoming, cur.MaxConcurrent, cur.BandwidthMode, cur.BandwidthMiB, cur.MigrationNetMiB, cur.Policy, transportOf(cur))
+		fmt.Fprintf(c.App.Writer, "cluster %s: slots out %d / in %d per host, %d per cluster; bandwidth %s %d MiB/s (network %d MiB/s); policy %s; migration transport %s; connections %s\n",
+			cur.Name, cur.MaxOutgoing, cur.MaxIncoming, cur.MaxConcurrent, cur.BandwidthMode, cur.BandwidthMiB, cur.MigrationNetMiB, cur.Policy, transportOf(cur), parallelOf(cur))
 		return nil
 	},
 }
@@ -83,4 +92,24 @@ var KeygenCommand = &ucli.Command{
 		fmt.Fprintln(c.App.Writer, gossipkey.Generate())
 		return nil
 	},
+}
+
+// parseParallel reads --parallel: "auto" is 0.
+func parseParallel(s string) (int, error) {
+	if s == "auto" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > 64 {
+		return 0, fmt.Errorf("--parallel %q: auto or 1 to 64", s)
+	}
+	return n, nil
+}
+
+// parallelOf names the cluster's connections per migration.
+func parallelOf(c api.Cluster) string {
+	if c.MigrationParallel == 0 {
+		return "auto"
+	}
+	return strconv.Itoa(c.MigrationParallel)
 }

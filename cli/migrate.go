@@ -23,8 +23,9 @@ var MigrateCommand = &ucli.Command{
 	ArgsUsage: "VM (name or UUID)",
 	Flags: []ucli.Flag{
 		&ucli.StringFlag{Name: "to", Usage: "destination host (default: placement chooses)"},
-		&ucli.StringFlag{Name: "policy", Usage: "convergence policy: minimal-downtime, post-copy, suspend-workload, precopy (default: the cluster's)"},
+		&ucli.StringFlag{Name: "policy", Usage: "convergence policy: minimal-downtime, post-copy, suspend-workload, auto, precopy (default: the cluster's)"},
 		&ucli.Uint64Flag{Name: "bandwidth", Usage: "cap in MiB/s (default: the cluster's)"},
+		&ucli.IntFlag{Name: "parallel", Usage: "connections for the memory stream, 1 to 64 (default: the cluster's; a post-copy-capable job uses one)"},
 		&ucli.BoolFlag{Name: "wait", Usage: "show progress until the migration ends; non-zero exit if it fails"},
 		&ucli.BoolFlag{Name: "dry-run", Usage: "show every host's prerequisite checks, queue nothing"},
 		&ucli.StringFlag{Name: "cancel", Usage: "cancel the migration with this ID instead"},
@@ -45,7 +46,10 @@ var MigrateCommand = &ucli.Command{
 			return usage(c, "exactly one VM name or UUID")
 		}
 		req := api.MigrateRequest{VM: c.Args().First(), To: c.String("to"), Policy: c.String("policy"),
-			BandwidthMiB: c.Uint64("bandwidth"), DryRun: c.Bool("dry-run")}
+			BandwidthMiB: c.Uint64("bandwidth"), Parallel: c.Int("parallel"), DryRun: c.Bool("dry-run")}
+		if c.IsSet("parallel") && (req.Parallel < 1 || req.Parallel > 64) {
+			return usage(c, "--parallel must be 1 to 64")
+		}
 		resp, err := cl.Migrate(c.Context, req)
 		if err != nil {
 			return refusal(c, err)
