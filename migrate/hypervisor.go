@@ -116,6 +116,10 @@ type JobStats struct {
 	PostCopy             bool
 	MaxDowntime          time.Duration
 	AutoConvergeThrottle int // percent, 0 when not throttling
+	// Resumed is when the job resumed on the destination a guest that
+	// Job.Suspend paused and the hypervisor left paused there (zero: it
+	// was running at the switch-over): the pause lasted until then.
+	Resumed time.Time
 }
 
 // Job is a migration in progress on the source host.

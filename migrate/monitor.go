@@ -552,12 +552,16 @@ func (w *watcher) suspendedAtMs() int64 {
 	return max(1, w.suspendElapsed.Milliseconds())
 }
 
-// pause is how long the suspended guest stood still: from the suspend to the
-// job's end, which is when the destination runs it (the job's own elapsed
-// time, or this watch's clock when the result lacks it). The hypervisor's
+// pause is how long the suspended guest stood still: from the suspend to
+// when the job resumed it on the destination (libvirt carries the paused
+// state over), else to the job's end, when the destination runs it (the
+// job's own elapsed time, or this watch's clock when the result lacks it). The hypervisor's
 // downtime counts only the final switch-over, so without this a suspended
 // migration would report the short switch-over and hide the pause.
 func (w *watcher) pause(res JobStats) time.Duration {
+	if !res.Resumed.IsZero() && !w.suspendAt.IsZero() {
+		return res.Resumed.Sub(w.suspendAt)
+	}
 	if w.suspendElapsed > 0 && res.Elapsed > w.suspendElapsed {
 		return res.Elapsed - w.suspendElapsed
 	}

@@ -152,16 +152,20 @@ func (j *job) completedOnDest() migrate.JobStats {
 		return fallback
 	}
 	defer dom.Free()
-	if j.isSuspended() {
-		resumePaused(dom)
+	var resumed time.Time
+	if j.isSuspended() && resumePaused(dom) {
+		resumed = time.Now()
 	}
 	// KEEP_COMPLETED: the result stays for whoever settles the migration
 	// from the hypervisors later.
 	info, err := dom.GetJobStats(libvirt.DOMAIN_JOB_STATS_COMPLETED | libvirt.DOMAIN_JOB_STATS_KEEP_COMPLETED)
 	if err != nil || info.Type == libvirt.DOMAIN_JOB_NONE {
+		fallback.Resumed = resumed
 		return fallback
 	}
-	return statsOf(info)
+	st := statsOf(info)
+	st.Resumed = resumed
+	return st
 }
 
 func (j *job) isSuspended() bool {
@@ -174,12 +178,13 @@ func (j *job) isSuspended() bool {
 // and that libvirt left paused on the destination: the migration carried
 // the source's paused state over. A guest paused for another reason
 // (post-copy failed, an I/O error) is not ours to resume.
-func resumePaused(dom *libvirt.Domain) {
+func resumePaused(dom *libvirt.Domain) bool {
 	st, reason, err := dom.GetState()
 	if err == nil && st == libvirt.DOMAIN_PAUSED && (libvirt.DomainPausedReason(reason) == libvirt.DOMAIN_PAUSED_USER ||
 		libvirt.DomainPausedReason(reason) == libvirt.DOMAIN_PAUSED_MIGRATION) {
-		_ = dom.Resume()
+		return dom.Resume() == nil
 	}
+	return false
 }
 
 // resumeOnSource resumes the guest on the source after a failed job that
