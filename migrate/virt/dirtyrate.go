@@ -18,7 +18,9 @@ var _ migrate.DirtyRateSampler = (*Hypervisor)(nil)
 // reads the result from the domain's stats (libvirt reports whole MiB/s).
 // The memory in use is the QEMU process's resident set, capped at the
 // guest's memory: pages the guest never touched are not resident, and a
-// pre-copy pass sends them almost free.
+// pre-copy pass sends them almost free. The resident set also holds QEMU's
+// own memory, so for a small guest it is its whole memory (an upper bound:
+// the first pass is predicted no faster than it can be).
 func (h *Hypervisor) SampleDirtyRate(ctx context.Context, ref migrate.DomainRef, period time.Duration) (migrate.DirtyRate, error) {
 	secs := int(period.Round(time.Second) / time.Second)
 	if secs < 1 {
@@ -37,19 +39,16 @@ func (h *Hypervisor) SampleDirtyRate(ctx context.Context, ref migrate.DomainRef,
 		return migrate.DirtyRate{}, fmt.Errorf("sample dirty rate of vm %s: %w", ref, err)
 	}
 	if stats, err := dom.MemoryStats(uint32(libvirt.DOMAIN_MEMORY_STAT_NR), 0); err == nil {
-		var rss, actual uint64
 		for _, s := range stats {
-			switch libvirt.DomainMemoryStatTags(s.Tag) {
-			case libvirt.DOMAIN_MEMORY_STAT_RSS:
-				rss = s.Val << 10
-			case libvirt.DOMAIN_MEMORY_STAT_ACTUAL_BALLOON:
-				actual = s.Val << 10
+			if libvirt.DomainMemoryStatTags(s.Tag) == libvirt.DOMAIN_MEMORY_STAT_RSS {
+				r.InUseBytes = s.Val << 10
 			}
 		}
-		r.InUseBytes = rss
-		if actual > 0 && rss > actual {
-			r.InUseBytes = actual
-		}
+	}
+	// QEMU's own memory (and TCG's code buffer) is resident too: never
+	// count more than the guest has
+	if kib, err := dom.GetMaxMemory(); err == nil && kib > 0 {
+		r.InUseBytes = min(r.InUseBytes, kib<<10)
 	}
 	return r, nil
 }
