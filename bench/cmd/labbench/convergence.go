@@ -15,7 +15,7 @@ import (
 	"github.com/hostmesh/hostmesh/testcluster/lab"
 )
 
-var policies = []string{"precopy", "minimal-downtime", "post-copy", "suspend-workload"}
+var policies = []string{"precopy", "minimal-downtime", "post-copy", "suspend-workload", "auto"}
 
 // failLine is meshctl migrate --wait's last line when the migration failed.
 var failLine = regexp.MustCompile(`(m\d+): (\S+) (Failed|Cancelled): (.*) \(VM stays on`)
@@ -23,13 +23,16 @@ var failLine = regexp.MustCompile(`(m\d+): (\S+) (Failed|Cancelled): (.*) \(VM s
 // convergencePart migrates a guest whose dirty rate exceeds the bandwidth
 // cap with each policy in turn (round robin, so every policy sees the same
 // drift of the machine), plain pre-copy as the baseline.
-func convergencePart(ctx context.Context, m *mesh, runs, bw, dirty int) (benchkit.Section, error) {
+func convergencePart(ctx context.Context, m *mesh, runs, bw, dirty int, policies []string) (benchkit.Section, error) {
 	s := benchkit.Section{Title: "Convergence (lab)",
 		Setup: fmt.Sprintf("One 256 MiB guest (64 MiB filled) whose workload dirties %d MiB/s, moved between h1 and h2 by "+
 			"`meshctl migrate --to DEST --bandwidth %d --policy P --wait` with each policy in turn (round robin, %d rounds). "+
 			"The dirty rate is what the guest's workload is asked for; under TCG it may reach less (the job's own dirty-rate samples are in meshctl's progress). "+
 			"A failed migration (the policy gave up, or the 64 s completion timeout) leaves the guest on its source and is counted as failed: "+
-			"its time is the time until it failed and it has no downtime.", dirty, bw, runs)}
+			"its time is the time until it failed and it has no downtime. "+
+			"auto samples the guest's dirty rate for 1 s on the source before the job (virDomainStartDirtyRateCalc) and predicts; "+
+			"its prediction is judged against the libvirt job's elapsed time (the transfer it models), and its converges-or-not call against what the job did: "+
+			"pre-copy alone completing (no post-copy switch, no suspend) means it converged; a stall of pre-copy (the switch auto makes only on one) means it did not.", dirty, bw, runs)}
 	name := "conv"
 	h1, h2 := m.host("h1"), m.host("h2")
 	if _, err := m.bootGuest(ctx, h1, lab.GuestSpec{Name: name, MemoryMiB: 256, FillMiB: 64, DirtyMiBps: dirty}, 2*time.Minute); err != nil {
@@ -41,6 +44,9 @@ func convergencePart(ctx context.Context, m *mesh, runs, bw, dirty int) (benchki
 	times := map[string]*benchkit.Series{}
 	downs := map[string]*benchkit.Series{}
 	fails := map[string][]string{}
+	predErr := benchkit.Series{Name: "auto: prediction error of the transfer time ((predicted − measured) ÷ measured)", Unit: "%"}
+	var callsRight, calls int
+	var predNotes []string
 	for _, p := range policies {
 		times[p] = &benchkit.Series{Name: p + ": total time", Unit: "s"}
 		downs[p] = &benchkit.Series{Name: p + ": downtime", Unit: "ms"}
@@ -54,6 +60,22 @@ func convergencePart(ctx context.Context, m *mesh, runs, bw, dirty int) (benchki
 				times[p].Values = append(times[p].Values, res.took.Seconds())
 				downs[p].Values = append(downs[p].Values, dt)
 				log.Printf("convergence run %d: %s moved %s → %s in %.1f s, downtime %.0f ms", r+1, p, at.Name, other.Name, res.took.Seconds(), dt)
+				if p == "auto" {
+					if mg, err := m.migration(ctx, cm.ID); err != nil {
+						log.Printf("convergence run %d: auto: %v", r+1, err)
+					} else if pr := mg.Progress.Prediction; pr != nil {
+						measured := float64(mg.Progress.ElapsedMs)
+						predErr.Values = append(predErr.Values, 100*(float64(pr.TotalMs)-measured)/measured)
+						converged := !mg.Progress.PostCopy && mg.Progress.SuspendedAtMs == 0
+						calls++
+						if pr.Converges == converged {
+							callsRight++
+						}
+						predNotes = append(predNotes, fmt.Sprintf("run %d: sampled %.1f MiB/s dirty, %.0f MiB in use at %.0f MiB/s: %s, predicted %.1f s (converges %v); measured %.1f s, converged by pre-copy %v",
+							r+1, float64(pr.DirtyRateBps)/(1<<20), float64(pr.DataBytes)/(1<<20), float64(pr.BandwidthBps)/(1<<20), pr.Choice,
+							float64(pr.TotalMs)/1000, pr.Converges, measured/1000, converged))
+					}
+				}
 				if err := m.waitVMsOn(ctx, other.Name, name); err != nil {
 					return s, err
 				}
@@ -84,6 +106,11 @@ func convergencePart(ctx context.Context, m *mesh, runs, bw, dirty int) (benchki
 		downs[p].Note = "meshctl's reported downtime; failed runs have none (plotted as gaps, left out of the median)"
 		downs[p].Values = dropNaN(downs[p].Values)
 		s.Series = append(s.Series, *times[p], *downs[p])
+	}
+	if calls > 0 {
+		predErr.Note = "the prediction of each auto run that moved the guest: " + strings.Join(predNotes, "; ")
+		s.Series = append(s.Series, predErr)
+		s.Notes = append(s.Notes, fmt.Sprintf("auto's converges-or-not call was right in %d of %d runs.", callsRight, calls))
 	}
 	m.removeGuest(ctx, name)
 	return s, nil

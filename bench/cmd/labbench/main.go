@@ -29,7 +29,7 @@ func main() {
 		meshctl   = flag.String("meshctl", "bin/meshctl", "meshctl binary")
 		outDir    = flag.String("out", "bench/results", "directory for the JSON results")
 		runs      = flag.Int("runs", 5, "runs of each side (medians)")
-		parts     = flag.String("parts", "single,drain,convergence,tls", "which parts to run")
+		parts     = flag.String("parts", "single,drain,convergence,tls,parallel", "which parts to run")
 		bw        = flag.Int("bw", 32, "single: bandwidth cap, MiB/s")
 		dirty     = flag.Int("dirty", 8, "single: dirty rate of the dirtying guest, MiB/s")
 		drainBW   = flag.Int("drain-bw", 16, "drain: per-migration cap, MiB/s")
@@ -38,6 +38,7 @@ func main() {
 		drainFill = flag.Int("drain-fill", 64, "drain: data each guest fills at boot, MiB")
 		convBW    = flag.Int("conv-bw", 8, "convergence: bandwidth cap, MiB/s")
 		convDR    = flag.Int("conv-dirty", 24, "convergence: dirty rate asked of the guest, MiB/s")
+		convPols  = flag.String("conv-policies", strings.Join(policies, ","), "convergence: the policies compared, in turn")
 	)
 	trial := flag.Bool("trial", false, "allow fewer than 5 runs, to try a part out (not for RESULTS.md)")
 	flag.Parse()
@@ -71,8 +72,11 @@ func main() {
 		{"drain", "lab-drain.json", func() (benchkit.Section, error) {
 			return drainPart(ctx, m, *runs, *drainBW, *guests, *drainMem, *drainFill)
 		}},
-		{"convergence", "lab-convergence.json", func() (benchkit.Section, error) { return convergencePart(ctx, m, *runs, *convBW, *convDR) }},
+		{"convergence", "lab-convergence.json", func() (benchkit.Section, error) {
+			return convergencePart(ctx, m, *runs, *convBW, *convDR, strings.Split(*convPols, ","))
+		}},
 		{"tls", "lab-tls.json", func() (benchkit.Section, error) { return tlsPart(ctx, m, *runs, *bw) }},
+		{"parallel", "lab-parallel.json", func() (benchkit.Section, error) { return parallelPart(ctx, m, *runs) }},
 	}
 	failed := false
 	for _, p := range all {
@@ -82,7 +86,7 @@ func main() {
 		t0 := time.Now()
 		s, err := p.run()
 		s.Command, s.Started, s.Took = cmd+" -parts "+p.name, t0.UTC(), time.Since(t0).Round(time.Second).String()
-		s.Notes = append(s.Notes, fmt.Sprintf("Flags: -bw %d -dirty %d -drain-bw %d -guests %d -drain-mem %d -drain-fill %d -conv-bw %d -conv-dirty %d.", *bw, *dirty, *drainBW, *guests, *drainMem, *drainFill, *convBW, *convDR))
+		s.Notes = append(s.Notes, fmt.Sprintf("Flags: -bw %d -dirty %d -drain-bw %d -guests %d -drain-mem %d -drain-fill %d -conv-bw %d -conv-dirty %d -conv-policies %s.", *bw, *dirty, *drainBW, *guests, *drainMem, *drainFill, *convBW, *convDR, *convPols))
 		if err != nil {
 			failed = true
 			log.Printf("%s: %v (meshd logs in %s)", p.name, err, m.logDir)

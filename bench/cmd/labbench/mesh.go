@@ -157,3 +157,17 @@ func (m *mesh) waitVMsOn(ctx context.Context, host string, names ...string) erro
 	}
 	return nil
 }
+
+// migration reads one migration's record (meshctl migrations --json).
+func (m *mesh) migration(ctx context.Context, id string) (api.Migration, error) {
+	var migs []api.Migration
+	if err := m.ctlJSON(ctx, &migs, "migrations"); err != nil {
+		return api.Migration{}, err
+	}
+	for _, mg := range migs {
+		if mg.ID == id {
+			return mg, nil
+		}
+	}
+	return api.Migration{}, fmt.Errorf("meshctl migrations: no migration %s", id)
+}
