@@ -23,19 +23,19 @@ var failLine = regexp.MustCompile(`(m\d+): (\S+) (Failed|Cancelled): (.*) \(VM s
 // convergencePart migrates a guest whose dirty rate exceeds the bandwidth
 // cap with each policy in turn (round robin, so every policy sees the same
 // drift of the machine), plain pre-copy as the baseline.
-func convergencePart(ctx context.Context, m *mesh, runs, bw, dirty int, policies []string) (benchkit.Section, error) {
+func convergencePart(ctx context.Context, m *mesh, runs, bw, dirty, memMiB, fillMiB int, policies []string) (benchkit.Section, error) {
 	s := benchkit.Section{Title: "Convergence (lab)",
-		Setup: fmt.Sprintf("One 256 MiB guest (64 MiB filled) whose workload dirties %d MiB/s, moved between h1 and h2 by "+
+		Setup: fmt.Sprintf("One %d MiB guest (%d MiB filled) whose workload dirties %d MiB/s, moved between h1 and h2 by "+
 			"`meshctl migrate --to DEST --bandwidth %d --policy P --wait` with each policy in turn (round robin, %d rounds). "+
 			"The dirty rate is what the guest's workload is asked for; under TCG it may reach less (the job's own dirty-rate samples are in meshctl's progress). "+
 			"A failed migration (the policy gave up, or the 64 s completion timeout) leaves the guest on its source and is counted as failed: "+
 			"its time is the time until it failed and it has no downtime. "+
 			"auto samples the guest's dirty rate for 1 s on the source before the job (virDomainStartDirtyRateCalc) and predicts; "+
 			"its prediction is judged against the libvirt job's elapsed time (the transfer it models), and its converges-or-not call against what the job did: "+
-			"pre-copy alone completing (no post-copy switch, no suspend) means it converged; a stall of pre-copy (the switch auto makes only on one) means it did not.", dirty, bw, runs)}
+			"pre-copy alone completing (no post-copy switch, no suspend) means it converged; a stall of pre-copy (the switch auto makes only on one) means it did not.", memMiB, fillMiB, dirty, bw, runs)}
 	name := "conv"
 	h1, h2 := m.host("h1"), m.host("h2")
-	if _, err := m.bootGuest(ctx, h1, lab.GuestSpec{Name: name, MemoryMiB: 256, FillMiB: 64, DirtyMiBps: dirty}, 2*time.Minute); err != nil {
+	if _, err := m.bootGuest(ctx, h1, lab.GuestSpec{Name: name, MemoryMiB: memMiB, FillMiB: fillMiB, DirtyMiBps: dirty}, 2*time.Minute); err != nil {
 		return s, err
 	}
 	if err := m.waitVMsOn(ctx, "h1", name); err != nil {

@@ -38,6 +38,8 @@ func main() {
 		drainFill = flag.Int("drain-fill", 64, "drain: data each guest fills at boot, MiB")
 		convBW    = flag.Int("conv-bw", 8, "convergence: bandwidth cap, MiB/s")
 		convDR    = flag.Int("conv-dirty", 24, "convergence: dirty rate asked of the guest, MiB/s")
+		convMem   = flag.Int("conv-mem", 256, "convergence: memory of the guest, MiB")
+		convFill  = flag.Int("conv-fill", 64, "convergence: data the guest fills at boot, MiB")
 		convPols  = flag.String("conv-policies", strings.Join(policies, ","), "convergence: the policies compared, in turn")
 	)
 	trial := flag.Bool("trial", false, "allow fewer than 5 runs, to try a part out (not for RESULTS.md)")
@@ -73,7 +75,7 @@ func main() {
 			return drainPart(ctx, m, *runs, *drainBW, *guests, *drainMem, *drainFill)
 		}},
 		{"convergence", "lab-convergence.json", func() (benchkit.Section, error) {
-			return convergencePart(ctx, m, *runs, *convBW, *convDR, strings.Split(*convPols, ","))
+			return convergencePart(ctx, m, *runs, *convBW, *convDR, *convMem, *convFill, strings.Split(*convPols, ","))
 		}},
 		{"tls", "lab-tls.json", func() (benchkit.Section, error) { return tlsPart(ctx, m, *runs, *bw) }},
 		{"parallel", "lab-parallel.json", func() (benchkit.Section, error) { return parallelPart(ctx, m, *runs) }},
@@ -86,7 +88,7 @@ func main() {
 		t0 := time.Now()
 		s, err := p.run()
 		s.Command, s.Started, s.Took = cmd+" -parts "+p.name, t0.UTC(), time.Since(t0).Round(time.Second).String()
-		s.Notes = append(s.Notes, fmt.Sprintf("Flags: -bw %d -dirty %d -drain-bw %d -guests %d -drain-mem %d -drain-fill %d -conv-bw %d -conv-dirty %d -conv-policies %s.", *bw, *dirty, *drainBW, *guests, *drainMem, *drainFill, *convBW, *convDR, *convPols))
+		s.Notes = append(s.Notes, fmt.Sprintf("Flags: -bw %d -dirty %d -drain-bw %d -guests %d -drain-mem %d -drain-fill %d -conv-bw %d -conv-dirty %d -conv-mem %d -conv-fill %d -conv-policies %s.", *bw, *dirty, *drainBW, *guests, *drainMem, *drainFill, *convBW, *convDR, *convMem, *convFill, *convPols))
 		if err != nil {
 			failed = true
 			log.Printf("%s: %v (meshd logs in %s)", p.name, err, m.logDir)

@@ -21,7 +21,7 @@ import (
 )
 
 // order lists the sections in the order of the list of benchmarks.
-var order = []string{"lab-single.json", "lab-drain.json", "lab-convergence.json", "lab-tls.json", "ctlplane.json", "idle.json"}
+var order = []string{"lab-single.json", "lab-drain.json", "lab-convergence.json", "lab-tls.json", "lab-parallel.json", "ctlplane.json", "idle.json"}
 
 func main() {
 	results := flag.String("results", "bench/results", "directory of the programs' JSON files")
