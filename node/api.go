@@ -21,15 +21,28 @@ import (
 
 // remoteError turns a forwarded error body back into an error that
 // errors.Is recognises on this side.
+// The leader's message already begins with the sentinel's text, so it is
+// kept as it is ("command rejected: command rejected: …" read badly).
 func remoteError(e *api.Error) error {
 	switch e.Kind {
 	case api.KindRejected:
-		return fmt.Errorf("%w: %s", fsm.ErrRejected, e.Message)
+		return &forwardedError{msg: e.Message, is: fsm.ErrRejected}
 	case api.KindNoLeader:
-		return fmt.Errorf("%w: %s", ErrNoLeader, e.Message)
+		return &forwardedError{msg: e.Message, is: ErrNoLeader}
 	}
 	return e
 }
+
+// forwardedError is the leader's answer to a forwarded write: its message
+// as the leader wrote it, and the sentinel that gives it its status here.
+type forwardedError struct {
+	msg string
+	is  error
+}
+
+func (e *forwardedError) Error() string { return e.msg }
+
+func (e *forwardedError) Unwrap() error { return e.is }
 
 // routes builds the API. Reads are served from the local replica; writes go
 // through Raft, forwarded to the leader when this node does not lead.
@@ -63,7 +76,10 @@ func (n *Node) routes() http.Handler {
 	read("GET /v1/hosts/{name}/drain/plan", "read a drain's plan", n.handleDrainPlan)
 	operate("POST /v1/hosts/{name}/drain/cancel", "cancel a drain", n.handleDrainCancel)
 	operate("POST /v1/hosts/{name}/activate", "activate a host", n.handleActivate)
+	read("GET /v1/clusters", "list clusters", n.handleClusters)
 	read("GET /v1/clusters/{name}", "read a cluster", n.handleGetCluster)
+	read("GET /v1/members", "list gossip members", n.handleMembers)
+	read("GET /v1/raft/peers", "list raft peers", n.handleRaftPeers)
 	admin("PUT /v1/clusters/{name}", "change a cluster", n.handlePutCluster)
 	admin("POST /v1/leave", "make a host leave", n.handleLeave)
 	metrics := promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{})

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"sort"
 	"strconv"
@@ -287,7 +288,7 @@ func (n *Node) handleCancel(w http.ResponseWriter, r *http.Request) {
 	}
 	at := time.Now().UTC()
 	if _, err := n.propose(r.Context(), fsm.CmdCancel, fsm.Cancel{ID: id, At: at, Actor: actorOf(r)}); err != nil {
-		writeErr(w, err)
+		writeErr(w, n.unknownMigration(err, id))
 		return
 	}
 	// A queued migration ends here; a running one is counted by its source.
@@ -308,7 +309,7 @@ func (n *Node) handleDrain(w http.ResponseWriter, r *http.Request) {
 	}
 	ids, err := n.drain(r.Context(), host, req.Reason, req.Policy, actorOf(r))
 	if err != nil {
-		writeErr(w, err)
+		writeErr(w, n.unknownHost(err, host))
 		return
 	}
 	writeJSON(w, http.StatusAccepted, api.HostMigrations{Host: host, Migrations: ids})
@@ -361,7 +362,7 @@ func (n *Node) handleDrainCancel(w http.ResponseWriter, r *http.Request) {
 	}
 	at := time.Now().UTC()
 	if _, err := n.propose(r.Context(), fsm.CmdEndDrain, fsm.EndDrain{Host: host, State: fsm.DrainCancelled, At: at, Actor: actorOf(r)}); err != nil {
-		writeErr(w, err)
+		writeErr(w, n.unknownHost(err, host))
 		return
 	}
 	n.countCancelledAt(at, func(m *fsm.Migration) bool { return m.Drain == host }, reasonDrainCancelled)
@@ -387,7 +388,7 @@ func (n *Node) handleActivate(w http.ResponseWriter, r *http.Request) {
 	})
 	v, err := n.propose(r.Context(), fsm.CmdActivate, fsm.Activate{Host: host, Actor: actorOf(r), At: time.Now().UTC()})
 	if err != nil {
-		writeErr(w, err)
+		writeErr(w, n.unknownHost(err, host))
 		return
 	}
 	if !drainStart.IsZero() {
@@ -425,7 +426,15 @@ func (n *Node) handleGetCluster(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var c fsm.Cluster
-	n.fsm.Read(func(s *fsm.State) { c = s.Cluster(name) })
+	n.fsm.Read(func(s *fsm.State) {
+		if c = s.Cluster(name); !clusterKnown(s, name) {
+			err = unknownCluster(s, name)
+		}
+	})
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
 	writeJSON(w, http.StatusOK, c)
 }
 
@@ -435,12 +444,25 @@ func (n *Node) handleGetCluster(w http.ResponseWriter, r *http.Request) {
 // as two meshctl runs would.
 func (n *Node) handlePutCluster(w http.ResponseWriter, r *http.Request) {
 	name, err := clusterParam(r)
+	var q url.Values
+	if err == nil {
+		q, err = readQuery(r.URL.RawQuery, "create")
+	}
 	if err != nil {
 		writeErr(w, err)
 		return
 	}
+	create := q.Get("create") == "true"
 	var cur fsm.Cluster
-	n.fsm.Read(func(s *fsm.State) { cur = s.Cluster(name) })
+	n.fsm.Read(func(s *fsm.State) {
+		if cur = s.Cluster(name); !create && !clusterKnown(s, name) {
+			err = unknownCluster(s, name)
+		}
+	})
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
 	c, err := decodeCluster(r.Header.Get("Content-Type"), r.Body, cur)
 	if err != nil {
 		writeErr(w, err)
