@@ -20,7 +20,7 @@ var ACLCommand = &ucli.Command{
 	Usage: "bootstrap the ACLs and manage tokens",
 	Subcommands: []*ucli.Command{
 		{Name: "bootstrap", Usage: "create the management token (once per mesh; needs no token); prints its secret",
-			Flags: []ucli.Flag{jsonFlag},
+			Flags: outputFlags,
 			Action: func(c *ucli.Context) error {
 				if c.NArg() != 0 {
 					return usage(c, "no arguments")
@@ -41,7 +41,7 @@ var ACLCommand = &ucli.Command{
 					Flags: []ucli.Flag{
 						&ucli.StringFlag{Name: "name", Required: true, Usage: "the token's name, recorded as the actor of its writes (token:NAME)"},
 						&ucli.StringFlag{Name: "policy", Required: true, Usage: "read, operator or admin"},
-						jsonFlag},
+						outputFlag, jsonFlag},
 					Action: func(c *ucli.Context) error {
 						if c.NArg() != 0 {
 							return usage(c, "no arguments")
@@ -57,7 +57,7 @@ var ACLCommand = &ucli.Command{
 						return printSecretToken(c, t)
 					}},
 				{Name: "list", Usage: "every token: accessor id, name, policy, created, by whom (never secrets)",
-					Flags: []ucli.Flag{jsonFlag},
+					Flags: outputFlags,
 					Action: func(c *ucli.Context) error {
 						if c.NArg() != 0 {
 							return usage(c, "no arguments")
@@ -70,8 +70,8 @@ var ACLCommand = &ucli.Command{
 						if err != nil {
 							return err
 						}
-						if c.Bool("json") {
-							return printJSON(c, ts)
+						if ok, err := printed(c, ts); ok || err != nil {
+							return err
 						}
 						tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 						fmt.Fprintln(tw, "ACCESSOR ID\tNAME\tPOLICY\tCREATED\tCREATED BY")
@@ -81,7 +81,7 @@ var ACLCommand = &ucli.Command{
 						return tw.Flush()
 					}},
 				{Name: "delete", Usage: "delete a token by accessor id or name (not the last admin token)", ArgsUsage: "ACCESSOR-ID|NAME",
-					Flags: []ucli.Flag{jsonFlag},
+					Flags: outputFlags,
 					Action: func(c *ucli.Context) error {
 						if c.NArg() != 1 {
 							return usage(c, "ACCESSOR-ID or NAME")
@@ -94,8 +94,8 @@ var ACLCommand = &ucli.Command{
 						if err != nil {
 							return err
 						}
-						if c.Bool("json") {
-							return printJSON(c, t)
+						if ok, err := printed(c, t); ok || err != nil {
+							return err
 						}
 						fmt.Fprintf(c.App.Writer, "deleted token %s (%s, policy %s)\n", t.Name, t.AccessorID, t.Policy)
 						return nil
@@ -106,8 +106,8 @@ var ACLCommand = &ucli.Command{
 
 // printSecretToken prints a token that was just made, with its secret.
 func printSecretToken(c *ucli.Context, t api.ACLToken) error {
-	if c.Bool("json") {
-		return printJSON(c, t)
+	if ok, err := printed(c, t); ok || err != nil {
+		return err
 	}
 	w := c.App.Writer
 	fmt.Fprintf(w, "AccessorID: %s\nSecretID:   %s\nName:       %s\nPolicy:     %s\nCreated:    %s\n",

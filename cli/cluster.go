@@ -12,9 +12,10 @@ import (
 
 // ClusterCommand shows or changes a cluster's migration limits.
 var ClusterCommand = &ucli.Command{
-	Name:      "cluster",
-	Usage:     "show or set a cluster's slots, bandwidth, default policy and migration transport",
-	ArgsUsage: "CLUSTER",
+	Name:         "cluster",
+	Usage:        "show or set a cluster's slots, bandwidth, default policy and migration transport",
+	ArgsUsage:    "CLUSTER",
+	BashComplete: completeClusters,
 	Flags: []ucli.Flag{
 		&ucli.IntFlag{Name: "max-outgoing", Usage: "migrations leaving one host at once"},
 		&ucli.IntFlag{Name: "max-incoming", Usage: "migrations entering one host at once"},
@@ -25,7 +26,8 @@ var ClusterCommand = &ucli.Command{
 		&ucli.StringFlag{Name: "policy", Usage: "default convergence policy"},
 		&ucli.StringFlag{Name: "parallel", Usage: "connections per migration: auto (one per 10 Gb/s of the migration network, at most the VM's vCPUs) or 1 to 64"},
 		&ucli.StringFlag{Name: "migration-transport", Usage: "tls (memory and disks encrypted, the default) or plain (cleartext, on purpose only)"},
-		jsonFlag,
+		&ucli.BoolFlag{Name: "create", Usage: "create the cluster if the mesh does not know it (without it an unknown name is an error)"},
+		outputFlag, jsonFlag,
 	},
 	Action: func(c *ucli.Context) error {
 		if c.NArg() != 1 {
@@ -35,44 +37,72 @@ var ClusterCommand = &ucli.Command{
 		if err != nil {
 			return err
 		}
-		cur, err := cl.Cluster(c.Context, c.Args().First())
-		if err != nil {
-			return err
-		}
-		changed := false
-		set := func(flag string, apply func()) {
-			if c.IsSet(flag) {
-				apply()
-				changed = true
-			}
-		}
-		set("max-outgoing", func() { cur.MaxOutgoing = c.Int("max-outgoing") })
-		set("max-incoming", func() { cur.MaxIncoming = c.Int("max-incoming") })
-		set("max-concurrent", func() { cur.MaxConcurrent = c.Int("max-concurrent") })
-		set("bandwidth-mode", func() { cur.BandwidthMode = c.String("bandwidth-mode") })
-		set("bandwidth", func() { cur.BandwidthMiB = c.Uint64("bandwidth") })
-		set("migration-net", func() { cur.MigrationNetMiB = c.Uint64("migration-net") })
-		set("policy", func() { cur.Policy = c.String("policy") })
-		set("migration-transport", func() { cur.MigrationTransport = c.String("migration-transport") })
+		name := c.Args().First()
+		parallel := -1
 		if c.IsSet("parallel") {
-			n, err := parseParallel(c.String("parallel"))
-			if err != nil {
+			if parallel, err = parseParallel(c.String("parallel")); err != nil {
 				return usage(c, err.Error())
 			}
-			cur.MigrationParallel, changed = n, true
 		}
-		if changed {
-			if cur, err = cl.SetCluster(c.Context, cur); err != nil {
+		var cur api.Cluster
+		if c.Bool("create") {
+			// The fields given are sent alone: the others take the
+			// defaults (or, for a cluster that exists, keep their values).
+			settings := map[string]any{"name": name}
+			for flag, field := range clusterFields {
+				if c.IsSet(flag) {
+					settings[field] = c.Value(flag)
+				}
+			}
+			if parallel >= 0 {
+				settings["migration_parallel"] = parallel
+			}
+			if cur, err = cl.CreateCluster(c.Context, name, settings); err != nil {
 				return err
 			}
+		} else {
+			// An unknown cluster is a 404 (exit 2): a typo neither shows
+			// defaults nor creates a cluster.
+			if cur, err = cl.Cluster(c.Context, name); err != nil {
+				return err
+			}
+			changed := false
+			set := func(flag string, apply func()) {
+				if c.IsSet(flag) {
+					apply()
+					changed = true
+				}
+			}
+			set("max-outgoing", func() { cur.MaxOutgoing = c.Int("max-outgoing") })
+			set("max-incoming", func() { cur.MaxIncoming = c.Int("max-incoming") })
+			set("max-concurrent", func() { cur.MaxConcurrent = c.Int("max-concurrent") })
+			set("bandwidth-mode", func() { cur.BandwidthMode = c.String("bandwidth-mode") })
+			set("bandwidth", func() { cur.BandwidthMiB = c.Uint64("bandwidth") })
+			set("migration-net", func() { cur.MigrationNetMiB = c.Uint64("migration-net") })
+			set("policy", func() { cur.Policy = c.String("policy") })
+			set("migration-transport", func() { cur.MigrationTransport = c.String("migration-transport") })
+			set("parallel", func() { cur.MigrationParallel = parallel })
+			if changed {
+				if cur, err = cl.SetCluster(c.Context, cur); err != nil {
+					return err
+				}
+			}
 		}
-		if c.Bool("json") {
-			return printJSON(c, cur)
+		if ok, err := printed(c, cur); ok || err != nil {
+			return err
 		}
 		fmt.Fprintf(c.App.Writer, "cluster %s: slots out %d / in %d per host, %d per cluster; bandwidth %s %d MiB/s (network %d MiB/s); policy %s; migration transport %s; connections %s\n",
 			cur.Name, cur.MaxOutgoing, cur.MaxIncoming, cur.MaxConcurrent, cur.BandwidthMode, cur.BandwidthMiB, cur.MigrationNetMiB, cur.Policy, transportOf(cur), parallelOf(cur))
 		return nil
 	},
+}
+
+// clusterFields maps the flags of `meshctl cluster` to the JSON fields of
+// a cluster.
+var clusterFields = map[string]string{
+	"max-outgoing": "max_outgoing", "max-incoming": "max_incoming", "max-concurrent": "max_concurrent",
+	"bandwidth-mode": "bandwidth_mode", "bandwidth": "bandwidth_mib", "migration-net": "migration_net_mib",
+	"policy": "policy", "migration-transport": "migration_transport",
 }
 
 // transportOf names the cluster's migration transport, flagging plain: the

@@ -1,8 +1,10 @@
 package cli
 
 import (
-	"encoding/json"
+	"context"
 	"errors"
+	"fmt"
+	"time"
 
 	ucli "github.com/urfave/cli/v2"
 
@@ -19,26 +21,43 @@ var connFlags = []ucli.Flag{
 	&ucli.StringFlag{Name: "client-key", EnvVars: []string{"MESH_CLIENT_KEY"}, Usage: "key of --client-cert"},
 	&ucli.StringFlag{Name: "token", EnvVars: []string{"MESH_TOKEN"}, Usage: "API token, sent as Authorization: Bearer"},
 	&ucli.StringFlag{Name: "token-file", EnvVars: []string{"MESH_TOKEN_FILE"}, Usage: "file holding the API token"},
+	&ucli.DurationFlag{Name: "timeout", Value: defaultTimeout, EnvVars: []string{"MESH_TIMEOUT"},
+		Usage: "how long one request may wait for meshd (a write waits for Raft: keep it above 10s); --wait adds its blocking reads' wait"},
+}
+
+// defaultTimeout covers a write's Raft apply (10 s at most) through a
+// follower, and no more: a blackholed address is reported after it.
+const defaultTimeout = 15 * time.Second
+
+// rootContext is the context of meshctl itself, whose flags are the
+// global ones: `leave --timeout` is the drain's, `meshctl --timeout` the
+// request's.
+func rootContext(c *ucli.Context) *ucli.Context {
+	root := c
+	for _, x := range c.Lineage() {
+		if x.Command != nil {
+			root = x
+		}
+	}
+	return root
 }
 
 // newClient builds the API client from the connection flags.
 func newClient(c *ucli.Context) (*api.Client, error) {
+	timeout := defaultTimeout
+	if r := rootContext(c); r.IsSet("timeout") {
+		if timeout = r.Duration("timeout"); timeout <= 0 {
+			return nil, ucli.Exit(fmt.Sprintf("error: --timeout %s: must be positive", timeout), exitUsage)
+		}
+	}
 	cl, err := api.NewClient(api.Config{Addr: c.String("addr"), CAFile: c.String("cacert"),
 		CertFile: c.String("client-cert"), KeyFile: c.String("client-key"),
-		Token: c.String("token"), TokenFile: c.String("token-file")})
+		Token: c.String("token"), TokenFile: c.String("token-file"), Timeout: timeout})
 	if err != nil {
 		return nil, ucli.Exit("error: "+err.Error(), exitUsage)
 	}
 	return cl, nil
 }
-
-// Exit codes: 1 for a failed operation (refused, failed migration), 2 for
-// bad usage or input, 3 when meshd cannot be reached or has no leader.
-const (
-	exitFailed      = 1
-	exitUsage       = 2
-	exitUnreachable = 3
-)
 
 // exitErr maps an error to the exit code scripts can branch on.
 func exitErr(err error) error {
@@ -61,7 +80,11 @@ func exitErr(err error) error {
 	}
 	var ce *api.ConnError
 	if errors.As(err, &ce) {
-		return ucli.Exit("error: "+err.Error(), exitUnreachable)
+		msg := "error: " + err.Error()
+		if errors.Is(err, context.DeadlineExceeded) {
+			msg += " (no answer within --timeout)"
+		}
+		return ucli.Exit(msg, exitUnreachable)
 	}
 	return ucli.Exit("error: "+err.Error(), exitFailed)
 }
@@ -70,10 +93,4 @@ func exitErr(err error) error {
 func usage(c *ucli.Context, want string) error {
 	_ = ucli.ShowSubcommandHelp(c)
 	return ucli.Exit("error: "+c.Command.Name+" needs "+want, exitUsage)
-}
-
-func printJSON(c *ucli.Context, v any) error {
-	enc := json.NewEncoder(c.App.Writer)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }

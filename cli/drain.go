@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"sort"
 	"text/tabwriter"
 	"time"
@@ -13,15 +14,16 @@ import (
 
 // DrainCommand moves every VM off a host and puts it in maintenance.
 var DrainCommand = &ucli.Command{
-	Name:      "drain",
-	Usage:     "put a host in maintenance: migrate all its VMs away live (--cancel to stop)",
-	ArgsUsage: "HOST",
+	Name:         "drain",
+	Usage:        "put a host in maintenance: migrate all its VMs away live (--cancel to stop)",
+	ArgsUsage:    "HOST",
+	BashComplete: completeHosts,
 	Flags: []ucli.Flag{
 		&ucli.BoolFlag{Name: "wait", Usage: "show each VM's progress until the drain ends"},
 		&ucli.BoolFlag{Name: "cancel", Usage: "stop queueing and return the host to Up"},
 		&ucli.StringFlag{Name: "policy", Usage: "convergence policy for the drain's migrations"},
 		&ucli.BoolFlag{Name: "dry-run", Usage: "print the plan (each VM's destination and predicted time, the VMs that cannot move) and change nothing"},
-		jsonFlag,
+		outputFlag, jsonFlag,
 	},
 	Action: func(c *ucli.Context) error {
 		if c.NArg() != 1 {
@@ -42,20 +44,59 @@ var DrainCommand = &ucli.Command{
 			fmt.Fprintf(c.App.Writer, "drain of %s cancelled; %s is Up\n", host, host)
 			return nil
 		}
+		f, err := format(c)
+		if err != nil {
+			return err
+		}
+		if c.Bool("wait") && f == formatYAML {
+			return ucli.Exit("error: --wait streams one JSON object per line: use -o json (or --json)", exitUsage)
+		}
 		resp, err := cl.Drain(c.Context, host, api.DrainRequest{Policy: c.String("policy")})
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(c.App.Writer, "draining %s: %d migrations queued\n", host, len(resp.Migrations))
 		if !c.Bool("wait") {
+			if ok, err := printed(c, resp); ok || err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.Writer, "draining %s: %d migrations queued\n", host, len(resp.Migrations))
 			return nil
 		}
-		return waitDrain(c, cl, host)
+		// With --wait -o json, stdout carries NDJSON only; people's lines
+		// go to stderr.
+		dw := drainWatch{text: c.App.Writer, host: host}
+		if f == formatJSON {
+			dw.text, dw.events = c.App.ErrWriter, newNDJSON(c.App.Writer)
+			if err := dw.events.emit(drainEvent{Event: "queued", Host: host, Migrations: resp.Migrations}); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintf(dw.text, "draining %s: %d migrations queued\n", host, len(resp.Migrations))
+		return dw.wait(c, cl)
 	},
 }
 
-// waitDrain prints one line per VM as its migration ends, then the report.
-func waitDrain(c *ucli.Context, cl *api.Client, host string) error {
+// drainEvent is one line of `drain --wait -o json`: "queued" once, a
+// "migration" event as each of the drain's migrations ends, "end" last
+// with the drain as it ended (its moved and unmovable VMs).
+type drainEvent struct {
+	Event      string         `json:"event"`
+	Host       string         `json:"host"`
+	Migrations []string       `json:"migrations,omitempty"`
+	Migration  *api.Migration `json:"migration,omitempty"`
+	Drain      *api.Drain     `json:"drain,omitempty"`
+}
+
+// drainWatch follows one drain: text for people, events for scripts.
+type drainWatch struct {
+	text   io.Writer
+	events *ndjson
+	host   string
+}
+
+// wait prints one line per VM as its migration ends, then the report.
+func (dw drainWatch) wait(c *ucli.Context, cl *api.Client) error {
+	host := dw.host
 	start := time.Now()
 	seen := map[string]bool{}
 	var w api.Watcher
@@ -73,44 +114,45 @@ func waitDrain(c *ucli.Context, cl *api.Client, host string) error {
 		if err != nil {
 			return err
 		}
-		running := 0
 		for _, m := range ms {
-			if m.Source != host || m.CreatedAt.Before(d.CreatedAt) {
+			if m.Source != host || m.CreatedAt.Before(d.CreatedAt) || !m.State.Final() || seen[m.ID] {
 				continue
 			}
-			switch {
-			case m.State == api.MigRunning:
-				running++
-			case m.State.Final() && !seen[m.ID]:
-				seen[m.ID] = true
-				line := fmt.Sprintf("  %-12s %-9s → %-8s", m.VM, m.State, dash(m.Dest))
-				if m.State == api.MigSucceeded {
-					line += fmt.Sprintf(" in %s, downtime %d ms", m.EndedAt.Sub(m.StartedAt).Round(time.Millisecond), m.DowntimeMs)
-				} else {
-					line += " " + m.Reason
+			seen[m.ID] = true
+			if dw.events != nil {
+				if err := dw.events.emit(drainEvent{Event: "migration", Host: host, Migration: &m}); err != nil {
+					return err
 				}
-				fmt.Fprintln(c.App.Writer, line)
 			}
+			line := fmt.Sprintf("  %-12s %-9s → %-8s", m.VM, m.State, dash(m.Dest))
+			if m.State == api.MigSucceeded {
+				line += fmt.Sprintf(" in %s, downtime %d ms", m.EndedAt.Sub(m.StartedAt).Round(time.Millisecond), m.DowntimeMs)
+			} else {
+				line += " " + m.Reason
+			}
+			fmt.Fprintln(dw.text, line)
 		}
 		if d.State != api.DrainActive {
-			return drainReport(c, host, d, time.Since(start))
+			if dw.events != nil {
+				if err := dw.events.emit(drainEvent{Event: "end", Host: host, Drain: &d}); err != nil {
+					return err
+				}
+			}
+			return drainReport(dw.text, host, d, time.Since(start))
 		}
 	}
 }
 
-func drainReport(c *ucli.Context, host string, d api.Drain, took time.Duration) error {
-	if c.Bool("json") {
-		return printJSON(c, d)
-	}
+func drainReport(out io.Writer, host string, d api.Drain, took time.Duration) error {
 	by := ""
 	if d.RequestedBy != "" {
 		by = " (asked by " + d.RequestedBy + ")"
 	}
-	fmt.Fprintf(c.App.Writer, "drain of %s%s %s after %s: %d VMs moved, %d could not move\n",
+	fmt.Fprintf(out, "drain of %s%s %s after %s: %d VMs moved, %d could not move\n",
 		host, by, d.State, took.Round(time.Millisecond), len(d.Moved), len(d.Unmovable))
 	if len(d.Unmovable) == 0 {
 		if d.State == api.DrainDone {
-			fmt.Fprintf(c.App.Writer, "%s is in Maintenance\n", host)
+			fmt.Fprintf(out, "%s is in Maintenance\n", host)
 		}
 		return nil
 	}
@@ -119,7 +161,7 @@ func drainReport(c *ucli.Context, host string, d api.Drain, took time.Duration) 
 		names = append(names, vm)
 	}
 	sort.Strings(names)
-	w := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "VM\tWHY IT DID NOT MOVE")
 	for _, vm := range names {
 		fmt.Fprintf(w, "%s\t%s\n", vm, d.Unmovable[vm])
@@ -130,10 +172,11 @@ func drainReport(c *ucli.Context, host string, d api.Drain, took time.Duration) 
 
 // ActivateCommand brings a host out of maintenance.
 var ActivateCommand = &ucli.Command{
-	Name:      "activate",
-	Usage:     "bring a host out of maintenance (--return moves its drained VMs back)",
-	ArgsUsage: "HOST",
-	Flags:     []ucli.Flag{&ucli.BoolFlag{Name: "return", Usage: "migrate the VMs the drain moved away back to this host"}},
+	Name:         "activate",
+	Usage:        "bring a host out of maintenance (--return moves its drained VMs back)",
+	ArgsUsage:    "HOST",
+	BashComplete: completeHosts,
+	Flags:        []ucli.Flag{&ucli.BoolFlag{Name: "return", Usage: "migrate the VMs the drain moved away back to this host"}},
 	Action: func(c *ucli.Context) error {
 		if c.NArg() != 1 {
 			return usage(c, "exactly one host name")

@@ -18,8 +18,8 @@ func printDrainPlan(c *ucli.Context, cl *api.Client, host string) error {
 	if err != nil {
 		return err
 	}
-	if c.Bool("json") {
-		return printJSON(c, p)
+	if ok, err := printed(c, p); ok || err != nil {
+		return err
 	}
 	out := c.App.Writer
 	fmt.Fprintf(out, "drain plan of %s: %d VMs move, %d cannot; predicted %s", p.Host, len(p.Moves), len(p.Unmovable), secs(p.TotalSeconds))

@@ -19,7 +19,7 @@ var EventsCommand = &ucli.Command{
 		&ucli.StringFlag{Name: "vm", Usage: "only events about this VM (name or UUID)"},
 		&ucli.IntFlag{Name: "n", Value: 50, Usage: "how many of the latest events to show first"},
 		&ucli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "keep printing events as they happen (Ctrl-C ends)"},
-		jsonFlag,
+		outputFlag, jsonFlag,
 	},
 	Action: func(c *ucli.Context) error {
 		if c.NArg() != 0 {
@@ -38,8 +38,16 @@ var EventsCommand = &ucli.Command{
 		if n := c.Int("n"); n >= 0 && len(evs) > n {
 			evs = evs[len(evs)-n:]
 		}
-		if c.Bool("json") && !c.Bool("follow") {
-			return printJSON(c, evs)
+		f, err := format(c)
+		if err != nil {
+			return err
+		}
+		if !c.Bool("follow") {
+			if ok, err := printed(c, evs); ok || err != nil {
+				return err
+			}
+		} else if f == formatYAML {
+			return ucli.Exit("error: --follow streams one JSON object per line: use -o json (or --json)", exitUsage)
 		}
 		printEvents(c, evs)
 		if !c.Bool("follow") {
@@ -64,9 +72,10 @@ var EventsCommand = &ucli.Command{
 }
 
 func printEvents(c *ucli.Context, evs []api.Event) {
-	if c.Bool("json") {
+	if f, _ := format(c); f == formatJSON {
+		enc := newNDJSON(c.App.Writer)
 		for _, e := range evs {
-			_ = printJSON(c, e)
+			_ = enc.emit(e)
 		}
 		return
 	}

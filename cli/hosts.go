@@ -12,7 +12,7 @@ import (
 var HostsCommand = &ucli.Command{
 	Name:  "hosts",
 	Usage: "list hosts: state, cluster, CPU, free/total memory and CPUs, networks, storage, raft role",
-	Flags: []ucli.Flag{jsonFlag},
+	Flags: outputFlags,
 	Action: func(c *ucli.Context) error {
 		if c.NArg() != 0 {
 			return usage(c, "no arguments")
@@ -25,8 +25,8 @@ var HostsCommand = &ucli.Command{
 		if err != nil {
 			return err
 		}
-		if c.Bool("json") {
-			return printJSON(c, hosts)
+		if ok, err := printed(c, hosts); ok || err != nil {
+			return err
 		}
 		w := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(w, "NAME\tCLUSTER\tSTATE\tROLE\tCPU\tMEM FREE/TOTAL\tCPUS FREE/TOTAL\tVMS\tNETWORKS\tSTORAGE\tMIGRATION ADDR")

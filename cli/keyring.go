@@ -22,7 +22,7 @@ var KeyringCommand = &ucli.Command{
 		"Keys are listed by fingerprint only. Give KEY as an argument, or as --key-file FILE\n" +
 		"(a command line is readable by other local users).",
 	Subcommands: []*ucli.Command{
-		{Name: "list", Usage: "every key and on how many hosts it is installed and primary", Flags: []ucli.Flag{jsonFlag},
+		{Name: "list", Usage: "every key and on how many hosts it is installed and primary", Flags: outputFlags,
 			Action: func(c *ucli.Context) error {
 				if c.NArg() != 0 {
 					return usage(c, "no arguments")
@@ -38,7 +38,7 @@ var KeyringCommand = &ucli.Command{
 var keyFileFlag = &ucli.StringFlag{Name: "key-file", Usage: "read KEY from this file instead of the command line"}
 
 func keyringOpCommand(name, usageText string, op func(*api.Client, context.Context, string) (api.KeyringResponse, error)) *ucli.Command {
-	return &ucli.Command{Name: name, Usage: usageText, ArgsUsage: "KEY", Flags: []ucli.Flag{keyFileFlag, jsonFlag},
+	return &ucli.Command{Name: name, Usage: usageText, ArgsUsage: "KEY", Flags: []ucli.Flag{keyFileFlag, outputFlag, jsonFlag},
 		Action: func(c *ucli.Context) error {
 			key, err := keyArg(c)
 			if err != nil {
@@ -77,11 +77,9 @@ func keyringRun(c *ucli.Context, call func(*api.Client, context.Context) (api.Ke
 	if err != nil {
 		return err
 	}
-	if c.Bool("json") {
-		if err := printJSON(c, resp); err != nil {
-			return err
-		}
-	} else {
+	if ok, err := printed(c, resp); err != nil {
+		return err
+	} else if !ok {
 		printKeyring(c, resp)
 	}
 	if len(resp.NotAsked) > 0 {

@@ -18,9 +18,10 @@ import (
 
 // MigrateCommand queues a live migration, or explains why it cannot run.
 var MigrateCommand = &ucli.Command{
-	Name:      "migrate",
-	Usage:     "live-migrate a VM to the best host of its cluster (or --to HOST)",
-	ArgsUsage: "VM (name or UUID)",
+	Name:         "migrate",
+	Usage:        "live-migrate a VM to the best host of its cluster (or --to HOST)",
+	ArgsUsage:    "VM (name or UUID)",
+	BashComplete: completeVMs,
 	Flags: []ucli.Flag{
 		&ucli.StringFlag{Name: "to", Usage: "destination host (default: placement chooses)"},
 		&ucli.StringFlag{Name: "policy", Usage: "convergence policy: minimal-downtime, post-copy, suspend-workload, auto, precopy (default: the cluster's)"},
@@ -28,22 +29,22 @@ var MigrateCommand = &ucli.Command{
 		&ucli.IntFlag{Name: "parallel", Usage: "connections for the memory stream, 1 to 64 (default: the cluster's; a post-copy-capable job uses one)"},
 		&ucli.BoolFlag{Name: "wait", Usage: "show progress until the migration ends; non-zero exit if it fails"},
 		&ucli.BoolFlag{Name: "dry-run", Usage: "show every host's prerequisite checks, queue nothing"},
-		&ucli.StringFlag{Name: "cancel", Usage: "cancel the migration with this ID instead"},
-		jsonFlag,
+		outputFlag, jsonFlag,
 	},
 	Action: func(c *ucli.Context) error {
-		cl, err := newClient(c)
+		if c.NArg() != 1 {
+			return usage(c, "exactly one VM name or UUID")
+		}
+		f, err := format(c)
 		if err != nil {
 			return err
 		}
-		if id := c.String("cancel"); id != "" {
-			if c.NArg() != 0 {
-				return usage(c, "no VM with --cancel")
-			}
-			return cancelMigration(c, cl, id)
+		if c.Bool("wait") && f == formatYAML {
+			return ucli.Exit("error: --wait streams one JSON object per line: use -o json (or --json)", exitUsage)
 		}
-		if c.NArg() != 1 {
-			return usage(c, "exactly one VM name or UUID")
+		cl, err := newClient(c)
+		if err != nil {
+			return err
 		}
 		req := api.MigrateRequest{VM: c.Args().First(), To: c.String("to"), Policy: c.String("policy"),
 			BandwidthMiB: c.Uint64("bandwidth"), Parallel: c.Int("parallel"), DryRun: c.Bool("dry-run")}
@@ -55,28 +56,50 @@ var MigrateCommand = &ucli.Command{
 			return refusal(c, err)
 		}
 		if req.DryRun {
-			if c.Bool("json") {
-				return printJSON(c, resp.Candidates)
+			if ok, err := printed(c, resp.Candidates); ok || err != nil {
+				return err
 			}
 			return printDryRun(c.App.Writer, req.VM, resp.Candidates)
 		}
-		if c.Bool("json") && !c.Bool("wait") {
-			return printJSON(c, resp)
+		if !c.Bool("wait") {
+			if ok, err := printed(c, resp); ok || err != nil {
+				return err
+			}
 		}
-		fmt.Fprintf(c.App.Writer, "migration %s queued for %s", resp.ID, req.VM)
+		// With --wait -o json, stdout carries NDJSON only; people's lines
+		// go to stderr.
+		text, events := c.App.Writer, (*ndjson)(nil)
+		if f == formatJSON {
+			text, events = c.App.ErrWriter, newNDJSON(c.App.Writer)
+			if err := events.emit(migrateEvent{Event: "queued", ID: resp.ID, VM: req.VM, Placement: resp.Placement}); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintf(text, "migration %s queued for %s", resp.ID, req.VM)
 		if resp.Placement != "" {
-			fmt.Fprintf(c.App.Writer, " (placement now: %s)", resp.Placement)
+			fmt.Fprintf(text, " (placement now: %s)", resp.Placement)
 		}
-		fmt.Fprintln(c.App.Writer)
+		fmt.Fprintln(text)
 		if !c.Bool("wait") {
 			return nil
 		}
-		m, err := waitMigration(c.Context, cl, resp.ID, c.App.ErrWriter)
+		m, err := waitMigration(c.Context, cl, resp.ID, c.App.ErrWriter, events)
 		if err != nil {
 			return err
 		}
-		return reportEnd(c, m)
+		return reportEnd(text, events, m)
 	},
+}
+
+// migrateEvent is one line of `migrate --wait -o json`: "queued" once,
+// "progress" at every change the blocking reads see, "end" last with the
+// migration as it ended (Succeeded, Failed or Cancelled).
+type migrateEvent struct {
+	Event     string         `json:"event"`
+	ID        string         `json:"id"`
+	VM        string         `json:"vm"`
+	Placement string         `json:"placement,omitempty"`
+	Migration *api.Migration `json:"migration,omitempty"`
 }
 
 func isTerminal(w io.Writer) bool {
@@ -123,7 +146,7 @@ func printDryRun(w io.Writer, vm string, cands []api.Candidate) error {
 // waitMigration follows the migration with blocking reads (an answer as
 // soon as the mesh's state moves, at most every 200 ms) and draws a
 // progress bar until it ends.
-func waitMigration(ctx context.Context, cl *api.Client, id string, out io.Writer) (api.Migration, error) {
+func waitMigration(ctx context.Context, cl *api.Client, id string, out io.Writer, events *ndjson) (api.Migration, error) {
 	// On a terminal the bar redraws in place; in a log or pipe it would
 	// flood, so it prints a plain line per state change or every 5 seconds.
 	tty := isTerminal(out)
@@ -149,6 +172,11 @@ func waitMigration(ctx context.Context, cl *api.Client, id string, out io.Writer
 			return m, err
 		}
 		w.Saw(meta)
+		if events != nil && !m.State.Final() {
+			if err := events.emit(migrateEvent{Event: "progress", ID: m.ID, VM: m.VM, Migration: &m}); err != nil {
+				return m, err
+			}
+		}
 		p := m.Progress
 		desc := fmt.Sprintf("%s %s→%s %s", id, m.Source, dash(m.Dest), m.State)
 		if m.State == api.MigRunning {
@@ -180,15 +208,16 @@ func waitMigration(ctx context.Context, cl *api.Client, id string, out io.Writer
 	}
 }
 
-// reportEnd prints the closing line and fails the command unless it succeeded.
-func reportEnd(c *ucli.Context, m api.Migration) error {
-	if c.Bool("json") {
-		if err := printJSON(c, m); err != nil {
+// reportEnd prints the closing line (and, with -o json, the "end" event)
+// and fails the command unless the migration succeeded.
+func reportEnd(text io.Writer, events *ndjson, m api.Migration) error {
+	if events != nil {
+		if err := events.emit(migrateEvent{Event: "end", ID: m.ID, VM: m.VM, Migration: &m}); err != nil {
 			return err
 		}
 	}
 	if m.State == api.MigSucceeded {
-		fmt.Fprintln(c.App.Writer, formatMoved(m))
+		fmt.Fprintln(text, formatMoved(m))
 		return nil
 	}
 	return ucli.Exit(fmt.Sprintf("%s: %s %s: %s (VM stays on %s)", m.ID, m.VM, m.State, m.Reason, m.Source), exitFailed)
@@ -204,9 +233,10 @@ func cancelMigration(c *ucli.Context, cl *api.Client, id string) error {
 
 // CancelCommand cancels a queued or running migration.
 var CancelCommand = &ucli.Command{
-	Name:      "cancel",
-	Usage:     "cancel a migration (a running one is aborted; the VM stays on its source)",
-	ArgsUsage: "MIGRATION-ID",
+	Name:         "cancel",
+	Usage:        "cancel a migration (a running one is aborted; the VM stays on its source)",
+	ArgsUsage:    "MIGRATION-ID",
+	BashComplete: completeMigrations,
 	Action: func(c *ucli.Context) error {
 		if c.NArg() != 1 {
 			return usage(c, "exactly one migration ID")
@@ -223,7 +253,7 @@ var CancelCommand = &ucli.Command{
 var MigrationsCommand = &ucli.Command{
 	Name:  "migrations",
 	Usage: "list migrations: queue and history with state, hosts, progress, times, downtime, reason",
-	Flags: []ucli.Flag{jsonFlag},
+	Flags: outputFlags,
 	Action: func(c *ucli.Context) error {
 		if c.NArg() != 0 {
 			return usage(c, "no arguments")
@@ -236,8 +266,8 @@ var MigrationsCommand = &ucli.Command{
 		if err != nil {
 			return err
 		}
-		if c.Bool("json") {
-			return printJSON(c, ms)
+		if ok, err := printed(c, ms); ok || err != nil {
+			return err
 		}
 		w := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(w, "ID\tVM\tSTATE\tSOURCE\tDEST\tPOLICY\tMIB/S\tPROGRESS\tTIME\tDOWNTIME\tBY\tREASON")

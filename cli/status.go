@@ -13,7 +13,7 @@ import (
 var StatusCommand = &ucli.Command{
 	Name:  "status",
 	Usage: "show the leader, voters, non-voters and raft indexes",
-	Flags: []ucli.Flag{jsonFlag},
+	Flags: outputFlags,
 	Action: func(c *ucli.Context) error {
 		if c.NArg() != 0 {
 			return usage(c, "no arguments")
@@ -26,8 +26,8 @@ var StatusCommand = &ucli.Command{
 		if err != nil {
 			return err
 		}
-		if c.Bool("json") {
-			if err := printJSON(c, st); err != nil {
+		if ok, err := printed(c, st); ok || err != nil {
+			if err != nil {
 				return err
 			}
 			return notInMesh(st)

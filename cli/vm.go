@@ -14,7 +14,7 @@ var VMCommand = &ucli.Command{
 	Name:  "vm",
 	Usage: "change one VM's settings",
 	Subcommands: []*ucli.Command{
-		{Name: "set", Usage: "set a VM's settings (--migratable=false pins it to its host)", ArgsUsage: "VM",
+		{Name: "set", Usage: "set a VM's settings (--migratable=false pins it to its host)", ArgsUsage: "VM", BashComplete: completeVMs,
 			Flags: []ucli.Flag{&ucli.BoolFlag{Name: "migratable", Usage: "false: placement, migrate and drain leave the VM where it is"}},
 			Action: func(c *ucli.Context) error {
 				if c.NArg() != 1 {

@@ -16,7 +16,7 @@ import (
 var VMsCommand = &ucli.Command{
 	Name:  "vms",
 	Usage: "list VMs: name, UUID, host, state, memory, vCPUs, NICs, disks, migration, alarms",
-	Flags: []ucli.Flag{jsonFlag, &ucli.StringFlag{Name: "host", Usage: "only VMs on this host"}},
+	Flags: append([]ucli.Flag{&ucli.StringFlag{Name: "host", Usage: "only VMs on this host"}}, outputFlags...),
 	Action: func(c *ucli.Context) error {
 		if c.NArg() != 0 {
 			return usage(c, "no arguments")
@@ -38,8 +38,8 @@ var VMsCommand = &ucli.Command{
 			}
 			vms = keep
 		}
-		if c.Bool("json") {
-			return printJSON(c, vms)
+		if ok, err := printed(c, vms); ok || err != nil {
+			return err
 		}
 		w := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(w, "NAME\tUUID\tHOST\tSTATE\tMEMORY\tVCPUS\tNICS\tDISKS\tMIGRATION\tALARM")
