@@ -29,10 +29,10 @@ var AffinityCommand = &ucli.Command{
 				&ucli.BoolFlag{Name: "must"}, &ucli.BoolFlag{Name: "prefer"}, &ucli.BoolFlag{Name: "avoid"},
 				&ucli.BoolFlag{Name: "hard", Usage: "refuse any move that breaks the rule"},
 				&ucli.BoolFlag{Name: "soft", Usage: "only weigh placement"},
-				jsonFlag,
+				outputFlag, jsonFlag,
 			},
 			Action: affinityCreate},
-		{Name: "list", Usage: "every rule", Flags: []ucli.Flag{jsonFlag}, Action: affinityList},
+		{Name: "list", Usage: "every rule", Flags: outputFlags, Action: affinityList},
 		{Name: "delete", ArgsUsage: "NAME", Usage: "remove a rule",
 			Action: func(c *ucli.Context) error {
 				if c.NArg() != 1 {
@@ -84,8 +84,8 @@ func affinityCreate(c *ucli.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.Bool("json") {
-		return printJSON(c, r)
+	if ok, err := printed(c, r); ok || err != nil {
+		return err
 	}
 	fmt.Fprintf(c.App.Writer, "affinity rule %s created: %s %s, vms %s%s\n", r.Name, strength(r.Hard), r.Kind,
 		strings.Join(r.VMNames, ","), hostsPart(r.Hosts))
@@ -104,8 +104,8 @@ func affinityList(c *ucli.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.Bool("json") {
-		return printJSON(c, rs)
+	if ok, err := printed(c, rs); ok || err != nil {
+		return err
 	}
 	w := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "NAME\tKIND\tSTRENGTH\tVMS\tHOSTS\tBY")
