@@ -216,9 +216,11 @@ func (w *watcher) resume(p *fsm.Progress) {
 		if strings.HasPrefix(a, "final downtime") {
 			w.finalSet = true
 		}
-		if a == actionSuspend {
+		if a == actionSuspend || a == actionSuspendLimit {
 			// the pause is counted from the job's elapsed time then
-			w.stalls++
+			if a == actionSuspend {
+				w.stalls++
+			}
 			w.suspended = true
 			w.suspendElapsed = time.Duration(p.SuspendedAtMs) * time.Millisecond
 		}
@@ -373,6 +375,11 @@ func (w *watcher) timeouts(now time.Time, st JobStats) error {
 		}
 		return nil
 	}
+	if w.pol.SuspendWhenExhausted && (now.Sub(w.lastProgress) >= w.cfg.ProgressTimeout || now.Sub(w.start) >= w.limit) {
+		// the policy promises the move: pause the guest now rather than
+		// give up before its steps ran out (a large guest's passes are long)
+		return w.suspend(actionSuspendLimit)
+	}
 	if idle := now.Sub(w.lastProgress); idle >= w.cfg.ProgressTimeout {
 		w.actions = append(w.actions, "abort: no progress")
 		return fmt.Errorf("migrate vm %q: remaining %d MiB has not fallen below %d MiB for %v (progress timeout %v): %w",
@@ -386,12 +393,33 @@ func (w *watcher) timeouts(now time.Time, st JobStats) error {
 	return nil
 }
 
-// actionSuspend is the progress action of Policy.SuspendWhenExhausted.
-const actionSuspend = "suspend"
+// The progress actions of Policy.SuspendWhenExhausted: after the last
+// step, or when the completion or progress limit came first.
+const (
+	actionSuspend      = "suspend"
+	actionSuspendLimit = "suspend: time limit"
+)
+
+// suspend pauses the guest (Policy.SuspendWhenExhausted) and records it
+// under action; a refusal aborts the migration.
+func (w *watcher) suspend(action string) error {
+	if err := w.job.Suspend(); err != nil {
+		w.actions = append(w.actions, "abort: suspend refused")
+		return fmt.Errorf("migrate vm %q: suspend the guest after %d stalls: %v: %w", w.cfg.VM, w.stalls, err, ErrNotConverging)
+	}
+	w.suspended = true
+	w.suspendAt, w.suspendElapsed = w.cfg.Clock(), w.last.Elapsed
+	w.lastProgress = w.suspendAt // the suspended timeout runs from here
+	w.actions = append(w.actions, action)
+	return nil
+}
 
 // act takes the policy's action for stall number w.stalls.
 func (w *watcher) act() error {
 	k, p := w.stalls, w.pol
+	if w.suspended {
+		return nil // nothing dirties the guest any more: the steps are moot
+	}
 	switch {
 	case p.PostCopyAfterStalls > 0 && k >= p.PostCopyAfterStalls:
 		if err := w.job.StartPostCopy(); err != nil {
@@ -407,14 +435,7 @@ func (w *watcher) act() error {
 		w.finalSet = true
 		return w.setDowntime(p.FinalDowntime, "final downtime")
 	case p.SuspendWhenExhausted && !w.suspended:
-		if err := w.job.Suspend(); err != nil {
-			w.actions = append(w.actions, "abort: suspend refused")
-			return fmt.Errorf("migrate vm %q: stall %d: suspend the guest: %v: %w", w.cfg.VM, k, err, ErrNotConverging)
-		}
-		w.suspended = true
-		w.suspendAt, w.suspendElapsed = w.cfg.Clock(), w.last.Elapsed
-		w.lastProgress = w.suspendAt // the suspended timeout runs from here
-		w.actions = append(w.actions, actionSuspend)
+		return w.suspend(actionSuspend)
 	case p.AbortOnExhausted:
 		w.actions = append(w.actions, "abort: not converging")
 		return fmt.Errorf("migrate vm %q: still stalling after %d stalls at %v allowed downtime (policy %s): %w",

@@ -356,6 +356,29 @@ func TestAutoRunsPrecopyForACalmGuest(t *testing.T) {
 	}
 }
 
+// TestSuspendWorkloadSuspendsAtTheLimit: a large guest's passes are so
+// long that the completion limit comes before the downtime steps ran out;
+// suspend-workload then pauses the guest instead of aborting, and moves it.
+func TestSuspendWorkloadSuspendsAtTheLimit(t *testing.T) {
+	big := sim.VMSpec{Name: "big", MemoryMiB: 1024, VCPUs: 2, DirtyMiBps: 64}
+	h, _, _ := start(t, big, 32, migrate.PolicySuspendWorkload, migrate.MonitorConfig{})
+	h.run(3 * time.Minute)
+	h.timeline()
+	if h.err != nil {
+		t.Fatal(h.err)
+	}
+	last := h.last()
+	if got := last.Actions[len(last.Actions)-1]; got != "suspend: time limit" || len(last.Actions) > 5 {
+		t.Fatalf("actions %q, want fewer than the five steps, then a suspend at the time limit", last.Actions)
+	}
+	if at := time.Duration(last.SuspendedAtMs) * time.Millisecond; at < 64*time.Second || at > 65*time.Second {
+		t.Errorf("suspended at %v, want at the 64 s completion limit of 1 GiB", at)
+	}
+	if !h.onlyOn(h.b, "big") || h.stats.Downtime < time.Second {
+		t.Errorf("downtime %v, dest %v", h.stats.Downtime, h.b.VMNames())
+	}
+}
+
 // TestSuspendedMigrationIgnoresCompletionLimit: once paused, a guest is
 // not aborted by the completion limit (that would pause it for nothing);
 // its copy completes however long the remainder takes.

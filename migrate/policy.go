@@ -31,9 +31,11 @@ const (
 //  5. AbortOnExhausted: abort with ErrNotConverging (the guest stays put).
 //
 // Otherwise the stall is only counted; the progress and completion timeouts
-// still apply to every policy, except that a suspended guest is no longer
-// held to the completion limit (aborting then would have paused it for
-// nothing): its copy must instead keep falling (MonitorConfig.SuspendedTimeout).
+// still apply to every policy, except with SuspendWhenExhausted: reaching
+// either limit before the steps ran out pauses the guest instead of
+// aborting (the policy promises the move), and a suspended guest is no
+// longer held to them (aborting then would have paused it for nothing): its
+// copy must instead keep falling (MonitorConfig.SuspendedTimeout).
 type Policy struct {
 	Name        string
 	Description string
