@@ -393,6 +393,19 @@ func (w *watcher) timeouts(now time.Time, st JobStats) error {
 	return nil
 }
 
+// fittedDowntime is the allowed downtime in which the remaining data crosses
+// at the job's current rate, with room for what is dirtied meanwhile
+// (× 1.5 + 0.5 s), at least 1 s and at most limit.
+func (w *watcher) fittedDowntime(limit time.Duration) time.Duration {
+	st := w.last
+	if st.MemBps == 0 {
+		return limit
+	}
+	secs := float64(st.DataRemaining)/float64(st.MemBps)*1.5 + 0.5
+	d := time.Duration(secs * float64(time.Second)).Round(100 * time.Millisecond)
+	return min(limit, max(time.Second, d))
+}
+
 // The progress actions of Policy.SuspendWhenExhausted: after the last
 // step, or when the completion or progress limit came first.
 const (
@@ -433,7 +446,11 @@ func (w *watcher) act() error {
 		return w.setDowntime(p.DowntimeSteps[k-1], "downtime")
 	case p.FinalDowntime > 0 && !w.finalSet:
 		w.finalSet = true
-		return w.setDowntime(p.FinalDowntime, "final downtime")
+		d := p.FinalDowntime
+		if p.FitFinalDowntime {
+			d = w.fittedDowntime(p.FinalDowntime)
+		}
+		return w.setDowntime(d, "final downtime")
 	case p.SuspendWhenExhausted && !w.suspended:
 		return w.suspend(actionSuspend)
 	case p.AbortOnExhausted:

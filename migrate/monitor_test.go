@@ -54,6 +54,11 @@ func start(t *testing.T, vm sim.VMSpec, bwMiB uint64, pol string, cfg migrate.Mo
 	if err != nil {
 		t.Fatal(err)
 	}
+	if pol == migrate.PolicySuspendWorkload && !fitFinal {
+		// the sim's remainder always fits the fitted downtime: test the
+		// suspend that follows it with a final downtime too short
+		p.FinalDowntime = 300 * time.Millisecond
+	}
 	if pol == migrate.PolicyAuto {
 		// as the executor does: sample on the source, predict, pick
 		r, err := h.a.SampleDirtyRate(context.Background(), migrate.DomainRef{Name: vm.Name}, time.Second)
@@ -166,6 +171,10 @@ func (h *harness) timeline() {
 	}
 }
 
+// fitFinal keeps suspend-workload's fitted final downtime in start; the
+// tests of its suspend turn it off (a final downtime too short to help).
+var fitFinal = false
+
 // stalling dirties memory twice as fast as the 32 MiB/s link sends it.
 var stalling = sim.VMSpec{Name: "hot", MemoryMiB: 256, VCPUs: 2, DirtyMiBps: 64}
 
@@ -271,7 +280,7 @@ func TestSuspendWorkloadPausesTheGuest(t *testing.T) {
 	if h.err != nil {
 		t.Fatal(h.err)
 	}
-	want := []string{"downtime 150ms", "downtime 200ms", "downtime 300ms", "downtime 400ms", "downtime 500ms", "suspend"}
+	want := []string{"downtime 150ms", "downtime 200ms", "downtime 300ms", "downtime 400ms", "downtime 500ms", "final downtime 300ms", "suspend"}
 	last := h.last()
 	if !slices.Equal(last.Actions, want) {
 		t.Errorf("actions %q, want %q", last.Actions, want)
@@ -285,6 +294,30 @@ func TestSuspendWorkloadPausesTheGuest(t *testing.T) {
 	}
 	if !h.onlyOn(h.b, "hot") {
 		t.Errorf("VM not only on dest: %v", h.b.VMNames())
+	}
+}
+
+// TestSuspendWorkloadFitsItsFinalDowntime: after its steps the policy
+// allows a downtime fitted to the remaining data; QEMU (here the sim)
+// pauses the guest at its next check and the move completes without the
+// suspend.
+func TestSuspendWorkloadFitsItsFinalDowntime(t *testing.T) {
+	fitFinal = true
+	defer func() { fitFinal = false }()
+	vm := stalling
+	vm.MemoryMiB = 128
+	h, _, _ := start(t, vm, 32, migrate.PolicySuspendWorkload, migrate.MonitorConfig{})
+	h.run(2 * time.Minute)
+	h.timeline()
+	if h.err != nil {
+		t.Fatal(h.err)
+	}
+	want := []string{"downtime 150ms", "downtime 200ms", "downtime 300ms", "downtime 400ms", "downtime 500ms", "final downtime 6.5s"}
+	if got := h.last().Actions; !slices.Equal(got, want) {
+		t.Errorf("actions %q, want %q (128 MiB at 32 MiB/s: 4 s × 1.5 + 0.5 s)", got, want)
+	}
+	if !h.onlyOn(h.b, "hot") || h.stats.Downtime < 3*time.Second || h.stats.Downtime > 6500*time.Millisecond {
+		t.Errorf("downtime %v (want the seconds the remainder takes), dest %v", h.stats.Downtime, h.b.VMNames())
 	}
 }
 
@@ -385,9 +418,9 @@ func TestSuspendWorkloadSuspendsAtTheLimit(t *testing.T) {
 func TestSuspendedMigrationIgnoresCompletionLimit(t *testing.T) {
 	vm := stalling
 	vm.MemoryMiB = 128
-	// 25 s allowed (128 MiB counts as 1 GiB): the guest is paused at 24 s
+	// 29 s allowed (128 MiB counts as 1 GiB): the guest is paused at 28 s
 	// and its 128 MiB take 4 s more at 32 MiB/s
-	const limit = 25 * time.Second
+	const limit = 29 * time.Second
 	h, _, _ := start(t, vm, 32, migrate.PolicySuspendWorkload, migrate.MonitorConfig{CompletionPerGiB: limit})
 	h.run(2 * time.Minute)
 	h.timeline()

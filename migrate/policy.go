@@ -23,6 +23,10 @@ const (
 //     (once; after that the migration cannot stall or be aborted).
 //  2. k ≤ len(DowntimeSteps): raise the allowed downtime to DowntimeSteps[k-1].
 //  3. FinalDowntime > 0 and not yet set: raise the allowed downtime to it.
+//     With FitFinalDowntime it is instead what the remaining data takes at
+//     the job's current rate (× 1.5 + 0.5 s), at most FinalDowntime: QEMU
+//     then pauses the guest itself at its next check and sends the rest,
+//     and its own downtime measures the pause.
 //  4. SuspendWhenExhausted and not yet suspended: pause the guest on the
 //     source (Job.Suspend) so that its memory stops changing and pre-copy
 //     completes; the destination runs it on. The pause counts in the
@@ -51,6 +55,9 @@ type Policy struct {
 	PostCopyAfterStalls int
 	// FinalDowntime is set once the steps are exhausted, instead of aborting.
 	FinalDowntime time.Duration
+	// FitFinalDowntime fits the final downtime to the remaining data (see
+	// above), FinalDowntime being its upper bound.
+	FitFinalDowntime bool
 	// SuspendWhenExhausted pauses the guest on the first stall no step or
 	// final downtime covers, instead of aborting: a guest that dirties
 	// memory faster than the link sends it still moves, at the price of a
@@ -93,10 +100,12 @@ var policies = []Policy{
 		// 0 of 5 moved at 24 MiB/s dirtying over 8 MiB/s). Pausing the
 		// guest always converges: nothing is dirtied while it stands.
 		Name:                 PolicySuspendWorkload,
-		Description:          "like minimal-downtime, then pause the guest until pre-copy completes (the pause counts as downtime)",
+		Description:          "like minimal-downtime, then a downtime fitted to the remaining data (QEMU pauses the guest), then the guest paused until pre-copy completes; the pause counts as downtime",
 		InitialDowntime:      100 * time.Millisecond,
 		DowntimeSteps:        ovirtSteps,
 		AutoConverge:         true,
+		FinalDowntime:        60 * time.Second,
+		FitFinalDowntime:     true,
 		SuspendWhenExhausted: true,
 	},
 	{

@@ -43,7 +43,7 @@ func TestPolicyShapes(t *testing.T) {
 		t.Errorf("post-copy = %+v", pc)
 	}
 	sw, _ := PolicyByName(PolicySuspendWorkload)
-	if !sw.SuspendWhenExhausted || sw.FinalDowntime != 0 || sw.AbortOnExhausted || !slices.Equal(sw.DowntimeSteps, want) {
+	if !sw.SuspendWhenExhausted || !sw.FitFinalDowntime || sw.FinalDowntime != time.Minute || sw.AbortOnExhausted || !slices.Equal(sw.DowntimeSteps, want) {
 		t.Errorf("suspend-workload = %+v", sw)
 	}
 	pre, _ := PolicyByName(PolicyPrecopy)

@@ -26,17 +26,22 @@ const (
 // TestLabSuspendWorkloadConverges runs the suspend-workload policy under
 // Watch against real libvirt with a guest that dirties memory faster than
 // the cap sends it. First the policy runs to the end: after its downtime
-// steps it pauses the guest, pre-copy completes, the guest runs on the
+// steps it allows a downtime fitted to the remaining data (QEMU pauses the
+// guest and sends the rest), or pauses the guest itself (virDomainSuspend)
+// should that not do; pre-copy completes, the guest runs on the
 // destination and keeps counting, and the reported downtime holds the
-// whole pause. Then a migration back is cancelled right after the policy
-// paused the guest: the guest must run again on its source.
+// pause. Then a migration back under the policy's last resort alone
+// (suspend at the first stall) is cancelled right after the suspend: the
+// guest must run again on its source.
 //
 // Under software emulation (TCG, the only guests this lab runs) QEMU 7.2
 // now and then hands the destination a guest whose kernel dies at once in
-// its timer code (see TestVirshLiveMigration); here it happened in 2 of 3
-// runs while this test was written. Such a crash right after the move is
-// reported in a WARNING and the scenario runs again on a fresh guest, up
-// to suspendAttempts times; any other failure fails at once.
+// its timer code (see TestVirshLiveMigration). A completed move after a
+// virDomainSuspend did so in 9 of 11 runs while this test was written:
+// so the policy pauses through QEMU's own switch-over first. Such a crash
+// right after the move is reported in a WARNING and the scenario runs
+// again on a fresh guest, up to suspendAttempts times; any other failure
+// fails at once.
 func TestLabSuspendWorkloadConverges(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 7*time.Minute)
 	defer cancel()
@@ -78,8 +83,9 @@ func TestLabSuspendWorkloadConverges(t *testing.T) {
 		t.Logf("WARNING: attempt %d: %v; running the scenario again on a fresh guest", attempt, crashed)
 	}
 
-	// 2. Back from h2, cancelled while suspended: the job resumes the
-	// guest on h2, its source.
+	// 2. Back from h2 under the last resort alone, cancelled while
+	// suspended: the job resumes the guest on h2, its source.
+	pol = migrate.Policy{Name: "suspend-at-first-stall", InitialDowntime: 100 * time.Millisecond, SuspendWhenExhausted: true}
 	back := params
 	back.DestURI, back.MigrateURI = h1.ClientURI, "tcp://"+h1.MigIP
 	j, err := openHost(t, h2).Migrate(ctx, name, back)
@@ -161,17 +167,24 @@ func suspendToEnd(t *testing.T, ctx context.Context, l *lab.Lab, g *lab.Guest, s
 	}
 	t.Logf("migrated: job %s, downtime reported %s, %.1f MiB sent, actions %v; the job resumed the guest on h2 itself: %v",
 		stats.Elapsed.Round(time.Millisecond), stats.Downtime.Round(time.Millisecond), mib(stats.DataProcessed), actions, !stats.Resumed.IsZero())
-	if suspendedSeen.IsZero() || actions[len(actions)-1] != "suspend" {
+	final := actions[len(actions)-1]
+	if !strings.HasPrefix(final, "final downtime") && final != "suspend" {
 		if dead := guestDead(ctx, g); dead != nil {
-			return fmt.Errorf("the guest died during the migration, before the suspend: %w", dead)
+			return fmt.Errorf("the guest died during the migration, before the policy's last steps: %w", dead)
 		}
-		t.Fatalf("the migration completed without the policy suspending the guest (actions %v): "+
+		t.Fatalf("the migration completed before the policy's final downtime or suspend (actions %v): "+
 			"the workload no longer outpaces the %d MiB/s cap", actions, suspendCapMiB)
 	}
-	// The guest stood at least from the report of the suspend to the last
-	// fresh sample of the running job; the downtime must hold that.
-	if seen := lastRunning.Sub(suspendedSeen); stats.Downtime < seen || stats.Downtime < 500*time.Millisecond {
-		t.Errorf("downtime reported %s, but the guest stood suspended at least %s", stats.Downtime, seen)
+	if final == "suspend" {
+		// The guest stood at least from the report of the suspend to the
+		// last fresh sample of the running job; the downtime must hold that.
+		if seen := lastRunning.Sub(suspendedSeen); stats.Downtime < seen || stats.Downtime < 500*time.Millisecond {
+			t.Errorf("downtime reported %s, but the guest stood suspended at least %s", stats.Downtime, seen)
+		}
+	} else if min := time.Second; stats.Downtime < min {
+		// The remainder (the dirty working set, ≈ 16 MiB) crossed at
+		// 4 MiB/s while QEMU held the guest: seconds, not a short switch.
+		t.Errorf("downtime reported %s after %q, want at least %s: the pause is not counted", stats.Downtime, final, min)
 	}
 	n, err := g.LastCounter()
 	if err != nil {
