@@ -27,7 +27,7 @@ LAB_PKGS := qemu-system-x86 qemu-utils libvirt-daemon libvirt-daemon-driver-qemu
 # systemd-analyze (package systemd) verifies the packaged unit.
 TOOL_PKGS := prometheus chromium fonts-dejavu-core systemd
 
-.PHONY: all build demo test unit lab-test deps bench lab lab-down vet clean fuzz fuzz-short soak package
+.PHONY: all build demo test unit lab-test deps bench lab lab-down lab-smoke vet clean fuzz fuzz-short soak package
 
 all: build
 
@@ -60,7 +60,13 @@ demo: build
 # use them must not run at the same time.
 test: deps vet
 	$(GO) test -p 1 -timeout 75m -count=1 ./...
+	$(MAKE) lab-smoke
 	$(MAKE) fuzz-short
+
+# lab-smoke runs `make lab` as an operator would and tears it down, failing
+# if any of its steps (mesh up, guests seen, migrate, drain) failed.
+lab-smoke:
+	rc=0; $(MAKE) lab || rc=$$?; $(MAKE) lab-down; exit $$rc
 
 # Fuzz targets (listed in scripts/fuzz-targets): a short fixed time each in
 # CI, FUZZTIME each (default 60s) with make fuzz.
@@ -89,8 +95,10 @@ soak:
 bench: deps build
 	./scripts/bench.sh
 
+# A real libvirt mesh to try by hand: 3 lab hosts with meshd, 3 guests on
+# h1, one migrated and h1 drained with meshctl; left running (make lab-down).
 lab: deps build
-	$(GO) run ./testcluster/lab/labctl up
+	$(GO) run ./testcluster/lab/labctl mesh -meshd $(BIN)/meshd -meshctl $(BIN)/meshctl
 
 lab-down:
 	$(GO) run ./testcluster/lab/labctl down

@@ -82,20 +82,9 @@ func (m *mesh) startDaemons(ctx context.Context) error {
 // startMeshd runs meshd inside host h's namespaces with the flags an
 // operator would give on a real hypervisor host.
 func (m *mesh) startMeshd(ctx context.Context, h *lab.Host, extra ...string) error {
-	args := []string{m.meshd,
-		"--name", h.Name, "--cluster", h.Cluster,
-		"--data-dir", filepath.Join(h.StateDir, "meshd"),
-		"--bind", h.MgmtIP, "--migration-addr", h.MigIP,
-		// No --libvirt-peer-uri: meshd's default (qemu+tls://BIND/system,
-		// libvirtd having its certificate) must be the lab's LibvirtURI.
-		"--hypervisor", "libvirt", "--libvirt-uri", "qemu:///system",
-		"--network", lab.VMBridge,
-		"--storage-domain", "shared=" + m.lab.SharedDir,
-		"--unsafe-migration", "--sample-interval", "500ms",
-	}
 	// Secured as a real host is: the mesh CA and h's certificate (the
 	// lab's, the one libvirtd and QEMU use), and the gossip key file.
-	args = append(append(args, m.lab.MeshdSecurityFlags(h)...), extra...)
+	args := append(m.lab.MeshdArgs(h, m.meshd), extra...)
 	p, err := h.StartDaemon(ctx, m.meshdLog(h), args...)
 	if err != nil {
 		return fmt.Errorf("start meshd on %s: %w", h.Name, err)

@@ -1,6 +1,8 @@
 // Command labctl brings the real-hypervisor lab up and down from the shell
 // (`make lab`, `make lab-down`) so that meshd and meshctl can be tried by hand
-// against several libvirt hosts on one machine.
+// against several libvirt hosts on one machine: `labctl mesh` (make lab)
+// also runs meshd on every host, boots guests, migrates one and drains a
+// host; `labctl up` brings up the bare hosts.
 package main
 
 import (
@@ -29,9 +31,13 @@ func main() {
 	fill := fs.Int("fill", 0, "MiB the guest fills at boot (guest)")
 	dirty := fs.Int("dirty", 0, "MiB/s the guest dirties (guest)")
 	disk := fs.String("disk", "", `guest disk: "", "shared" or "local" (guest)`)
+	meshd := fs.String("meshd", "bin/meshd", "meshd binary (mesh)")
+	meshctl := fs.String("meshctl", "bin/meshctl", "meshctl binary (mesh)")
+	guests := fs.Int("guests", 3, "guests booted on h1 (mesh)")
 	tcp := fs.Bool("tcp", false, "also open libvirtd's unauthenticated qemu+tcp link, for debugging from the root namespace (up)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: labctl up|down|status|deps|guest [flags]\n")
+		fmt.Fprintf(fs.Output(), "usage: labctl up|mesh|down|status|deps|guest [flags]\n"+
+			"  up: bare libvirt hosts; mesh: hosts + meshd + guests, a migration and a drain (make lab)\n")
 		fs.PrintDefaults()
 	}
 	if len(os.Args) < 2 {
@@ -46,6 +52,9 @@ func main() {
 	switch cmd {
 	case "up":
 		err = up(ctx, lab.Config{Hosts: *hosts, Dir: *dir, ListenTCP: *tcp, Logf: logf})
+	case "mesh":
+		err = mesh(ctx, meshOptions{cfg: lab.Config{Hosts: *hosts, Dir: *dir, ListenTCP: *tcp, Logf: logf},
+			meshd: *meshd, meshctl: *meshctl, guests: *guests})
 	case "down":
 		err = down(*dir)
 	case "status":
