@@ -78,6 +78,16 @@ type Config struct {
 	// storage domain is a plain directory libvirt cannot prove is shared.
 	UnsafeMigration bool
 
+	// HostFacts says where the networks and storage domains this host
+	// gossips come from: FactsMerge (the default: the configured ones and
+	// those discovered on the host), FactsDiscovered (only those), or
+	// FactsConfigured (no discovery). A hypervisor that cannot report its
+	// host's (the sim) keeps the configured ones.
+	HostFacts string
+	// FactsInterval is how often the host's facts are discovered (default
+	// 10 s): a VLAN added on the host is gossiped within it.
+	FactsInterval time.Duration
+
 	// InventoryInterval is how often the hypervisor is read.
 	InventoryInterval time.Duration
 	// ReconcileInterval is how often the leader reconciles fully.
@@ -143,6 +153,16 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Hypervisor == nil {
 		return fmt.Errorf("node %s config: a hypervisor is required", c.Name)
+	}
+	switch c.HostFacts {
+	case "":
+		c.HostFacts = FactsMerge
+	case FactsMerge, FactsDiscovered, FactsConfigured:
+	default:
+		return fmt.Errorf("node %s config: host facts %q: want %s, %s or %s", c.Name, c.HostFacts, FactsMerge, FactsDiscovered, FactsConfigured)
+	}
+	if c.FactsInterval <= 0 {
+		c.FactsInterval = 10 * time.Second
 	}
 	if c.InventoryInterval == 0 {
 		c.InventoryInterval = 2 * time.Second

@@ -95,7 +95,7 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, log: cfg.Logger, fsm: f, ctx: ctx, cancel: cancel,
 		jobs: map[string]*runningJob{}, left: make(chan struct{}), detach: make(chan struct{}),
 		peers: peerClients{self: cfg.Name, tls: cfg.TLS}}
-	n.res.init(cfg.Networks, cfg.StorageDomains)
+	n.res.init(cfg.Networks, cfg.StorageDomains, cfg.HostFacts)
 	n.metrics = n.newNodeMetrics()
 	if cfg.InitialManagementToken != "" {
 		if err := CheckInitialToken(cfg.InitialManagementToken); err != nil {
@@ -165,6 +165,9 @@ func (n *Node) start() error {
 	n.go_(n.leaderLoop)
 	n.go_(n.watchSuffrage)
 	n.go_(n.inventoryLoop)
+	if src, ok := n.cfg.Hypervisor.(FactsSource); ok && n.cfg.HostFacts != FactsConfigured {
+		n.go_(func() { n.factsLoop(src) })
+	}
 	n.go_(n.executorLoop)
 	return nil
 }

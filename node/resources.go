@@ -18,18 +18,40 @@ type resources struct {
 	networks []fsm.Network
 	domains  map[string]string
 	kick     chan struct{} // wakes the inventory loop
+	// mode and the discovered facts (hostfacts.go): get merges them with
+	// the configured ones.
+	mode           string
+	discNets       []fsm.Network
+	discDomains    map[string]string
+	refresh        chan struct{} // wakes the facts loop
+	discoveredOnce bool
 }
 
-func (r *resources) init(nets []fsm.Network, domains map[string]string) {
-	r.kick = make(chan struct{}, 1)
-	r.networks, r.domains = slices.Clone(nets), maps.Clone(domains)
+func (r *resources) init(nets []fsm.Network, domains map[string]string, mode string) {
+	r.kick, r.refresh = make(chan struct{}, 1), make(chan struct{}, 1)
+	r.networks, r.domains, r.mode = slices.Clone(nets), maps.Clone(domains), mode
 }
 
-// get returns copies: callers may keep them.
+// get returns copies: callers may keep them. Until a first discovery, a
+// host offers its configured facts.
 func (r *resources) get() ([]fsm.Network, map[string]string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return slices.Clone(r.networks), maps.Clone(r.domains)
+	mode := r.mode
+	if !r.discoveredOnce {
+		mode = FactsConfigured
+	}
+	return mergeFacts(mode, r.networks, r.domains, r.discNets, r.discDomains)
+}
+
+// setDiscovered records what discovery found and reports what changed.
+func (r *resources) setDiscovered(nets []fsm.Network, domains map[string]string) (added, removed []string, changed bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	changed = !r.discoveredOnce || !slices.Equal(nets, r.discNets) || !maps.Equal(domains, r.discDomains)
+	added, removed = diffNets(r.discNets, nets), diffNets(nets, r.discNets)
+	r.discNets, r.discDomains, r.discoveredOnce = slices.Clone(nets), maps.Clone(domains), true
+	return added, removed, changed
 }
 
 func (r *resources) domainNames() []string {
@@ -48,8 +70,5 @@ func (n *Node) SetResources(nets []fsm.Network, domains map[string]string) {
 	n.res.mu.Lock()
 	n.res.networks, n.res.domains = slices.Clone(nets), maps.Clone(domains)
 	n.res.mu.Unlock()
-	select {
-	case n.res.kick <- struct{}{}:
-	default:
-	}
+	n.kickInventory()
 }
