@@ -65,6 +65,9 @@ func App(out, errOut io.Writer) *ucli.App {
 			&ucli.StringFlag{Name: "libvirt-peer-uri", Usage: "how peers' libvirtd reach this host (default qemu+tls://BIND/system when libvirt has its certificates, else qemu+tcp://BIND/system)"},
 			&ucli.StringSliceFlag{Name: "network", Usage: "virtual network this host offers, NAME or NAME.VLAN (repeat)"},
 			&ucli.StringSliceFlag{Name: "storage-domain", Usage: "storage domain NAME=DIR this host sees (repeat)"},
+			&ucli.StringFlag{Name: "host-facts", Value: node.FactsMerge, EnvVars: []string{"MESH_HOST_FACTS"},
+				Usage: "networks and storage domains gossiped: merge (configured + discovered on the host: bridges, VLAN links, libvirt networks, shared storage pools), discovered (only those), configured (no discovery); the sim hypervisor keeps the configured ones"},
+			&ucli.DurationFlag{Name: "facts-interval", Value: 10 * time.Second, Usage: "how often the host's networks and storage pools are discovered (and on SIGHUP)"},
 			&ucli.BoolFlag{Name: "unsafe-migration", Usage: "let libvirt migrate disks it cannot prove shared (the mesh checks storage and cache itself)"},
 			&ucli.BoolFlag{Name: "drain-on-sigterm", Usage: "drain this host and leave the mesh on SIGTERM or SIGINT; by default a SIGTERM is a restart: meshd stops, the VMs keep running where they are and the host stays in the mesh (drain with meshctl drain or meshctl leave)"},
 			&ucli.DurationFlag{Name: "drain-timeout", Value: 10 * time.Minute},
@@ -166,6 +169,14 @@ func runMeshd(c *ucli.Context) error {
 	}
 	if cfg.StorageDomains, err = parseDomains(c.StringSlice("storage-domain")); err != nil {
 		return ucli.Exit("error: "+err.Error(), exitUsage)
+	}
+	switch cfg.HostFacts = c.String("host-facts"); cfg.HostFacts {
+	case node.FactsMerge, node.FactsDiscovered, node.FactsConfigured:
+	default:
+		return ucli.Exit(fmt.Sprintf("error: --host-facts %q: want %s, %s or %s", cfg.HostFacts, node.FactsMerge, node.FactsDiscovered, node.FactsConfigured), exitUsage)
+	}
+	if cfg.FactsInterval = c.Duration("facts-interval"); cfg.FactsInterval < time.Second {
+		return ucli.Exit(fmt.Sprintf("error: --facts-interval %s: at least 1s", cfg.FactsInterval), exitUsage)
 	}
 	if kind := c.String("hypervisor"); kind != "libvirt" && kind != "sim" {
 		return ucli.Exit(fmt.Sprintf("error: --hypervisor %q: want libvirt or sim", kind), exitUsage)

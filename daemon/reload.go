@@ -138,6 +138,9 @@ func (r *reloader) reload() {
 			apply("storage_domain", err)
 		}
 	}
+	// The host's own facts are discovered again too (a VLAN added with
+	// the reload is gossiped at once, not at the next discovery).
+	r.node.RefreshFacts()
 	if r.tls != nil {
 		// Read again even when the paths did not change: a renewal rewrites
 		// the same files.

@@ -54,6 +54,12 @@ libvirt_uri = "qemu:///system"
 # What this host offers: networks NAME or NAME.VLAN, storage domains NAME=DIR.
 # network        = ["prod", "prod.120"]
 # storage_domain = ["nfs1=/srv/nfs1"]
+# The host's own are discovered too, every facts_interval and on reload: its
+# Linux bridges, VLAN links (prod.120 is network prod, VLAN 120), libvirt's
+# networks and its shared storage pools (netfs, or a directory on NFS/CIFS/
+# CephFS). "merge" gossips both, "discovered" only those, "configured" none.
+# host_facts     = "merge"
+# facts_interval = "10s"
 
 # Migrations: abort one longer than this per GiB of memory, or whose
 # remaining data has not fallen for this long (oVirt's values).
