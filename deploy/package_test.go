@@ -47,6 +47,8 @@ func TestPackage(t *testing.T) {
 		t.Errorf("conffiles %q, want /etc/hostmesh/meshd.hcl (dpkg keeps the operator's edits on upgrade)", b)
 	}
 
+	t.Run("dpkg -i", func(t *testing.T) { installInto(t, deb) })
+
 	root := filepath.Join(out, "root")
 	run(t, out, "dpkg-deb", "-x", deb, root)
 	version := strings.TrimSpace(run(t, out, "dpkg-deb", "-f", deb, "Version"))

@@ -48,7 +48,9 @@ cat > "$stage/DEBIAN/postinst" <<'POSTINST'
 set -e
 # The unit is not enabled: meshd needs its certificates, gossip key and
 # configuration first (see /usr/share/doc/hostmesh/README.md).
-if [ -d /run/systemd/system ]; then
+# Installed into another root (dpkg --root, DPKG_ROOT set): not this
+# machine's systemd.
+if [ -z "${DPKG_ROOT:-}" ] && [ -d /run/systemd/system ]; then
 	systemctl daemon-reload >/dev/null 2>&1 || true
 fi
 POSTINST
