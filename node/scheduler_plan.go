@@ -6,6 +6,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/hostmesh/hostmesh/api"
 	"github.com/hostmesh/hostmesh/fsm"
 	"github.com/hostmesh/hostmesh/migrate"
 )
@@ -14,51 +15,21 @@ import (
 // any real index, so no inventory is taken for newer than them.
 const planIndex = 1 << 62
 
-// DrainPlan is what draining a host would do, computed by running the
-// leader's own scheduler (migrate.Schedule) and the FSM's commands on a
-// private copy of the state: the drain's StartDrain, then grants as the
-// scheduler decides them and each migration's end after its predicted
-// time, until nothing is left to move. So the plan follows the same
-// checks, affinity rules, slots and bandwidth caps as the real drain; it
-// differs from it where the world does (a guest dirtying memory faster
-// than predicted, a failure, a VM that appears).
+// PlanDrain's plan (api.DrainPlan) is what draining a host would do,
+// computed by running the leader's own scheduler (migrate.Schedule) and
+// the FSM's commands on a private copy of the state: the drain's
+// StartDrain, then grants as the scheduler decides them and each
+// migration's end after its predicted time, until nothing is left to move.
+// So the plan follows the same checks, affinity rules, slots and bandwidth
+// caps as the real drain; it differs from it where the world does (a guest
+// dirtying memory faster than predicted, a failure, a VM that appears).
 //
 // A move's predicted time is its VM's memory over the bandwidth granted
 // to it (one pre-copy pass: the state holds no dirty rate of a VM that
 // is not migrating). The total is when the last move ends; the limit is
-// every VM's memory over the migration network's capacity, the time no
-// schedule can beat.
-type DrainPlan struct {
-	Host      string           `json:"host"`
-	Moves     []PlannedMove    `json:"moves"`
-	Unmovable []PlannedRefusal `json:"unmovable"`
-	// TotalSeconds is when the last move is predicted to end.
-	TotalSeconds float64 `json:"total_seconds"`
-	// LimitSeconds is all the moved memory over the migration network's
-	// capacity (Cluster.MigrationNetMiB).
-	LimitSeconds float64 `json:"limit_seconds"`
-	// NetMiB is the capacity LimitSeconds assumes.
-	NetMiB uint64 `json:"net_mib"`
-}
-
-// PlannedMove is one VM's predicted migration.
-type PlannedMove struct {
-	VM           string  `json:"vm"`
-	VMUUID       string  `json:"vm_uuid,omitempty"`
-	MemoryMiB    uint64  `json:"memory_mib"`
-	Dest         string  `json:"dest"`
-	Reason       string  `json:"reason"`
-	BandwidthMiB uint64  `json:"bandwidth_mib"`
-	StartSeconds float64 `json:"start_seconds"`
-	Seconds      float64 `json:"seconds"`
-}
-
-// PlannedRefusal is a VM the drain would leave behind, and why: the
-// check or affinity rule that blocks it.
-type PlannedRefusal struct {
-	VM     string `json:"vm"`
-	Reason string `json:"reason"`
-}
+// every VM's memory over the migration network's capacity
+// (Cluster.MigrationNetMiB), the time no schedule can beat. The plan is
+// filled in the API's own type: meshd has no twin of it to keep in sync.
 
 // running is a planned migration in flight, ending at end.
 type planned struct {
@@ -89,7 +60,7 @@ func (h *byEnd) Pop() any {
 // drain already running is planned from where it is; otherwise the
 // drain's start is applied first, and its refusal (an unknown host, one
 // in Maintenance) is the error.
-func PlanDrain(st *fsm.State, host string, at time.Time) (DrainPlan, error) {
+func PlanDrain(st *fsm.State, host string, at time.Time) (api.DrainPlan, error) {
 	work := st.Clone()
 	index := uint64(planIndex)
 	apply := func(t fsm.CommandType, payload any) (any, error) {
@@ -102,12 +73,12 @@ func PlanDrain(st *fsm.State, host string, at time.Time) (DrainPlan, error) {
 	}
 	if d := work.Drains[host]; d == nil || d.State != fsm.DrainActive {
 		if _, err := apply(fsm.CmdStartDrain, fsm.StartDrain{Host: host, Reason: "plan", At: at, Actor: "plan"}); err != nil {
-			return DrainPlan{}, fmt.Errorf("plan drain of %s: %w", host, err)
+			return api.DrainPlan{}, fmt.Errorf("plan drain of %s: %w", host, err)
 		}
 	}
 	h := work.Hosts[host]
 	cl := work.Cluster(h.Cluster)
-	plan := DrainPlan{Host: host, NetMiB: cl.MigrationNetMiB, Moves: []PlannedMove{}, Unmovable: []PlannedRefusal{}}
+	plan := api.DrainPlan{Host: host, NetMiB: cl.MigrationNetMiB, Moves: []api.PlannedMove{}, Unmovable: []api.PlannedRefusal{}}
 	var inflight byEnd
 	now := 0.0
 	var movedMiB uint64
@@ -126,7 +97,7 @@ func PlanDrain(st *fsm.State, host string, at time.Time) (DrainPlan, error) {
 				return plan, fmt.Errorf("plan drain of %s: %w", host, err)
 			}
 			vm := work.VMOf(m)
-			mv := PlannedMove{VM: m.VM, VMUUID: m.VMUUID, Dest: d.Dest, Reason: d.Reason, BandwidthMiB: d.BandwidthMiB,
+			mv := api.PlannedMove{VM: m.VM, VMUUID: m.VMUUID, Dest: d.Dest, Reason: d.Reason, BandwidthMiB: d.BandwidthMiB,
 				StartSeconds: now}
 			if vm != nil {
 				mv.MemoryMiB = vm.MemoryMiB
@@ -168,14 +139,14 @@ func PlanDrain(st *fsm.State, host string, at time.Time) (DrainPlan, error) {
 	}
 	if d := work.Drains[host]; d != nil {
 		for vm, why := range d.Unmovable {
-			plan.Unmovable = append(plan.Unmovable, PlannedRefusal{VM: vm, Reason: why})
+			plan.Unmovable = append(plan.Unmovable, api.PlannedRefusal{VM: vm, Reason: why})
 		}
 	}
 	// Migrations of the drain the scheduler never granted nor failed
 	// (waiting on a slot that never freed in the plan).
 	for _, m := range work.Queued() {
 		if m.Source == host {
-			plan.Unmovable = append(plan.Unmovable, PlannedRefusal{VM: m.VM,
+			plan.Unmovable = append(plan.Unmovable, api.PlannedRefusal{VM: m.VM,
 				Reason: "would wait: the scheduler found it no slot once every other move ended"})
 		}
 	}
