@@ -240,6 +240,14 @@ type Cluster struct {
 	// MigrationParallel is the connections per migration; 0 is auto
 	// (one per 10 Gb/s of the migration network, at most the VM's vCPUs).
 	MigrationParallel int `json:"migration_parallel,omitempty"`
+	// Balance is "off" (or ""), "memory" or "cpu": the load the leader
+	// evens out between the cluster's hosts. Zero threshold (percentage
+	// points of spread), hold (seconds a moved VM stays) and budget
+	// (balancing moves per hour) mean meshd's defaults: 10, 3600, 20.
+	Balance            string `json:"balance,omitempty"`
+	BalanceThreshold   int    `json:"balance_threshold,omitempty"`
+	BalanceHoldSeconds int64  `json:"balance_hold_seconds,omitempty"`
+	BalanceBudget      int    `json:"balance_budget,omitempty"`
 }
 
 // Migration transports of a cluster.

@@ -132,7 +132,7 @@ func applySetCluster(s *State, data []byte) (any, error) {
 	s.tick(c.At)
 	s.emit(Event{Time: c.At, Actor: c.Actor, Kind: EventClusterSet, Message: fmt.Sprintf(
 		"cluster %s: %d out, %d in, %d at once per cluster; bandwidth %s %d MiB/s (network %d MiB/s); policy %s",
-		cl.Name, cl.MaxOutgoing, cl.MaxIncoming, cl.MaxConcurrent, cl.BandwidthMode, cl.BandwidthMiB, cl.MigrationNetMiB, cl.Policy)})
+		cl.Name, cl.MaxOutgoing, cl.MaxIncoming, cl.MaxConcurrent, cl.BandwidthMode, cl.BandwidthMiB, cl.MigrationNetMiB, cl.Policy) + balanceNote(cl)})
 	return nil, nil
 }
 

@@ -91,6 +91,7 @@ var commandNames = map[CommandType]string{
 	CmdSetVM:          "SetVM",
 	CmdCreateAffinity: "CreateAffinity",
 	CmdDeleteAffinity: "DeleteAffinity",
+	CmdBalanceNote:    "BalanceNote",
 }
 
 // String names a command type for logs; an ignorable one says so.

@@ -34,6 +34,7 @@ var handlers = map[CommandType]handler{
 	CmdSetVM:          applySetVM,
 	CmdCreateAffinity: applyCreateAffinity,
 	CmdDeleteAffinity: applyDeleteAffinity,
+	CmdBalanceNote:    applyBalanceNote,
 }
 
 // Result is what Apply returns for every entry: the value a command produced

@@ -326,6 +326,59 @@ type Cluster struct {
 	// asks for none: 0 is auto, about one per 10 Gb/s of the migration
 	// network (as oVirt opens them), at most the VM's vCPUs.
 	MigrationParallel int `json:"migration_parallel,omitempty"`
+
+	// Automatic balancing (see node/balance.go). Balance is BalanceOff
+	// (also "": the default, as oVirt's "none" policy), BalanceMemory or
+	// BalanceCPU: the load the leader evens out. The other fields' zero
+	// values mean the defaults (BalanceDefaults), so a cluster set before
+	// they existed replays alike.
+	Balance string `json:"balance,omitempty"`
+	// BalanceThreshold is the spread of load, in percentage points between
+	// the most and the least loaded Up host, above which the leader moves
+	// VMs, and within which it stops.
+	BalanceThreshold int `json:"balance_threshold,omitempty"`
+	// BalanceHoldSeconds is how long a VM that moved is left where it is:
+	// no VM ping-pongs between two hosts.
+	BalanceHoldSeconds int64 `json:"balance_hold_seconds,omitempty"`
+	// BalanceBudget bounds the balancing migrations queued per hour.
+	BalanceBudget int `json:"balance_budget,omitempty"`
+}
+
+// Balancing modes of a cluster.
+const (
+	BalanceOff    = "off"
+	BalanceMemory = "memory"
+	BalanceCPU    = "cpu"
+)
+
+// Balancing defaults: 10 points of spread (oVirt's evenly_distributed
+// default high/low utilization gap is of that order), an hour of hold
+// (issue 13: no VM moved twice within an hour), 20 moves an hour (a
+// fifth of VMware DRS's default rate of one pass of up to 100 moves, as a
+// mesh has no shared storage scheduler to pace it).
+const (
+	DefaultBalanceThreshold   = 10
+	DefaultBalanceHoldSeconds = 3600
+	DefaultBalanceBudget      = 20
+)
+
+// BalanceSettings returns the cluster's balancing mode, threshold, hold
+// and budget with the defaults filled in.
+func (c Cluster) BalanceSettings() (mode string, threshold int, hold time.Duration, budget int) {
+	mode, threshold, holdS, budget := c.Balance, c.BalanceThreshold, c.BalanceHoldSeconds, c.BalanceBudget
+	if mode == "" {
+		mode = BalanceOff
+	}
+	if threshold == 0 {
+		threshold = DefaultBalanceThreshold
+	}
+	if holdS == 0 {
+		holdS = DefaultBalanceHoldSeconds
+	}
+	if budget == 0 {
+		budget = DefaultBalanceBudget
+	}
+	return mode, threshold, time.Duration(holdS) * time.Second, budget
 }
 
 // Migration transports of a cluster.

@@ -81,6 +81,7 @@ var validators = map[CommandType]validator{
 	CmdSetVM:          validatorOf[SetVM](),
 	CmdCreateAffinity: validatorOf[CreateAffinity](),
 	CmdDeleteAffinity: validatorOf[DeleteAffinity](),
+	CmdBalanceNote:    validatorOf[BalanceNote](),
 }
 
 // Validate checks an entry before it is proposed to Raft: its size, its
@@ -496,6 +497,12 @@ func (x SetCluster) validate() error {
 	}
 	c.names("required networks", cl.RequiredNetworks)
 	c.names("CPU baseline", cl.CPUBaseline)
+	if b := cl.Balance; b != "" && b != BalanceOff && b != BalanceMemory && b != BalanceCPU {
+		c.fail("balance %q is none of %q, %q, %q", b, BalanceOff, BalanceMemory, BalanceCPU)
+	}
+	c.between("balance threshold", int64(cl.BalanceThreshold), 0, 100)
+	c.between("balance hold seconds", cl.BalanceHoldSeconds, 0, 30*24*3600)
+	c.between("balance budget", int64(cl.BalanceBudget), 0, 10000)
 	return c.err
 }
 

@@ -1,0 +1,56 @@
+package fsm
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// TestBalanceSettings: a cluster's balancing fields are checked before
+// they enter the log, their zero values mean the defaults, the cluster.set
+// event names them when balancing is on, and a BalanceNote only writes
+// an event.
+func TestBalanceSettings(t *testing.T) {
+	f := newFSM(t)
+	cl := DefaultCluster("c1")
+	cl.Balance = BalanceMemory
+	cl.BalanceThreshold = 15
+	must(t, f, CmdSetCluster, SetCluster{Cluster: cl, At: t0})
+	mode, threshold, hold, budget := f.State().Cluster("c1").BalanceSettings()
+	if mode != BalanceMemory || threshold != 15 || hold.Seconds() != DefaultBalanceHoldSeconds || budget != DefaultBalanceBudget {
+		t.Fatalf("settings = %s %d %s %d", mode, threshold, hold, budget)
+	}
+	evs, _ := f.Events(EventQuery{})
+	if last := evs[len(evs)-1]; !strings.Contains(last.Message, "balance memory within 15 points, hold 1h0m0s, at most 20 moves an hour") {
+		t.Fatalf("cluster.set event = %q", last.Message)
+	}
+	if _, _, _, b := DefaultCluster("c1").BalanceSettings(); b != DefaultBalanceBudget {
+		t.Fatalf("default budget %d", b)
+	}
+	for _, bad := range []func(*Cluster){
+		func(c *Cluster) { c.Balance = "evenly" },
+		func(c *Cluster) { c.BalanceThreshold = 101 },
+		func(c *Cluster) { c.BalanceThreshold = -1 },
+		func(c *Cluster) { c.BalanceHoldSeconds = -5 },
+		func(c *Cluster) { c.BalanceBudget = -1 },
+	} {
+		c := DefaultCluster("c1")
+		bad(&c)
+		data, err := Encode(CmdSetCluster, SetCluster{Cluster: c, At: t0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := Validate(data); !errors.Is(err, ErrMalformed) {
+			t.Errorf("cluster %+v: Validate = %v, want malformed", c, err)
+		}
+	}
+	before := f.State().Seq
+	must(t, f, CmdBalanceNote, BalanceNote{Cluster: "c1", Message: "spread 30 points: queued vm1 to h2", At: t0, Actor: "balance"})
+	evs, _ = f.Events(EventQuery{})
+	if last := evs[len(evs)-1]; last.Kind != EventBalance || last.Message != "cluster c1: spread 30 points: queued vm1 to h2" {
+		t.Fatalf("balance event = %+v", last)
+	}
+	if f.State().Seq != before {
+		t.Fatal("a balance note changed the migrations")
+	}
+}
