@@ -92,6 +92,9 @@ type Config struct {
 	InventoryInterval time.Duration
 	// ReconcileInterval is how often the leader reconciles fully.
 	ReconcileInterval time.Duration
+	// BalanceInterval is how often the leader runs a balancing pass of
+	// the clusters whose balancing is on (default a minute; 500 ms Fast).
+	BalanceInterval time.Duration
 	// Monitor tunes the job monitor (sample interval, timeouts).
 	Monitor migrate.MonitorConfig
 	// SettleAfter is the settle bound's first part: the leader settles a
@@ -174,6 +177,12 @@ func (c *Config) setDefaults() error {
 		c.ReconcileInterval = 2 * time.Second
 		if c.Fast {
 			c.ReconcileInterval = 200 * time.Millisecond
+		}
+	}
+	if c.BalanceInterval == 0 {
+		c.BalanceInterval = time.Minute
+		if c.Fast {
+			c.BalanceInterval = 500 * time.Millisecond
 		}
 	}
 	if c.LeftHostGrace == 0 {

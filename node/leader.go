@@ -63,6 +63,7 @@ func (n *Node) lead(ctx context.Context) {
 	// every member's current state instead.
 	n.discardEvents()
 	n.settle.reset()
+	n.balancer = balanceState{}
 	tick := time.NewTicker(n.cfg.ReconcileInterval)
 	defer tick.Stop()
 	// Plan first: the queue must run again as soon as possible after a
@@ -87,6 +88,7 @@ func (n *Node) lead(ctx context.Context) {
 			if g := n.fsm.SchedGen(); g != planned {
 				planned = g
 				n.schedule(ctx)
+				n.balance(ctx)
 			}
 		}
 	}
@@ -142,6 +144,7 @@ func (n *Node) reconcile(ctx context.Context) {
 	n.pruneLeftHosts(ctx)
 	n.settleUnreported(ctx)
 	n.schedule(ctx)
+	n.balance(ctx)
 }
 
 // pruneLeftHosts removes the hosts that left the mesh more than

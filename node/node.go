@@ -67,6 +67,8 @@ type Node struct {
 	detach chan struct{}
 	// settle is the leader's bookkeeping of running migrations' reports.
 	settle settleWatch
+	// balancer is the leader's bookkeeping of balancing passes.
+	balancer balanceState
 
 	factsMu sync.Mutex
 	facts   fsm.HostFacts
