@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"time"
 	"strconv"
 
 	ucli "github.com/urfave/cli/v2"
@@ -26,6 +27,10 @@ var ClusterCommand = &ucli.Command{
 		&ucli.StringFlag{Name: "policy", Usage: "default convergence policy"},
 		&ucli.StringFlag{Name: "parallel", Usage: "connections per migration: auto (one per 10 Gb/s of the migration network, at most the VM's vCPUs) or 1 to 64"},
 		&ucli.StringFlag{Name: "migration-transport", Usage: "tls (memory and disks encrypted, the default) or plain (cleartext, on purpose only)"},
+		&ucli.StringFlag{Name: "balance", Usage: "automatic balancing: off (the default), memory or cpu"},
+		&ucli.IntFlag{Name: "balance-threshold", Usage: "balance when the most and least loaded hosts differ by more than this many percentage points (default 10)"},
+		&ucli.DurationFlag{Name: "balance-hold", Usage: "a VM that moved stays this long (default 1h)"},
+		&ucli.IntFlag{Name: "balance-budget", Usage: "balancing migrations per hour at most (default 20)"},
 		&ucli.BoolFlag{Name: "create", Usage: "create the cluster if the mesh does not know it (without it an unknown name is an error)"},
 		outputFlag, jsonFlag,
 	},
@@ -57,6 +62,9 @@ var ClusterCommand = &ucli.Command{
 			if parallel >= 0 {
 				settings["migration_parallel"] = parallel
 			}
+			if c.IsSet("balance-hold") {
+				settings["balance_hold_seconds"] = int64(c.Duration("balance-hold").Seconds())
+			}
 			if cur, err = cl.CreateCluster(c.Context, name, settings); err != nil {
 				return err
 			}
@@ -82,6 +90,10 @@ var ClusterCommand = &ucli.Command{
 			set("policy", func() { cur.Policy = c.String("policy") })
 			set("migration-transport", func() { cur.MigrationTransport = c.String("migration-transport") })
 			set("parallel", func() { cur.MigrationParallel = parallel })
+			set("balance", func() { cur.Balance = c.String("balance") })
+			set("balance-threshold", func() { cur.BalanceThreshold = c.Int("balance-threshold") })
+			set("balance-hold", func() { cur.BalanceHoldSeconds = int64(c.Duration("balance-hold").Seconds()) })
+			set("balance-budget", func() { cur.BalanceBudget = c.Int("balance-budget") })
 			if changed {
 				if cur, err = cl.SetCluster(c.Context, cur); err != nil {
 					return err
@@ -91,8 +103,8 @@ var ClusterCommand = &ucli.Command{
 		if ok, err := printed(c, cur); ok || err != nil {
 			return err
 		}
-		fmt.Fprintf(c.App.Writer, "cluster %s: slots out %d / in %d per host, %d per cluster; bandwidth %s %d MiB/s (network %d MiB/s); policy %s; migration transport %s; connections %s\n",
-			cur.Name, cur.MaxOutgoing, cur.MaxIncoming, cur.MaxConcurrent, cur.BandwidthMode, cur.BandwidthMiB, cur.MigrationNetMiB, cur.Policy, transportOf(cur), parallelOf(cur))
+		fmt.Fprintf(c.App.Writer, "cluster %s: slots out %d / in %d per host, %d per cluster; bandwidth %s %d MiB/s (network %d MiB/s); policy %s; migration transport %s; connections %s%s\n",
+			cur.Name, cur.MaxOutgoing, cur.MaxIncoming, cur.MaxConcurrent, cur.BandwidthMode, cur.BandwidthMiB, cur.MigrationNetMiB, cur.Policy, transportOf(cur), parallelOf(cur), balanceOf(cur))
 		return nil
 	},
 }
@@ -103,6 +115,26 @@ var clusterFields = map[string]string{
 	"max-outgoing": "max_outgoing", "max-incoming": "max_incoming", "max-concurrent": "max_concurrent",
 	"bandwidth-mode": "bandwidth_mode", "bandwidth": "bandwidth_mib", "migration-net": "migration_net_mib",
 	"policy": "policy", "migration-transport": "migration_transport",
+	"balance": "balance", "balance-threshold": "balance_threshold", "balance-budget": "balance_budget",
+}
+
+// balanceOf describes the cluster's automatic balancing ("" when off),
+// with meshd's defaults for the settings left at zero.
+func balanceOf(c api.Cluster) string {
+	if c.Balance == "" || c.Balance == "off" {
+		return ""
+	}
+	th, hold, budget := c.BalanceThreshold, c.BalanceHoldSeconds, c.BalanceBudget
+	if th == 0 {
+		th = 10
+	}
+	if hold == 0 {
+		hold = 3600
+	}
+	if budget == 0 {
+		budget = 20
+	}
+	return fmt.Sprintf("; balance %s within %d points, hold %s, %d moves an hour", c.Balance, th, time.Duration(hold)*time.Second, budget)
 }
 
 // transportOf names the cluster's migration transport, flagging plain: the
