@@ -277,6 +277,10 @@ type Drain struct {
 	RequestedBy string            `json:"requested_by,omitempty"`
 	CreatedAt   time.Time         `json:"created_at"`
 	EndedAt     time.Time         `json:"ended_at,omitempty"`
+	// PredictedSeconds is the plan's prediction when the drain started;
+	// ErrorPercent, once it is done, how far off it was (took/predicted - 1).
+	PredictedSeconds float64 `json:"predicted_seconds,omitempty"`
+	ErrorPercent     float64 `json:"error_percent,omitempty"`
 }
 
 // CheckResult is one prerequisite check of a migration to one host.

@@ -3,6 +3,7 @@ package fsm
 import (
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"time"
 )
@@ -32,7 +33,7 @@ func applyStartDrain(s *State, data []byte) (any, error) {
 	s.tick(c.At)
 	s.moveHost(h, HostPreparingForMaintenance, "drain ("+reason+")")
 	d := &Drain{Host: c.Host, State: DrainActive, Reason: reason, CreatedAt: c.At, RequestedBy: c.Actor,
-		Unmovable: map[string]string{}, Moved: map[string]string{}}
+		Unmovable: map[string]string{}, Moved: map[string]string{}, PredictedSeconds: c.PredictedSeconds}
 	s.Drains[c.Host] = d
 	keys := s.vmKeysOn(c.Host)
 	s.emit(Event{Time: c.At, Actor: c.Actor, Kind: EventDrainStarted, Hosts: []string{c.Host}, Drain: c.Host,
@@ -135,8 +136,13 @@ func (s *State) settleDrain(host string, at time.Time, actor string) {
 	if len(remaining) == 0 {
 		d.State, d.EndedAt = DrainDone, at
 		s.moveHost(h, HostMaintenance, "drained ("+d.Reason+")")
-		s.emit(Event{Time: at, Actor: actor, Kind: EventDrainDone, Hosts: []string{host}, Drain: host,
-			Message: fmt.Sprintf("drain of %s done: %d VMs moved; %s is in Maintenance", host, len(d.Moved), host)})
+		msg := fmt.Sprintf("drain of %s done: %d VMs moved; %s is in Maintenance", host, len(d.Moved), host)
+		if d.PredictedSeconds > 0 {
+			took := at.Sub(d.CreatedAt).Seconds()
+			d.ErrorPercent = math.Round(1000*(took/d.PredictedSeconds-1)) / 10
+			msg += fmt.Sprintf("; took %.1fs, predicted %.1fs (error %+.1f%%)", took, d.PredictedSeconds, d.ErrorPercent)
+		}
+		s.emit(Event{Time: at, Actor: actor, Kind: EventDrainDone, Hosts: []string{host}, Drain: host, Message: msg})
 		return
 	}
 	for _, vm := range remaining {

@@ -54,3 +54,36 @@ func TestBalanceSettings(t *testing.T) {
 		t.Fatal("a balance note changed the migrations")
 	}
 }
+
+// A drain started with its plan's prediction records, when done, how long
+// it took against it; a prediction that is not a time is refused.
+func TestDrainRecordsItsPredictionError(t *testing.T) {
+	f := newFSM(t)
+	must(t, f, CmdSetCluster, SetCluster{Cluster: DefaultCluster("c1"), At: t0})
+	for _, h := range []string{"h1", "h2"} {
+		must(t, f, CmdUpsertHost, UpsertHost{Facts: HostFacts{Name: h, Cluster: "c1", Arch: "x86_64", MemTotalMiB: 16384,
+			MemFreeMiB: 16384, CPUs: 8, CPUsFree: 8}, At: t0})
+	}
+	must(t, f, CmdStartDrain, StartDrain{Host: "h2", Reason: "maintenance", At: t0, PredictedSeconds: 8})
+	d := f.State().Drains["h2"]
+	if d.State != DrainDone || d.PredictedSeconds != 8 {
+		t.Fatalf("drain of an empty host: %+v", d)
+	}
+	// Done at once: 0 s against 8 predicted.
+	if d.ErrorPercent != -100 {
+		t.Fatalf("error %v%%, want -100%%", d.ErrorPercent)
+	}
+	evs, _ := f.Events(EventQuery{})
+	if last := evs[len(evs)-1]; !strings.Contains(last.Message, "took 0.0s, predicted 8.0s (error -100.0%)") {
+		t.Fatalf("drain.done event = %q", last.Message)
+	}
+	for _, bad := range []float64{-1, 2e7} {
+		data, err := Encode(CmdStartDrain, StartDrain{Host: "h1", Reason: "x", At: t0, PredictedSeconds: bad})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := Validate(data); !errors.Is(err, ErrMalformed) {
+			t.Errorf("predicted %v: Validate = %v", bad, err)
+		}
+	}
+}

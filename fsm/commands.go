@@ -213,6 +213,8 @@ type StartDrain struct {
 	Reason string    `json:"reason"`
 	Policy string    `json:"policy,omitempty"`
 	At     time.Time `json:"at"`
+	// PredictedSeconds is the drain's predicted time, from its plan.
+	PredictedSeconds float64 `json:"predicted_seconds,omitempty"`
 	// Actor is who asked: "token:NAME", "host NAME" (a host's own
 	// writes), "anonymous"; recorded for the audit trail.
 	Actor string `json:"actor,omitempty"`

@@ -431,4 +431,10 @@ type Drain struct {
 	RequestedBy string    `json:"requested_by,omitempty"`
 	CreatedAt   time.Time `json:"created_at"`
 	EndedAt     time.Time `json:"ended_at,omitempty"`
+	// PredictedSeconds is what the drain's plan (node.PlanDrain) predicted
+	// it would take when it started; 0 when no plan was made. A drain that
+	// ends done records its error next to it (ErrorPercent: took over
+	// predicted, minus one, in percent), so predictions can be judged.
+	PredictedSeconds float64 `json:"predicted_seconds,omitempty"`
+	ErrorPercent     float64 `json:"error_percent,omitempty"`
 }

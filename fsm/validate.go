@@ -3,6 +3,7 @@ package fsm
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 	"unicode"
@@ -513,6 +514,9 @@ func (x StartDrain) validate() error {
 	c.token("reason", x.Reason)
 	c.token("policy", x.Policy)
 	c.time("time", x.At)
+	if p := x.PredictedSeconds; math.IsNaN(p) || p < 0 || p > 1e7 {
+		c.fail("predicted seconds %v: must be 0 to 1e7", p)
+	}
 	return c.err
 }
 
