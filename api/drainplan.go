@@ -30,6 +30,11 @@ type PlannedMove struct {
 	BandwidthMiB uint64  `json:"bandwidth_mib"`
 	StartSeconds float64 `json:"start_seconds"`
 	Seconds      float64 `json:"seconds"`
+	// DirtyMiB is the guest's dirty rate the prediction used, MiB/s (0:
+	// never sampled, one pass predicted).
+	DirtyMiB float64 `json:"dirty_mib,omitempty"`
+	// Running: the migration runs already; Seconds is what remains.
+	Running bool `json:"running,omitempty"`
 }
 
 // PlannedRefusal is a VM the drain would leave, with the check or rule

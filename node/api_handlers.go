@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"maps"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -319,7 +320,16 @@ func (n *Node) drain(ctx context.Context, host, reason, policy, actor string) ([
 	if reason == "" {
 		reason = "operator"
 	}
-	v, err := n.propose(ctx, fsm.CmdStartDrain, fsm.StartDrain{Host: host, Reason: reason, Policy: policy, At: time.Now().UTC(), Actor: actor})
+	now := time.Now().UTC()
+	// The plan's prediction goes with the drain, so its error is
+	// recorded when it ends (a plan that fails predicts nothing: the
+	// drain's own start then says why).
+	var predicted float64
+	if p, err := PlanDrain(n.fsm.State(), host, now); err == nil {
+		predicted = math.Round(p.TotalSeconds*1000) / 1000
+	}
+	v, err := n.propose(ctx, fsm.CmdStartDrain, fsm.StartDrain{Host: host, Reason: reason, Policy: policy, At: now, Actor: actor,
+		PredictedSeconds: predicted})
 	if err != nil {
 		return nil, err
 	}

@@ -24,9 +24,15 @@ const planIndex = 1 << 62
 // caps as the real drain; it differs from it where the world does (a guest
 // dirtying memory faster than predicted, a failure, a VM that appears).
 //
-// A move's predicted time is its VM's memory over the bandwidth granted
-// to it (one pre-copy pass: the state holds no dirty rate of a VM that
-// is not migrating). The total is when the last move ends; the limit is
+// A move's predicted time is migrate.Predict's pre-copy model (the
+// one the auto policy uses): the VM's memory at the bandwidth granted to
+// it, then the passes its dirty rate makes, until the rest fits the
+// switch-over. The dirty rate is the last one sampled for that VM by a
+// migration the state still records (its source measured it before or
+// during the job); a VM never migrated is predicted at one pass. A
+// migration of the drain already running is planned from its last
+// sample: what remains at the rate it goes. The total is when the last
+// move ends; the limit is
 // every VM's memory over the migration network's capacity
 // (Cluster.MigrationNetMiB), the time no schedule can beat. The plan is
 // filled in the API's own type: meshd has no twin of it to keep in sync.
@@ -82,6 +88,17 @@ func PlanDrain(st *fsm.State, host string, at time.Time) (api.DrainPlan, error) 
 	var inflight byEnd
 	now := 0.0
 	var movedMiB uint64
+	dirty := lastDirtyRates(work)
+	// Running migrations hold slots until they end: they end in the
+	// plan when their rest is sent. Those of the drained host are moves.
+	for _, m := range work.Running() {
+		mv := runningMove(work, m, cl)
+		heap.Push(&inflight, planned{id: m.ID, end: mv.Seconds})
+		if m.Source == host {
+			plan.Moves = append(plan.Moves, mv)
+			movedMiB += mv.MemoryMiB
+		}
+	}
 	for range 100000 { // bounded: every pass grants, fails or ends one migration at least
 		for _, d := range migrate.Schedule(work) {
 			m := work.Migrations[d.Migration]
@@ -102,7 +119,8 @@ func PlanDrain(st *fsm.State, host string, at time.Time) (api.DrainPlan, error) 
 			if vm != nil {
 				mv.MemoryMiB = vm.MemoryMiB
 			}
-			mv.Seconds = moveSeconds(mv.MemoryMiB, d.BandwidthMiB, cl)
+			mv.DirtyMiB = float64(dirty[work.MigrationVMKey(m)]) / (1 << 20)
+			mv.Seconds = moveSeconds(mv.MemoryMiB, d.BandwidthMiB, dirty[work.MigrationVMKey(m)], cl)
 			if m.Source == host {
 				plan.Moves = append(plan.Moves, mv)
 				movedMiB += mv.MemoryMiB
@@ -155,14 +173,75 @@ func PlanDrain(st *fsm.State, host string, at time.Time) (api.DrainPlan, error) 
 	return plan, nil
 }
 
-// moveSeconds predicts one move: memory over the granted bandwidth; an
-// unlimited grant (0) gets the migration network's capacity.
-func moveSeconds(memMiB, bwMiB uint64, cl fsm.Cluster) float64 {
+// planDowntime is the switch-over the plan assumes: QEMU's default
+// allowed downtime, where the policies start (minimal-downtime steps it
+// up from 100 ms; the difference is a fraction of one pass).
+const planDowntime = 300 * time.Millisecond
+
+// moveSeconds predicts one move with migrate.Predict: memory at the
+// granted bandwidth, then the passes dirtyBps makes (0: unknown, one
+// pass); an unlimited grant (0) gets the migration network's capacity.
+func moveSeconds(memMiB, bwMiB, dirtyBps uint64, cl fsm.Cluster) float64 {
 	if bwMiB == 0 {
 		bwMiB = cl.MigrationNetMiB
 	}
 	if bwMiB == 0 {
 		return 0
 	}
-	return float64(memMiB) / float64(bwMiB)
+	p := migrate.Predict(memMiB<<20, memMiB<<20, dirtyBps, bwMiB<<20, planDowntime, dirtyBps > 0)
+	return float64(p.TotalMs) / 1000
+}
+
+// lastDirtyRates maps each VM key to the dirty rate its latest sampled
+// migration measured (the source's sample before the job, else the job's
+// last progress report), in bytes per second.
+func lastDirtyRates(st *fsm.State) map[string]uint64 {
+	out := map[string]uint64{}
+	at := map[string]time.Time{}
+	for _, m := range st.Migrations {
+		rate := m.Progress.DirtyRateBps
+		if pr := m.Progress.Prediction; pr != nil && pr.Sampled && rate == 0 {
+			rate = pr.DirtyRateBps
+		}
+		if rate == 0 {
+			continue
+		}
+		k := st.MigrationVMKey(m)
+		when := m.EndedAt
+		if when.IsZero() {
+			when = m.StartedAt
+		}
+		if _, seen := out[k]; !seen || when.After(at[k]) {
+			out[k], at[k] = rate, when
+		}
+	}
+	return out
+}
+
+// runningMove is a running migration as a move of the plan, started at
+// 0: what remains (its last sample, else the VM's memory) at the speed
+// it goes (its last sample, else its grant).
+func runningMove(st *fsm.State, m *fsm.Migration, cl fsm.Cluster) api.PlannedMove {
+	mv := api.PlannedMove{VM: m.VM, VMUUID: m.VMUUID, Dest: m.Dest, Reason: "running: " + m.PlacementReason,
+		BandwidthMiB: m.GrantedMiB, Running: true}
+	if vm := st.VMOf(m); vm != nil {
+		mv.MemoryMiB = vm.MemoryMiB
+	}
+	pr := m.Progress
+	mv.DirtyMiB = float64(pr.DirtyRateBps) / (1 << 20)
+	if pr.TotalBytes == 0 {
+		mv.Seconds = moveSeconds(mv.MemoryMiB, m.GrantedMiB, pr.DirtyRateBps, cl)
+		return mv
+	}
+	speed := pr.MiBps
+	if speed <= 0 {
+		speed = float64(m.GrantedMiB)
+	}
+	if speed <= 0 {
+		speed = float64(cl.MigrationNetMiB)
+	}
+	if speed > 0 {
+		mv.Seconds = float64(pr.RemainingBytes) / (1 << 20) / speed
+	}
+	return mv
 }

@@ -2,6 +2,8 @@ package node
 
 import (
 	"errors"
+	"fmt"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -102,5 +104,73 @@ func TestPlanDrainRefusals(t *testing.T) {
 	s.Hosts["h2"].State = fsm.HostMaintenance
 	if _, err := PlanDrain(s, "h2", planT0); !errors.Is(err, fsm.ErrRejected) {
 		t.Fatalf("plan of a host in Maintenance: %v, want rejected", err)
+	}
+}
+
+// A VM whose last migration sampled a dirty rate is predicted with the
+// pre-copy passes that rate makes, not one pass; a migration of the drain
+// already running is planned from its last sample; and the next move
+// waits for the slot it holds.
+func TestPlanDrainUsesDirtyRateAndRunningMigrations(t *testing.T) {
+	s := planState(t, map[string]uint64{"a": 1040, "b": 520, "c": 520, "pinned": 256})
+	s.Seq++
+	s.Migrations["m100"] = &fsm.Migration{ID: "m100", VM: "a", VMUUID: uuidFor("a"), Source: "h2", Dest: "h1", Cluster: "c1",
+		State: fsm.MigSucceeded, Attempt: 1, EndedAt: planT0.Add(-time.Hour),
+		Progress: fsm.Progress{DirtyRateBps: 26 << 20}}
+	p, err := PlanDrain(s, "h1", planT0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a *float64
+	for _, m := range p.Moves {
+		if m.VM == "a" {
+			a = &m.Seconds
+			if m.DirtyMiB != 26 {
+				t.Errorf("move of a used dirty %.1f MiB/s, want 26", m.DirtyMiB)
+			}
+		}
+	}
+	// 20 s for the first pass, then half of it per pass at r = 0.5.
+	if a == nil || *a < 38 || *a > 41 {
+		t.Fatalf("a predicted %v s, want about 40 (20 s + 10 + 5 + ...): %+v", a, p.Moves)
+	}
+
+	// b runs already with 104 MiB left at 52 MiB/s: 2 s; both slots of h1
+	// are taken until then by a and b, c starts when b ends.
+	s = planState(t, map[string]uint64{"a": 1040, "b": 520, "c": 520, "pinned": 256})
+	for _, vm := range []string{"a", "b"} {
+		index := uint64(1000)
+		apply := func(ct fsm.CommandType, pl any) any {
+			data, err := fsm.Encode(ct, pl)
+			if err != nil {
+				t.Fatal(err)
+			}
+			index++
+			r, err := fsm.ApplyTo(s, index, data)
+			if err != nil {
+				t.Fatalf("%s: %v", ct, err)
+			}
+			return r
+		}
+		id := apply(fsm.CmdEnqueue, fsm.Enqueue{VM: uuidFor(vm), Dest: map[string]string{"a": "h2", "b": "h3"}[vm], At: planT0}).(string)
+		apply(fsm.CmdGrant, fsm.Grant{ID: id, Dest: s.Migrations[id].Dest, BandwidthMiB: 52, At: planT0})
+		if vm == "b" {
+			s.Migrations[id].Progress = fsm.Progress{TotalBytes: 520 << 20, RemainingBytes: 104 << 20, MiBps: 52}
+		}
+	}
+	p, err = PlanDrain(s, "h1", planT0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, m := range p.Moves {
+		got[m.VM] = fmt.Sprintf("start %.0f, %.0f s, running %v", m.StartSeconds, m.Seconds, m.Running)
+	}
+	want := map[string]string{"a": "start 0, 20 s, running true", "b": "start 0, 2 s, running true", "c": "start 2, 10 s, running false"}
+	if !maps.Equal(got, want) {
+		t.Fatalf("moves %v, want %v", got, want)
+	}
+	if p.TotalSeconds != 20 {
+		t.Fatalf("total %.1f s, want 20 (a ends last)", p.TotalSeconds)
 	}
 }
