@@ -100,6 +100,7 @@ func (dw drainWatch) wait(c *ucli.Context, cl *api.Client) error {
 	start := time.Now()
 	seen := map[string]bool{}
 	var w api.Watcher
+	lastETA, etaAt := "", time.Time{}
 	for {
 		q, err := w.Next(c.Context)
 		if err != nil {
@@ -114,11 +115,13 @@ func (dw drainWatch) wait(c *ucli.Context, cl *api.Client) error {
 		if err != nil {
 			return err
 		}
+		ended := false
 		for _, m := range ms {
 			if m.Source != host || m.CreatedAt.Before(d.CreatedAt) || !m.State.Final() || seen[m.ID] {
 				continue
 			}
 			seen[m.ID] = true
+			ended = true
 			if dw.events != nil {
 				if err := dw.events.emit(drainEvent{Event: "migration", Host: host, Migration: &m}); err != nil {
 					return err
@@ -140,7 +143,35 @@ func (dw drainWatch) wait(c *ucli.Context, cl *api.Client) error {
 			}
 			return drainReport(dw.text, host, d, time.Since(start))
 		}
+		// The plan costs the host that answers a scheduler run per move:
+		// at most one every etaEvery.
+		if (ended || lastETA == "") && time.Since(etaAt) >= etaEvery {
+			etaAt = time.Now()
+			if eta := drainETA(c, cl, host, d); eta != "" && eta != lastETA {
+				fmt.Fprintln(dw.text, eta)
+				lastETA = eta
+			}
+		}
 	}
+}
+
+// etaEvery is how often drain --wait asks for the running drain's plan.
+const etaEvery = 5 * time.Second
+
+// drainETA is the "ETA" line of a running drain: its plan from where it
+// is (the moves left, the running ones at their last sample) and the
+// prediction it started with. "" when no plan can be had: the ETA is a
+// help, the drain goes on without it.
+func drainETA(c *ucli.Context, cl *api.Client, host string, d api.Drain) string {
+	p, err := cl.DrainPlan(c.Context, host)
+	if err != nil {
+		return ""
+	}
+	line := fmt.Sprintf("  ETA %s: %d VMs to move", secs(p.TotalSeconds), len(p.Moves))
+	if d.PredictedSeconds > 0 {
+		line += fmt.Sprintf(" (predicted %s at the start, %s ago)", secs(d.PredictedSeconds), time.Since(d.CreatedAt).Round(100*time.Millisecond))
+	}
+	return line
 }
 
 func drainReport(out io.Writer, host string, d api.Drain, took time.Duration) error {
@@ -150,6 +181,10 @@ func drainReport(out io.Writer, host string, d api.Drain, took time.Duration) er
 	}
 	fmt.Fprintf(out, "drain of %s%s %s after %s: %d VMs moved, %d could not move\n",
 		host, by, d.State, took.Round(time.Millisecond), len(d.Moved), len(d.Unmovable))
+	if d.PredictedSeconds > 0 && d.State == api.DrainDone {
+		fmt.Fprintf(out, "predicted %s, took %.1fs: error %+.1f%%\n", secs(d.PredictedSeconds),
+			d.EndedAt.Sub(d.CreatedAt).Seconds(), d.ErrorPercent)
+	}
 	if len(d.Unmovable) == 0 {
 		if d.State == api.DrainDone {
 			fmt.Fprintf(out, "%s is in Maintenance\n", host)

@@ -29,13 +29,21 @@ func printDrainPlan(c *ucli.Context, cl *api.Client, host string) error {
 	fmt.Fprintln(out)
 	if len(p.Moves) > 0 {
 		w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(w, "#\tVM\tMEMORY\tDEST\tSTART\tTIME\tBANDWIDTH\tREASON")
+		fmt.Fprintln(w, "#\tVM\tMEMORY\tDIRTY\tDEST\tSTART\tTIME\tBANDWIDTH\tREASON")
 		for i, m := range p.Moves {
 			bw := "unlimited"
 			if m.BandwidthMiB > 0 {
 				bw = fmt.Sprintf("%d MiB/s", m.BandwidthMiB)
 			}
-			fmt.Fprintf(w, "%d\t%s\t%d MiB\t%s\t+%s\t%s\t%s\t%s\n", i+1, m.VM, m.MemoryMiB, m.Dest, secs(m.StartSeconds),
+			dirty := "unsampled"
+			if m.DirtyMiB > 0 {
+				dirty = fmt.Sprintf("%.1f MiB/s", m.DirtyMiB)
+			}
+			start := "+" + secs(m.StartSeconds)
+			if m.Running {
+				start = "running"
+			}
+			fmt.Fprintf(w, "%d\t%s\t%d MiB\t%s\t%s\t%s\t%s\t%s\t%s\n", i+1, m.VM, m.MemoryMiB, dirty, m.Dest, start,
 				secs(m.Seconds), bw, m.Reason)
 		}
 		if err := w.Flush(); err != nil {
