@@ -88,7 +88,7 @@ func PlanDrain(st *fsm.State, host string, at time.Time) (api.DrainPlan, error) 
 	var inflight byEnd
 	now := 0.0
 	var movedMiB uint64
-	dirty := lastDirtyRates(work)
+	hist := vmHistories(work)
 	// Running migrations hold slots until they end: they end in the
 	// plan when their rest is sent. Those of the drained host are moves.
 	for _, m := range work.Running() {
@@ -119,8 +119,9 @@ func PlanDrain(st *fsm.State, host string, at time.Time) (api.DrainPlan, error) 
 			if vm != nil {
 				mv.MemoryMiB = vm.MemoryMiB
 			}
-			mv.DirtyMiB = float64(dirty[work.MigrationVMKey(m)]) / (1 << 20)
-			mv.Seconds = moveSeconds(mv.MemoryMiB, d.BandwidthMiB, dirty[work.MigrationVMKey(m)], cl)
+			h := hist[work.MigrationVMKey(m)]
+			mv.DirtyMiB = float64(h.dirtyBps) / (1 << 20)
+			mv.Seconds = h.predict(mv.MemoryMiB, d.BandwidthMiB, cl)
 			if m.Source == host {
 				plan.Moves = append(plan.Moves, mv)
 				movedMiB += mv.MemoryMiB
@@ -192,28 +193,56 @@ func moveSeconds(memMiB, bwMiB, dirtyBps uint64, cl fsm.Cluster) float64 {
 	return float64(p.TotalMs) / 1000
 }
 
-// lastDirtyRates maps each VM key to the dirty rate its latest sampled
-// migration measured (the source's sample before the job, else the job's
-// last progress report), in bytes per second.
-func lastDirtyRates(st *fsm.State) map[string]uint64 {
-	out := map[string]uint64{}
-	at := map[string]time.Time{}
+// vmHistory is what the state's recorded migrations of one VM say
+// about its next one: the dirty rate its latest sampled migration
+// measured (the source's sample before the job, else the job's last
+// progress report), and how long its latest successful migration took
+// at what bandwidth.
+type vmHistory struct {
+	dirtyBps uint64
+	dirtyAt  time.Time
+	took     float64 // seconds; 0: never migrated successfully
+	tookMiB  uint64  // the bandwidth it had
+	tookAt   time.Time
+}
+
+// predict is a move's time: the VM's last successful migration scaled
+// to the new bandwidth when there is one (the guest's memory in use and
+// its habits are in that figure, the model knows neither), else the
+// pre-copy model from its memory and last sampled dirty rate.
+func (h vmHistory) predict(memMiB, bwMiB uint64, cl fsm.Cluster) float64 {
+	if bwMiB == 0 {
+		bwMiB = cl.MigrationNetMiB
+	}
+	if h.took > 0 && h.tookMiB > 0 && bwMiB > 0 {
+		return h.took * float64(h.tookMiB) / float64(bwMiB)
+	}
+	return moveSeconds(memMiB, bwMiB, h.dirtyBps, cl)
+}
+
+// vmHistories reads every VM's history from the migrations the state
+// still holds (the retention keeps a week).
+func vmHistories(st *fsm.State) map[string]vmHistory {
+	out := map[string]vmHistory{}
 	for _, m := range st.Migrations {
+		k := st.MigrationVMKey(m)
+		h := out[k]
 		rate := m.Progress.DirtyRateBps
 		if pr := m.Progress.Prediction; pr != nil && pr.Sampled && rate == 0 {
 			rate = pr.DirtyRateBps
 		}
-		if rate == 0 {
-			continue
-		}
-		k := st.MigrationVMKey(m)
 		when := m.EndedAt
 		if when.IsZero() {
 			when = m.StartedAt
 		}
-		if _, seen := out[k]; !seen || when.After(at[k]) {
-			out[k], at[k] = rate, when
+		if rate > 0 && (h.dirtyAt.IsZero() || when.After(h.dirtyAt)) {
+			h.dirtyBps, h.dirtyAt = rate, when
 		}
+		if m.State == fsm.MigSucceeded && !m.StartedAt.IsZero() && m.EndedAt.After(m.StartedAt) && m.GrantedMiB > 0 &&
+			m.Progress.PostCopyAtMs == 0 && m.Progress.SuspendedAtMs == 0 && m.EndedAt.After(h.tookAt) {
+			h.took, h.tookMiB, h.tookAt = m.EndedAt.Sub(m.StartedAt).Seconds(), m.GrantedMiB, m.EndedAt
+		}
+		out[k] = h
 	}
 	return out
 }

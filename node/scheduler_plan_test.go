@@ -108,7 +108,8 @@ func TestPlanDrainRefusals(t *testing.T) {
 }
 
 // A VM whose last migration sampled a dirty rate is predicted with the
-// pre-copy passes that rate makes, not one pass; a migration of the drain
+// pre-copy passes that rate makes, not one pass; one that moved before
+// takes what it took then, scaled to the bandwidth; a migration of the drain
 // already running is planned from its last sample; and the next move
 // waits for the slot it holds.
 func TestPlanDrainUsesDirtyRateAndRunningMigrations(t *testing.T) {
@@ -117,9 +118,18 @@ func TestPlanDrainUsesDirtyRateAndRunningMigrations(t *testing.T) {
 	s.Migrations["m100"] = &fsm.Migration{ID: "m100", VM: "a", VMUUID: uuidFor("a"), Source: "h2", Dest: "h1", Cluster: "c1",
 		State: fsm.MigSucceeded, Attempt: 1, EndedAt: planT0.Add(-time.Hour),
 		Progress: fsm.Progress{DirtyRateBps: 26 << 20}}
+	// b moved before: 4 s at 26 MiB/s, so 2 s at the drain's 52.
+	s.Seq++
+	s.Migrations["m101"] = &fsm.Migration{ID: "m101", VM: "b", VMUUID: uuidFor("b"), Source: "h2", Dest: "h1", Cluster: "c1",
+		State: fsm.MigSucceeded, Attempt: 1, GrantedMiB: 26, StartedAt: planT0.Add(-time.Hour), EndedAt: planT0.Add(-time.Hour + 4*time.Second)}
 	p, err := PlanDrain(s, "h1", planT0)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, m := range p.Moves {
+		if m.VM == "b" && m.Seconds != 2 {
+			t.Errorf("b predicted %.2f s, want 2 (its last move, 4 s at half the bandwidth)", m.Seconds)
+		}
 	}
 	var a *float64
 	for _, m := range p.Moves {
