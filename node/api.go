@@ -80,6 +80,7 @@ func (n *Node) routes() http.Handler {
 	read("GET /v1/clusters/{name}", "read a cluster", n.handleGetCluster)
 	read("GET /v1/members", "list gossip members", n.handleMembers)
 	read("GET /v1/raft/peers", "list raft peers", n.handleRaftPeers)
+	read("GET /v1/clusters/{name}/balance/plan", "read a balancing plan", n.handleBalancePlan)
 	admin("PUT /v1/clusters/{name}", "change a cluster", n.handlePutCluster)
 	admin("POST /v1/leave", "make a host leave", n.handleLeave)
 	metrics := promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{})

@@ -64,7 +64,7 @@ func (n *Node) balance(ctx context.Context) {
 			return
 		}
 		p := PlanBalance(st, name, now)
-		note := p.Note()
+		note := planNote(p)
 		if len(p.Moves) > 0 || (note != b.notes[name] && len(p.Refused) > 0) {
 			if n.try(ctx, fsm.CmdBalanceNote, fsm.BalanceNote{Cluster: name, Message: note, At: now, Actor: BalanceActor}) {
 				b.notes[name] = note

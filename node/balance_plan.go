@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hostmesh/hostmesh/api"
 	"github.com/hostmesh/hostmesh/fsm"
 	"github.com/hostmesh/hostmesh/migrate"
 )
@@ -17,50 +18,19 @@ import (
 // operator reading `meshctl migrations` who moved the VM.
 const BalanceActor = "balance"
 
-// BalancePlan is one balancing pass's decision for a cluster: the load of
-// each Up host, the spread between the most and the least loaded, and
-// the moves that bring it within the threshold, as far as the budget,
-// the hold, the rules and the checks allow.
-type BalancePlan struct {
-	Cluster   string `json:"cluster"`
-	Mode      string `json:"mode"`
-	Threshold int    `json:"threshold"`
-	// Load is each Up host's load in percent (memory of its VMs over its
-	// memory, or vCPUs over CPUs), before the moves.
-	Load map[string]float64 `json:"load"`
-	// Spread is the most loaded host's load minus the least loaded's,
-	// in percentage points, before the moves; After once they are done.
-	Spread float64 `json:"spread"`
-	After  float64 `json:"after"`
-	// Budget is how many moves the pass was allowed (budget left this
-	// hour, and free cluster slots).
-	Budget int           `json:"budget"`
-	Moves  []BalanceMove `json:"moves"`
-	// Refused are the VMs of the loaded hosts that the pass could not
-	// move, each with the rule or check that keeps it.
-	Refused []BalanceRefusal `json:"refused"`
-	// Idle says why nothing moves when nothing does ("" otherwise).
-	Idle string `json:"idle,omitempty"`
-}
+// BalancePlan is a balancing pass's decision (api.BalancePlan, the
+// type `meshctl balance --dry-run` reads); Note renders it for the event
+// log.
+type BalancePlan = api.BalancePlan
 
-// BalanceMove is one move a pass queues.
-type BalanceMove struct {
-	VM     string `json:"vm"`
-	VMKey  string `json:"vm_key"`
-	From   string `json:"from"`
-	To     string `json:"to"`
-	Reason string `json:"reason"`
-}
+// BalanceMove and BalanceRefusal are a plan's moves and refusals.
+type (
+	BalanceMove    = api.BalanceMove
+	BalanceRefusal = api.BalanceRefusal
+)
 
-// BalanceRefusal is a VM a pass would have liked to move and could not.
-type BalanceRefusal struct {
-	VM     string `json:"vm"`
-	Host   string `json:"host"`
-	Reason string `json:"reason"`
-}
-
-// Note renders the plan as one line for the event log.
-func (p BalancePlan) Note() string {
+// planNote renders a plan as one line for the event log.
+func planNote(p BalancePlan) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s spread %.1f points (threshold %d)", p.Mode, p.Spread, p.Threshold)
 	if p.Idle != "" {

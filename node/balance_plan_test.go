@@ -80,19 +80,19 @@ func TestBalanceConverges(t *testing.T) {
 		t.Fatalf("spread %.1f → %.1f, want 75 → ≤ 10; plan %+v", p.Spread, p.After, p)
 	}
 	if len(p.Moves) != 9 { // 3 GiB to each of h2..h4: h1 at 18.75 %, the others 18.75 %
-		t.Fatalf("%d moves, want 9: %s", len(p.Moves), p.Note())
+		t.Fatalf("%d moves, want 9: %s", len(p.Moves), planNote(p))
 	}
 	seen := map[string]bool{}
 	for _, mv := range p.Moves {
 		if seen[mv.VMKey] || mv.From != "h1" || mv.To == "h1" {
-			t.Fatalf("bad move %+v in %s", mv, p.Note())
+			t.Fatalf("bad move %+v in %s", mv, planNote(p))
 		}
 		seen[mv.VMKey] = true
 	}
 	f.run(p, planT0.Add(2*time.Minute))
 	again := PlanBalance(f.s, "c1", planT0.Add(3*time.Minute))
 	if len(again.Moves) != 0 || again.Idle != "within the threshold" {
-		t.Fatalf("second pass: %s", again.Note())
+		t.Fatalf("second pass: %s", planNote(again))
 	}
 }
 
@@ -116,7 +116,7 @@ func TestBalanceObeysRulesFlagsAndHold(t *testing.T) {
 
 	p := PlanBalance(f.s, "c1", planT0.Add(time.Minute))
 	if len(p.Moves) != 0 {
-		t.Fatalf("moved %+v; every VM is kept: %s", p.Moves, p.Note())
+		t.Fatalf("moved %+v; every VM is kept: %s", p.Moves, planNote(p))
 	}
 	want := map[string]string{
 		"va": "migratable: ",
@@ -135,13 +135,13 @@ func TestBalanceObeysRulesFlagsAndHold(t *testing.T) {
 			t.Errorf("vm %s refused for %q, want it to say %q", vm, got[vm], w)
 		}
 	}
-	if !strings.Contains(p.Note(), "vm vb stays on h1") {
-		t.Errorf("note %q does not name the refusals", p.Note())
+	if !strings.Contains(planNote(p), "vm vb stays on h1") {
+		t.Errorf("note %q does not name the refusals", planNote(p))
 	}
 	// An hour later the hold is over: vf moves.
 	p = PlanBalance(f.s, "c1", planT0.Add(time.Hour+time.Minute))
 	if len(p.Moves) != 1 || p.Moves[0].VM != "vf" {
-		t.Fatalf("after the hold: %s", p.Note())
+		t.Fatalf("after the hold: %s", planNote(p))
 	}
 }
 
@@ -164,7 +164,7 @@ func TestBalanceKeepsApart(t *testing.T) {
 	hosts := map[string]string{}
 	for vm, h := range where {
 		if other, ok := hosts[h]; ok {
-			t.Fatalf("%s and %s both end on %s: %s", vm, other, h, p.Note())
+			t.Fatalf("%s and %s both end on %s: %s", vm, other, h, planNote(p))
 		}
 		hosts[h] = vm
 	}
@@ -175,30 +175,30 @@ func TestBalanceBudgetSlotsDrainOff(t *testing.T) {
 	f := newBalanceFixture(t, 12, func(c *fsm.Cluster) { c.BalanceBudget = 4 })
 	p := PlanBalance(f.s, "c1", planT0)
 	if len(p.Moves) != 4 || p.After <= 10 {
-		t.Fatalf("budget 4: %s", p.Note())
+		t.Fatalf("budget 4: %s", planNote(p))
 	}
 	f.run(p, planT0)
 	if p := PlanBalance(f.s, "c1", planT0.Add(30*time.Minute)); len(p.Moves) != 0 || !strings.Contains(p.Idle, "budget spent: 4") {
-		t.Fatalf("budget spent: %s", p.Note())
+		t.Fatalf("budget spent: %s", planNote(p))
 	}
 	if p := PlanBalance(f.s, "c1", planT0.Add(61*time.Minute)); len(p.Moves) == 0 {
-		t.Fatalf("an hour later: %s", p.Note())
+		t.Fatalf("an hour later: %s", planNote(p))
 	}
 
 	f = newBalanceFixture(t, 12, func(c *fsm.Cluster) { c.MaxConcurrent = 2 })
 	if p := PlanBalance(f.s, "c1", planT0); len(p.Moves) != 2 {
-		t.Fatalf("2 slots: %s", p.Note())
+		t.Fatalf("2 slots: %s", planNote(p))
 	}
 
 	f = newBalanceFixture(t, 12, nil)
 	f.apply(fsm.CmdStartDrain, fsm.StartDrain{Host: "h1", Reason: "maintenance", At: planT0})
 	if p := PlanBalance(f.s, "c1", planT0); len(p.Moves) != 0 || !strings.Contains(p.Idle, "h1 is being drained") {
-		t.Fatalf("drain: %s", p.Note())
+		t.Fatalf("drain: %s", planNote(p))
 	}
 
 	f = newBalanceFixture(t, 12, func(c *fsm.Cluster) { c.Balance = fsm.BalanceOff })
 	if p := PlanBalance(f.s, "c1", planT0); len(p.Moves) != 0 || p.Idle != "balancing is off" {
-		t.Fatalf("off: %s", p.Note())
+		t.Fatalf("off: %s", planNote(p))
 	}
 }
 
@@ -208,6 +208,6 @@ func TestBalanceCPU(t *testing.T) {
 	f := newBalanceFixture(t, 8, func(c *fsm.Cluster) { c.Balance = fsm.BalanceCPU })
 	p := PlanBalance(f.s, "c1", planT0)
 	if p.Load["h1"] != 50 || p.After > 10 || len(p.Moves) != 6 {
-		t.Fatalf("cpu: %s (load %v)", p.Note(), p.Load)
+		t.Fatalf("cpu: %s (load %v)", planNote(p), p.Load)
 	}
 }
