@@ -27,7 +27,7 @@ func App(out, errOut io.Writer) *ucli.App {
 		Commands: []*ucli.Command{
 			HostsCommand, VMsCommand, VMCommand, StatusCommand, MembersCommand, RaftCommand,
 			MigrateCommand, MigrationsCommand, CancelCommand,
-			DrainCommand, ActivateCommand, LeaveCommand, ClusterCommand, ClustersCommand, AffinityCommand, EventsCommand, KeygenCommand, KeyringCommand, TLSCommand, ACLCommand,
+			DrainCommand, ActivateCommand, LeaveCommand, ClusterCommand, ClustersCommand, BalanceCommand, AffinityCommand, EventsCommand, KeygenCommand, KeyringCommand, TLSCommand, ACLCommand,
 		},
 		// Errors are turned into exit codes by Run, not inside urfave/cli,
 		// so tests can run commands in-process.

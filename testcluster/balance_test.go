@@ -34,6 +34,10 @@ func TestBalanceTwentyHostsConverges(t *testing.T) {
 	if code, _, errOut := meshctl(t, addr, "affinity", "create", "apart", "--vms", "h2-x0,h2-x1", "--apart"); code != 0 {
 		t.Fatalf("meshctl affinity create: exit %d: %s", code, errOut)
 	}
+	// Before it is on, the dry run says so.
+	if code, out, errOut := meshctl(t, addr, "balance", "c1", "--dry-run"); code != 0 || !strings.Contains(out, "balancing is off") {
+		t.Fatalf("meshctl balance --dry-run with balancing off (exit %d):\n%s%s", code, out, errOut)
+	}
 	start := time.Now()
 	code, out, errOut := meshctl(t, addr, "cluster", "c1", "--balance", "memory", "--balance-threshold", fmt.Sprint(threshold),
 		"--balance-budget", fmt.Sprint(budget), "--balance-hold", "1h")
@@ -99,8 +103,9 @@ func TestBalanceTwentyHostsConverges(t *testing.T) {
 	if a, b := place["h2-x0"], place["h2-x1"]; len(a) != 1 || len(b) != 1 || a[0] == b[0] {
 		t.Errorf("vm-apart pair on %v and %v", a, b)
 	}
-	if p := node.PlanBalance(st, "c1", time.Now().UTC()); len(p.Moves) != 0 || p.Idle != "within the threshold" {
-		t.Errorf("the next pass would not rest: %s", p.Note())
+	if code, out, errOut := meshctl(t, addr, "balance", "c1", "--dry-run"); code != 0 ||
+		!strings.Contains(out, ", 0 moves (budget ") || !strings.Contains(out, "; within the threshold") {
+		t.Errorf("meshctl balance --dry-run: the next pass would not rest (exit %d):\n%s%s", code, out, errOut)
 	}
 	evs, _ := l.FSM().Events(fsm.EventQuery{})
 	notes := 0
