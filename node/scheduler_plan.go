@@ -2,6 +2,7 @@ package node
 
 import (
 	"container/heap"
+	"context"
 	"fmt"
 	"sort"
 	"time"
@@ -67,6 +68,13 @@ func (h *byEnd) Pop() any {
 // drain's start is applied first, and its refusal (an unknown host, one
 // in Maintenance) is the error.
 func PlanDrain(st *fsm.State, host string, at time.Time) (api.DrainPlan, error) {
+	return planDrain(context.Background(), st, host, at)
+}
+
+// planDrain is PlanDrain that gives up with ctx's error: a plan of a
+// large host in a large cluster runs the scheduler once per move, seconds
+// of CPU, which a drain's start must not wait for.
+func planDrain(ctx context.Context, st *fsm.State, host string, at time.Time) (api.DrainPlan, error) {
 	work := st.Clone()
 	index := uint64(planIndex)
 	apply := func(t fsm.CommandType, payload any) (any, error) {
@@ -100,6 +108,9 @@ func PlanDrain(st *fsm.State, host string, at time.Time) (api.DrainPlan, error) 
 		}
 	}
 	for range 100000 { // bounded: every pass grants, fails or ends one migration at least
+		if err := ctx.Err(); err != nil {
+			return plan, fmt.Errorf("plan drain of %s: %w", host, err)
+		}
 		for _, d := range migrate.Schedule(work) {
 			m := work.Migrations[d.Migration]
 			if d.Fail != "" {
