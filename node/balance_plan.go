@@ -249,7 +249,10 @@ func bestMove(st *fsm.State, hosts []string, load map[string]float64, mode strin
 				refuse("migratable: " + st.NotMigratable(k))
 				continue
 			case now.Sub(lastMove[k]) < hold:
-				refuse(fmt.Sprintf("hold: moved %s ago, stays %s", now.Sub(lastMove[k]).Round(time.Second), hold))
+				// The time it moved, not how long ago: a pass that keeps
+				// it for the same reason writes the same note.
+				refuse(fmt.Sprintf("hold: moved at %s, stays until %s", lastMove[k].Format(time.RFC3339),
+					lastMove[k].Add(hold).Format(time.RFC3339)))
 				continue
 			}
 			w := weight(vm, mode)

@@ -124,7 +124,7 @@ func TestBalanceObeysRulesFlagsAndHold(t *testing.T) {
 		"vc": "rule likes-h1 (soft host-prefer)",
 		"vd": "rule pair (hard vm-together)",
 		"ve": "rule pair (hard vm-together)",
-		"vf": "hold: moved 1m0s ago",
+		"vf": "hold: moved at 2026-11-27T12:00:00Z, stays until 2026-11-27T13:00:00Z",
 	}
 	got := map[string]string{}
 	for _, r := range p.Refused {
