@@ -100,7 +100,7 @@ func planDrain(ctx context.Context, st *fsm.State, host string, at time.Time) (a
 	// Running migrations hold slots until they end: they end in the
 	// plan when their rest is sent. Those of the drained host are moves.
 	for _, m := range work.Running() {
-		mv := runningMove(work, m, cl)
+		mv := runningMove(work, m, hist[work.MigrationVMKey(m)], cl)
 		heap.Push(&inflight, planned{id: m.ID, end: mv.Seconds})
 		if m.Source == host {
 			plan.Moves = append(plan.Moves, mv)
@@ -259,9 +259,10 @@ func vmHistories(st *fsm.State) map[string]vmHistory {
 }
 
 // runningMove is a running migration as a move of the plan, started at
-// 0: what remains (its last sample, else the VM's memory) at the speed
-// it goes (its last sample, else its grant).
-func runningMove(st *fsm.State, m *fsm.Migration, cl fsm.Cluster) api.PlannedMove {
+// 0: what remains (its last sample) at the speed it goes (its last
+// sample, else its grant); one that reported nothing yet is predicted
+// whole, as a move that starts now.
+func runningMove(st *fsm.State, m *fsm.Migration, h vmHistory, cl fsm.Cluster) api.PlannedMove {
 	mv := api.PlannedMove{VM: m.VM, VMUUID: m.VMUUID, Dest: m.Dest, Reason: "running: " + m.PlacementReason,
 		BandwidthMiB: m.GrantedMiB, Running: true}
 	if vm := st.VMOf(m); vm != nil {
@@ -270,7 +271,8 @@ func runningMove(st *fsm.State, m *fsm.Migration, cl fsm.Cluster) api.PlannedMov
 	pr := m.Progress
 	mv.DirtyMiB = float64(pr.DirtyRateBps) / (1 << 20)
 	if pr.TotalBytes == 0 {
-		mv.Seconds = moveSeconds(mv.MemoryMiB, m.GrantedMiB, pr.DirtyRateBps, cl)
+		mv.DirtyMiB = float64(h.dirtyBps) / (1 << 20)
+		mv.Seconds = h.predict(mv.MemoryMiB, m.GrantedMiB, cl)
 		return mv
 	}
 	speed := pr.MiBps
