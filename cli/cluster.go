@@ -2,8 +2,8 @@ package cli
 
 import (
 	"fmt"
-	"time"
 	"strconv"
+	"time"
 
 	ucli "github.com/urfave/cli/v2"
 

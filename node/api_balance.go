@@ -22,4 +22,3 @@ func (n *Node) handleBalancePlan(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, PlanBalance(st, name, time.Now().UTC()))
 }
-
