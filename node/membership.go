@@ -53,7 +53,7 @@ func (n *Node) handleMember(ctx context.Context, m gossip.Member) {
 			n.setHostState(ctx, m.Name, fsm.HostDown, "gossip: host failed (no answer to probes)")
 		}
 		n.failMigrationsOf(ctx, m.Name, "host "+m.Name+" is Down")
-		n.removePeer(m.Name)
+		n.removeFailedPeer(m.Name)
 	case gossip.StatusLeft:
 		if h != nil && h.State != fsm.HostLeft {
 			n.setHostState(ctx, m.Name, fsm.HostLeft, "left the mesh")
@@ -157,6 +157,36 @@ func (n *Node) ensurePeer(m gossip.Member) {
 	}
 }
 
+// removeFailedPeer removes a server that gossip declared dead, unless it
+// answered Raft within failedPeerContact: gossip and Raft are separate
+// networks, and a leader cut off gossip alone sees every other host dead
+// while their Raft answers. Removing them on gossip's word would shrink the
+// configuration to the leader itself, one committed removal at a time, and
+// leave every other replica behind for good (the fault matrix's lost
+// gossip of the leader did). A host that left (gossip Left) is removed in
+// any case.
+func (n *Node) removeFailedPeer(name string) {
+	if !n.IsLeader() || name == n.cfg.Name {
+		return
+	}
+	if last := n.transport.lastAnswer(raft.ServerID(name)); time.Since(last) < failedPeerContact {
+		if !n.removalHeld.Swap(true) {
+			n.log.Warn("not removing failed raft peer: gossip says dead, but it answers Raft (is gossip cut?)",
+				"peer", name, "last_answer", last.Format(time.RFC3339Nano))
+		}
+		return
+	}
+	n.removalHeld.Store(false)
+	n.removePeer(name)
+}
+
+// failedPeerContact: a peer that answered Raft this recently is alive,
+// whatever gossip says. Heartbeats go out several times a second (an idle
+// leader paces a non-voter's to one a second), so a failed host's last
+// answer is this old some seconds after it failed, and the next reconcile
+// removes it.
+const failedPeerContact = 5 * time.Second
+
 func (n *Node) removePeer(name string) {
 	if !n.IsLeader() || name == n.cfg.Name {
 		return
@@ -188,8 +218,13 @@ func (n *Node) reconcileRaftPeers(ctx context.Context) {
 	}
 	n.paceNonvoters(cfg)
 	for _, s := range cfg {
-		if m, ok := n.gossip.Member(string(s.ID)); ok && (m.Status == gossip.StatusDead || m.Status == gossip.StatusLeft) {
-			n.removePeer(m.Name)
+		if m, ok := n.gossip.Member(string(s.ID)); ok {
+			switch m.Status {
+			case gossip.StatusLeft:
+				n.removePeer(m.Name)
+			case gossip.StatusDead:
+				n.removeFailedPeer(m.Name)
+			}
 		}
 	}
 	n.promoteNonvoters()

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -43,6 +44,10 @@ type Node struct {
 	// hadState: the data dir held Raft state at start (bootstrap flags are
 	// then ignored).
 	hadState bool
+	// removalHeld: the leader holds back removing a failed peer that
+	// answers Raft (removeFailedPeer); it logs when that starts, not on
+	// every pass.
+	removalHeld atomic.Bool
 
 	gossip *gossip.Agent
 	api    *http.Server
@@ -146,7 +151,7 @@ func (n *Node) start() error {
 	g, err := gossip.Start(gossip.Config{
 		Name: n.cfg.Name, BindAddr: n.cfg.BindAddr, BindPort: n.cfg.GossipPort,
 		Key: n.cfg.GossipKey, KeyringFile: filepath.Join(n.cfg.DataDir, gossip.KeyringFileName),
-		DevMode: n.cfg.DevMode, Fast: n.cfg.Fast, Blocked: n.cfg.Blocked, Logger: n.log,
+		DevMode: n.cfg.DevMode, Fast: n.cfg.Fast, Blocked: eitherBlocked(n.cfg.Blocked, n.cfg.GossipBlocked), Logger: n.log,
 		Boot: gossip.Boot{Expect: n.cfg.BootstrapExpect, InMesh: n.hadState},
 	}, facts)
 	if err != nil {

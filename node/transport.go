@@ -50,7 +50,23 @@ type raftTransport struct {
 	pool     map[poolKey][]*rpcConn
 	shutdown bool
 
+	// answered: raft.ServerID → the time (unix ns) its last answer came
+	// back, read by the leader before it removes a peer gossip declared
+	// failed (removeFailedPeer): a peer that answers Raft is not failed.
+	answered sync.Map
+
 	recv
+}
+
+// answeredBy records an answer of peer id.
+func (t *raftTransport) answeredBy(id raft.ServerID) { t.answered.Store(id, time.Now().UnixNano()) }
+
+// lastAnswer is when peer id last answered an RPC (zero: never).
+func (t *raftTransport) lastAnswer(id raft.ServerID) time.Time {
+	if v, ok := t.answered.Load(id); ok {
+		return time.Unix(0, v.(int64))
+	}
+	return time.Time{}
 }
 
 // poolKey names a pooled connection by address and the server ID it was
@@ -198,7 +214,7 @@ func (t *raftTransport) AppendEntriesPipeline(id raft.ServerID, target raft.Serv
 	if err != nil {
 		return nil, err
 	}
-	p := &pipeline{c: c, timeout: t.timeout, pace: t.pace, inflight: make(chan *appendFuture),
+	p := &pipeline{c: c, t: t, timeout: t.timeout, pace: t.pace, inflight: make(chan *appendFuture),
 		done: make(chan raft.AppendFuture), stop: make(chan struct{})}
 	go p.decode()
 	return p, nil
@@ -210,6 +226,7 @@ func (t *raftTransport) AppendEntriesPipeline(id raft.ServerID, target raft.Serv
 // default MaxRPCsInFlight of 2 does.
 type pipeline struct {
 	c        *rpcConn
+	t        *raftTransport
 	timeout  time.Duration
 	pace     *pacer
 	inflight chan *appendFuture
@@ -249,6 +266,7 @@ func (p *pipeline) decode() {
 			}
 			remote, err := p.c.receive(f.resp)
 			if err == nil {
+				p.t.answeredBy(p.c.key.id)
 				err = remote
 			}
 			f.err = err
@@ -330,6 +348,7 @@ func (t *raftTransport) rpc(id raft.ServerID, target raft.ServerAddress, typ uin
 		_ = c.conn.Close()
 		return err
 	}
+	t.answeredBy(id)
 	t.returnConn(c)
 	return remote
 }
