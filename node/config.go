@@ -127,6 +127,11 @@ type Config struct {
 	// Blocked, when set, partitions this host (gossip and Raft) while it
 	// returns true. Tests only.
 	Blocked func() bool
+	// GossipBlocked and RaftBlocked, when set, cut only this host's gossip,
+	// or only its Raft (host port) connections, while they return true:
+	// the fault matrix's lost gossip with Raft still flowing, and the
+	// reverse. Tests only.
+	GossipBlocked, RaftBlocked func() bool
 }
 
 func (c *Config) setDefaults() error {
@@ -254,4 +259,16 @@ func (c *Config) insecure() []string {
 		out = append(out, "gossip is unencrypted and unauthenticated")
 	}
 	return out
+}
+
+// eitherBlocked is a partition switch that is on while a or b is (nil when
+// both are nil: no switch, as in production).
+func eitherBlocked(a, b func() bool) func() bool {
+	switch {
+	case a == nil:
+		return b
+	case b == nil:
+		return a
+	}
+	return func() bool { return a() || b() }
 }

@@ -29,7 +29,7 @@ func (n *Node) openRaft(ln net.Listener) error {
 	if err != nil {
 		return fmt.Errorf("raft snapshots %s: %w", dir, err)
 	}
-	n.stream = newStreamLayer(ln, n.cfg.Blocked, n.cfg.TLS)
+	n.stream = newStreamLayer(ln, eitherBlocked(n.cfg.Blocked, n.cfg.RaftBlocked), n.cfg.TLS)
 	n.transport = newRaftTransport(n.stream, 3, 5*time.Second, n.log)
 	n.timing = timingFor(n.cfg.Fast)
 	n.transport.pace = newPacer(n.timing.paceEvery, n.timing.paceGrace)

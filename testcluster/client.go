@@ -10,6 +10,7 @@ import (
 
 	"github.com/hostmesh/hostmesh/api"
 	"github.com/hostmesh/hostmesh/fsm"
+	"github.com/hostmesh/hostmesh/node"
 )
 
 // Client is an API client of the node at apiAddr as an operator reaches
@@ -111,48 +112,7 @@ func (w *SlotWatch) loop(interval time.Duration) {
 			if !n.IsLeader() {
 				continue
 			}
-			var bad []string
-			running := 0
-			n.FSM().Read(func(s *fsm.State) {
-				u := s.Slots()
-				running = len(s.Running())
-				for h, k := range u.Out {
-					if lim := s.Cluster(s.Hosts[h].Cluster).MaxOutgoing; k > lim {
-						bad = append(bad, fmt.Sprintf("%s has %d outgoing > %d", h, k, lim))
-					}
-				}
-				for h, k := range u.In {
-					if lim := s.Cluster(s.Hosts[h].Cluster).MaxIncoming; k > lim {
-						bad = append(bad, fmt.Sprintf("%s has %d incoming > %d", h, k, lim))
-					}
-				}
-				for cl, k := range u.Cluster {
-					if lim := s.Cluster(cl).MaxConcurrent; k > lim {
-						bad = append(bad, fmt.Sprintf("cluster %s has %d running > %d", cl, k, lim))
-					}
-				}
-				granted := map[string]uint64{}
-				for _, m := range s.Running() {
-					granted[m.Cluster] += m.GrantedMiB
-				}
-				for name, sum := range granted {
-					if cl := s.Cluster(name); cl.BandwidthMode == fsm.BandwidthAuto && sum > cl.MigrationNetMiB {
-						bad = append(bad, fmt.Sprintf("cluster %s grants %d MiB/s > its %d MiB/s network", name, sum, cl.MigrationNetMiB))
-					}
-				}
-			})
-			for _, h := range w.c.Reg.Hosts() {
-				limit := w.c.hostMem[h.Name()]
-				var used uint64
-				for _, name := range h.VMNames() {
-					if spec, _, ok := h.VM(name); ok {
-						used += spec.MemoryMiB
-					}
-				}
-				if used > limit {
-					bad = append(bad, fmt.Sprintf("sim host %s holds %d MiB of VMs > %d MiB", h.Name(), used, limit))
-				}
-			}
+			bad, running := w.c.slotSample(n)
 			w.mu.Lock()
 			w.Samples++
 			w.Violations = append(w.Violations, bad...)
@@ -160,6 +120,53 @@ func (w *SlotWatch) loop(interval time.Duration) {
 			w.mu.Unlock()
 		}
 	}
+}
+
+// slotSample checks once, in leader n's state, the slot limits and the
+// auto bandwidth's network, and on the sim hosts their memory; it returns
+// what exceeded a limit and how many migrations run.
+func (c *Cluster) slotSample(n *node.Node) (bad []string, running int) {
+	n.FSM().Read(func(s *fsm.State) {
+		u := s.Slots()
+		running = len(s.Running())
+		for h, k := range u.Out {
+			if lim := s.Cluster(s.Hosts[h].Cluster).MaxOutgoing; k > lim {
+				bad = append(bad, fmt.Sprintf("%s has %d outgoing > %d", h, k, lim))
+			}
+		}
+		for h, k := range u.In {
+			if lim := s.Cluster(s.Hosts[h].Cluster).MaxIncoming; k > lim {
+				bad = append(bad, fmt.Sprintf("%s has %d incoming > %d", h, k, lim))
+			}
+		}
+		for cl, k := range u.Cluster {
+			if lim := s.Cluster(cl).MaxConcurrent; k > lim {
+				bad = append(bad, fmt.Sprintf("cluster %s has %d running > %d", cl, k, lim))
+			}
+		}
+		granted := map[string]uint64{}
+		for _, m := range s.Running() {
+			granted[m.Cluster] += m.GrantedMiB
+		}
+		for name, sum := range granted {
+			if cl := s.Cluster(name); cl.BandwidthMode == fsm.BandwidthAuto && sum > cl.MigrationNetMiB {
+				bad = append(bad, fmt.Sprintf("cluster %s grants %d MiB/s > its %d MiB/s network", name, sum, cl.MigrationNetMiB))
+			}
+		}
+	})
+	for _, h := range c.Reg.Hosts() {
+		limit := c.hostMem[h.Name()]
+		var used uint64
+		for _, name := range h.VMNames() {
+			if spec, _, ok := h.VM(name); ok {
+				used += spec.MemoryMiB
+			}
+		}
+		if used > limit {
+			bad = append(bad, fmt.Sprintf("sim host %s holds %d MiB of VMs > %d MiB", h.Name(), used, limit))
+		}
+	}
+	return bad, running
 }
 
 // Stop ends sampling and returns samples taken and violations seen.

@@ -92,6 +92,8 @@ type Cluster struct {
 	started []int
 	cfgs    []node.Config
 	cut     []*atomic.Bool // per host: partitioned from the others
+	// per host: only its gossip, or only its Raft, cut (CutGossip, CutRaft)
+	gossipCut, raftCut []*atomic.Bool
 }
 
 // New starts a cluster: host h1 bootstraps explicitly (as meshd --bootstrap),
@@ -164,13 +166,15 @@ func (c *Cluster) add(mutate func(*node.Config)) error {
 	if err != nil {
 		return err
 	}
-	cut := &atomic.Bool{}
-	cfg.Blocked = cut.Load
+	cut, gossipCut, raftCut := &atomic.Bool{}, &atomic.Bool{}, &atomic.Bool{}
+	cfg.Blocked, cfg.GossipBlocked, cfg.RaftBlocked = cut.Load, gossipCut.Load, raftCut.Load
 	if mutate != nil {
 		mutate(&cfg)
 	}
 	c.mu.Lock()
 	c.cut = append(c.cut, cut)
+	c.gossipCut = append(c.gossipCut, gossipCut)
+	c.raftCut = append(c.raftCut, raftCut)
 	c.cfgs = append(c.cfgs, cfg)
 	c.nodes = append(c.nodes, nil)
 	c.started = append(c.started, 0)
@@ -359,18 +363,36 @@ func (c *Cluster) Wipe(i int) {
 // API stays reachable for the test to read it).
 func (c *Cluster) Partition(i int) {
 	c.cut[i].Store(true)
-	if n := c.Node(i); n != nil {
-		n.Sever()
-	}
-	for j, n := range c.Nodes() {
-		if j != i && n != nil {
-			n.Sever() // peers' connections to it break as well
-		}
-	}
+	c.severAll() // its connections and the peers' to it break
 }
 
-// Heal reconnects host i.
-func (c *Cluster) Heal(i int) { c.cut[i].Store(false) }
+// CutGossip drops host i's gossip, in and out, while its Raft and API
+// connections flow: the others' failure detector declares it dead though
+// it replicates and answers.
+func (c *Cluster) CutGossip(i int) { c.gossipCut[i].Store(true) }
+
+// CutRaft cuts host i's Raft (host port) connections, in and out, while
+// its gossip flows: the others see it alive but cannot replicate to it.
+func (c *Cluster) CutRaft(i int) {
+	c.raftCut[i].Store(true)
+	c.severAll()
+}
+
+// Heal reconnects host i (whichever of Partition, CutGossip and CutRaft
+// cut it).
+func (c *Cluster) Heal(i int) {
+	c.cut[i].Store(false)
+	c.gossipCut[i].Store(false)
+	c.raftCut[i].Store(false)
+}
+
+// severAll breaks every live Raft connection of every running host, as a
+// cut does to those that cross it (the others redial at once).
+func (c *Cluster) severAll() {
+	for _, n := range c.Nodes() {
+		n.Sever()
+	}
+}
 
 // Close stops every node and the simulation.
 func (c *Cluster) Close() {

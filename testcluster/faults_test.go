@@ -2,36 +2,91 @@ package testcluster
 
 import (
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/raft"
 )
 
 // The randomized fault matrix (issue 10). A schedule, drawn from a seed,
 // runs a 5-host mesh with 30 sim VMs, drains one host and asks for random
-// migrations, and injects faults at random times: a meshd crashed and
-// restarted (its hypervisor's jobs run on), a whole host killed and
-// brought back (its streams break, its hypervisor stops answering), a host
-// partitioned off and healed. After each fault heals the checker runs
-// (checker_test.go) and every violation is counted.
+// migrations, and injects faults at random times, one of:
+//
+//   - crash: a meshd crashed and restarted (its hypervisor's jobs run on);
+//   - kill: a whole host killed and brought back (its streams break, its
+//     hypervisor stops answering);
+//   - partition: a host cut off gossip and Raft, then healed;
+//   - quorum loss: a majority of the voters partitioned or crashed for a
+//     few seconds while migrations run and end on the hypervisors (no
+//     Finish can commit), then healed or restarted;
+//   - lost gossip: a host's gossip dropped while its Raft flows (the
+//     others' failure detector declares it dead though it replicates);
+//   - lost Raft: a host's Raft cut while its gossip flows.
+//
+// After each fault heals the checker runs (checker_test.go) and every
+// violation is counted; through the whole schedule a sampler checks the
+// slot limits in the state and on the hypervisors (faults_slots_test.go).
 //
 // `make unit` runs the fixed seeds below; `make soak SEEDS=N` runs N
 // schedules (FAULT_SCHEDULES=N) and ends with "N schedules, V violations".
-// A failing schedule prints the command that replays it.
+// A failing schedule prints the command that replays it; FAULT_LOG=1 adds
+// meshd's log on stderr.
 
-// faultSeeds are the schedules every `make unit` runs.
-var faultSeeds = []uint64{1, 2, 3}
+// faultSeeds are the schedules every `make unit` (and CI) runs, a few at
+// a time (faultParallel): the schedules mostly wait on simulated
+// migrations, so they share the machine's cores well.
+var faultSeeds = seedRange(1, 30)
+
+// faultParallel is how many schedules run at once unless FAULT_PARALLEL
+// says otherwise.
+const faultParallel = 4
 
 // faultSettleBound is the checker's bound: after a fault healed, the mesh
 // agrees with its hypervisors within it (the Fast settle bound plus a
 // drain's migrations at the test's time scale).
 const faultSettleBound = 60 * time.Second
 
+// The fault kinds a schedule draws from.
+const (
+	faultCrash = iota
+	faultKill
+	faultPartition
+	faultQuorum
+	faultGossip
+	faultRaft
+	faultKinds
+)
+
+func seedRange(first, n int) []uint64 {
+	var out []uint64
+	for i := 0; i < n; i++ {
+		out = append(out, uint64(first+i))
+	}
+	return out
+}
+
+// envInt reads a positive integer setting, def when unset.
+func envInt(t *testing.T, name string, def int) int {
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil || v <= 0 {
+		t.Fatalf("%s=%q: want a positive count", name, s)
+	}
+	return v
+}
+
 // TestFaultSchedules runs the fault schedules: the fixed seeds, or
-// FAULT_SEED=s (one, to replay), or FAULT_SCHEDULES=N (seeds 1..N, for
-// make soak).
+// FAULT_SEED=s (one, to replay), or FAULT_SCHEDULES=N (seeds
+// FAULT_FIRST.. , default 1, for make soak); FAULT_PARALLEL of them at a
+// time.
 func TestFaultSchedules(t *testing.T) {
 	seeds := faultSeeds
 	if s := os.Getenv("FAULT_SEED"); s != "" {
@@ -40,30 +95,46 @@ func TestFaultSchedules(t *testing.T) {
 			t.Fatalf("FAULT_SEED=%q: %v", s, err)
 		}
 		seeds = []uint64{v}
-	} else if s := os.Getenv("FAULT_SCHEDULES"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n <= 0 {
-			t.Fatalf("FAULT_SCHEDULES=%q: want a positive count", s)
-		}
-		seeds = nil
-		for i := 1; i <= n; i++ {
-			seeds = append(seeds, uint64(i))
-		}
+	} else if os.Getenv("FAULT_SCHEDULES") != "" {
+		seeds = seedRange(envInt(t, "FAULT_FIRST", 1), envInt(t, "FAULT_SCHEDULES", 1))
 	}
-	total := 0
+	par := envInt(t, "FAULT_PARALLEL", faultParallel)
+	start := time.Now()
+	var (
+		mu    sync.Mutex
+		total int
+		wg    sync.WaitGroup
+	)
+	sem := make(chan struct{}, par)
 	for _, seed := range seeds {
-		var v []string
-		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
-			v = runFaultSchedule(t, seed)
-			for _, line := range v {
-				t.Errorf("violation: %s", line)
+		sem <- struct{}{}
+		wg.Add(1)
+		// Subtests may run from several goroutines at once (testing.T.Run).
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			var v []string
+			ok := t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+				v = runFaultSchedule(t, seed)
+				for _, line := range v {
+					t.Errorf("violation: %s", line)
+				}
+			})
+			if !ok && len(v) == 0 {
+				// the schedule itself failed (a host that would not
+				// start, a leader never elected): counted, not hidden
+				v = []string{fmt.Sprintf("seed %d: the schedule failed (see its log)", seed)}
+				fmt.Printf("violation: %s\n", v[0])
 			}
 			if len(v) > 0 {
-				t.Logf("replay: FAULT_SEED=%d go test ./testcluster/ -run TestFaultSchedules -count=1 -v", seed)
+				fmt.Printf("replay: FAULT_SEED=%d go test ./testcluster/ -run TestFaultSchedules -count=1 -v\n", seed)
 			}
-		})
-		total += len(v)
+			mu.Lock()
+			total += len(v)
+			mu.Unlock()
+		}()
 	}
+	wg.Wait()
+	t.Logf("%d schedules, %d at a time, in %s", len(seeds), par, time.Since(start).Round(time.Second))
 	fmt.Printf("%d schedules, %d violations\n", len(seeds), total)
 }
 
@@ -72,11 +143,17 @@ func runFaultSchedule(t *testing.T, seed uint64) []string {
 	rng := rand.New(rand.NewPCG(seed, 0x7e57))
 	// At this time scale a 1 GiB VM takes some 2.5 s at the default 52
 	// MiB/s: the faults land in running migrations, not between them.
-	c := New(t, Options{Hosts: 5, VMsPerHost: 6, VMMemMiB: 1024, TimeScale: 8})
+	opts := Options{Hosts: 5, VMsPerHost: 6, VMMemMiB: 1024, TimeScale: 8}
+	if os.Getenv("FAULT_LOG") != "" { // meshd's log on stderr, to read a replay
+		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	c := New(t, opts)
 	c.waitVMs(30)
 	vms := c.vmNames()
 	var violations []string
 	logf := func(format string, args ...any) { t.Logf("seed %d: "+format, append([]any{seed}, args...)...) }
+	slots := c.sampleSlots(100*time.Millisecond, vms)
+	defer slots.Stop()
 
 	// the drain: a random host
 	drained := rng.IntN(5)
@@ -104,35 +181,123 @@ func runFaultSchedule(t *testing.T, seed uint64) []string {
 		})
 		sleepRand(rng, 0, 2*time.Second)
 		victim := c.faultVictim(rng)
-		kind := rng.IntN(3)
+		kind := rng.IntN(faultKinds)
 		inflight := 0
 		if l := c.leaderOrNil(); l != nil {
 			inflight = len(l.FSM().State().Running())
 		}
-		switch kind {
-		case 0:
-			logf("fault %d: crash meshd of %s (%d migrations running)", f, HostName(victim), inflight)
-			c.Crash(victim)
-		case 1:
-			logf("fault %d: kill host %s (%d migrations running)", f, HostName(victim), inflight)
-			c.Kill(victim)
-		default:
-			logf("fault %d: partition %s (%d migrations running)", f, HostName(victim), inflight)
-			c.Partition(victim)
-		}
-		sleepRand(rng, 500*time.Millisecond, 3*time.Second)
-		if kind == 2 {
-			c.Heal(victim)
+		heal := c.injectFault(rng, kind, victim, func(what string) {
+			logf("fault %d: %s (%d migrations running)", f, what, inflight)
+		})
+		if kind == faultQuorum {
+			// long enough for running migrations to end on the
+			// hypervisors while no Finish can commit
+			sleepRand(rng, 3*time.Second, 6*time.Second)
 		} else {
-			c.Restart(victim)
+			sleepRand(rng, 500*time.Millisecond, 3*time.Second)
 		}
+		heal()
 		healed := time.Now()
 		v := c.truthViolations(faultSettleBound, vms)
 		logf("fault %d healed; checker: %d violations; the mesh agreed with its hypervisors %s after the heal",
 			f, len(v), time.Since(healed).Round(time.Millisecond))
 		violations = append(violations, v...)
+		violations = append(violations, slots.take()...)
 	}
 	return violations
+}
+
+// injectFault starts a fault of the kind on victim (and, for a quorum
+// loss, on enough other voters to make a majority), says what it did, and
+// returns what ends it.
+func (c *Cluster) injectFault(rng *rand.Rand, kind, victim int, say func(string)) (heal func()) {
+	name := HostName(victim)
+	switch kind {
+	case faultCrash:
+		say("crash meshd of " + name)
+		c.Crash(victim)
+		return func() { c.Restart(victim) }
+	case faultKill:
+		say("kill host " + name)
+		c.Kill(victim)
+		return func() { c.Restart(victim) }
+	case faultPartition:
+		say("partition " + name)
+		c.Partition(victim)
+		return func() { c.Heal(victim) }
+	case faultGossip:
+		say("lose the gossip of " + name + " (Raft flows)")
+		c.CutGossip(victim)
+		return func() { c.Heal(victim) }
+	case faultRaft:
+		say("cut the Raft of " + name + " (gossip flows)")
+		c.CutRaft(victim)
+		return func() { c.Heal(victim) }
+	}
+	// quorum loss: victim and other voters, a majority of them
+	voters := c.voters()
+	set := []int{victim}
+	rng.Shuffle(len(voters), func(i, j int) { voters[i], voters[j] = voters[j], voters[i] })
+	for _, v := range voters {
+		if len(set) >= len(voters)/2+1 {
+			break
+		}
+		if v != victim {
+			set = append(set, v)
+		}
+	}
+	var names []string
+	for _, i := range set {
+		names = append(names, HostName(i))
+	}
+	if rng.IntN(2) == 0 {
+		say(fmt.Sprintf("quorum loss: crash meshd of %v of %d voters", names, len(voters)))
+		for _, i := range set {
+			c.Crash(i)
+		}
+		return func() {
+			for _, i := range set {
+				c.Restart(i)
+			}
+		}
+	}
+	say(fmt.Sprintf("quorum loss: partition %v of %d voters", names, len(voters)))
+	for _, i := range set {
+		c.Partition(i)
+	}
+	return func() {
+		for _, i := range set {
+			c.Heal(i)
+		}
+	}
+}
+
+// voters lists the hosts that are Raft voters in the leader's
+// configuration (every host when there is no leader to ask).
+func (c *Cluster) voters() []int {
+	l := c.leaderOrNil()
+	if l == nil {
+		return seqInts(len(c.cfgs))
+	}
+	f := l.Raft().GetConfiguration()
+	if f.Error() != nil {
+		return seqInts(len(c.cfgs))
+	}
+	var out []int
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage == raft.Voter {
+			out = append(out, c.indexOf(string(s.ID)))
+		}
+	}
+	return out
+}
+
+func seqInts(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
 }
 
 // faultVictim picks a host: the source or destination of a running
