@@ -78,3 +78,40 @@ func TestLeaderCutOffGossipKeepsItsVoters(t *testing.T) {
 	}
 	c.CheckTruth(t, faultSettleBound)
 }
+
+// TestBootstrapHostRejoinsAfterPartition: h1, the host that bootstrapped
+// the mesh (no --join), is partitioned off until the leader removed it
+// from Raft and the others have counted it Down for longer than gossip's
+// gossip-to-the-dead time (5 s in Fast mode: after it no one gossips to
+// h1, nor h1 to them), then healed. It must find its way back by itself: alone in
+// gossip, it rejoins the hosts it knew, the leader adds it again, and its
+// replica catches up (the fault matrix's "replicas differ: h1@74 ..." with
+// every other replica at 110: h1 stayed out until a restart).
+func TestBootstrapHostRejoinsAfterPartition(t *testing.T) {
+	c := New(t, Options{Hosts: 3, VMsPerHost: 2})
+	c.waitVMs(6)
+	c.WaitFor(30*time.Second, "3 hosts in the Raft configuration", func() bool {
+		l := c.leaderOrNil()
+		return l != nil && len(raftServers(l)) == 3
+	})
+	c.Partition(0)
+	c.WaitFor(60*time.Second, "a leader among h2, h3 that removed h1 from Raft and has had it Down for 8 s", func() bool {
+		for _, n := range c.Nodes() {
+			if n.Name() != "h1" && n.IsLeader() && len(raftServers(n)) == 2 {
+				down := false
+				n.FSM().Read(func(s *fsm.State) {
+					h := s.Hosts["h1"]
+					down = h != nil && h.State == fsm.HostDown && time.Since(h.Since) > 8*time.Second
+				})
+				return down
+			}
+		}
+		return false
+	})
+	c.Heal(0)
+	c.WaitFor(60*time.Second, "h1 back in the Raft configuration and every replica identical", func() bool {
+		l := c.leaderOrNil()
+		return l != nil && len(raftServers(l)) == 3 && replicasIdentical(c)
+	})
+	c.CheckTruth(t, faultSettleBound)
+}
