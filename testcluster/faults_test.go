@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -139,18 +140,28 @@ func TestFaultSchedules(t *testing.T) {
 }
 
 // runFaultSchedule runs one schedule and returns the checker's violations.
-func runFaultSchedule(t *testing.T, seed uint64) []string {
+func runFaultSchedule(t *testing.T, seed uint64) (violations []string) {
 	rng := rand.New(rand.NewPCG(seed, 0x7e57))
 	// At this time scale a 1 GiB VM takes some 2.5 s at the default 52
 	// MiB/s: the faults land in running migrations, not between them.
-	opts := Options{Hosts: 5, VMsPerHost: 6, VMMemMiB: 1024, TimeScale: 8}
+	trace := newFaultTrace()
+	opts := Options{Hosts: 5, VMsPerHost: 6, VMMemMiB: 1024, TimeScale: 8, Logger: slog.New(trace.logs), WrapHypervisor: trace.wrap}
 	if os.Getenv("FAULT_LOG") != "" { // meshd's log on stderr, to read a replay
 		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
 	c := New(t, opts)
+	trace.mu.Lock()
+	trace.c = c
+	trace.mu.Unlock()
+	defer func() {
+		for _, v := range violations {
+			for _, line := range trace.explain(v) {
+				t.Logf("trace of %q: %s", v, line)
+			}
+		}
+	}()
 	c.waitVMs(30)
 	vms := c.vmNames()
-	var violations []string
 	logf := func(format string, args ...any) { t.Logf("seed %d: "+format, append([]any{seed}, args...)...) }
 	slots := c.sampleSlots(100*time.Millisecond, vms)
 	defer slots.Stop()
@@ -201,8 +212,12 @@ func runFaultSchedule(t *testing.T, seed uint64) []string {
 		v := c.truthViolations(faultSettleBound, vms)
 		logf("fault %d healed; checker: %d violations; the mesh agreed with its hypervisors %s after the heal",
 			f, len(v), time.Since(healed).Round(time.Millisecond))
-		violations = append(violations, v...)
-		violations = append(violations, slots.take()...)
+		for _, line := range append(v, slots.take()...) {
+			// one finding once, though it stands through later faults
+			if !slices.Contains(violations, line) {
+				violations = append(violations, line)
+			}
+		}
 	}
 	return violations
 }
