@@ -78,7 +78,7 @@ fuzz:
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
 
 unit:
-	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /testcluster/lab -e /testcluster/e2e -e /migrate/virt)
+	$(GO) test -count=1 -timeout 20m $$($(GO) list ./... | grep -v -e /testcluster/lab -e /testcluster/e2e -e /migrate/virt)
 
 vet:
 	$(GO) vet ./...
