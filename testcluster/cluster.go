@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -452,7 +454,14 @@ func Poll(timeout, interval time.Duration, cond func() bool) error {
 	}
 }
 
+// freePorts picks k free ports below the kernel's ephemeral range. A host
+// keeps its ports across Crash and Restart (its addresses are in the Raft
+// configuration); a port of the ephemeral range, free while the host was
+// down, could meanwhile be the local end of any outgoing connection (the
+// fault schedules, four meshes at a time, met "bind: address already in
+// use" on a restart). Below the range only another freePorts can take it.
 func freePorts(k int) ([]int, error) {
+	lo, hi := 10000, ephemeralLow()
 	var lns []net.Listener
 	defer func() {
 		for _, l := range lns {
@@ -460,13 +469,42 @@ func freePorts(k int) ([]int, error) {
 		}
 	}()
 	var out []int
-	for i := 0; i < k; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("free port: %w", err)
+	for tries := 0; len(out) < k; tries++ {
+		if tries > 1000 {
+			return nil, fmt.Errorf("free port: none found in %d..%d", lo, hi-1)
 		}
+		p := lo + rand.IntN(hi-lo)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		// the gossip port is UDP too
+		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			l.Close()
+			continue
+		}
+		u.Close()
 		lns = append(lns, l)
-		out = append(out, l.Addr().(*net.TCPAddr).Port)
+		out = append(out, p)
 	}
 	return out, nil
+}
+
+// ephemeralLow is where the kernel's ephemeral ports begin (Linux's
+// ip_local_port_range; 32768 when it cannot be read).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 32768
+	}
+	v, err := strconv.Atoi(f[0])
+	if err != nil || v <= 11000 {
+		return 32768
+	}
+	return v
 }
