@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -145,7 +146,7 @@ func runFaultSchedule(t *testing.T, seed uint64) (violations []string) {
 	// At this time scale a 1 GiB VM takes some 2.5 s at the default 52
 	// MiB/s: the faults land in running migrations, not between them.
 	trace := newFaultTrace()
-	opts := Options{Hosts: 5, VMsPerHost: 6, VMMemMiB: 1024, TimeScale: 8, Logger: slog.New(trace.logs), WrapHypervisor: trace.wrap}
+	opts := Options{Hosts: 5, VMsPerHost: 6, VMMemMiB: 1024, TimeScale: 8, Logger: slog.New(trace.handler()), WrapHypervisor: trace.wrap}
 	if os.Getenv("FAULT_LOG") != "" { // meshd's log on stderr, to read a replay
 		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
@@ -155,14 +156,17 @@ func runFaultSchedule(t *testing.T, seed uint64) (violations []string) {
 	trace.mu.Unlock()
 	defer func() {
 		for _, v := range violations {
-			for _, line := range trace.explain(v) {
-				t.Logf("trace of %q: %s", v, line)
+			if lines := trace.explain(v); len(lines) > 0 {
+				t.Logf("trace of %q:\n\t%s", v, strings.Join(lines, "\n\t"))
 			}
 		}
 	}()
 	c.waitVMs(30)
 	vms := c.vmNames()
-	logf := func(format string, args ...any) { t.Logf("seed %d: "+format, append([]any{seed}, args...)...) }
+	logf := func(format string, args ...any) {
+		t.Logf("seed %d: "+format, append([]any{seed}, args...)...)
+		trace.note(fmt.Sprintf(format, args...))
+	}
 	slots := c.sampleSlots(100*time.Millisecond, vms)
 	defer slots.Stop()
 

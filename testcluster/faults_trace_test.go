@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -12,21 +13,57 @@ import (
 )
 
 // faultTrace keeps what a failing schedule needs to explain itself: every
-// meshd's log (in memory) and every call of a hypervisor's Migrate with
-// the host's incarnation. A violation about a migration prints both for
-// that migration, so that a soak's rare failure can be read without a
-// replay that may not reproduce its timing.
+// meshd's log (in memory), every call of a hypervisor's Migrate with the
+// host's incarnation, and the schedule's own steps, each with its time
+// since the schedule began. A violation about a migration prints, in time
+// order, the schedule's steps and what concerns that migration, so that a
+// soak's rare failure can be read without a replay that may not reproduce
+// its timing.
 type faultTrace struct {
 	logs *LogCapture
+	t0   time.Time
 
 	mu     sync.Mutex
 	c      *Cluster
-	starts []string
-	t0     time.Time
+	events []traceEvent // Migrate calls and schedule steps
+}
+
+type traceEvent struct {
+	at   time.Duration
+	text string
 }
 
 func newFaultTrace() *faultTrace {
 	return &faultTrace{logs: NewLogCapture(), t0: time.Now()}
+}
+
+// handler is the meshd log handler: the capture, each record stamped with
+// its time since the schedule began ("t").
+func (f *faultTrace) handler() slog.Handler { return stampHandler{Handler: f.logs, t0: f.t0} }
+
+type stampHandler struct {
+	slog.Handler
+	t0 time.Time
+}
+
+func (h stampHandler) Handle(ctx context.Context, r slog.Record) error {
+	r.AddAttrs(slog.Duration("t", r.Time.Sub(h.t0)))
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h stampHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return stampHandler{Handler: h.Handler.WithAttrs(attrs), t0: h.t0}
+}
+
+func (h stampHandler) WithGroup(name string) slog.Handler {
+	return stampHandler{Handler: h.Handler.WithGroup(name), t0: h.t0}
+}
+
+// note records a step of the schedule (a fault, a heal, a check).
+func (f *faultTrace) note(text string) {
+	f.mu.Lock()
+	f.events = append(f.events, traceEvent{time.Since(f.t0), "schedule: " + text})
+	f.mu.Unlock()
 }
 
 // wrap records host i's Migrate calls.
@@ -52,14 +89,14 @@ func (h tracedHypervisor) Migrate(ctx context.Context, name string, p migrate.Pa
 		c.mu.Unlock()
 	}
 	h.f.mu.Lock()
-	h.f.starts = append(h.f.starts, fmt.Sprintf("+%s %s (incarnation %d) Migrate %s id=%s: err=%v",
-		time.Since(h.f.t0).Round(time.Millisecond), HostName(h.i), inc, name, p.ID, err))
+	h.f.events = append(h.f.events, traceEvent{time.Since(h.f.t0),
+		fmt.Sprintf("hypervisor %s (meshd incarnation %d): Migrate %s id=%s: err=%v", HostName(h.i), inc, name, p.ID, err)})
 	h.f.mu.Unlock()
 	return job, err
 }
 
-// explain returns the trace of the migration a violation names (its ID
-// before "#"), empty when it names none.
+// explain returns, in time order, the schedule's steps and the trace of the
+// migration a violation names (its ID before "#"); nil when it names none.
 func (f *faultTrace) explain(violation string) []string {
 	id := ""
 	for _, w := range strings.Fields(violation) {
@@ -71,16 +108,26 @@ func (f *faultTrace) explain(violation string) []string {
 	if id == "" {
 		return nil
 	}
-	var out []string
+	var evs []traceEvent
 	f.mu.Lock()
-	for _, s := range f.starts {
-		if strings.Contains(s, "id="+id+"#") {
-			out = append(out, s)
+	for _, e := range f.events {
+		if strings.HasPrefix(e.text, "schedule: ") || strings.Contains(e.text, "id="+id+"#") {
+			evs = append(evs, e)
 		}
 	}
 	f.mu.Unlock()
-	for _, l := range f.logs.Lines(slog.LevelDebug, "", "migration", id) {
-		out = append(out, l.String())
+	for _, l := range f.logs.Lines(slog.LevelDebug, "") {
+		if l.Attrs["migration"] != id && !strings.Contains(l.Msg, id) {
+			continue
+		}
+		d, _ := time.ParseDuration(l.Attrs["t"])
+		delete(l.Attrs, "t")
+		evs = append(evs, traceEvent{d, l.String()})
+	}
+	sort.SliceStable(evs, func(i, j int) bool { return evs[i].at < evs[j].at })
+	out := make([]string, 0, len(evs))
+	for _, e := range evs {
+		out = append(out, fmt.Sprintf("+%s %s", e.at.Round(time.Millisecond), e.text))
 	}
 	return out
 }
