@@ -88,10 +88,14 @@ const bootCatchUpLimit = 30 * time.Second
 // saw end, and dropped from its start journal, and starting it again would
 // run it twice (the fault matrix's seed 3 found it).
 func (n *Node) caughtUp() bool {
-	if n.raft.Leader() == "" || n.raft.AppliedIndex() < n.raft.CommitIndex() {
+	applied := n.raft.AppliedIndex()
+	if n.raft.Leader() == "" || applied < n.raft.CommitIndex() {
 		return false
 	}
-	return n.raft.AppliedIndex() >= n.bootIndex || time.Since(n.bootAt) > bootCatchUpLimit
+	if applied < n.bootIndex && time.Since(n.bootAt) <= bootCatchUpLimit {
+		return false
+	}
+	return n.fsmConsumed(applied)
 }
 
 // stillMine waits until this replica has applied what the leader

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/hostmesh/hostmesh/fsm"
 	"github.com/hostmesh/hostmesh/migrate"
 )
@@ -220,4 +222,28 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// fsmConsumed says whether this replica's state holds every command up to
+// Raft index upTo. Raft's AppliedIndex counts the entries it has handed to
+// the FSM's goroutine, not those the FSM applied (raft's own doc says so):
+// a restarted meshd that trusted it read its state while the log's tail
+// was still on its way, saw an attempt Running that it had seen end, and
+// started it again (the fault matrix: "m1#1 started 2 times", attempt 2
+// had succeeded meanwhile). The FSM sees commands only, so the wanted index
+// is the last command at or below upTo; an entry no longer in the log is in
+// a snapshot, which Raft restores before it counts it applied.
+func (n *Node) fsmConsumed(upTo uint64) bool {
+	var want uint64
+	for i, k := upTo, 0; i > 0 && k < 64; i, k = i-1, k+1 {
+		var l raft.Log
+		if err := n.boltStore.GetLog(i, &l); err != nil {
+			break
+		}
+		if l.Type == raft.LogCommand {
+			want = i
+			break
+		}
+	}
+	return n.fsm.Index() >= want
 }
