@@ -406,6 +406,9 @@ func (c *Cluster) Close() {
 	for _, cl := range c.clients {
 		cl.Close()
 	}
+	for _, cfg := range c.cfgs {
+		releasePorts(cfg.GossipPort, cfg.RaftPort, cfg.APIPort)
+	}
 	c.mu.Unlock()
 	byAPIAddr.Range(func(addr, v any) bool {
 		if v.(*Cluster) == c {
@@ -459,7 +462,9 @@ func Poll(timeout, interval time.Duration, cond func() bool) error {
 // configuration); a port of the ephemeral range, free while the host was
 // down, could meanwhile be the local end of any outgoing connection (the
 // fault schedules, four meshes at a time, met "bind: address already in
-// use" on a restart). Below the range only another freePorts can take it.
+// use" on a restart). Below the range only another freePorts could take
+// it, and it never hands out a port it gave before (until Close releases
+// a cluster's).
 func freePorts(k int) ([]int, error) {
 	lo, hi := 10000, ephemeralLow()
 	var lns []net.Listener
@@ -474,6 +479,9 @@ func freePorts(k int) ([]int, error) {
 			return nil, fmt.Errorf("free port: none found in %d..%d", lo, hi-1)
 		}
 		p := lo + rand.IntN(hi-lo)
+		if !takePort(p) {
+			continue
+		}
 		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
 		if err != nil {
 			continue
@@ -489,6 +497,22 @@ func freePorts(k int) ([]int, error) {
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// givenPorts are the ports freePorts handed out in this process.
+var givenPorts sync.Map
+
+// takePort reserves p for its caller; false when it was given already.
+func takePort(p int) bool {
+	_, taken := givenPorts.LoadOrStore(p, true)
+	return !taken
+}
+
+// releasePorts returns ports to freePorts.
+func releasePorts(ps ...int) {
+	for _, p := range ps {
+		givenPorts.Delete(p)
+	}
 }
 
 // ephemeralLow is where the kernel's ephemeral ports begin (Linux's
