@@ -390,7 +390,7 @@ func (n *Node) attemptOf(m *fsm.Migration) (*attempt, error) {
 		DestURI: a.dest.HypervisorURI, DestHost: a.dest.Name, MigrateURI: "tcp://" + a.dest.MigrationAddr,
 		BandwidthMiB: m.GrantedMiB, CopyStorage: targets, Unsafe: n.cfg.UnsafeMigration, TLS: a.tls,
 		Parallel: migrate.Connections(m.Parallel, cl, a.vm.VCPUs),
-		ID: a.key,
+		ID:       a.key,
 	})
 	return a, nil
 }
