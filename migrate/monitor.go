@@ -315,6 +315,14 @@ type watcher struct {
 
 // sample takes one sample; a non-nil result is why the job must be aborted.
 func (w *watcher) sample(now time.Time, st JobStats) error {
+	if !w.sampled && st.DataTotal == 0 {
+		// libvirt's job reports zeros until its first pass begins: a
+		// low-water mark of 0 would make every later sample a non-progress
+		// and every pass a stall (the lab showed steps taken in pass 1)
+		w.last = st
+		w.emit(st, false)
+		return nil
+	}
 	if !w.sampled {
 		w.sampled = true
 		w.low = st.DataRemaining

@@ -631,3 +631,54 @@ func TestTimeoutsRunWithoutStats(t *testing.T) {
 		t.Errorf("err = %v, want ErrCompletionTimeout", err)
 	}
 }
+
+// zeroFirstJob reports zeros for its first samples, as libvirt's job does
+// before its first pass begins, then a steadily falling remainder.
+type zeroFirstJob struct {
+	blindJob
+	n int
+}
+
+func (j *zeroFirstJob) Stats() (migrate.JobStats, error) {
+	j.n++
+	if j.n <= 3 {
+		return migrate.JobStats{}, nil
+	}
+	rem := uint64(max(0, 200-j.n)) << 20
+	return migrate.JobStats{DataTotal: 256 << 20, DataRemaining: rem, MemIteration: 1 + j.n/10, Elapsed: time.Duration(j.n) * interval}, nil
+}
+
+// TestZeroSamplesBeforeTheJobAreNoBaseline: samples taken before the job
+// moved any data set no low-water mark, so a progressing job never stalls.
+func TestZeroSamplesBeforeTheJobAreNoBaseline(t *testing.T) {
+	clock := sim.NewManualClock()
+	j := &zeroFirstJob{blindJob: blindJob{done: make(chan struct{})}}
+	p, _ := migrate.PolicyByName(migrate.PolicyMinimalDowntime)
+	var mu sync.Mutex
+	var last fsm.Progress
+	n := 0
+	ready := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = migrate.Watch(context.Background(), j, p, migrate.MonitorConfig{VM: "z", Interval: interval, Clock: clock.Now,
+			NewTicker: func(d time.Duration) (<-chan time.Time, func()) {
+				c, stop := clock.NewTicker(d)
+				close(ready)
+				return c, stop
+			}}, func(pr fsm.Progress) { mu.Lock(); last, n = pr, n+1; mu.Unlock() })
+	}()
+	<-ready
+	for i := 1; i <= 60; i++ {
+		clock.Advance(interval)
+		waitFor(t, "a sample", 5*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return n >= i })
+	}
+	mu.Lock()
+	acts := last.Actions
+	mu.Unlock()
+	if len(acts) != 0 {
+		t.Errorf("a job whose remainder fell steadily took actions %q", acts)
+	}
+	_ = j.Abort()
+	<-done
+}
