@@ -2,9 +2,10 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"strings"
-	"text/tabwriter"
 
+	"github.com/hostmesh/hostmesh/api"
 	ucli "github.com/urfave/cli/v2"
 )
 
@@ -13,22 +14,7 @@ var HostsCommand = &ucli.Command{
 	Name:  "hosts",
 	Usage: "list hosts: state, cluster, CPU, free/total memory and CPUs, networks, storage, raft role",
 	Flags: outputFlags,
-	Action: func(c *ucli.Context) error {
-		if c.NArg() != 0 {
-			return usage(c, "no arguments")
-		}
-		cl, err := newClient(c)
-		if err != nil {
-			return err
-		}
-		hosts, err := cl.Hosts(c.Context)
-		if err != nil {
-			return err
-		}
-		if ok, err := printed(c, hosts); ok || err != nil {
-			return err
-		}
-		w := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
+	Action: listing((*api.Client).Hosts, func(w io.Writer, hosts []api.HostView) {
 		fmt.Fprintln(w, "NAME\tCLUSTER\tSTATE\tROLE\tCPU\tMEM FREE/TOTAL\tCPUS FREE/TOTAL\tVMS\tNETWORKS\tSTORAGE\tMIGRATION ADDR")
 		for _, h := range hosts {
 			var nets []string
@@ -47,8 +33,7 @@ var HostsCommand = &ucli.Command{
 				h.Name, h.Cluster, state, h.RaftRole, h.Arch, h.CPUModel, h.MemFreeMiB, h.MemTotalMiB,
 				h.CPUsFree, h.CPUs, h.VMs, dash(strings.Join(nets, ",")), dash(strings.Join(h.StorageDomains, ",")), h.MigrationAddr)
 		}
-		return w.Flush()
-	},
+	}),
 }
 
 func dash(s string) string {

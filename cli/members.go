@@ -2,9 +2,10 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"strings"
-	"text/tabwriter"
 
+	"github.com/hostmesh/hostmesh/api"
 	ucli "github.com/urfave/cli/v2"
 )
 
@@ -15,22 +16,7 @@ var MembersCommand = &ucli.Command{
 	Name:  "members",
 	Usage: "list the hosts gossip sees from the meshd at --addr: address, alive/dead/left, cluster, version, in a mesh",
 	Flags: outputFlags,
-	Action: func(c *ucli.Context) error {
-		if c.NArg() != 0 {
-			return usage(c, "no arguments")
-		}
-		cl, err := newClient(c)
-		if err != nil {
-			return err
-		}
-		ms, err := cl.Members(c.Context)
-		if err != nil {
-			return err
-		}
-		if ok, err := printed(c, ms); ok || err != nil {
-			return err
-		}
-		w := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
+	Action: listing((*api.Client).Members, func(w io.Writer, ms []api.Member) {
 		fmt.Fprintln(w, "NAME\tADDRESS\tSTATUS\tCLUSTER\tHYPERVISOR\tVERSION\tIN MESH\tNETWORKS\tSTORAGE")
 		for _, m := range ms {
 			in := "no"
@@ -48,8 +34,7 @@ var MembersCommand = &ucli.Command{
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.Addr, m.Status, dash(m.Cluster), dash(m.Hypervisor),
 				dash(m.Version), in, dash(strings.Join(nets, ",")), dash(strings.Join(m.StorageDomains, ",")))
 		}
-		return w.Flush()
-	},
+	}),
 }
 
 // RaftCommand shows the Raft configuration, as `consul operator raft
@@ -62,22 +47,7 @@ var RaftCommand = &ucli.Command{
 		Aliases: []string{"list-peers"},
 		Usage:   "list the Raft servers: ID, address, voter or not, leader",
 		Flags:   outputFlags,
-		Action: func(c *ucli.Context) error {
-			if c.NArg() != 0 {
-				return usage(c, "no arguments")
-			}
-			cl, err := newClient(c)
-			if err != nil {
-				return err
-			}
-			ps, err := cl.RaftPeers(c.Context)
-			if err != nil {
-				return err
-			}
-			if ok, err := printed(c, ps); ok || err != nil {
-				return err
-			}
-			w := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
+		Action: listing((*api.Client).RaftPeers, func(w io.Writer, ps []api.RaftPeer) {
 			fmt.Fprintln(w, "NODE\tADDRESS\tSTATE\tVOTER")
 			for _, p := range ps {
 				state, voter := "follower", "true"
@@ -89,8 +59,7 @@ var RaftCommand = &ucli.Command{
 				}
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", p.ID, p.Address, state, voter)
 			}
-			return w.Flush()
-		},
+		}),
 	}},
 }
 
@@ -99,27 +68,11 @@ var ClustersCommand = &ucli.Command{
 	Name:  "clusters",
 	Usage: "list clusters: slots, bandwidth, default policy, migration transport",
 	Flags: outputFlags,
-	Action: func(c *ucli.Context) error {
-		if c.NArg() != 0 {
-			return usage(c, "no arguments")
-		}
-		cl, err := newClient(c)
-		if err != nil {
-			return err
-		}
-		cs, err := cl.Clusters(c.Context)
-		if err != nil {
-			return err
-		}
-		if ok, err := printed(c, cs); ok || err != nil {
-			return err
-		}
-		w := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
+	Action: listing((*api.Client).Clusters, func(w io.Writer, cs []api.Cluster) {
 		fmt.Fprintln(w, "NAME\tOUT/HOST\tIN/HOST\tCONCURRENT\tBANDWIDTH\tNETWORK\tPOLICY\tTRANSPORT")
 		for _, x := range cs {
 			fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%s %d MiB/s\t%d MiB/s\t%s\t%s\n", x.Name, x.MaxOutgoing, x.MaxIncoming, x.MaxConcurrent,
 				x.BandwidthMode, x.BandwidthMiB, x.MigrationNetMiB, x.Policy, transportOf(x))
 		}
-		return w.Flush()
-	},
+	}),
 }

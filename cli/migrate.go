@@ -254,22 +254,7 @@ var MigrationsCommand = &ucli.Command{
 	Name:  "migrations",
 	Usage: "list migrations: queue and history with state, hosts, progress, times, downtime, reason",
 	Flags: outputFlags,
-	Action: func(c *ucli.Context) error {
-		if c.NArg() != 0 {
-			return usage(c, "no arguments")
-		}
-		cl, err := newClient(c)
-		if err != nil {
-			return err
-		}
-		ms, err := cl.Migrations(c.Context)
-		if err != nil {
-			return err
-		}
-		if ok, err := printed(c, ms); ok || err != nil {
-			return err
-		}
-		w := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
+	Action: listing((*api.Client).Migrations, func(w io.Writer, ms []api.Migration) {
 		fmt.Fprintln(w, "ID\tVM\tSTATE\tSOURCE\tDEST\tPOLICY\tMIB/S\tPROGRESS\tTIME\tDOWNTIME\tBY\tREASON")
 		for _, m := range ms {
 			took := "-"
@@ -283,6 +268,5 @@ var MigrationsCommand = &ucli.Command{
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%.0f%%\t%s\t%s\t%s\t%s\n", m.ID, m.VM, m.State, m.Source, dash(m.Dest),
 				m.Policy, m.GrantedMiB, m.Progress.Percent, took, down, dash(m.RequestedBy), dash(m.Reason))
 		}
-		return w.Flush()
-	},
+	}),
 }
