@@ -2,7 +2,7 @@ package cli
 
 import (
 	"fmt"
-	"text/tabwriter"
+	"io"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
@@ -58,28 +58,12 @@ var ACLCommand = &ucli.Command{
 					}},
 				{Name: "list", Usage: "every token: accessor id, name, policy, created, by whom (never secrets)",
 					Flags: outputFlags,
-					Action: func(c *ucli.Context) error {
-						if c.NArg() != 0 {
-							return usage(c, "no arguments")
-						}
-						cl, err := newClient(c)
-						if err != nil {
-							return err
-						}
-						ts, err := cl.ACLTokens(c.Context)
-						if err != nil {
-							return err
-						}
-						if ok, err := printed(c, ts); ok || err != nil {
-							return err
-						}
-						tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-						fmt.Fprintln(tw, "ACCESSOR ID\tNAME\tPOLICY\tCREATED\tCREATED BY")
+					Action: listing((*api.Client).ACLTokens, func(w io.Writer, ts []api.ACLToken) {
+						fmt.Fprintln(w, "ACCESSOR ID\tNAME\tPOLICY\tCREATED\tCREATED BY")
 						for _, t := range ts {
-							fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.AccessorID, t.Name, t.Policy, t.Created.Format(time.RFC3339), t.CreatedBy)
+							fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", t.AccessorID, t.Name, t.Policy, t.Created.Format(time.RFC3339), t.CreatedBy)
 						}
-						return tw.Flush()
-					}},
+					})},
 				{Name: "delete", Usage: "delete a token by accessor id or name (not the last admin token)", ArgsUsage: "ACCESSOR-ID|NAME",
 					Flags: outputFlags,
 					Action: func(c *ucli.Context) error {
