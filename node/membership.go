@@ -154,7 +154,9 @@ func (n *Node) ensurePeer(m gossip.Member) {
 	}
 	if err := f.Error(); err != nil {
 		n.log.Warn("add raft peer", "peer", m.Name, "err", err)
+		return
 	}
+	n.log.Info("added raft peer", "peer", m.Name, "voter", voters < n.cfg.MaxVoters)
 }
 
 // removeFailedPeer removes a server that gossip declared dead, unless it
@@ -199,6 +201,8 @@ func (n *Node) removePeer(name string) {
 		if string(s.ID) == name {
 			if err := n.raft.RemoveServer(s.ID, 0, applyTimeout).Error(); err != nil {
 				n.log.Warn("remove raft peer", "peer", name, "err", err)
+			} else {
+				n.log.Info("removed raft peer", "peer", name)
 			}
 			n.promoteNonvoters()
 			return
