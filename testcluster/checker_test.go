@@ -101,11 +101,27 @@ func (c *Cluster) leaderOrNil() *node.Node {
 	return nil
 }
 
-// replicaIndexes names each live replica's applied index, for a message.
+// replicaIndexes names each live replica's applied index, for a message,
+// with what explains a replica left behind: its Raft state, the leader it
+// knows, and its place in the leader's configuration ("out" when it is not
+// in it).
 func (c *Cluster) replicaIndexes() string {
+	suffrage := map[string]string{}
+	if l := c.leaderOrNil(); l != nil {
+		if f := l.Raft().GetConfiguration(); f.Error() == nil {
+			for _, s := range f.Configuration().Servers {
+				suffrage[string(s.ID)] = s.Suffrage.String()
+			}
+		}
+	}
 	var parts []string
 	for _, n := range c.Nodes() {
-		parts = append(parts, fmt.Sprintf("%s@%d", n.Name(), n.FSM().Index()))
+		_, leader := n.Raft().LeaderWithID()
+		role := suffrage[n.Name()]
+		if role == "" {
+			role = "out"
+		}
+		parts = append(parts, fmt.Sprintf("%s@%d(%s, %s, leader %q)", n.Name(), n.FSM().Index(), n.Raft().State(), role, leader))
 	}
 	return strings.Join(parts, " ")
 }

@@ -105,19 +105,24 @@ func (f *faultTrace) explain(violation string) []string {
 			break
 		}
 	}
-	if id == "" {
+	behind := replicasBehind(violation)
+	if id == "" && len(behind) == 0 {
 		return nil
 	}
 	var evs []traceEvent
 	f.mu.Lock()
 	for _, e := range f.events {
-		if strings.HasPrefix(e.text, "schedule: ") || strings.Contains(e.text, "id="+id+"#") {
+		if strings.HasPrefix(e.text, "schedule: ") || (id != "" && strings.Contains(e.text, "id="+id+"#")) {
 			evs = append(evs, e)
 		}
 	}
 	f.mu.Unlock()
 	for _, l := range f.logs.Lines(slog.LevelDebug, "") {
-		if l.Attrs["migration"] != id && !strings.Contains(l.Msg, id) {
+		// a migration's lines; for replicas left behind, what their hosts
+		// warned of and every change of the Raft configuration
+		mine := id != "" && (l.Attrs["migration"] == id || strings.Contains(l.Msg, id))
+		lag := len(behind) > 0 && ((behind[l.Attrs["host"]] && l.Level >= slog.LevelWarn) || strings.Contains(l.Msg, "raft peer"))
+		if !mine && !lag {
 			continue
 		}
 		d, _ := time.ParseDuration(l.Attrs["t"])
@@ -128,6 +133,35 @@ func (f *faultTrace) explain(violation string) []string {
 	out := make([]string, 0, len(evs))
 	for _, e := range evs {
 		out = append(out, fmt.Sprintf("+%s %s", e.at.Round(time.Millisecond), e.text))
+	}
+	return out
+}
+
+// replicasBehind names the hosts of a "replicas differ" violation whose
+// applied index is the lowest ("h2@100(...)").
+func replicasBehind(violation string) map[string]bool {
+	if !strings.HasPrefix(violation, "replicas differ: ") {
+		return nil
+	}
+	idx := map[string]uint64{}
+	low := uint64(1<<64 - 1)
+	for _, w := range strings.Fields(strings.TrimPrefix(violation, "replicas differ: ")) {
+		host, rest, ok := strings.Cut(w, "@")
+		if !ok {
+			continue
+		}
+		var v uint64
+		if _, err := fmt.Sscanf(rest, "%d", &v); err != nil {
+			continue
+		}
+		idx[host] = v
+		low = min(low, v)
+	}
+	out := map[string]bool{}
+	for h, v := range idx {
+		if v == low {
+			out[h] = true
+		}
 	}
 	return out
 }
