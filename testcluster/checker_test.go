@@ -121,7 +121,9 @@ func (c *Cluster) replicaIndexes() string {
 		if role == "" {
 			role = "out"
 		}
-		parts = append(parts, fmt.Sprintf("%s@%d(%s, %s, leader %q)", n.Name(), n.FSM().Index(), n.Raft().State(), role, leader))
+		st := n.Raft().Stats()
+		parts = append(parts, fmt.Sprintf("%s@%d(%s, %s, leader %q, log %s, commit %s)", n.Name(), n.FSM().Index(), n.Raft().State(), role, leader,
+			st["last_log_index"], st["commit_index"]))
 	}
 	return strings.Join(parts, " ")
 }

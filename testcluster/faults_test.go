@@ -159,6 +159,9 @@ func runFaultSchedule(t *testing.T, seed uint64) (violations []string) {
 			if lines := trace.explain(v); len(lines) > 0 {
 				t.Logf("trace of %q:\n\t%s", v, strings.Join(lines, "\n\t"))
 			}
+			if strings.HasPrefix(v, "replicas differ") {
+				t.Logf("Raft replication goroutines of this process:\n%s", raftReplicationStacks())
+			}
 		}
 	}()
 	c.waitVMs(30)

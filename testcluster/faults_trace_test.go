@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -164,4 +165,22 @@ func replicasBehind(violation string) map[string]bool {
 		}
 	}
 	return out
+}
+
+// raftReplicationStacks returns the stacks of this process's goroutines
+// that replicate Raft entries (a leader's pipeline to each follower, its
+// transport's halves) and have been blocked for a minute or more (Go
+// prints how long each waited): a replica left behind is explained by one.
+func raftReplicationStacks() string {
+	buf := make([]byte, 64<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		head, _, _ := strings.Cut(g, "\n")
+		// blocked a minute or more: a healthy pipeline waits milliseconds
+		if strings.Contains(head, "minutes]") && (strings.Contains(g, "pipeline") || strings.Contains(g, "(*Raft).replicate")) {
+			out = append(out, g)
+		}
+	}
+	return strings.Join(out, "\n\n")
 }
