@@ -215,7 +215,7 @@ func (t *raftTransport) AppendEntriesPipeline(id raft.ServerID, target raft.Serv
 		return nil, err
 	}
 	p := &pipeline{c: c, t: t, timeout: t.timeout, pace: t.pace, inflight: make(chan *appendFuture),
-		done: make(chan raft.AppendFuture), stop: make(chan struct{})}
+		done: make(chan raft.AppendFuture), stop: make(chan struct{}), failed: make(chan struct{})}
 	go p.decode()
 	return p, nil
 }
@@ -224,6 +224,19 @@ func (t *raftTransport) AppendEntriesPipeline(id raft.ServerID, target raft.Serv
 // goroutine decodes in order. An unbuffered inflight channel still lets two
 // requests be in flight (one sent, one being decoded), as NetworkTransport's
 // default MaxRPCsInFlight of 2 does.
+//
+// A pipeline ends at its first failed answer (an error, or a follower's
+// refusal): Raft's pipelineDecode stops reading the answers at such a one
+// and leaves the pipeline, but its sending loop only notices once its next
+// AppendEntries returns (and Go's select may pick another send first).
+// A decoder that went on would block handing the next answer to no one,
+// and the next AppendEntries block handing its request to that decoder:
+// the leader's replication to that follower would hang while its
+// heartbeats go on, and the follower stay behind for as long as that
+// leader leads (it did: the fault soak's "replicas differ"). So the
+// decoder marks the pipeline failed once it delivered a failed answer, and
+// every AppendEntries from then on returns an error, which ends Raft's
+// loop (Raft then replicates without a pipeline until one succeeds).
 type pipeline struct {
 	c        *rpcConn
 	t        *raftTransport
@@ -233,9 +246,23 @@ type pipeline struct {
 	done     chan raft.AppendFuture
 	stop     chan struct{}
 	once     sync.Once
+	// failed is closed once the decoder delivered a failed answer and
+	// stopped (see above).
+	failed chan struct{}
 }
 
+// errPipelineFailed: an earlier answer on the pipeline failed, and Raft
+// abandons a pipeline at such an answer.
+var errPipelineFailed = errors.New("raft pipeline: an earlier append failed; the pipeline is closed")
+
 func (p *pipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) (raft.AppendFuture, error) {
+	select {
+	case <-p.failed:
+		return nil, errPipelineFailed
+	case <-p.stop:
+		return nil, raft.ErrPipelineShutdown
+	default:
+	}
 	if p.pace != nil && !p.pace.holdAppend(p.c.key.id, args, p.stop) {
 		return nil, raft.ErrPipelineShutdown
 	}
@@ -254,9 +281,14 @@ func (p *pipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raft.App
 		return f, nil
 	case <-p.stop:
 		return nil, raft.ErrPipelineShutdown
+	case <-p.failed:
+		return nil, errPipelineFailed
 	}
 }
 
+// decode reads the answers in order and hands each to Raft, until the
+// pipeline closes or an answer fails (then it marks the pipeline failed
+// and returns: see pipeline).
 func (p *pipeline) decode() {
 	for {
 		select {
@@ -265,7 +297,11 @@ func (p *pipeline) decode() {
 				_ = p.c.conn.SetReadDeadline(time.Now().Add(p.timeout))
 			}
 			remote, err := p.c.receive(f.resp)
-			if err == nil {
+			if err != nil {
+				// The stream is out of step (a late answer would be read
+				// as the next request's): nothing more is sent on it.
+				_ = p.c.conn.Close()
+			} else {
 				p.t.answeredBy(p.c.key.id)
 				err = remote
 			}
@@ -274,6 +310,10 @@ func (p *pipeline) decode() {
 			select {
 			case p.done <- f:
 			case <-p.stop:
+				return
+			}
+			if err != nil || !f.resp.Success {
+				close(p.failed)
 				return
 			}
 		case <-p.stop:
