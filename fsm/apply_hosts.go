@@ -3,6 +3,7 @@ package fsm
 import (
 	"fmt"
 	"slices"
+	"time"
 )
 
 func validHostState(st HostState) bool {
@@ -128,6 +129,13 @@ func applySetCluster(s *State, data []byte) (any, error) {
 	}
 	cl.RequiredNetworks = slices.Clone(cl.RequiredNetworks)
 	cl.CPUBaseline = slices.Clone(cl.CPUBaseline)
+	// The computed CPU baseline belongs to SetCPUBaseline: keep it.
+	cl.CPUBaselineXML, cl.CPUBaselineModel, cl.CPUBaselineFeatures = "", "", nil
+	cl.CPUBaselineHosts, cl.CPUBaselineMode, cl.CPUBaselineAt = nil, "", time.Time{}
+	if old := s.Clusters[cl.Name]; old != nil {
+		cl.CPUBaselineXML, cl.CPUBaselineModel, cl.CPUBaselineFeatures = old.CPUBaselineXML, old.CPUBaselineModel, old.CPUBaselineFeatures
+		cl.CPUBaselineHosts, cl.CPUBaselineMode, cl.CPUBaselineAt = old.CPUBaselineHosts, old.CPUBaselineMode, old.CPUBaselineAt
+	}
 	s.Clusters[cl.Name] = &cl
 	s.tick(c.At)
 	s.emit(Event{Time: c.At, Actor: c.Actor, Kind: EventClusterSet, Message: fmt.Sprintf(

@@ -92,6 +92,7 @@ var commandNames = map[CommandType]string{
 	CmdCreateAffinity: "CreateAffinity",
 	CmdDeleteAffinity: "DeleteAffinity",
 	CmdBalanceNote:    "BalanceNote",
+	CmdSetCPUBaseline: "SetCPUBaseline",
 }
 
 // String names a command type for logs; an ignorable one says so.

@@ -35,6 +35,7 @@ var handlers = map[CommandType]handler{
 	CmdCreateAffinity: applyCreateAffinity,
 	CmdDeleteAffinity: applyDeleteAffinity,
 	CmdBalanceNote:    applyBalanceNote,
+	CmdSetCPUBaseline: applySetCPUBaseline,
 }
 
 // Result is what Apply returns for every entry: the value a command produced

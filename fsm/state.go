@@ -105,6 +105,10 @@ func (s *State) Clone() *State {
 		v := *h
 		v.CPUFlags = slices.Clone(h.CPUFlags)
 		v.CPUModels = slices.Clone(h.CPUModels)
+		v.CPUVerdicts = slices.Clone(h.CPUVerdicts)
+		for i := range v.CPUVerdicts {
+			v.CPUVerdicts[i].Missing = slices.Clone(v.CPUVerdicts[i].Missing)
+		}
 		v.Networks = slices.Clone(h.Networks)
 		v.StorageDomains = slices.Clone(h.StorageDomains)
 		c.Hosts[k] = &v
@@ -127,6 +131,8 @@ func (s *State) Clone() *State {
 		v := *cl
 		v.RequiredNetworks = slices.Clone(cl.RequiredNetworks)
 		v.CPUBaseline = slices.Clone(cl.CPUBaseline)
+		v.CPUBaselineFeatures = slices.Clone(cl.CPUBaselineFeatures)
+		v.CPUBaselineHosts = slices.Clone(cl.CPUBaselineHosts)
 		c.Clusters[k] = &v
 	}
 	for k, d := range s.Drains {

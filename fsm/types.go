@@ -50,6 +50,14 @@ type HostFacts struct {
 	CPUFlags []string `json:"cpu_flags,omitempty"`
 	// CPUModels are the guest CPU models the host can run.
 	CPUModels []string `json:"cpu_models,omitempty"`
+	// CPUXML is the host's CPU definition: the host-model CPU of libvirt's
+	// domain capabilities (what a guest can get here and keep across
+	// migrations), at most MaxCPUXML bytes; the leader computes the
+	// cluster's baseline from these (see cpu.go).
+	CPUXML string `json:"cpu_xml,omitempty"`
+	// CPUVerdicts are this host's hypervisor's answers for the cluster's
+	// baseline and the distinct guest CPUs of its cluster.
+	CPUVerdicts []CPUVerdict `json:"cpu_verdicts,omitempty"`
 
 	MemTotalMiB uint64 `json:"mem_total_mib"`
 	MemFreeMiB  uint64 `json:"mem_free_mib"`
@@ -114,8 +122,13 @@ type VM struct {
 	VCPUs     int      `json:"vcpus"`
 	CPUModel  string   `json:"cpu_model,omitempty"`
 	CPUFlags  []string `json:"cpu_flags,omitempty"`
-	NICs      []NIC    `json:"nics,omitempty"`
-	Disks     []Disk   `json:"disks,omitempty"`
+	// CPUXML is the guest's CPU definition (the domain XML's <cpu>
+	// element, at most MaxCPUXML bytes); empty for a guest with none
+	// (libvirt's default model), which the cpu-model check judges by its
+	// flag list.
+	CPUXML string `json:"cpu_xml,omitempty"`
+	NICs   []NIC  `json:"nics,omitempty"`
+	Disks  []Disk `json:"disks,omitempty"`
 	// HostDevices are the host devices passed through to the guest
 	// (<hostdev> in the domain XML: "pci 0000:03:00.0", "usb 046d:c52b",
 	// "mdev UUID"). A guest that holds a physical device of its host
@@ -316,6 +329,16 @@ type Cluster struct {
 	// CPUBaseline lists CPU flags every host must offer (the cluster's CPU
 	// type, as oVirt fixes it per cluster), else the host is NonOperational.
 	CPUBaseline []string `json:"cpu_baseline,omitempty"`
+	// The computed CPU baseline (cpu.go; set only by SetCPUBaseline):
+	// libvirt's baseline CPU definition of the cluster's hosts, its model
+	// and full feature list, the hosts it was computed from, whether the
+	// leader (auto) or an operator asked for it, and when.
+	CPUBaselineXML      string    `json:"cpu_baseline_xml,omitempty"`
+	CPUBaselineModel    string    `json:"cpu_baseline_model,omitempty"`
+	CPUBaselineFeatures []string  `json:"cpu_baseline_features,omitempty"`
+	CPUBaselineHosts    []string  `json:"cpu_baseline_hosts,omitempty"`
+	CPUBaselineMode     string    `json:"cpu_baseline_mode,omitempty"`
+	CPUBaselineAt       time.Time `json:"cpu_baseline_at,omitzero"`
 	// MigrationTransport is TransportTLS (the guest's memory and disks cross
 	// the migration network encrypted, as KubeVirt and Nova's native TLS do)
 	// or TransportPlain (cleartext: only when an operator chose it). Entries

@@ -83,6 +83,7 @@ var validators = map[CommandType]validator{
 	CmdCreateAffinity: validatorOf[CreateAffinity](),
 	CmdDeleteAffinity: validatorOf[DeleteAffinity](),
 	CmdBalanceNote:    validatorOf[BalanceNote](),
+	CmdSetCPUBaseline: validatorOf[SetCPUBaseline](),
 }
 
 // Validate checks an entry before it is proposed to Raft: its size, its
@@ -274,6 +275,8 @@ func (c *checks) facts(f HostFacts) {
 	}
 	c.names("CPU flags", f.CPUFlags)
 	c.names("CPU models", f.CPUModels)
+	c.printable("CPU definition", f.CPUXML, MaxCPUXML)
+	c.cpuVerdicts(f.CPUVerdicts)
 	// Free memory is not checked against the total: libvirt's test driver
 	// reports more free than total, and refusing a host's facts would keep
 	// it out of the mesh for good.
@@ -305,6 +308,7 @@ func (c *checks) vm(v VM) {
 	c.between("vm "+v.Name+" vCPUs", int64(v.VCPUs), 0, MaxCPUs)
 	c.printable("vm "+v.Name+" CPU model", v.CPUModel, MaxName)
 	c.names("vm "+v.Name+" CPU flags", v.CPUFlags)
+	c.printable("vm "+v.Name+" CPU definition", v.CPUXML, MaxCPUXML)
 	c.listLen("vm "+v.Name+" NICs", len(v.NICs), MaxDevices)
 	for _, n := range v.NICs {
 		c.token("vm "+v.Name+" MAC", n.MAC)
