@@ -40,6 +40,11 @@ type Host struct {
 	CPUModel  string   `json:"cpu_model"`
 	CPUFlags  []string `json:"cpu_flags,omitempty"`
 	CPUModels []string `json:"cpu_models,omitempty"`
+	// CPUXML is the host's CPU definition (libvirt's host-model CPU).
+	CPUXML string `json:"cpu_xml,omitempty"`
+	// CPUVerdicts are the host's libvirt's answers for the cluster's
+	// baseline and guest CPUs.
+	CPUVerdicts []CPUVerdict `json:"cpu_verdicts,omitempty"`
 
 	MemTotalMiB uint64 `json:"mem_total_mib"`
 	MemFreeMiB  uint64 `json:"mem_free_mib"`
@@ -93,8 +98,10 @@ type VM struct {
 	VCPUs     int      `json:"vcpus"`
 	CPUModel  string   `json:"cpu_model,omitempty"`
 	CPUFlags  []string `json:"cpu_flags,omitempty"`
-	NICs      []NIC    `json:"nics,omitempty"`
-	Disks     []Disk   `json:"disks,omitempty"`
+	// CPUXML is the guest's <cpu> definition.
+	CPUXML string `json:"cpu_xml,omitempty"`
+	NICs   []NIC  `json:"nics,omitempty"`
+	Disks  []Disk `json:"disks,omitempty"`
 	// HostDevices are the passthrough host devices: any makes the VM
 	// not migratable.
 	HostDevices []string `json:"host_devices,omitempty"`
@@ -234,6 +241,16 @@ type Cluster struct {
 	// fields it names, so an omitted empty list would keep the old one.
 	RequiredNetworks []string `json:"required_networks"`
 	CPUBaseline      []string `json:"cpu_baseline"`
+	// The computed CPU baseline (read-only here: a PUT leaves it; POST
+	// /v1/clusters/NAME/cpu-baseline recomputes it): libvirt's baseline
+	// of the hosts' CPUs, its model and features, the hosts it was
+	// computed from, auto or operator, and when.
+	CPUBaselineXML      string    `json:"cpu_baseline_xml,omitempty"`
+	CPUBaselineModel    string    `json:"cpu_baseline_model,omitempty"`
+	CPUBaselineFeatures []string  `json:"cpu_baseline_features,omitempty"`
+	CPUBaselineHosts    []string  `json:"cpu_baseline_hosts,omitempty"`
+	CPUBaselineMode     string    `json:"cpu_baseline_mode,omitempty"`
+	CPUBaselineAt       time.Time `json:"cpu_baseline_at,omitzero"`
 	// MigrationTransport is TransportTLS or TransportPlain; "" (a cluster
 	// set before the field existed) means TLS.
 	MigrationTransport string `json:"migration_transport,omitempty"`
@@ -248,6 +265,15 @@ type Cluster struct {
 	BalanceThreshold   int    `json:"balance_threshold,omitempty"`
 	BalanceHoldSeconds int64  `json:"balance_hold_seconds,omitempty"`
 	BalanceBudget      int    `json:"balance_budget,omitempty"`
+}
+
+// CPUVerdict is a host's libvirt's answer to whether a CPU definition
+// (by digest) runs there, with the features it lacks.
+type CPUVerdict struct {
+	Digest  string   `json:"digest"`
+	OK      bool     `json:"ok"`
+	Missing []string `json:"missing,omitempty"`
+	Reason  string   `json:"reason,omitempty"`
 }
 
 // Migration transports of a cluster.
