@@ -116,7 +116,14 @@ func decide(st *fsm.State, m *fsm.Migration) (Decision, bool) {
 		dest = m.Dest
 		reason = fmt.Sprintf("%s: pinned by the user; all %d checks pass", dest, len(checks))
 	} else {
-		p, err := place(st, st.MigrationVMKey(m), m.ID, append([]string{m.Source}, m.Tried...))
+		key, exclude := st.MigrationVMKey(m), append([]string{m.Source}, m.Tried...)
+		// Waiting on its source's or cluster's slot, it stays queued if
+		// any host could take it; only when none can must it fail now,
+		// with place's explanation.
+		if fastPlacement && (use.Cluster[m.Cluster] >= lim.concurrent || use.Out[m.Source] >= lim.out) && anyPasses(st, key, m.ID, exclude) {
+			return Decision{}, false
+		}
+		p, err := place(st, key, m.ID, exclude)
 		if errors.Is(err, ErrNoHost) || errors.Is(err, ErrUnknownVM) {
 			return fail("%s", err.Error())
 		}
