@@ -145,10 +145,18 @@ func checkCPU(c *checkCtx) (bool, string) {
 	return c.dst.CPUs >= c.vm.VCPUs, msg
 }
 
-// checkCPUModel keeps CPU compatibility deliberately simple: same architecture
-// as the source, every CPU flag the VM requires present on the destination, and
-// when the VM names a CPU model the destination must report exactly that model
-// (no model-family reasoning; the cluster fixes one CPU type, as in oVirt).
+// checkCPUModel asks the destination's libvirt: a VM whose domain XML has a
+// <cpu> definition is judged by the verdict the destination gossiped for
+// that definition (virConnectCompareHypervisorCPU on the destination, see
+// fsm/cpu.go), which names the features the destination lacks. The check
+// runs on every replica from the state, so it reads the destination's
+// answer from there rather than calling it. Where there is no definition
+// (a guest with libvirt's default CPU) or the destination has not answered
+// yet (it compares each new definition within a facts interval), the
+// check falls back to flag lists: same architecture, every CPU flag the VM
+// requires present on the destination, and a named model the destination
+// reports or lists as usable. libvirt itself refuses an incompatible CPU
+// when the migration starts, so the fallback is never the last guard.
 func checkCPUModel(c *checkCtx) (bool, string) {
 	if m := c.missing(true, true, true); m != "" {
 		return false, m
@@ -156,6 +164,17 @@ func checkCPUModel(c *checkCtx) (bool, string) {
 	var problems []string
 	if c.src.Arch != c.dst.Arch {
 		problems = append(problems, fmt.Sprintf("arch %q on %s but %q on %s", c.src.Arch, c.srcName, c.dst.Arch, c.dstName))
+	}
+	if v, ok := c.dst.CPUVerdictFor(fsm.CPUDigest(c.vm.CPUXML)); ok {
+		if !v.OK {
+			problems = append(problems, fmt.Sprintf("%s %s required by vm %s (CPU %s, compared by %s's libvirt)",
+				c.dstName, v.Explain(), c.vmName, orDefault(c.vm.CPUModel), c.dstName))
+			return false, strings.Join(problems, "; ")
+		}
+		if len(problems) > 0 {
+			return false, strings.Join(problems, "; ")
+		}
+		return true, fmt.Sprintf("%s's libvirt runs vm %s's CPU (%s)", c.dstName, c.vmName, orDefault(c.vm.CPUModel))
 	}
 	var lack []string
 	for _, f := range c.vm.CPUFlags {
@@ -177,7 +196,17 @@ func checkCPUModel(c *checkCtx) (bool, string) {
 	if c.vm.CPUModel != "" {
 		msg += ", model " + c.vm.CPUModel
 	}
+	if c.vm.CPUXML != "" {
+		msg += " (flag lists: " + c.dstName + " has not compared this CPU yet)"
+	}
 	return true, msg
+}
+
+func orDefault(model string) string {
+	if model == "" {
+		return "default model"
+	}
+	return model
 }
 
 // canRunModel says whether dst can run a guest CPU model: it is the

@@ -50,8 +50,10 @@ type Domain struct {
 	VCPUs     int
 	CPUModel  string
 	CPUFlags  []string
-	NICs      []fsm.NIC  // Network is the libvirt network or bridge name
-	Disks     []fsm.Disk // StorageDomain left empty: the caller maps paths to domains
+	// CPUXML is the domain XML's <cpu> element ("" when it has none).
+	CPUXML string
+	NICs   []fsm.NIC  // Network is the libvirt network or bridge name
+	Disks  []fsm.Disk // StorageDomain left empty: the caller maps paths to domains
 	// HostDevices names the host devices passed through (fsm.VM.HostDevices).
 	HostDevices []string
 }

@@ -318,6 +318,7 @@ func (h *Host) Domains(context.Context) ([]migrate.Domain, error) {
 			VCPUs:     s.VCPUs,
 			CPUModel:  s.CPUModel,
 			CPUFlags:  slices.Clone(s.CPUFlags),
+			CPUXML:    vmCPUXML(s),
 			NICs:      slices.Clone(s.NICs),
 			Disks:     slices.Clone(s.Disks),
 

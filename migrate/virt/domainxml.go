@@ -43,6 +43,7 @@ func parseDomainXML(domXML string) (migrate.Domain, error) {
 		d.VCPUs = int(x.VCPU.Value)
 	}
 	d.CPUModel, d.CPUFlags = cpuOf(x.CPU)
+	d.CPUXML = cpuXMLOf(x.CPU)
 	if x.Devices != nil {
 		for _, iface := range x.Devices.Interfaces {
 			if v := iface.VLan; v != nil && len(v.Tags) > 0 && v.Tags[0].ID > maxVLAN {
@@ -85,6 +86,20 @@ func cpuOf(cpu *libvirtxml.DomainCPU) (string, []string) {
 		}
 	}
 	return model, flags
+}
+
+// cpuXMLOf is the guest's <cpu> element as libvirt wrote it, which the
+// hosts compare with their hypervisor (CompareCPU); "" when the domain has
+// none, or one too large for the state (then the flag lists judge it).
+func cpuXMLOf(cpu *libvirtxml.DomainCPU) string {
+	if cpu == nil || cpu.Mode == "host-passthrough" || cpu.Mode == "maximum" {
+		return ""
+	}
+	x, err := cpu.Marshal()
+	if err != nil || len(x) > fsm.MaxCPUXML {
+		return ""
+	}
+	return x
 }
 
 // nicOf maps an interface to the network the destination must offer: the

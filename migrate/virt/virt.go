@@ -23,6 +23,8 @@ var _ migrate.Hypervisor = (*Hypervisor)(nil)
 type Hypervisor struct {
 	uri  string
 	conn *libvirt.Connect
+	// virtType is the guests' virtualization type (SetVirtType).
+	virtType string
 }
 
 var (
