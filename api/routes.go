@@ -100,6 +100,15 @@ func (c *Client) SetCluster(ctx context.Context, cl Cluster) (Cluster, error) {
 	return out, err
 }
 
+// RecomputeCPUBaseline recomputes a cluster's CPU baseline from its live
+// hosts (it may lower it: the event names the features dropped) and
+// returns the cluster.
+func (c *Client) RecomputeCPUBaseline(ctx context.Context, name string) (Cluster, error) {
+	var out Cluster
+	err := c.Do(ctx, http.MethodPost, "/v1/clusters/"+url.PathEscape(name)+"/cpu-baseline", nil, &out)
+	return out, err
+}
+
 // defaultLeaveWait covers meshd's default drain timeout (10 minutes) when
 // a leave does not set its own.
 const defaultLeaveWait = 10 * time.Minute

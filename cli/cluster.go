@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
@@ -31,6 +32,7 @@ var ClusterCommand = &ucli.Command{
 		&ucli.IntFlag{Name: "balance-threshold", Usage: "balance when the most and least loaded hosts differ by more than this many percentage points (default 10)"},
 		&ucli.DurationFlag{Name: "balance-hold", Usage: "a VM that moved stays this long (default 1h)"},
 		&ucli.IntFlag{Name: "balance-budget", Usage: "balancing migrations per hour at most (default 20)"},
+		&ucli.StringFlag{Name: "cpu-baseline", Usage: "recompute: compute the cluster's CPU baseline again from its live hosts (may lower it to admit a weaker host; it never changes by itself once set)"},
 		&ucli.BoolFlag{Name: "create", Usage: "create the cluster if the mesh does not know it (without it an unknown name is an error)"},
 		outputFlag, jsonFlag,
 	},
@@ -100,11 +102,20 @@ var ClusterCommand = &ucli.Command{
 				}
 			}
 		}
+		if c.IsSet("cpu-baseline") {
+			if v := c.String("cpu-baseline"); v != "recompute" {
+				return usage(c, fmt.Sprintf("--cpu-baseline %q: the one action is recompute", v))
+			}
+			if cur, err = cl.RecomputeCPUBaseline(c.Context, name); err != nil {
+				return err
+			}
+		}
 		if ok, err := printed(c, cur); ok || err != nil {
 			return err
 		}
 		fmt.Fprintf(c.App.Writer, "cluster %s: slots out %d / in %d per host, %d per cluster; bandwidth %s %d MiB/s (network %d MiB/s); policy %s; migration transport %s; connections %s%s\n",
 			cur.Name, cur.MaxOutgoing, cur.MaxIncoming, cur.MaxConcurrent, cur.BandwidthMode, cur.BandwidthMiB, cur.MigrationNetMiB, cur.Policy, transportOf(cur), parallelOf(cur), balanceOf(cur))
+		fmt.Fprintln(c.App.Writer, cpuBaselineOf(cur))
 		return nil
 	},
 }
@@ -135,6 +146,17 @@ func balanceOf(c api.Cluster) string {
 		budget = 20
 	}
 	return fmt.Sprintf("; balance %s within %d points, hold %s, %d moves an hour", c.Balance, th, time.Duration(hold)*time.Second, budget)
+}
+
+// cpuBaselineOf describes the cluster's computed CPU baseline: model,
+// features, the hosts it came from, who set it and when.
+func cpuBaselineOf(c api.Cluster) string {
+	if c.CPUBaselineXML == "" {
+		return fmt.Sprintf("cluster %s: CPU baseline not computed yet (no host gossiped a CPU definition)", c.Name)
+	}
+	return fmt.Sprintf("cluster %s: CPU baseline %s (%s, %s, from %s): %d features: %s",
+		c.Name, c.CPUBaselineModel, c.CPUBaselineMode, c.CPUBaselineAt.Format(time.RFC3339), strings.Join(c.CPUBaselineHosts, ", "),
+		len(c.CPUBaselineFeatures), strings.Join(c.CPUBaselineFeatures, " "))
 }
 
 // transportOf names the cluster's migration transport, flagging plain: the

@@ -82,6 +82,7 @@ func (n *Node) routes() http.Handler {
 	read("GET /v1/raft/peers", "list raft peers", n.handleRaftPeers)
 	read("GET /v1/clusters/{name}/balance/plan", "read a balancing plan", n.handleBalancePlan)
 	admin("PUT /v1/clusters/{name}", "change a cluster", n.handlePutCluster)
+	admin("POST /v1/clusters/{name}/cpu-baseline", "recompute a cluster's CPU baseline", n.handleRecomputeCPUBaseline)
 	admin("POST /v1/leave", "make a host leave", n.handleLeave)
 	metrics := promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{})
 	read("GET /metrics", "read metrics", metrics.ServeHTTP)

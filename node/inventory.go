@@ -43,6 +43,7 @@ func (n *Node) readFacts(ctx context.Context) (fsm.HostFacts, error) {
 		CPUs: caps.CPUs, CPUsFree: max(caps.CPUs-used, 0),
 		Networks: nets, StorageDomains: domains, Version: n.cfg.Version,
 	}
+	f.CPUXML, f.CPUVerdicts = n.cpuFacts(ctx)
 	return f, nil
 }
 
@@ -53,7 +54,7 @@ func (n *Node) vmsFrom(doms []migrate.Domain) []fsm.VM {
 	var refused []string
 	for _, d := range doms {
 		vm := fsm.VM{Name: d.Name, UUID: d.UUID, Host: n.cfg.Name, MemoryMiB: d.MemoryMiB, VCPUs: d.VCPUs,
-			CPUModel: d.CPUModel, CPUFlags: d.CPUFlags, NICs: d.NICs, HostDevices: d.HostDevices, State: d.State}
+			CPUModel: d.CPUModel, CPUFlags: d.CPUFlags, CPUXML: d.CPUXML, NICs: d.NICs, HostDevices: d.HostDevices, State: d.State}
 		for _, disk := range d.Disks {
 			if disk.StorageDomain == "" {
 				disk.StorageDomain = n.domainOf(disk.Source)

@@ -140,6 +140,7 @@ func (n *Node) reconcile(ctx context.Context) {
 		n.handleMember(ctx, m)
 	}
 	n.reconcileRaftPeers(ctx)
+	n.reconcileCPUBaseline(ctx)
 	n.reconcileDrains(ctx)
 	n.pruneLeftHosts(ctx)
 	n.settleUnreported(ctx)

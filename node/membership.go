@@ -64,8 +64,9 @@ func (n *Node) handleMember(ctx context.Context, m gossip.Member) {
 }
 
 // hostHealth says whether a live host may take VMs: it must offer every
-// network its cluster requires and every CPU flag of the cluster's baseline
-// (oVirt marks such hosts NonOperational).
+// network its cluster requires, every CPU flag of the cluster's flag
+// baseline, and (by its own libvirt's verdict) the cluster's computed CPU
+// baseline (oVirt marks such hosts NonOperational).
 func hostHealth(f fsm.HostFacts, cl fsm.Cluster) (fsm.HostState, string) {
 	var why []string
 	var nets []string
@@ -85,6 +86,9 @@ func hostHealth(f fsm.HostFacts, cl fsm.Cluster) (fsm.HostState, string) {
 	}
 	if len(flags) > 0 {
 		why = append(why, "CPU lacks the cluster baseline flags "+strings.Join(flags, ", "))
+	}
+	if issue := baselineIssue(f, cl); issue != "" {
+		why = append(why, issue)
 	}
 	if len(why) > 0 {
 		return fsm.HostNonOperational, strings.Join(why, "; ")

@@ -28,8 +28,10 @@ import (
 // Node is one running meshd.
 type Node struct {
 	cfg Config
-	log *slog.Logger
-	fsm *fsm.FSM
+	// cpuCache holds this host's CPU verdicts (cpu.go).
+	cpuCache cpuCache
+	log      *slog.Logger
+	fsm      *fsm.FSM
 
 	raft *raft.Raft
 	// bootIndex is the last index of the Raft log on disk when this node

@@ -1,0 +1,220 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hostmesh/hostmesh/fsm"
+	"github.com/hostmesh/hostmesh/migrate"
+)
+
+// The cluster CPU baseline (fsm/cpu.go), as oVirt's cluster CPU type and
+// VMware's EVC mode. Three parts, each on the host that can answer:
+//
+//   - every host gossips its CPU definition (libvirt's host-model CPU) and
+//     its own libvirt's verdicts on the cluster's baseline and on each
+//     distinct guest CPU of its cluster (cpuFacts);
+//   - the leader computes the baseline once, when the cluster has none, from
+//     the definitions of the cluster's live hosts with
+//     virConnectBaselineHypervisorCPU (MIGRATABLE), on its own libvirt
+//     (reconcileCPUBaseline);
+//   - a host whose verdict on the baseline is "incompatible" is
+//     NonOperational, the missing features named (hostHealth), and the
+//     cpu-model check reads the destination's verdict on the VM's CPU.
+//
+// When it is recomputed: as EVC, never by itself once set. A host that
+// joins with a weaker CPU does not lower it (that would silently let new
+// guests rely on less, and give no sign that the cluster's CPU dropped):
+// the host is NonOperational until an operator decides, with
+// `meshctl cluster C --cpu-baseline recompute` (POST
+// /v1/clusters/C/cpu-baseline), which recomputes from the live hosts (the
+// weak one included) and records the features it drops in the event. A
+// host that leaves does not raise it either, so the host coming back from
+// maintenance is not locked out. Running guests are not affected by a
+// lowered baseline: each keeps its own CPU, and the cpu-model check
+// compares that CPU, not the baseline, with every destination.
+
+// cpuCache remembers this host's verdicts by definition digest, for the
+// host CPU they were made against: libvirt is asked once per definition.
+type cpuCache struct {
+	mu      sync.Mutex
+	hostCPU string
+	byDig   map[string]fsm.CPUVerdict
+}
+
+func (c *cpuCache) get(hostCPU, dig string) (fsm.CPUVerdict, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.hostCPU != hostCPU {
+		c.hostCPU, c.byDig = hostCPU, map[string]fsm.CPUVerdict{}
+	}
+	v, ok := c.byDig[dig]
+	return v, ok
+}
+
+func (c *cpuCache) put(hostCPU, dig string, v fsm.CPUVerdict) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.hostCPU == hostCPU {
+		if len(c.byDig) > 4*fsm.MaxCPUVerdicts {
+			clear(c.byDig)
+		}
+		c.byDig[dig] = v
+	}
+}
+
+// cpuFacts returns this host's CPU definition and its verdicts on the
+// definitions its cluster uses: the baseline first, then the guests' CPUs
+// by digest, at most fsm.MaxCPUVerdicts. A hypervisor that cannot define
+// CPUs, or fails to, gives none (the checks fall back to flag lists).
+func (n *Node) cpuFacts(ctx context.Context) (string, []fsm.CPUVerdict) {
+	def, ok := n.cfg.Hypervisor.(migrate.CPUDefiner)
+	if !ok {
+		return "", nil
+	}
+	hostCPU, err := def.HostCPU(ctx)
+	if err != nil || len(hostCPU) > fsm.MaxCPUXML {
+		n.log.Debug("host CPU definition", "err", err)
+		return "", nil
+	}
+	var baseline string
+	guests := map[string]string{}
+	n.fsm.Read(func(s *fsm.State) {
+		if cl := s.Clusters[n.cfg.Cluster]; cl != nil {
+			baseline = cl.CPUBaselineXML
+		}
+		for _, vm := range s.VMs {
+			if vm.CPUXML == "" {
+				continue
+			}
+			if h := s.Hosts[vm.Host]; h != nil && h.Cluster == n.cfg.Cluster {
+				guests[fsm.CPUDigest(vm.CPUXML)] = vm.CPUXML
+			}
+		}
+	})
+	digs := make([]string, 0, len(guests))
+	for d := range guests {
+		digs = append(digs, d)
+	}
+	sort.Strings(digs)
+	if baseline != "" {
+		bd := fsm.CPUDigest(baseline)
+		digs = append([]string{bd}, slices.DeleteFunc(digs, func(d string) bool { return d == bd })...)
+		guests[bd] = baseline
+	}
+	var out []fsm.CPUVerdict
+	for _, d := range digs {
+		if len(out) == fsm.MaxCPUVerdicts || ctx.Err() != nil {
+			break
+		}
+		v, ok := n.cpuCache.get(hostCPU, d)
+		if !ok {
+			v, err = def.CompareCPU(ctx, guests[d])
+			if err != nil {
+				n.log.Debug("compare CPU", "digest", d, "err", err)
+				continue
+			}
+			v.Digest = d
+			n.cpuCache.put(hostCPU, d, v)
+		}
+		out = append(out, v)
+	}
+	return hostCPU, out
+}
+
+// baselineIssue says why a host's CPU does not offer its cluster's
+// baseline, by the host's own libvirt's verdict; "" when it does, or when
+// it has not answered yet (a host is not set NonOperational on no news).
+func baselineIssue(f fsm.HostFacts, cl fsm.Cluster) string {
+	if cl.CPUBaselineXML == "" {
+		return ""
+	}
+	v, ok := f.CPUVerdictFor(fsm.CPUDigest(cl.CPUBaselineXML))
+	if !ok || v.OK {
+		return ""
+	}
+	return fmt.Sprintf("CPU does not offer the cluster's CPU baseline %s: %s", cl.CPUBaselineModel, v.Explain())
+}
+
+// reconcileCPUBaseline computes each cluster's baseline when it has none
+// (see above: once set, only an operator changes it).
+func (n *Node) reconcileCPUBaseline(ctx context.Context) {
+	if _, ok := n.cfg.Hypervisor.(migrate.CPUDefiner); !ok {
+		return
+	}
+	var need []string
+	n.fsm.Read(func(s *fsm.State) {
+		seen := map[string]bool{}
+		for _, h := range s.Hosts {
+			if h.CPUXML == "" || seen[h.Cluster] || !liveHost(h) {
+				continue
+			}
+			seen[h.Cluster] = true
+			if cl := s.Clusters[h.Cluster]; cl == nil || cl.CPUBaselineXML == "" {
+				need = append(need, h.Cluster)
+			}
+		}
+	})
+	sort.Strings(need)
+	for _, c := range need {
+		cmd, err := n.computeCPUBaseline(ctx, c, fsm.CPUBaselineAuto, n.self())
+		if err != nil {
+			n.log.Warn("cluster CPU baseline", "cluster", c, "err", err)
+			continue
+		}
+		n.try(ctx, fsm.CmdSetCPUBaseline, cmd)
+	}
+}
+
+func liveHost(h *fsm.Host) bool { return h.State != fsm.HostDown && h.State != fsm.HostLeft }
+
+// ErrNoCPUDefinitions: no live host of the cluster gossiped a CPU
+// definition (sim hosts of unknown models, hypervisors without the calls).
+var ErrNoCPUDefinitions = errors.New("no host of the cluster has a CPU definition")
+
+// computeCPUBaseline asks this host's libvirt for the baseline of the
+// cluster's live hosts' CPU definitions and returns the command that sets
+// it, naming the features of the current baseline it drops.
+func (n *Node) computeCPUBaseline(ctx context.Context, cluster, mode, actor string) (fsm.SetCPUBaseline, error) {
+	def, ok := n.cfg.Hypervisor.(migrate.CPUDefiner)
+	if !ok {
+		return fsm.SetCPUBaseline{}, fmt.Errorf("cluster %s: this host's hypervisor (%s) cannot compute CPU baselines", cluster, n.cfg.HypervisorKind)
+	}
+	var hosts, cpus, old []string
+	n.fsm.Read(func(s *fsm.State) {
+		names := make([]string, 0, len(s.Hosts))
+		for name, h := range s.Hosts {
+			if h.Cluster == cluster && h.CPUXML != "" && liveHost(h) {
+				names = append(names, name)
+			}
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			hosts = append(hosts, name)
+			cpus = append(cpus, s.Hosts[name].CPUXML)
+		}
+		if cl := s.Clusters[cluster]; cl != nil {
+			old = slices.Clone(cl.CPUBaselineFeatures)
+		}
+	})
+	if len(cpus) == 0 {
+		return fsm.SetCPUBaseline{}, fmt.Errorf("cluster %s: %w", cluster, ErrNoCPUDefinitions)
+	}
+	bctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	d, err := def.BaselineCPU(bctx, cpus)
+	if err != nil {
+		return fsm.SetCPUBaseline{}, fmt.Errorf("cluster %s: baseline of %s: %w", cluster, strings.Join(hosts, ", "), err)
+	}
+	if len(d.XML) > fsm.MaxCPUXML {
+		return fsm.SetCPUBaseline{}, fmt.Errorf("cluster %s: baseline CPU of %d bytes is over the limit of %d", cluster, len(d.XML), fsm.MaxCPUXML)
+	}
+	return fsm.SetCPUBaseline{Cluster: cluster, XML: d.XML, Model: d.Model, Features: d.Features, Hosts: hosts,
+		Mode: mode, Dropped: migrate.MissingFeatures(old, d.Features), At: time.Now().UTC(), Actor: actor}, nil
+}
