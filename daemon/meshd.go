@@ -62,6 +62,7 @@ func App(out, errOut io.Writer) *ucli.App {
 			&ucli.IntFlag{Name: "max-voters", Value: 5, Usage: "raft voters; further hosts replicate as non-voters"},
 			&ucli.StringFlag{Name: "hypervisor", Value: "libvirt", Usage: "libvirt or sim"},
 			&ucli.StringFlag{Name: "libvirt-uri", Value: "qemu:///system", Usage: "local libvirt connection"},
+			&ucli.StringFlag{Name: "virt-type", Value: "kvm", Usage: "the virtualization type this host's guests run with: kvm, or qemu (TCG emulation, as the lab runs); the host's CPU definition and the CPU comparisons depend on it"},
 			&ucli.StringFlag{Name: "libvirt-peer-uri", Usage: "how peers' libvirtd reach this host (default qemu+tls://BIND/system when libvirt has its certificates, else qemu+tcp://BIND/system)"},
 			&ucli.StringSliceFlag{Name: "network", Usage: "virtual network this host offers, NAME or NAME.VLAN (repeat)"},
 			&ucli.StringSliceFlag{Name: "storage-domain", Usage: "storage domain NAME=DIR this host sees (repeat)"},
@@ -298,6 +299,10 @@ func setupHypervisor(c *ucli.Context, cfg *node.Config) (func(), error) {
 		hv, err := virt.Open(c.String("libvirt-uri"))
 		if err != nil {
 			return nil, fmt.Errorf("open libvirt %s: %w", c.String("libvirt-uri"), err)
+		}
+		if err := hv.SetVirtType(c.String("virt-type")); err != nil {
+			hv.Close()
+			return nil, err
 		}
 		cfg.Hypervisor, cfg.HypervisorKind = hv, "libvirt"
 		cfg.HypervisorURI = c.String("libvirt-peer-uri")

@@ -47,7 +47,7 @@ func startMesh(ctx context.Context, meshd, meshctl string, n int) (*mesh, error)
 	for i, h := range m.lab.Hosts {
 		args := []string{m.meshd, "--name", h.Name, "--cluster", h.Cluster,
 			"--data-dir", filepath.Join(h.StateDir, "meshd"), "--bind", h.MgmtIP, "--migration-addr", h.MigIP,
-			"--hypervisor", "libvirt", "--libvirt-uri", "qemu:///system", "--libvirt-peer-uri", h.LibvirtURI,
+			"--hypervisor", "libvirt", "--libvirt-uri", "qemu:///system", "--virt-type", "qemu", "--libvirt-peer-uri", h.LibvirtURI,
 			"--network", lab.VMBridge, "--storage-domain", "shared=" + m.lab.SharedDir,
 			"--unsafe-migration", "--sample-interval", "500ms"}
 		args = append(args, m.lab.MeshdSecurityFlags(h)...)
