@@ -3,6 +3,7 @@ package virt
 import (
 	"os"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/hostmesh/hostmesh/fsm"
@@ -41,6 +42,12 @@ func TestParseDomainNICsDisksCPU(t *testing.T) {
 			{Target: "vdc", Source: "/dev/vg0/web-data", Cache: "directsync", Format: "raw"},
 		},
 	}
+	// The <cpu> element is kept as libvirt wrote it, for the hosts to
+	// compare (virConnectCompareHypervisorCPU).
+	if !strings.Contains(d.CPUXML, "Skylake-Client") || !strings.HasPrefix(d.CPUXML, "<cpu") {
+		t.Fatalf("CPU definition %q", d.CPUXML)
+	}
+	want.CPUXML = d.CPUXML
 	if !reflect.DeepEqual(d, want) {
 		t.Fatalf("parsed\n%+v\nwant\n%+v", d, want)
 	}
