@@ -54,6 +54,10 @@ type Config struct {
 	// virsh from the root namespace. Off by default: libvirtd listens only
 	// with TLS (qemu+tls, the lab CA's certificates).
 	ListenTCP bool
+	// TCGWithout gives hosts (by name, "h2") a TCG CPU without the listed
+	// features (QEMU's names, "mpx"), so that lab hosts present different
+	// CPUs to libvirt (cpu.go).
+	TCGWithout map[string][]string
 	// Logf, if set, receives progress lines (phases and their durations);
 	// tests pass t.Logf, labctl prints them.
 	Logf func(format string, args ...any)
@@ -71,6 +75,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if len(c.Clusters) > c.Hosts {
 		return c, fmt.Errorf("lab config: %d cluster names for %d hosts", len(c.Clusters), c.Hosts)
+	}
+	if err := validTCGWithout(c); err != nil {
+		return c, err
 	}
 	return c, nil
 }

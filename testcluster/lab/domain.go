@@ -62,6 +62,9 @@ func domainXML(spec GuestSpec, kernel, initrd, consoleLog, diskPath string) (str
 	if spec.CPUModel != "" {
 		dom.CPU = &libvirtxml.DomainCPU{Mode: "custom", Match: "exact",
 			Model: &libvirtxml.DomainCPUModel{Value: spec.CPUModel, Fallback: "forbid"}}
+		for _, f := range spec.CPUFeatures {
+			dom.CPU.Features = append(dom.CPU.Features, libvirtxml.DomainCPUFeature{Policy: "require", Name: f})
+		}
 	}
 	if diskPath != "" {
 		dom.Devices.Disks = []libvirtxml.DomainDisk{{

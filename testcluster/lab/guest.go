@@ -52,6 +52,10 @@ type GuestSpec struct {
 	// CPUModel pins the guest CPU model (<cpu mode='custom'>, as oVirt pins
 	// a cluster CPU type). Empty leaves libvirt's default (qemu64).
 	CPUModel string
+	// CPUFeatures are features the guest CPU requires on top of CPUModel
+	// (<feature policy='require'>): a guest that needs what another host
+	// lacks (Config.TCGWithout).
+	CPUFeatures []string
 	// Bridge is the host bridge the NIC joins; empty is VMBridge. Another
 	// bridge makes a guest whose network only its host offers.
 	Bridge string

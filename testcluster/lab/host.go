@@ -53,6 +53,9 @@ type Host struct {
 	HolderPID int
 	// ListenTCP is Config.ListenTCP: libvirtd also listens on qemu+tcp.
 	ListenTCP bool `json:",omitempty"`
+	// TCGWithout are the features this host's TCG CPU lacks
+	// (Config.TCGWithout).
+	TCGWithout []string `json:",omitempty"`
 }
 
 // libvirtDirs are the system paths each host gets its own copy of, so that

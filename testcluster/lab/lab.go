@@ -85,6 +85,15 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 	for i := 1; i <= cfg.Hosts; i++ {
 		h := newHost(l.Dir, i, clusterOf(cfg, i))
 		h.ListenTCP = cfg.ListenTCP
+		if without := cfg.TCGWithout[h.Name]; len(without) > 0 {
+			plain := h.CacheDir
+			h.CacheDir = maskedCacheDir(l.Dir, h.Name, without)
+			h.TCGWithout = without
+			if err := h.seedCache(plain); err != nil {
+				_ = l.Close()
+				return nil, fmt.Errorf("start lab: %w", err)
+			}
+		}
 		l.Hosts = append(l.Hosts, h)
 	}
 	if err := l.bringUp(ctx); err != nil {
@@ -164,7 +173,9 @@ func (l *Lab) bringUp(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = h.startLibvirtd(ctx)
+			if errs[i] = h.startLibvirtd(ctx); errs[i] == nil && len(h.TCGWithout) > 0 {
+				errs[i] = h.maskTCGFeatures(ctx, h.TCGWithout)
+			}
 		}()
 	}
 	wg.Wait()
