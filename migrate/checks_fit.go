@@ -165,8 +165,17 @@ func checkCPUModel(c *checkCtx) (bool, string) {
 	if c.src.Arch != c.dst.Arch {
 		problems = append(problems, fmt.Sprintf("arch %q on %s but %q on %s", c.src.Arch, c.srcName, c.dst.Arch, c.dstName))
 	}
-	if v, ok := c.dst.CPUVerdictFor(fsm.CPUDigest(c.vm.CPUXML)); ok {
+	dig := fsm.CPUDigest(c.vm.CPUXML)
+	if v, ok := c.dst.CPUVerdictFor(dig); ok {
 		if !v.OK {
+			v, srcLacks := beyondSource(v, c.src, dig)
+			if v.OK {
+				if len(problems) > 0 {
+					return false, strings.Join(problems, "; ")
+				}
+				return true, fmt.Sprintf("%s lacks only what %s lacks too of vm %s's CPU (%s: %s), which the guest therefore does not use",
+					c.dstName, c.srcName, c.vmName, orDefault(c.vm.CPUModel), strings.Join(srcLacks, ", "))
+			}
 			problems = append(problems, fmt.Sprintf("%s %s required by vm %s (CPU %s, compared by %s's libvirt)",
 				c.dstName, v.Explain(), c.vmName, orDefault(c.vm.CPUModel), c.dstName))
 			return false, strings.Join(problems, "; ")
@@ -200,6 +209,33 @@ func checkCPUModel(c *checkCtx) (bool, string) {
 		msg += " (flag lists: " + c.dstName + " has not compared this CPU yet)"
 	}
 	return true, msg
+}
+
+// beyondSource keeps of a destination's missing features those the
+// source offers. A guest runs on its source, so it has at most what the
+// source's CPU gives: a feature its definition asks for that the source
+// lacks too is one it does not have (QEMU under TCG starts such a guest
+// and leaves the feature out; libvirt on KVM would not have started it).
+// Refusing the move for it would refuse every move of that guest. The
+// verdict turns OK when nothing is left; srcLacks is what was dropped.
+func beyondSource(v fsm.CPUVerdict, src *fsm.Host, dig string) (fsm.CPUVerdict, []string) {
+	sv, ok := src.CPUVerdictFor(dig)
+	if !ok || sv.OK || len(v.Missing) == 0 || len(sv.Missing) == 0 {
+		return v, nil
+	}
+	var keep, dropped []string
+	for _, f := range v.Missing {
+		if slices.Contains(sv.Missing, f) {
+			dropped = append(dropped, f)
+		} else {
+			keep = append(keep, f)
+		}
+	}
+	if len(keep) == 0 {
+		return fsm.CPUVerdict{Digest: v.Digest, OK: true}, dropped
+	}
+	v.Missing = keep
+	return v, dropped
 }
 
 func orDefault(model string) string {
