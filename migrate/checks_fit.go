@@ -238,6 +238,21 @@ func beyondSource(v fsm.CPUVerdict, src *fsm.Host, dig string) (fsm.CPUVerdict, 
 	return v, dropped
 }
 
+// CPURunsOn says whether dst's libvirt runs the VM's CPU definition, by
+// dst's verdict less what the VM's own host lacks too (beyondSource);
+// known is false when dst has no verdict on it (or the VM has no <cpu>).
+func CPURunsOn(st *fsm.State, vm *fsm.VM, dst *fsm.Host) (ok, known bool) {
+	dig := fsm.CPUDigest(vm.CPUXML)
+	v, known := dst.CPUVerdictFor(dig)
+	if !known || v.OK {
+		return known && v.OK, known
+	}
+	if src := st.Hosts[vm.Host]; src != nil {
+		v, _ = beyondSource(v, src, dig)
+	}
+	return v.OK, true
+}
+
 func orDefault(model string) string {
 	if model == "" {
 		return "default model"

@@ -28,10 +28,12 @@ import (
 //     NonOperational, the missing features named (hostHealth), and the
 //     cpu-model check reads the destination's verdict on the VM's CPU.
 //
-// When it is recomputed: as EVC, never by itself once set. A host that
-// joins with a weaker CPU does not lower it (that would silently let new
-// guests rely on less, and give no sign that the cluster's CPU dropped):
-// the host is NonOperational until an operator decides, with
+// When it is recomputed: as EVC, it is not lowered under running guests.
+// A host that joins with a weaker CPU lowers an automatic baseline only
+// when its libvirt runs the CPU of every running guest of the cluster
+// (admits: nothing a guest uses is dropped; this is also how a cluster
+// forming host by host settles); otherwise it is NonOperational until an
+// operator decides, with
 // `meshctl cluster C --cpu-baseline recompute` (POST
 // /v1/clusters/C/cpu-baseline), which recomputes from the live hosts (the
 // weak one included) and records the features it drops in the event. A
@@ -142,13 +144,13 @@ func baselineIssue(f fsm.HostFacts, cl fsm.Cluster) string {
 	return fmt.Sprintf("CPU does not offer the cluster's CPU baseline %s: %s", cl.CPUBaselineModel, v.Explain())
 }
 
-// reconcileCPUBaseline computes each cluster's baseline when it has none
-// (see above: once set, only an operator changes it).
+// reconcileCPUBaseline computes each cluster's baseline when it has none,
+// and lowers an automatic one to admit a host (see above).
 func (n *Node) reconcileCPUBaseline(ctx context.Context) {
 	if _, ok := n.cfg.Hypervisor.(migrate.CPUDefiner); !ok {
 		return
 	}
-	var need []string
+	var need, lower []string
 	n.fsm.Read(func(s *fsm.State) {
 		seen := map[string]bool{}
 		for _, h := range s.Hosts {
@@ -156,13 +158,18 @@ func (n *Node) reconcileCPUBaseline(ctx context.Context) {
 				continue
 			}
 			seen[h.Cluster] = true
-			if cl := s.Clusters[h.Cluster]; cl == nil || cl.CPUBaselineXML == "" {
+			cl := s.Clusters[h.Cluster]
+			switch {
+			case cl == nil || cl.CPUBaselineXML == "":
 				need = append(need, h.Cluster)
+			case cl.CPUBaselineMode == fsm.CPUBaselineAuto && admits(s, *cl):
+				lower = append(lower, h.Cluster)
 			}
 		}
 	})
 	sort.Strings(need)
-	for _, c := range need {
+	sort.Strings(lower)
+	for _, c := range append(need, lower...) {
 		cmd, err := n.computeCPUBaseline(ctx, c, fsm.CPUBaselineAuto, n.self())
 		if err != nil {
 			n.log.Warn("cluster CPU baseline", "cluster", c, "err", err)
@@ -170,6 +177,45 @@ func (n *Node) reconcileCPUBaseline(ctx context.Context) {
 		}
 		n.try(ctx, fsm.CmdSetCPUBaseline, cmd)
 	}
+}
+
+// admits says whether an automatic baseline should be lowered to admit
+// the cluster's live hosts that lack it: every such host has compared
+// every CPU of the cluster's running guests and runs them all. Then no
+// running guest relies on what those hosts lack (each could move to
+// them), and lowering takes nothing a guest uses: this is how a cluster
+// forming host by host (the first host alone sets the first baseline)
+// ends with one every host offers. A host that cannot run some running
+// guest's CPU stays NonOperational: lowering for it is an operator's
+// decision (recompute). Hosts that have not answered yet are waited for.
+func admits(s *fsm.State, cl fsm.Cluster) bool {
+	bd := fsm.CPUDigest(cl.CPUBaselineXML)
+	var guests []*fsm.VM
+	for _, vm := range s.VMs {
+		if vm.CPUXML == "" || vm.State != fsm.VMRunning {
+			continue
+		}
+		if h := s.Hosts[vm.Host]; h != nil && h.Cluster == cl.Name {
+			guests = append(guests, vm)
+		}
+	}
+	lacking := 0
+	for _, h := range s.Hosts {
+		if h.Cluster != cl.Name || h.CPUXML == "" || !liveHost(h) {
+			continue
+		}
+		v, ok := h.CPUVerdictFor(bd)
+		if !ok || v.OK {
+			continue
+		}
+		lacking++
+		for _, vm := range guests {
+			if runs, known := migrate.CPURunsOn(s, vm, h); !known || !runs {
+				return false
+			}
+		}
+	}
+	return lacking > 0
 }
 
 func liveHost(h *fsm.Host) bool { return h.State != fsm.HostDown && h.State != fsm.HostLeft }

@@ -17,7 +17,7 @@ import (
 // TestClusterCPUBaseline runs the cluster CPU baseline on sim hosts of
 // mixed CPU models: two Icelake hosts get an Icelake baseline computed by
 // the leader; a Haswell host joining is NonOperational with the missing
-// features named (the baseline is not lowered by itself); an operator's
+// features named (the baseline is not lowered: an Icelake guest runs); an operator's
 // recompute lowers it to Haswell, names the dropped features and brings the
 // host Up; a migration of an Icelake guest to the Haswell host is refused by
 // the cpu-model check naming an AVX-512 feature, from the Haswell host's
@@ -54,9 +54,9 @@ func TestClusterCPUBaseline(t *testing.T) {
 		})
 		return h
 	}
-	c.WaitFor(timeout, "an Icelake baseline from h1 and h2", func() bool {
+	c.WaitFor(timeout, "an Icelake baseline", func() bool {
 		cl := cluster()
-		return cl.CPUBaselineModel == "Icelake-Server" && slices.Equal(cl.CPUBaselineHosts, []string{"h1", "h2"})
+		return cl.CPUBaselineModel == "Icelake-Server"
 	})
 	c.AddHost(nil)
 	c.WaitFor(timeout, "h3 NonOperational naming avx512f", func() bool {
@@ -125,4 +125,39 @@ func TestClusterCPUBaseline(t *testing.T) {
 	if _, err := c.Client(leader.APIAddr()).Migrate(ctx, api.MigrateRequest{VM: "ice", To: "h2", DryRun: true}); err != nil {
 		t.Fatalf("dry run of ice to h2: %v", err)
 	}
+}
+
+// TestCPUBaselineLoweredToAdmitAHost: with no running guest whose CPU the
+// Haswell host cannot run, the automatic Icelake baseline is lowered to
+// admit it (how a cluster forming host by host settles): h3 ends Up under
+// a Haswell baseline computed from all three hosts.
+func TestCPUBaselineLoweredToAdmitAHost(t *testing.T) {
+	c := New(t, Options{Hosts: 2, WrapHypervisor: func(i int, hv migrate.Hypervisor) migrate.Hypervisor {
+		h := hv.(*sim.Host)
+		if i < 2 {
+			h.SetCPU("Icelake-Server", nil)
+		} else {
+			h.SetCPU("Haswell", nil)
+		}
+		return h
+	}})
+	defer c.Close()
+	const timeout = 60 * time.Second
+	leader := c.Leader(timeout)
+	read := func() (cl fsm.Cluster, h3 fsm.Host) {
+		leader.FSM().Read(func(s *fsm.State) {
+			cl = s.Cluster("c1")
+			if h := s.Hosts["h3"]; h != nil {
+				h3 = *h
+			}
+		})
+		return cl, h3
+	}
+	c.WaitFor(timeout, "an Icelake baseline", func() bool { cl, _ := read(); return cl.CPUBaselineModel == "Icelake-Server" })
+	c.AddHost(nil)
+	c.WaitFor(timeout, "a Haswell baseline of h1, h2, h3 and h3 Up", func() bool {
+		cl, h3 := read()
+		return cl.CPUBaselineModel == "Haswell" && cl.CPUBaselineMode == fsm.CPUBaselineAuto &&
+			slices.Equal(cl.CPUBaselineHosts, []string{"h1", "h2", "h3"}) && h3.State == fsm.HostUp
+	})
 }
