@@ -25,6 +25,7 @@ import (
 	"github.com/hostmesh/hostmesh/migrate/virt/pkipath"
 	"github.com/hostmesh/hostmesh/node"
 	"github.com/hostmesh/hostmesh/pki"
+	"github.com/hostmesh/hostmesh/shutdown"
 	"github.com/hostmesh/hostmesh/version"
 )
 
@@ -71,6 +72,8 @@ func App(out, errOut io.Writer) *ucli.App {
 			&ucli.DurationFlag{Name: "facts-interval", Value: 10 * time.Second, Usage: "how often the host's networks and storage pools are discovered (and on SIGHUP)"},
 			&ucli.BoolFlag{Name: "unsafe-migration", Usage: "let libvirt migrate disks it cannot prove shared (the mesh checks storage and cache itself)"},
 			&ucli.BoolFlag{Name: "drain-on-sigterm", Usage: "drain this host and leave the mesh on SIGTERM or SIGINT; by default a SIGTERM is a restart: meshd stops, the VMs keep running where they are and the host stays in the mesh (drain with meshctl drain or meshctl leave)"},
+			&ucli.StringFlag{Name: "shutdown-policy", Value: string(shutdown.DefaultPolicy), EnvVars: []string{"MESH_SHUTDOWN_POLICY"},
+				Usage: "what a system shutdown or reboot (logind's PrepareForShutdown, systemd's job queue) does: migrate (drain the host, then leave), freeze (VMs stay, the host is marked so nothing is placed on it, and comes back Up when meshd starts again) or conditional (a reboot freezes, a power-off migrates); a reload applies a change"},
 			&ucli.DurationFlag{Name: "drain-timeout", Value: 10 * time.Minute},
 			&ucli.DurationFlag{Name: "sample-interval", Value: 500 * time.Millisecond, Usage: "migration job-stats sample period"},
 			&ucli.DurationFlag{Name: "completion-per-gib", Value: 64 * time.Second, Usage: "abort a migration running longer than this per GiB of guest memory (oVirt: 64s)"},
@@ -179,6 +182,12 @@ func runMeshd(c *ucli.Context) error {
 	if cfg.FactsInterval = c.Duration("facts-interval"); cfg.FactsInterval < time.Second {
 		return ucli.Exit(fmt.Sprintf("error: --facts-interval %s: at least 1s", cfg.FactsInterval), exitUsage)
 	}
+	policy := &policyVar{}
+	if p, err := shutdown.ParsePolicy(c.String("shutdown-policy")); err != nil {
+		return ucli.Exit("error: --"+err.Error(), exitUsage)
+	} else {
+		policy.Set(p)
+	}
 	if kind := c.String("hypervisor"); kind != "libvirt" && kind != "sim" {
 		return ucli.Exit(fmt.Sprintf("error: --hypervisor %q: want libvirt or sim", kind), exitUsage)
 	}
@@ -207,6 +216,10 @@ func runMeshd(c *ucli.Context) error {
 		n.Kill()
 		return ucli.Exit("error: "+err.Error(), exitUsage)
 	}
+	rl.policy = policy
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	guard := startShutdownGuard(ctx, log, n, policy, cfg.DrainTimeout)
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
@@ -224,7 +237,16 @@ func runMeshd(c *ucli.Context) error {
 			}
 			notify(log, "STOPPING=1")
 			if !c.Bool("drain-on-sigterm") {
-				log.Info("stopping on "+sig.String()+": no drain, VMs stay where they are", "signal", sig.String())
+				switch act := guard.OnTerm(ctx); act {
+				case shutdown.ActMigrate:
+					// Drained and left in the shutdown: nothing more to do.
+					n.Kill()
+					return nil
+				case shutdown.ActFreeze:
+					log.Info("stopping on "+sig.String()+" in a system shutdown: host frozen, VMs stay where they are", "signal", sig.String())
+				default:
+					log.Info("stopping on "+sig.String()+": no drain, VMs stay where they are", "signal", sig.String())
+				}
 				n.Stop()
 				return nil
 			}
@@ -239,6 +261,10 @@ func runMeshd(c *ucli.Context) error {
 				log.Warn("left with VMs that could not move", "unmovable", rep.Unmovable)
 			}
 		case <-n.Left():
+			notify(log, "STOPPING=1")
+		case <-guard.Left():
+			// Drained and left for a system shutdown; the inhibitor is
+			// released once meshd is gone at the latest.
 			notify(log, "STOPPING=1")
 		}
 		n.Kill()

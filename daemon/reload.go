@@ -11,6 +11,7 @@ import (
 
 	"github.com/hostmesh/hostmesh/node"
 	"github.com/hostmesh/hostmesh/pki"
+	"github.com/hostmesh/hostmesh/shutdown"
 )
 
 // reloadable are the settings a reload (SIGHUP) applies to the running
@@ -18,7 +19,7 @@ import (
 // restart: addresses, ports, the data dir, the cluster and the hypervisor
 // are part of the host's identity in the mesh, and the CA and gossip key
 // have their own rotations (a restart; meshctl keyring).
-var reloadable = []string{"log-level", "network", "storage-domain", "cert-file", "key-file"}
+var reloadable = []string{"log-level", "network", "storage-domain", "cert-file", "key-file", "shutdown-policy"}
 
 // reloader re-reads the configuration files on SIGHUP. Flags and
 // environment variables given at start still win over the files.
@@ -35,6 +36,7 @@ type reloader struct {
 	certFile string
 	keyFile  string
 	node     *node.Node
+	policy   *policyVar // nil in tests of the reloader alone
 }
 
 func newReloader(c *ucli.Context, explicit map[string]bool, log *slog.Logger, level *slog.LevelVar, tls *pki.HostTLS, n *node.Node) (*reloader, error) {
@@ -122,6 +124,13 @@ func (r *reloader) reload() {
 	}
 	if slices.Contains(changed, "log_level") {
 		apply("log_level", setLevel(r.level, r.value(next, "log-level")[0]))
+	}
+	if slices.Contains(changed, "shutdown_policy") {
+		p, err := shutdown.ParsePolicy(r.value(next, "shutdown-policy")[0])
+		if err == nil && r.policy != nil {
+			r.policy.Set(p)
+		}
+		apply("shutdown_policy", err)
 	}
 	if slices.Contains(changed, "network") || slices.Contains(changed, "storage_domain") {
 		nets, nerr := parseNetworks(r.value(next, "network"))

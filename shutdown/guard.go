@@ -43,6 +43,7 @@ type Guard struct {
 	acting  chan struct{} // closed when the running action ends; nil: none ran
 	action  Action        // the action taken (ActNone before one)
 	decided bool          // an action was chosen (defer excluded)
+	left    chan struct{} // closed when the host drained and left
 }
 
 // NewGuard builds a guard.
@@ -50,8 +51,12 @@ func NewGuard(cfg Config) *Guard {
 	if cfg.Extend == nil {
 		cfg.Extend = func(<-chan struct{}) {}
 	}
-	return &Guard{cfg: cfg, action: ActNone}
+	return &Guard{cfg: cfg, action: ActNone, left: make(chan struct{})}
 }
+
+// Left closes when the policy drained the host and it left the mesh:
+// meshd has nothing more to do and exits.
+func (g *Guard) Left() <-chan struct{} { return g.left }
 
 // Action is the action taken so far (ActNone before a shutdown).
 func (g *Guard) Action() Action {
@@ -202,6 +207,9 @@ func (g *Guard) act(ctx context.Context, act Action, why string) {
 			g.cfg.Log.Warn("shutdown: left with VMs that could not move", "unmovable", rep.Unmovable, "took", time.Since(start))
 		default:
 			g.cfg.Log.Info("shutdown: drained and left", "moved", len(rep.Moved), "took", time.Since(start))
+		}
+		if err == nil {
+			close(g.left)
 		}
 	case ActFreeze:
 		if err := g.cfg.Host.Freeze(ctx, why); err != nil {

@@ -58,13 +58,17 @@ func StartBus(t testing.TB) *Bus {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stderr = os.Stderr
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start dbus-daemon: %v", err)
 	}
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("dbus-daemon's stderr:\n%s", stderr.String())
+		}
 	})
 	// dbus-daemon prints its address once it listens.
 	addr := make(chan string, 1)
