@@ -24,8 +24,10 @@ LAB_PKGS := qemu-system-x86 qemu-utils libvirt-daemon libvirt-daemon-driver-qemu
 # Debian packages other tests need: promtool (package prometheus) checks the
 # alert rules and the Grafana dashboard's queries; headless Chromium runs the
 # web dashboard's browser test (chromedp), with a font for its screenshots;
-# systemd-analyze (package systemd) verifies the packaged unit.
-TOOL_PKGS := prometheus chromium fonts-dejavu-core systemd
+# systemd-analyze (package systemd) verifies the packaged unit; groff
+# (groff-base) renders the man pages; dbus-daemon runs the private system
+# bus of the shutdown-policy tests (a fake logind on it).
+TOOL_PKGS := prometheus chromium fonts-dejavu-core systemd groff-base dbus-daemon
 
 .PHONY: all build demo test unit lab-test deps bench lab lab-down lab-smoke vet clean fuzz fuzz-short soak package
 

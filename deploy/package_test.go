@@ -81,7 +81,8 @@ func TestPackage(t *testing.T) {
 	if b, err := exec.Command(analyze, "verify", "--man=no", local).CombinedOutput(); err != nil || len(b) != 0 {
 		t.Errorf("systemd-analyze verify meshd.service: %v\n%s", err, b)
 	}
-	for _, want := range []string{"Type=notify", "ExecReload=/bin/kill -HUP $MAINPID", "ProtectSystem=strict", "StateDirectory=hostmesh", "NoNewPrivileges=true"} {
+	for _, want := range []string{"Type=notify", "ExecReload=/bin/kill -HUP $MAINPID", "ProtectSystem=strict", "StateDirectory=hostmesh", "NoNewPrivileges=true",
+		"After=network-online.target libvirtd.service virtqemud.service dbus.service remote-fs.target"} {
 		if !strings.Contains(string(unit), want) {
 			t.Errorf("unit lacks %s", want)
 		}
@@ -100,6 +101,22 @@ func TestPackage(t *testing.T) {
 		if !strings.Contains(text, ".TH ") || !strings.Contains(text, "config-file") && strings.Contains(page, "meshd") {
 			t.Errorf("%s is not a man page of the command line: %.200q", page, text)
 		}
+		// It renders, with every groff warning on and none given.
+		groff, err := exec.LookPath("groff")
+		if err != nil {
+			t.Fatalf("groff not found (%v): install package groff-base (make deps)", err)
+		}
+		cmd := exec.Command(groff, "-man", "-Tutf8", "-ww", "-z")
+		cmd.Stdin = strings.NewReader(text)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err != nil || stderr.Len() != 0 {
+			t.Errorf("%s: groff -man -ww: %v\n%s", page, err, stderr.String())
+		}
+	}
+	// meshd's page documents the shutdown policy (generated from its flags).
+	if text := run(t, out, "zcat", filepath.Join(root, "usr/share/man/man8/meshd.8.gz")); !strings.Contains(text, "shutdown-policy") {
+		t.Error("meshd(8) does not document --shutdown-policy")
 	}
 }
 

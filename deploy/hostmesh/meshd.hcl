@@ -13,7 +13,8 @@
 #
 # `systemctl reload meshd` (SIGHUP) re-reads the files and applies what may
 # change while running (log_level, the TLS certificate and key, network,
-# storage_domain); a change to anything else is logged as needing a restart.
+# storage_domain, shutdown_policy); a change to anything else is logged as
+# needing a restart.
 # A restart (SIGTERM) leaves this host's VMs running where they are.
 
 # This host's name in the mesh (default: the hostname). Its certificate's
@@ -68,5 +69,20 @@ progress_timeout   = "240s"
 
 # A drain (meshctl drain, meshctl leave, system shutdown) gives up after this.
 drain_timeout = "10m"
+
+# What a system shutdown or reboot does (meshd holds a logind delay
+# inhibitor and reads systemd's job queue; a restart of meshd alone never
+# moves VMs):
+#   migrate      drain this host (VMs move to other hosts), then leave;
+#   freeze       VMs stay; the host goes to Maintenance so nothing is placed
+#                on it, and comes back Up when meshd starts again;
+#   conditional  a reboot freezes, a power-off migrates (Proxmox's default).
+# logind waits InhibitDelayMaxSec (5s by default) for the drain before it
+# goes on; a longer drain continues while systemd stops meshd (meshd extends
+# the stop timeout), after the units it is ordered after (network, libvirtd,
+# remote file systems) are still up. To drain before anything stops, raise
+# it: /etc/systemd/logind.conf.d/hostmesh.conf with [Login]
+# InhibitDelayMaxSec=15min.
+shutdown_policy = "conditional"
 
 log_level = "info"
