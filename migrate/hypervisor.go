@@ -178,6 +178,8 @@ type Hypervisor interface {
 	// Status reports a domain of this host and its job, running or ended.
 	// Close releases the connection.
 	StatusReader
+	// Resume resumes a guest of this host that a migration left paused.
+	Resumer
 	// Attach returns a Job for the migration job this host's hypervisor
 	// runs for the domain, started by an earlier process: its stats, abort,
 	// downtime, post-copy and bandwidth controls, and its end. p are the

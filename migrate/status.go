@@ -72,6 +72,9 @@ const (
 	ReasonMigrated       = "migrated"         // destination: the guest arrived
 	ReasonPostCopy       = "post-copy"        // running here (destination) or paused here (source) in post-copy
 	ReasonPostCopyFailed = "post-copy failed" // the post-copy stream broke: resumable, or lost
+	// ReasonUser: paused by virDomainSuspend, as a policy's Job.Suspend
+	// (suspend-workload) pauses the guest on the source, or an operator.
+	ReasonUser = "user"
 )
 
 // DomainStatus is one domain as one host's hypervisor sees it now.
@@ -134,11 +137,23 @@ type StatusReader interface {
 }
 
 // Remote is another host's hypervisor as a peer reaches it: it reads a
-// domain, and aborts the domain's migration job, so that the leader can
-// cancel a migration whose source meshd is down.
+// domain, aborts the domain's migration job and resumes a guest a
+// migration left paused, so that the leader can cancel and settle a
+// migration whose source meshd is down.
 type Remote interface {
 	StatusReader
+	Resumer
 	// AbortJob aborts the domain's migration job; the guest stays on its
 	// source. A job in post-copy cannot be aborted.
 	AbortJob(ctx context.Context, ref DomainRef) error
+}
+
+// Resumer resumes a paused guest (libvirt: virDomainResume). A migration
+// pauses its guest on the source (a policy's Job.Suspend, the switch-over)
+// and the process that watches the job resumes it when the job fails; when
+// that process died, whoever settles the migration must (node/settle.go).
+type Resumer interface {
+	// Resume resumes the domain if it is paused; a domain that runs is
+	// left alone. It never resumes one side of a post-copy migration.
+	Resume(ctx context.Context, ref DomainRef) error
 }

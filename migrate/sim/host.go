@@ -93,6 +93,8 @@ type Host struct {
 	linkDown bool
 	down     bool // unreachable to peers (SetDown)
 	resumes  int
+	// resumedGuests counts the paused VMs Resume resumed.
+	resumedGuests int
 }
 
 // failure is an injected failure of a job once it processed frac of memory.

@@ -110,6 +110,11 @@ func Handler(h *Host) http.Handler {
 			if err = decode(r, &req); err == nil {
 				err = h.abortJob(r.Context(), migrate.DomainRef{Name: req.VM})
 			}
+		case "resume":
+			var req markReq
+			if err = decode(r, &req); err == nil {
+				err = h.Resume(r.Context(), migrate.DomainRef{Name: req.VM})
+			}
 		default:
 			writeJSON(w, http.StatusNotFound, errResp{Error: fmt.Sprintf("unknown sim operation %q", op)})
 			return
@@ -218,6 +223,11 @@ func (p httpPeer) Status(ctx context.Context, ref migrate.DomainRef) (migrate.Do
 // AbortJob aborts the VM's migration job on the remote host (Peer).
 func (p httpPeer) AbortJob(ctx context.Context, ref migrate.DomainRef) error {
 	return p.post(ctx, "abort", markReq{VM: ref.Name})
+}
+
+// Resume resumes the VM on the remote host if it is paused (Peer).
+func (p httpPeer) Resume(ctx context.Context, ref migrate.DomainRef) error {
+	return p.post(ctx, "resume", markReq{VM: ref.Name})
 }
 
 // Close implements migrate.StatusReader; the HTTP client is shared.

@@ -354,7 +354,7 @@ func (j *job) breakPostCopyLocked(cause error) {
 // keeps the failed job's stats) and the destination drops its reservation.
 func (j *job) failLocked(err error) {
 	j.phase = phaseDone
-	j.suspended = false // the guest runs on at the source
+	j.suspended = false // the guest dirties again once resumed (it stays paused if Suspend paused it)
 	j.final = j.statsLocked()
 	j.host.clearJob(j.vmName, j)
 	outcome := migrate.JobFailed
@@ -503,9 +503,12 @@ func (j *job) SetBandwidth(mibps uint64) error {
 	return nil
 }
 
-// Suspend implements migrate.Job: the guest stops dirtying memory until
-// the job ends (a failure resumes it on the source). The sim's inventory
-// keeps listing it running, as the mesh never reads a suspension from it.
+// Suspend implements migrate.Job: the guest pauses on the source ("user",
+// as virDomainSuspend leaves it) and dirties nothing until the job ends.
+// After the switch-over it runs on the destination. A failed job leaves it
+// paused, as libvirt does: resuming it is the job of the meshd that
+// watches the job, or of whoever settles the migration when that meshd
+// died (Host.Resume).
 func (j *job) Suspend() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -513,6 +516,7 @@ func (j *job) Suspend() error {
 		return fmt.Errorf("suspend vm %q: not in pre-copy: %w", j.vmName, ErrNoJob)
 	}
 	j.suspended = true
+	j.host.setReason(j.vmName, j, fsm.VMPaused, migrate.ReasonUser)
 	return nil
 }
 

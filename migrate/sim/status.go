@@ -151,6 +151,47 @@ func (p peerView) AbortJob(ctx context.Context, ref migrate.DomainRef) error {
 	return p.h.abortJob(ctx, ref)
 }
 
+// Resume resumes the peer's paused VM (Host.Resume).
+func (p peerView) Resume(ctx context.Context, ref migrate.DomainRef) error {
+	p.h.mu.Lock()
+	down := p.h.down
+	p.h.mu.Unlock()
+	if down {
+		return fmt.Errorf("resume vm %s on %s: %w", ref, p.h.spec.Name, ErrHostDown)
+	}
+	return p.h.Resume(ctx, ref)
+}
+
+// Resume implements migrate.Resumer: a paused VM runs again ("unpaused");
+// a running one is left alone, and neither side of a post-copy is resumed.
+func (h *Host) Resume(_ context.Context, ref migrate.DomainRef) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, v := h.findLocked(ref)
+	switch {
+	case v == nil:
+		return fmt.Errorf("resume vm %s on %s: %w", ref, h.spec.Name, migrate.ErrNoDomain)
+	case v.state != fsm.VMPaused:
+		return nil
+	case v.servesPages():
+		return fmt.Errorf("resume vm %s on %s: paused in a post-copy migration (%s), which only its migration resumes", ref, h.spec.Name, v.reason)
+	}
+	v.state, v.reason = fsm.VMRunning, ReasonUnpaused
+	h.resumedGuests++
+	return nil
+}
+
+// ReasonUnpaused is a VM's reason once Resume resumed it (libvirt's
+// running reason "unpaused").
+const ReasonUnpaused = "unpaused"
+
+// ResumedGuests counts the paused VMs Resume resumed on this host.
+func (h *Host) ResumedGuests() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.resumedGuests
+}
+
 // abortJob aborts the VM's outgoing job, whoever started it.
 func (h *Host) abortJob(ctx context.Context, ref migrate.DomainRef) error {
 	j, err := h.Attach(ctx, ref, migrate.Params{})

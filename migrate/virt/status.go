@@ -154,7 +154,7 @@ func reasonName(st libvirt.DomainState, reason int) string {
 	case libvirt.DOMAIN_PAUSED:
 		switch libvirt.DomainPausedReason(reason) {
 		case libvirt.DOMAIN_PAUSED_USER:
-			return "user"
+			return migrate.ReasonUser
 		case libvirt.DOMAIN_PAUSED_MIGRATION:
 			return migrate.ReasonMigrating
 		case libvirt.DOMAIN_PAUSED_IOERROR:
@@ -204,6 +204,46 @@ func (p *peer) AbortJob(ctx context.Context, ref migrate.DomainRef) error {
 	defer dom.Free()
 	if err := dom.AbortJob(); err != nil {
 		return wrap(err, "abort migration of vm %s on %s", ref, p.uri)
+	}
+	return nil
+}
+
+// Resume resumes the paused domain on the peer (virDomainResume).
+func (p *peer) Resume(ctx context.Context, ref migrate.DomainRef) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return resumeOn(p.conn, p.uri, ref)
+}
+
+// Resume implements migrate.Resumer on this host's libvirt.
+func (h *Hypervisor) Resume(ctx context.Context, ref migrate.DomainRef) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return resumeOn(h.conn, h.uri, ref)
+}
+
+// resumeOn resumes a paused domain, leaving a running one and either side
+// of a post-copy migration alone.
+func resumeOn(conn *libvirt.Connect, uri string, ref migrate.DomainRef) error {
+	dom, err := lookup(conn, ref)
+	if err != nil {
+		return wrap(err, "resume vm %s on %s", ref, uri)
+	}
+	defer dom.Free()
+	st, reason, err := dom.GetState()
+	if err != nil {
+		return wrap(err, "resume vm %s on %s: state", ref, uri)
+	}
+	if st != libvirt.DOMAIN_PAUSED {
+		return nil
+	}
+	if r := libvirt.DomainPausedReason(reason); r == libvirt.DOMAIN_PAUSED_POSTCOPY || r == libvirt.DOMAIN_PAUSED_POSTCOPY_FAILED {
+		return fmt.Errorf("resume vm %s on %s: paused in a post-copy migration (%s), which only its migration resumes", ref, uri, reasonName(st, reason))
+	}
+	if err := dom.Resume(); err != nil {
+		return wrap(err, "resume vm %s on %s", ref, uri)
 	}
 	return nil
 }
