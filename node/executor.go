@@ -444,7 +444,7 @@ func (n *Node) watchJob(ctx context.Context, a *attempt, job migrate.Job) bool {
 		if prior := a.rep.lastProgress(); prior.ElapsedMs > 0 || len(prior.Actions) > 0 {
 			mc.Prior = &prior
 		}
-		stats, err := migrate.Watch(ctx, job, a.pol, mc, a.rep.report)
+		stats, err := migrate.Watch(ctx, journaledJob{Job: job, n: n, key: a.key}, a.pol, mc, a.rep.report)
 		switch {
 		case err == nil:
 			a.log.Info("migration succeeded", "downtime", stats.Downtime, "elapsed", stats.Elapsed)
@@ -468,7 +468,7 @@ func (n *Node) watchJob(ctx context.Context, a *attempt, job migrate.Job) bool {
 			continue
 		case a.j.cancelled.Load():
 			n.metrics.observeJob(resultCancelled, stats)
-			if n.finish(m, fsm.MigCancelled, "cancelled by operator: job aborted, VM stays on "+m.Source, 0, false) {
+			if n.finish(m, fsm.MigCancelled, "cancelled by operator: job aborted, VM stays on "+m.Source+n.resumeOwnLeftPaused(a), 0, false) {
 				n.countEnded(m.ID, m.Attempt, reasonOperator)
 			}
 		default:
@@ -503,7 +503,7 @@ func (n *Node) failed(a *attempt, stats migrate.JobStats, err error) {
 	retry := !errors.Is(err, migrate.ErrCompletionTimeout) && !errors.Is(err, migrate.ErrProgressTimeout)
 	a.log.Warn("migration failed", "err", err)
 	n.metrics.observeJob(resultFailed, stats)
-	if n.finish(a.m, fsm.MigFailed, err.Error(), 0, retry) {
+	if n.finish(a.m, fsm.MigFailed, err.Error()+n.resumeOwnLeftPaused(a), 0, retry) {
 		n.countEnded(a.m.ID, a.m.Attempt, failureClass(err))
 	}
 }

@@ -53,6 +53,40 @@ func (j startJournal) mark(key string) error {
 	return nil
 }
 
+// markSuspended records, durably and before the guest is paused, that the
+// attempt's policy pauses its guest on this host (Job.Suspend): a meshd
+// restarted after the job failed unwatched must know the pause was the
+// migration's, to resume the guest (resumeLeftPaused), and not an
+// operator's, to leave it.
+func (j startJournal) markSuspended(key string) error {
+	f, err := os.OpenFile(j.path(key), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("journal suspend of %s: %w", key, err)
+	}
+	if _, err := f.WriteString(journalSuspended); err != nil {
+		f.Close()
+		return fmt.Errorf("journal suspend of %s: %w", key, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("journal suspend of %s: %w", key, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("journal suspend of %s: %w", key, err)
+	}
+	return nil
+}
+
+// journalSuspended is the content of an attempt's file once its policy
+// paused the guest.
+const journalSuspended = "suspended\n"
+
+// suspended reports whether the attempt key paused its guest here.
+func (j startJournal) suspended(key string) bool {
+	b, err := os.ReadFile(j.path(key))
+	return err == nil && string(b) == journalSuspended
+}
+
 // started reports whether the attempt key was started by this host.
 func (j startJournal) started(key string) bool {
 	_, err := os.Stat(j.path(key))

@@ -114,13 +114,16 @@ func (n *Node) settleOwn(op context.Context, a *attempt) migrate.Job {
 				return job
 			}
 		case migrate.VerdictMoved:
-			n.settled(a, fsm.MigSucceeded, "the job ended while no meshd watched it: "+v.Reason, downtimeOf(dst), false, reasonCompleted)
+			resumed := n.resumeLeftPaused(rd, m, m.Dest, a.dest.HypervisorURI, a.ref, dst, n.suspendedBy(a))
+			n.settled(a, fsm.MigSucceeded, "the job ended while no meshd watched it: "+v.Reason+resumed, downtimeOf(dst), false, reasonCompleted)
 			return nil
 		case migrate.VerdictStayed:
+			// the job ended unwatched: a guest it paused here is still paused
+			resumed := n.resumeLeftPaused(rd, m, m.Source, "", a.ref, src, n.suspendedBy(a))
 			if cancelled {
-				n.settled(a, fsm.MigCancelled, "cancelled by operator: "+v.Reason, 0, false, reasonOperator)
+				n.settled(a, fsm.MigCancelled, "cancelled by operator: "+v.Reason+resumed, 0, false, reasonOperator)
 			} else {
-				n.settled(a, fsm.MigFailed, "the job ended while no meshd watched it: "+v.Reason, 0, true, reasonSettled)
+				n.settled(a, fsm.MigFailed, "the job ended while no meshd watched it: "+v.Reason+resumed, 0, true, reasonSettled)
 			}
 			return nil
 		case migrate.VerdictLost:

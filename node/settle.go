@@ -169,13 +169,20 @@ func (n *Node) leaderSettle(ctx context.Context, m *fsm.Migration, why string, s
 		n.metrics.settledByLeader.WithLabelValues(string(v.Verdict)).Inc()
 		n.countEnded(m.ID, m.Attempt, class)
 	}
+	// The source's meshd, which would have resumed a guest its job left
+	// paused, did not report: the leader resumes it (through libvirt,
+	// which answers while that meshd is down).
+	suspended := m.Progress.SuspendedAtMs > 0
 	switch {
 	case v.Verdict == migrate.VerdictMoved:
-		end(fsm.MigSucceeded, prefix+v.Reason, downtimeOf(dstSt), false, reasonCompleted)
+		end(fsm.MigSucceeded, prefix+v.Reason+n.resumeLeftPaused(ctx, m, m.Dest, dst.HypervisorURI, ref, dstSt, suspended),
+			downtimeOf(dstSt), false, reasonCompleted)
 	case v.Verdict == migrate.VerdictStayed && m.CancelRequested:
-		end(fsm.MigCancelled, "cancelled by operator; "+prefix+v.Reason, 0, false, reasonOperator)
+		end(fsm.MigCancelled, "cancelled by operator; "+prefix+v.Reason+n.resumeLeftPaused(ctx, m, m.Source, src.HypervisorURI, ref, srcSt, suspended),
+			0, false, reasonOperator)
 	case v.Verdict == migrate.VerdictStayed:
-		end(fsm.MigFailed, prefix+v.Reason, 0, !srcDown, reasonSettled)
+		end(fsm.MigFailed, prefix+v.Reason+n.resumeLeftPaused(ctx, m, m.Source, src.HypervisorURI, ref, srcSt, suspended),
+			0, !srcDown, reasonSettled)
 	case v.Verdict == migrate.VerdictLost:
 		end(fsm.MigFailed, "post-copy broke and the guest is lost; "+prefix+v.Reason, 0, false, reasonLost)
 	case m.CancelRequested:
@@ -209,4 +216,82 @@ func (n *Node) abortOn(ctx context.Context, host, uri string, ref migrate.Domain
 	}
 	defer p.Close()
 	return p.AbortJob(ctx, ref)
+}
+
+// leftPaused reports whether src, the source's copy of a migration's guest,
+// is paused by that migration with no job left to end the pause: paused
+// for the switch-over ("migrating") with no job, or by the policy's
+// suspend ("user") when the attempt suspended it. The meshd that watches a
+// job resumes its guest when the job fails (migrate/virt's job does); when
+// that meshd died, or the job ended unwatched, no one else would, and the
+// guest would stand paused on a host where the state says it runs. A guest
+// paused in a post-copy is left to the post-copy's resume.
+func leftPaused(src *migrate.DomainStatus, suspended bool) bool {
+	if src == nil || !src.Exists || src.State != fsm.VMPaused || src.Job != nil || src.PostCopy || src.PostCopyFailed {
+		return false
+	}
+	return src.Reason == migrate.ReasonMigrating || (src.Reason == migrate.ReasonUser && suspended)
+}
+
+// resumeLeftPaused resumes the guest a migration left paused on host (its
+// source when the guest stayed; its destination when the guest moved
+// while the policy had paused it), as st reports it (see leftPaused), on
+// this host's hypervisor or through host's HypervisorURI uri. It returns
+// what it did in words for the migration's end, and so for the event log:
+// "" when the guest was not left paused.
+func (n *Node) resumeLeftPaused(ctx context.Context, m *fsm.Migration, host, uri string, ref migrate.DomainRef, st *migrate.DomainStatus, suspended bool) string {
+	if !leftPaused(st, suspended) {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.PeerTimeout)
+	defer cancel()
+	var err error
+	switch {
+	case host == n.cfg.Name:
+		err = n.cfg.Hypervisor.Resume(ctx, ref)
+	case uri == "":
+		err = fmt.Errorf("no hypervisor URI known for %s", host)
+	default:
+		var p migrate.Remote
+		if p, err = n.cfg.Hypervisor.Peer(ctx, host, uri); err == nil {
+			err = p.Resume(ctx, ref)
+			_ = p.Close()
+		}
+	}
+	log := n.log.With("migration", m.ID, "vm", m.VM, "host", host, "paused", st.Reason)
+	if err != nil {
+		log.Warn("could not resume the guest the migration left paused", "err", err)
+		return fmt.Sprintf("; the guest is left paused on %s (%s) and could not be resumed: %v", host, st.Reason, err)
+	}
+	log.Info("resumed the guest the migration left paused")
+	return fmt.Sprintf("; the guest was left paused on %s (%s) and is resumed there", host, st.Reason)
+}
+
+// suspendedBy reports whether the attempt's policy paused its guest: this
+// host's journal says so (written before the pause), or a progress report.
+func (n *Node) suspendedBy(a *attempt) bool {
+	return n.journal.suspended(a.key) || a.m.Progress.SuspendedAtMs > 0 || (a.rep != nil && a.rep.lastProgress().SuspendedAtMs > 0)
+}
+
+// journaledJob records a policy's pause of the guest in the start journal
+// before it pauses it (startJournal.markSuspended).
+type journaledJob struct {
+	migrate.Job
+	n   *Node
+	key string
+}
+
+func (j journaledJob) Suspend() error {
+	if err := j.n.journal.markSuspended(j.key); err != nil {
+		return err // never a pause a crash could leave unexplained
+	}
+	return j.Job.Suspend()
+}
+
+// resumeOwnLeftPaused resumes, after a job this meshd watched failed or
+// was cancelled, the guest the job left paused here (a driver whose job
+// resumes it already, as migrate/virt's does, leaves nothing to do).
+func (n *Node) resumeOwnLeftPaused(a *attempt) string {
+	src := n.hostStatus(n.ctx, a.m.Source, "", a.ref)
+	return n.resumeLeftPaused(n.ctx, a.m, a.m.Source, "", a.ref, src, n.suspendedBy(a))
 }
