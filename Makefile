@@ -96,7 +96,7 @@ PARALLEL ?= 4
 soak:
 	@start=$$(date +%s); \
 	FAULT_SCHEDULES=$(SEEDS) FAULT_FIRST=$(FIRST) FAULT_PARALLEL=$(PARALLEL) $(GO) test -count=1 -timeout 0 -v -run 'TestFaultSchedules$$' ./testcluster/ > soak.log 2>&1; \
-	rc=$$?; grep -E 'violation: |replay: |schedules, ' soak.log; \
+	rc=$$?; grep -E 'violation: |replay: |schedules, |refused a send' soak.log; \
 	echo "seeds $(FIRST)..$$(($(FIRST)+$(SEEDS)-1)), $(PARALLEL) at a time, $$(( $$(date +%s) - start )) s wall"; exit $$rc
 
 bench: deps build

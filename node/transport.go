@@ -258,6 +258,7 @@ var errPipelineFailed = errors.New("raft pipeline: an earlier append failed; the
 func (p *pipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) (raft.AppendFuture, error) {
 	select {
 	case <-p.failed:
+		p.refused()
 		return nil, errPipelineFailed
 	case <-p.stop:
 		return nil, raft.ErrPipelineShutdown
@@ -282,9 +283,19 @@ func (p *pipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raft.App
 	case <-p.stop:
 		return nil, raft.ErrPipelineShutdown
 	case <-p.failed:
+		p.refused()
 		return nil, errPipelineFailed
 	}
 }
+
+// refused logs an append refused because an earlier answer failed: Raft
+// sent on after its decoder had left (the fault soak counts these).
+func (p *pipeline) refused() {
+	p.t.log.Debug(logPipelineRefused, "peer", string(p.c.key.id))
+}
+
+// logPipelineRefused is the message of pipeline.refused.
+const logPipelineRefused = "raft pipeline: an append after a failed answer refused; the pipeline ends"
 
 // decode reads the answers in order and hands each to Raft, until the
 // pipeline closes or an answer fails (then it marks the pipeline failed
