@@ -227,10 +227,12 @@ func (n *Node) abortOn(ctx context.Context, host, uri string, ref migrate.Domain
 // guest would stand paused on a host where the state says it runs. A guest
 // paused in a post-copy is left to the post-copy's resume.
 func leftPaused(src *migrate.DomainStatus, suspended bool) bool {
-	if src == nil || !src.Exists || src.State != fsm.VMPaused || src.Job != nil || src.PostCopy || src.PostCopyFailed {
-		return false
-	}
-	return src.Reason == migrate.ReasonMigrating || (src.Reason == migrate.ReasonUser && suspended)
+	return pausedNoJob(src) && (src.Reason == migrate.ReasonMigrating || (src.Reason == migrate.ReasonUser && suspended))
+}
+
+// pausedNoJob: a guest paused with no job, outside any post-copy.
+func pausedNoJob(st *migrate.DomainStatus) bool {
+	return st != nil && st.Exists && st.State == fsm.VMPaused && st.Job == nil && !st.PostCopy && !st.PostCopyFailed
 }
 
 // resumeLeftPaused resumes the guest a migration left paused on host (its
@@ -241,6 +243,13 @@ func leftPaused(src *migrate.DomainStatus, suspended bool) bool {
 // "" when the guest was not left paused.
 func (n *Node) resumeLeftPaused(ctx context.Context, m *fsm.Migration, host, uri string, ref migrate.DomainRef, st *migrate.DomainStatus, suspended bool) string {
 	if !leftPaused(st, suspended) {
+		if pausedNoJob(st) {
+			// paused, but nothing shows this migration paused it: an
+			// operator's pause is not ours to end (the leader, whose
+			// proof is the progress reports, misses a pause the source's
+			// meshd died before reporting)
+			return fmt.Sprintf("; the guest is paused on %s (%s) and left so: nothing shows this migration paused it", host, st.Reason)
+		}
 		return ""
 	}
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.PeerTimeout)

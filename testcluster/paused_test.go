@@ -104,8 +104,12 @@ func TestFailedMigrationNeverLeavesItsGuestPaused(t *testing.T) {
 	failedAndResumed(id, "paused-restart", "settled by the restarted source", 1)
 	c.cancelAndWait(t, id)
 
-	// 3. the same, and the source's meshd stays down: the leader settles
+	// 3. the same, and the source's meshd stays down: the leader settles.
+	// Its proof that the migration paused the guest is the progress
+	// report that says so (a source that died before reporting the pause
+	// leaves the guest paused, and the migration's end says why).
 	id = pausedMigration("paused-leader")
+	c.WaitFor(30*time.Second, "the pause reported", func() bool { return c.migration(id).Progress.SuspendedAtMs > 0 })
 	c.Crash(src)
 	dh.BreakMigrations()
 	failedAndResumed(id, "paused-leader", "settled by the leader", 2)
