@@ -32,7 +32,7 @@ func main() {
 		parts     = flag.String("parts", "single,drain,convergence,tls,parallel", "which parts to run")
 		bw        = flag.Int("bw", 32, "single: bandwidth cap, MiB/s")
 		dirty     = flag.Int("dirty", 8, "single: dirty rate of the dirtying guest, MiB/s")
-		drainBW   = flag.Int("drain-bw", 16, "drain: per-migration cap, MiB/s")
+		drainNet  = flag.Int("drain-net", 32, "drain: the migration network's capacity (auto bandwidth), MiB/s")
 		guests    = flag.Int("guests", 6, "drain: guests on the drained host")
 		drainMem  = flag.Int("drain-mem", 256, "drain: memory of each guest, MiB")
 		drainFill = flag.Int("drain-fill", 64, "drain: data each guest fills at boot, MiB")
@@ -42,6 +42,7 @@ func main() {
 		convFill  = flag.Int("conv-fill", 64, "convergence: data the guest fills at boot, MiB")
 		convPols  = flag.String("conv-policies", strings.Join(policies, ","), "convergence: the policies compared, in turn")
 	)
+	keepLogs := flag.Bool("keep-logs", false, "keep the meshd logs (their directory is printed) for a timeline of the run")
 	trial := flag.Bool("trial", false, "allow fewer than 5 runs, to try a part out (not for RESULTS.md)")
 	flag.Parse()
 	if *runs < 5 && !*trial {
@@ -72,7 +73,7 @@ func main() {
 	all := []part{
 		{"single", "lab-single.json", func() (benchkit.Section, error) { return singlePart(ctx, m, *runs, *bw, *dirty) }},
 		{"drain", "lab-drain.json", func() (benchkit.Section, error) {
-			return drainPart(ctx, m, *runs, *drainBW, *guests, *drainMem, *drainFill)
+			return drainPart(ctx, m, *runs, *drainNet, *guests, *drainMem, *drainFill)
 		}},
 		{"convergence", "lab-convergence.json", func() (benchkit.Section, error) {
 			return convergencePart(ctx, m, *runs, *convBW, *convDR, *convMem, *convFill, strings.Split(*convPols, ","))
@@ -88,7 +89,7 @@ func main() {
 		t0 := time.Now()
 		s, err := p.run()
 		s.Command, s.Started, s.Took = cmd+" -parts "+p.name, t0.UTC(), time.Since(t0).Round(time.Second).String()
-		s.Notes = append(s.Notes, fmt.Sprintf("Flags: -bw %d -dirty %d -drain-bw %d -guests %d -drain-mem %d -drain-fill %d -conv-bw %d -conv-dirty %d -conv-mem %d -conv-fill %d -conv-policies %s.", *bw, *dirty, *drainBW, *guests, *drainMem, *drainFill, *convBW, *convDR, *convMem, *convFill, *convPols))
+		s.Notes = append(s.Notes, fmt.Sprintf("Flags: -bw %d -dirty %d -drain-net %d -guests %d -drain-mem %d -drain-fill %d -conv-bw %d -conv-dirty %d -conv-mem %d -conv-fill %d -conv-policies %s.", *bw, *dirty, *drainNet, *guests, *drainMem, *drainFill, *convBW, *convDR, *convMem, *convFill, *convPols))
 		if err != nil {
 			failed = true
 			log.Printf("%s: %v (meshd logs in %s)", p.name, err, m.logDir)
@@ -103,6 +104,10 @@ func main() {
 	if failed {
 		fmt.Fprintf(os.Stderr, "labbench: some parts failed; meshd logs in %s\n", m.logDir)
 		os.Exit(1)
+	}
+	if *keepLogs {
+		fmt.Fprintf(os.Stderr, "labbench: meshd logs kept in %s\n", m.logDir)
+		return
 	}
 	_ = os.RemoveAll(m.logDir)
 }
