@@ -257,6 +257,10 @@ type Cluster struct {
 	// MigrationParallel is the connections per migration; 0 is auto
 	// (one per 10 Gb/s of the migration network, at most the VM's vCPUs).
 	MigrationParallel int `json:"migration_parallel,omitempty"`
+	// OverlapMs: in auto bandwidth, a migration predicted to end its
+	// transfer within this many ms lends its slot to the next one's setup
+	// (0: off). Switching a cluster to auto sets 2000 unless given.
+	OverlapMs int64 `json:"overlap_ms"`
 	// Balance is "off" (or ""), "memory" or "cpu": the load the leader
 	// evens out between the cluster's hosts. Zero threshold (percentage
 	// points of spread), hold (seconds a moved VM stays) and budget

@@ -191,11 +191,20 @@ func applyProgress(s *State, data []byte) (any, error) {
 	if c.Attempt != 0 && c.Attempt != m.Attempt {
 		return nil, rejectf("progress of migration %s: attempt %d is over (now %d)", c.ID, c.Attempt, m.Attempt)
 	}
-	old := m.Progress
+	old, wasEnding := m.Progress, s.Ending(m)
 	m.Progress = c.Progress
 	s.progressEvents(m, old)
+	if s.Ending(m) != wasEnding {
+		// the migration lent its slot (or took it back): plan again
+		return slotLent{}, nil
+	}
 	return nil, nil
 }
+
+// slotLent is what applyProgress returns when a sample moved a migration
+// into (or out of) the end of its transfer: unlike other samples it can
+// change a scheduling decision (see Ending).
+type slotLent struct{}
 
 // progressMilestones are the percentages whose crossing is an event: the
 // event log shows a migration's course, not its every sample.

@@ -127,8 +127,9 @@ func (f *FSM) Apply(l *raft.Log) any {
 		f.log.Warn("fsm: refused a malformed entry of a log older than validation", "index", l.Index, "err", err)
 	case err == nil:
 		// Progress samples and new bandwidth caps change no scheduling
-		// decision, so they do not make the leader plan again.
-		if t := CommandType(l.Data[0]); t != CmdProgress && t != CmdReshare {
+		// decision, so they do not make the leader plan again; a sample
+		// that lends a slot (see Ending) does.
+		if t := CommandType(l.Data[0]); t != CmdProgress && t != CmdReshare || v == (slotLent{}) {
 			f.schedGen++
 		}
 		close(f.changed)

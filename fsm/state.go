@@ -263,13 +263,38 @@ type SlotUse struct {
 	Cluster map[string]int
 }
 
-// Slots counts the slots held by running migrations.
+// Slots counts the slots held by running migrations. An ending migration
+// (see Ending) lends its slot to the next one's setup, at most one lent
+// slot per slot of the limit, so that a count here never exceeds its
+// limit and the migrations that exist never exceed twice it.
 func (s *State) Slots() SlotUse {
 	u := SlotUse{Out: map[string]int{}, In: map[string]int{}, Cluster: map[string]int{}}
+	lent := SlotUse{Out: map[string]int{}, In: map[string]int{}, Cluster: map[string]int{}}
+	limits := map[string]Cluster{} // of the clusters with ending migrations
 	for _, m := range s.Running() {
 		u.Out[m.Source]++
 		u.In[m.Dest]++
 		u.Cluster[m.Cluster]++
+		if !s.Ending(m) {
+			continue
+		}
+		cl, ok := limits[m.Cluster]
+		if !ok {
+			cl = s.Cluster(m.Cluster)
+			limits[m.Cluster] = cl
+		}
+		if lent.Out[m.Source] < cl.MaxOutgoing {
+			lent.Out[m.Source]++
+			u.Out[m.Source]--
+		}
+		if lent.In[m.Dest] < cl.MaxIncoming {
+			lent.In[m.Dest]++
+			u.In[m.Dest]--
+		}
+		if lent.Cluster[m.Cluster] < cl.MaxConcurrent {
+			lent.Cluster[m.Cluster]++
+			u.Cluster[m.Cluster]--
+		}
 	}
 	return u
 }

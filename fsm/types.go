@@ -349,6 +349,11 @@ type Cluster struct {
 	// asks for none: 0 is auto, about one per 10 Gb/s of the migration
 	// network (as oVirt opens them), at most the VM's vCPUs.
 	MigrationParallel int `json:"migration_parallel,omitempty"`
+	// OverlapMs lets the next migration's setup overlap the end of the
+	// running transfers in an auto-bandwidth cluster (see overlap.go): a
+	// migration predicted to end its transfer within OverlapMs no longer
+	// holds its slot. 0 is off: each grant waits for a slot to be free.
+	OverlapMs int64 `json:"overlap_ms,omitempty"`
 
 	// Automatic balancing (see node/balance.go). Balance is BalanceOff
 	// (also "": the default, as oVirt's "none" policy), BalanceMemory or

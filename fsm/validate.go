@@ -493,6 +493,7 @@ func (x SetCluster) validate() error {
 	c.atMost("bandwidth MiB", cl.BandwidthMiB, MaxBandwidthMiB)
 	c.atMost("migration network MiB", cl.MigrationNetMiB, MaxBandwidthMiB)
 	c.between("migration parallel connections", int64(cl.MigrationParallel), 0, MaxParallel)
+	c.between("setup overlap ms", cl.OverlapMs, 0, MaxOverlapMs)
 	if t := cl.MigrationTransport; t != "" && t != TransportTLS && t != TransportPlain {
 		c.fail("migration transport %q is neither %q nor %q", t, TransportTLS, TransportPlain)
 	}

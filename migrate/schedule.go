@@ -137,7 +137,7 @@ func decide(st *fsm.State, m *fsm.Migration) (Decision, bool) {
 	}
 	d := Decision{Migration: m.ID, Attempt: m.Attempt, Dest: dest, BandwidthMiB: bandwidth(cl, m), Reason: reason}
 	if cl.BandwidthMode == fsm.BandwidthAuto && cl.MigrationNetMiB > 0 {
-		shares := fairShares(cl, append(runningIn(st, m.Cluster), m))
+		shares := clusterShares(st, cl, m)
 		d.BandwidthMiB = shares[m.ID]
 		d.Reshare = changed(st, shares, m.ID)
 	}

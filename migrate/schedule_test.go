@@ -414,7 +414,7 @@ func TestFairSharesNeverExceedCapacity(t *testing.T) {
 		}
 		var sum uint64
 		for _, m := range ms {
-			got := fairShares(cl, ms)[m.ID]
+			got := fairShares(cl.MigrationNetMiB, cl.MigrationNetMiB, ms)[m.ID]
 			if m.BandwidthMiB > 0 && got > m.BandwidthMiB {
 				t.Fatalf("%d sharing: %s gets %d, over its own cap %d", n, m.ID, got, m.BandwidthMiB)
 			}

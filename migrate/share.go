@@ -1,6 +1,8 @@
 package migrate
 
 import (
+	"cmp"
+	"maps"
 	"slices"
 
 	"github.com/hostmesh/hostmesh/fsm"
@@ -15,14 +17,15 @@ import (
 // granted never add up to more than the capacity; Reshare raises them again
 // after one ends.
 
-// fairShares returns each migration's cap when ms share cl's capacity.
-func fairShares(cl fsm.Cluster, ms []*fsm.Migration) map[string]uint64 {
+// fairShares returns each migration's cap when ms share capacity, with
+// net (the whole network) as the want of a migration that asks for no cap.
+func fairShares(capacity, net uint64, ms []*fsm.Migration) map[string]uint64 {
 	order := slices.Clone(ms)
 	// Smallest own caps first (0 asks for no cap, so it comes last), so
 	// what a capped migration leaves goes to the ones after it.
 	want := func(m *fsm.Migration) uint64 {
 		if m.BandwidthMiB == 0 {
-			return cl.MigrationNetMiB
+			return net
 		}
 		return m.BandwidthMiB
 	}
@@ -36,7 +39,7 @@ func fairShares(cl fsm.Cluster, ms []*fsm.Migration) map[string]uint64 {
 		return 0
 	})
 	out := make(map[string]uint64, len(order))
-	left := cl.MigrationNetMiB
+	left := capacity
 	for i, m := range order {
 		part := left / uint64(len(order)-i)
 		if w := want(m); w < part {
@@ -50,6 +53,74 @@ func fairShares(cl fsm.Cluster, ms []*fsm.Migration) map[string]uint64 {
 			out[rest.ID] = max(part, 1)
 		}
 		break
+	}
+	return out
+}
+
+// clusterShares returns the cap of every running migration of cluster cl
+// (and of extra, being granted, when not nil). Without setup overlap all
+// of them share the network fairly. With it (see fsm.State.Ending):
+//
+//   - an ending migration keeps its cap until it ends;
+//   - the others share the whole network fairly, as if the ending ones
+//     were gone already;
+//   - what that grants beyond the network is taken from the newest
+//     migrations first (the one being granted, still in its setup, where
+//     a cap costs nothing), down to 1 MiB/s each, and from the ending
+//     ones only when nothing else is left.
+//
+// So an ending transfer is never slowed for the next one, whose setup
+// runs meanwhile and which takes what is left until the ending one is
+// gone; the link stays full while one wave ends and the next sets up, and
+// the caps never add up to more than the network. A migration keeps at
+// least 1 MiB/s (0 would mean unlimited to the hypervisor).
+func clusterShares(st *fsm.State, cl fsm.Cluster, extra *fsm.Migration) map[string]uint64 {
+	var sharing, ending []*fsm.Migration
+	for _, m := range runningIn(st, cl.Name) {
+		if st.Ending(m) {
+			ending = append(ending, m)
+			continue
+		}
+		sharing = append(sharing, m)
+	}
+	if extra != nil {
+		sharing = append(sharing, extra)
+	}
+	out := fairShares(cl.MigrationNetMiB, cl.MigrationNetMiB, sharing)
+	for _, m := range ending {
+		out[m.ID] = m.GrantedMiB
+	}
+	var sum uint64
+	for _, bw := range out {
+		sum += bw
+	}
+	if sum <= cl.MigrationNetMiB {
+		return out
+	}
+	excess := sum - cl.MigrationNetMiB
+	cut := func(ms []*fsm.Migration) {
+		for _, m := range ms {
+			if excess == 0 {
+				return
+			}
+			c := min(excess, out[m.ID]-1)
+			out[m.ID] -= c
+			excess -= c
+		}
+	}
+	newest := slices.Clone(sharing) // queue order: the newest last
+	slices.Reverse(newest)
+	cut(newest)
+	slices.SortStableFunc(ending, func(a, b *fsm.Migration) int { return cmp.Compare(b.GrantedMiB, a.GrantedMiB) })
+	cut(ending)
+	if excess > 0 {
+		// more migrations than MiB/s: the plain fair shares of what
+		// the ending ones leave
+		held := uint64(0)
+		for _, m := range ending {
+			held += out[m.ID]
+		}
+		maps.Copy(out, fairShares(cl.MigrationNetMiB-min(held, cl.MigrationNetMiB), cl.MigrationNetMiB, sharing))
 	}
 	return out
 }
@@ -87,11 +158,10 @@ func Reshare(st *fsm.State) []fsm.Share {
 		if cl.BandwidthMode != fsm.BandwidthAuto || cl.MigrationNetMiB == 0 {
 			continue
 		}
-		ms := runningIn(st, name)
-		if len(ms) == 0 {
+		if len(runningIn(st, name)) == 0 {
 			continue
 		}
-		out = append(out, changed(st, fairShares(cl, ms), "")...)
+		out = append(out, changed(st, clusterShares(st, cl, nil), "")...)
 	}
 	return out
 }

@@ -1,0 +1,131 @@
+package migrate
+
+import (
+	"testing"
+
+	"github.com/hostmesh/hostmesh/fsm"
+)
+
+// sending sets m's last progress report: sent MiB sent, left MiB to go,
+// at rate MiB/s.
+func sending(st *fsm.State, id string, sent, left uint64, rate float64) {
+	m := st.Migrations[id]
+	m.Progress = fsm.Progress{ProcessedBytes: sent << 20, RemainingBytes: left << 20, MiBps: rate}
+}
+
+// overlapCluster is an auto cluster of 32 MiB/s, two outgoing slots per
+// host and setups overlapping the last 2 s of a transfer.
+func overlapCluster() fsm.Cluster {
+	cl := fsm.DefaultCluster("c1")
+	cl.BandwidthMode, cl.MigrationNetMiB, cl.MaxOutgoing, cl.OverlapMs = fsm.BandwidthAuto, 32, 2, 2000
+	return cl
+}
+
+// TestOverlapLendsTheSlotOfAnEndingTransfer: a drain of four VMs from h1
+// with two outgoing slots. The third waits while both transfers have
+// more than 2 s to go; once one is predicted to end within 2 s its slot
+// goes to the third, whose setup takes what is left (1 MiB/s, from the
+// other transfer) and never slows the ending one; the caps never exceed the network; each slot
+// is lent once, so the fourth waits though two transfers are ending.
+func TestOverlapLendsTheSlotOfAnEndingTransfer(t *testing.T) {
+	b := newBuilder().hosts("h", 3).cluster(overlapCluster())
+	b.vm("a", "h1").vm("b", "h1").vm("c", "h1").vm("d", "h1")
+	a, bb, c, d := b.queue("a"), b.queue("b"), b.queue("c"), b.queue("d")
+	st := b.st
+	apply(t, st, Schedule(st))
+	checkSlots(t, st, 1)
+	if st.Migrations[a].State != fsm.MigRunning || st.Migrations[bb].State != fsm.MigRunning || st.Migrations[c].State != fsm.MigQueued {
+		t.Fatalf("first pass: %s %s %s, want two running and the third queued", st.Migrations[a].State, st.Migrations[bb].State, st.Migrations[c].State)
+	}
+	sending(st, a, 100, 64, 16) // 4 s to go
+	sending(st, bb, 100, 64, 16)
+	if ds := Schedule(st); len(ds) != 0 {
+		t.Fatalf("both transfers 4 s from their end: decisions %+v, want none", ds)
+	}
+	sending(st, a, 140, 24, 16) // 1.5 s to go
+	if !st.Ending(st.Migrations[a]) || st.Ending(st.Migrations[bb]) {
+		t.Fatalf("ending: %s %v, %s %v; want only %s", a, st.Ending(st.Migrations[a]), bb, st.Ending(st.Migrations[bb]), a)
+	}
+	ds := Schedule(st)
+	if len(ds) != 1 || ds[0].Migration != c {
+		t.Fatalf("with %s ending: decisions %+v, want a grant of %s alone", a, ds, c)
+	}
+	apply(t, st, ds)
+	checkSlots(t, st, 2)
+	want := map[string]uint64{a: 16, bb: 15, c: 1}
+	for id, w := range want {
+		if got := st.Migrations[id].GrantedMiB; got != w {
+			t.Errorf("overlap: %s at %d MiB/s, want %d", id, got, w)
+		}
+	}
+	if r := Reshare(st); len(r) != 0 {
+		t.Errorf("reshare during the overlap: %+v, want nothing (the transfer keeps its cap)", r)
+	}
+	// The new one's setup ends and it sends while a still ends: it keeps
+	// what is left, the ending transfer its cap.
+	sending(st, c, 1, 200, 1)
+	if r := Reshare(st); len(r) != 0 {
+		t.Errorf("reshare once %s sends: %+v, want nothing (%s keeps its cap until it ends)", c, r, a)
+	}
+	// Both first transfers end their last seconds: b's slot is lent too,
+	// a's only once: d waits.
+	sending(st, bb, 150, 20, 16)
+	ds = Schedule(st)
+	if len(ds) != 1 || ds[0].Migration != d {
+		t.Fatalf("with %s and %s ending: decisions %+v, want a grant of %s", a, bb, ds, d)
+	}
+	apply(t, st, ds)
+	checkSlots(t, st, 3)
+	sending(st, c, 0, 0, 0)
+	b.vm("e", "h1")
+	e := b.queue("e")
+	if ds := Schedule(st); len(ds) != 0 {
+		t.Fatalf("four migrations from h1 with two slots: decisions %+v, want none (%s waits)", ds, e)
+	}
+	// a ends: c and d, both in setup, share the network with nothing
+	// ending but b.
+	finish(st, st.Migrations[a], fsm.MigSucceeded)
+	fsm.ApplyShares(st, Reshare(st))
+	checkSlots(t, st, 4)
+	if sum := st.Migrations[bb].GrantedMiB + st.Migrations[c].GrantedMiB + st.Migrations[d].GrantedMiB; sum > 32 {
+		t.Errorf("after %s ended: %d MiB/s granted, over the 32 MiB/s network", a, sum)
+	}
+	finish(st, st.Migrations[bb], fsm.MigSucceeded)
+	fsm.ApplyShares(st, Reshare(st))
+	if gc, gd := st.Migrations[c].GrantedMiB, st.Migrations[d].GrantedMiB; gc != 16 || gd != 16 {
+		t.Errorf("after both ended: %s at %d, %s at %d MiB/s, want 16 each", c, gc, d, gd)
+	}
+}
+
+// TestNoOverlapWithoutItsSetting: the same ending transfer in a cluster
+// without OverlapMs (or in fixed bandwidth) keeps its slot, and a
+// post-copy migration never lends one.
+func TestNoOverlapWithoutItsSetting(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		set  func(*fsm.Cluster)
+		prog fsm.Progress
+	}{
+		{"overlap 0", func(c *fsm.Cluster) { c.OverlapMs = 0 }, fsm.Progress{ProcessedBytes: 1 << 30, RemainingBytes: 1 << 20, MiBps: 16}},
+		{"fixed bandwidth", func(c *fsm.Cluster) { c.BandwidthMode = fsm.BandwidthFixed }, fsm.Progress{ProcessedBytes: 1 << 30, RemainingBytes: 1 << 20, MiBps: 16}},
+		{"post-copy", func(*fsm.Cluster) {}, fsm.Progress{ProcessedBytes: 1 << 30, RemainingBytes: 1 << 20, MiBps: 16, PostCopy: true}},
+		{"nothing sent yet", func(*fsm.Cluster) {}, fsm.Progress{RemainingBytes: 0}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cl := overlapCluster()
+			tc.set(&cl)
+			b := newBuilder().hosts("h", 3).cluster(cl)
+			b.vm("a", "h1").vm("b", "h1").vm("c", "h1")
+			a, _, c := b.queue("a"), b.queue("b"), b.queue("c")
+			st := b.st
+			apply(t, st, Schedule(st))
+			st.Migrations[a].Progress = tc.prog
+			if st.Ending(st.Migrations[a]) {
+				t.Fatalf("%s counts as ending", a)
+			}
+			if ds := Schedule(st); len(ds) != 0 {
+				t.Fatalf("decisions %+v, want none (%s waits for a free slot)", ds, c)
+			}
+		})
+	}
+}
