@@ -26,6 +26,7 @@ var ClusterCommand = &ucli.Command{
 		&ucli.Uint64Flag{Name: "bandwidth", Usage: "per-migration cap in MiB/s (fixed mode)"},
 		&ucli.Uint64Flag{Name: "migration-net", Usage: "migration network capacity in MiB/s (auto mode)"},
 		&ucli.StringFlag{Name: "policy", Usage: "default convergence policy"},
+		&ucli.DurationFlag{Name: "setup-overlap", Usage: "auto bandwidth: start the next migration's setup this long before a transfer is predicted to end (0 turns it off; switching to auto sets 2s)"},
 		&ucli.StringFlag{Name: "parallel", Usage: "connections per migration: auto (one per 10 Gb/s of the migration network, at most the VM's vCPUs) or 1 to 64"},
 		&ucli.StringFlag{Name: "migration-transport", Usage: "tls (memory and disks encrypted, the default) or plain (cleartext, on purpose only)"},
 		&ucli.StringFlag{Name: "balance", Usage: "automatic balancing: off (the default), memory or cpu"},
@@ -64,6 +65,9 @@ var ClusterCommand = &ucli.Command{
 			if parallel >= 0 {
 				settings["migration_parallel"] = parallel
 			}
+			if c.IsSet("setup-overlap") {
+				settings["overlap_ms"] = c.Duration("setup-overlap").Milliseconds()
+			}
 			if c.IsSet("balance-hold") {
 				settings["balance_hold_seconds"] = int64(c.Duration("balance-hold").Seconds())
 			}
@@ -92,6 +96,7 @@ var ClusterCommand = &ucli.Command{
 			set("policy", func() { cur.Policy = c.String("policy") })
 			set("migration-transport", func() { cur.MigrationTransport = c.String("migration-transport") })
 			set("parallel", func() { cur.MigrationParallel = parallel })
+			set("setup-overlap", func() { cur.OverlapMs = c.Duration("setup-overlap").Milliseconds() })
 			set("balance", func() { cur.Balance = c.String("balance") })
 			set("balance-threshold", func() { cur.BalanceThreshold = c.Int("balance-threshold") })
 			set("balance-hold", func() { cur.BalanceHoldSeconds = int64(c.Duration("balance-hold").Seconds()) })
@@ -113,8 +118,8 @@ var ClusterCommand = &ucli.Command{
 		if ok, err := printed(c, cur); ok || err != nil {
 			return err
 		}
-		fmt.Fprintf(c.App.Writer, "cluster %s: slots out %d / in %d per host, %d per cluster; bandwidth %s %d MiB/s (network %d MiB/s); policy %s; migration transport %s; connections %s%s\n",
-			cur.Name, cur.MaxOutgoing, cur.MaxIncoming, cur.MaxConcurrent, cur.BandwidthMode, cur.BandwidthMiB, cur.MigrationNetMiB, cur.Policy, transportOf(cur), parallelOf(cur), balanceOf(cur))
+		fmt.Fprintf(c.App.Writer, "cluster %s: slots out %d / in %d per host, %d per cluster; bandwidth %s %d MiB/s (network %d MiB/s%s); policy %s; migration transport %s; connections %s%s\n",
+			cur.Name, cur.MaxOutgoing, cur.MaxIncoming, cur.MaxConcurrent, cur.BandwidthMode, cur.BandwidthMiB, cur.MigrationNetMiB, overlapOf(cur), cur.Policy, transportOf(cur), parallelOf(cur), balanceOf(cur))
 		fmt.Fprintln(c.App.Writer, cpuBaselineOf(cur))
 		return nil
 	},
@@ -127,6 +132,14 @@ var clusterFields = map[string]string{
 	"bandwidth-mode": "bandwidth_mode", "bandwidth": "bandwidth_mib", "migration-net": "migration_net_mib",
 	"policy": "policy", "migration-transport": "migration_transport",
 	"balance": "balance", "balance-threshold": "balance_threshold", "balance-budget": "balance_budget",
+}
+
+// overlapOf describes the setup overlap of an auto cluster ("" when off).
+func overlapOf(c api.Cluster) string {
+	if c.BandwidthMode != api.BandwidthAuto || c.OverlapMs <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(", setups overlap the last %s of transfers", time.Duration(c.OverlapMs)*time.Millisecond)
 }
 
 // balanceOf describes the cluster's automatic balancing ("" when off),

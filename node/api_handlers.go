@@ -489,6 +489,13 @@ func (n *Node) handlePutCluster(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
+	if cur.BandwidthMode != fsm.BandwidthAuto && c.BandwidthMode == fsm.BandwidthAuto && c.OverlapMs == cur.OverlapMs && c.OverlapMs == 0 {
+		// Auto bandwidth knows the network, so setups can overlap the
+		// end of transfers (fsm/overlap.go): on unless the operator said.
+		// Written into the entry, not assumed by the FSM, so that every
+		// replica applies the same rule whatever version it runs.
+		c.OverlapMs = fsm.DefaultOverlapMs
+	}
 	if _, err := n.propose(r.Context(), fsm.CmdSetCluster, fsm.SetCluster{Cluster: c, Actor: actorOf(r), At: time.Now().UTC()}); err != nil {
 		writeErr(w, err)
 		return
