@@ -38,7 +38,10 @@ type Options struct {
 	HostMem func(i int) uint64
 	// TimeScale speeds up simulated migrations (default 20).
 	TimeScale float64
-	MaxVoters int
+	// MigrationSetup is the simulated time every migration spends before
+	// its first byte (sim.Config.Setup; default 0).
+	MigrationSetup time.Duration
+	MaxVoters      int
 	// LeftHostGrace is how long a Left host stays in the state (default:
 	// meshd's, an hour).
 	LeftHostGrace time.Duration
@@ -131,7 +134,7 @@ func New(t testing.TB, opts Options) *Cluster {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	c := &Cluster{t: t, opts: opts, Reg: sim.NewRegistry(sim.Config{TimeScale: opts.TimeScale}), hostMem: map[string]uint64{},
+	c := &Cluster{t: t, opts: opts, Reg: sim.NewRegistry(sim.Config{TimeScale: opts.TimeScale, Setup: opts.MigrationSetup}), hostMem: map[string]uint64{},
 		clients: map[string]*api.Client{}}
 	t.Cleanup(c.Close)
 	c.base = t.TempDir()

@@ -129,6 +129,12 @@ func (j *job) step(now time.Time) {
 	if j.phase == phaseSwitching || j.phase >= phaseDone {
 		return
 	}
+	if setupEnd := j.start.Add(j.host.reg.cfg.Setup); now.Before(setupEnd) {
+		j.last = now // the destination is still starting: nothing moves
+		return
+	} else if j.last.Before(setupEnd) {
+		j.last = setupEnd
+	}
 	dt := now.Sub(j.last).Seconds()
 	j.last = now
 	if j.suspended {

@@ -26,6 +26,11 @@ type Config struct {
 	// DowntimeOverhead is the fixed part of every switch-over pause (device
 	// state, resuming on the destination). Default 20ms.
 	DowntimeOverhead time.Duration
+	// Setup is the simulated time every migration spends before its first
+	// byte: libvirt's Prepare, in which the destination starts its QEMU
+	// (1.8 s per migration in the lab). The job's elapsed time runs and
+	// nothing is sent. Default 0.
+	Setup time.Duration
 	// HTTPClient reaches hosts of other processes. Default: 10s timeout.
 	HTTPClient *http.Client
 	// PeerClient, when set, reaches the destination host named destHost in
