@@ -35,6 +35,12 @@ type job struct {
 	postCopy    bool
 	suspended   bool // Suspend paused the guest on the source
 	maxDowntime time.Duration
+	// capEarly is a cap set before the stream sent anything (0: none):
+	// libvirt sets the migration's bandwidth parameter when the transfer
+	// begins, over a virDomainMigrateSetMaxSpeed made during the
+	// destination's start, so Stats sets it again once data moves (seen in
+	// the lab: a job started at 32 MiB/s and lowered to 16 at once ran at 32).
+	capEarly uint64
 }
 
 func newJob(dom *libvirt.Domain, name, uuid string, p migrate.Params, maxDowntime time.Duration) *job {
@@ -251,6 +257,12 @@ func (j *job) Stats() (migrate.JobStats, error) {
 	s.MaxDowntime = j.maxDowntime
 	s.PostCopy = s.PostCopy || j.postCopy
 	j.last = s
+	if c := j.capEarly; c > 0 && s.DataProcessed > 0 {
+		// an error (the job ending) leaves it for the next sample
+		if j.dom.MigrateSetMaxSpeed(c, 0) == nil {
+			j.capEarly = 0
+		}
+	}
 	return s, nil
 }
 
@@ -382,5 +394,10 @@ func (j *job) SetBandwidth(mib uint64) error {
 	if err := j.dom.MigrateSetMaxSpeed(mib, 0); err != nil {
 		return wrap(err, "set bandwidth %d MiB/s of vm %q", mib, j.name)
 	}
+	j.mu.Lock()
+	if j.last.DataProcessed == 0 {
+		j.capEarly = mib
+	}
+	j.mu.Unlock()
 	return nil
 }
