@@ -191,10 +191,10 @@ func applyProgress(s *State, data []byte) (any, error) {
 	if c.Attempt != 0 && c.Attempt != m.Attempt {
 		return nil, rejectf("progress of migration %s: attempt %d is over (now %d)", c.ID, c.Attempt, m.Attempt)
 	}
-	old, wasEnding := m.Progress, s.Ending(m)
+	old, wasEnding, wasSent := m.Progress, s.Ending(m), s.Sent(m)
 	m.Progress = c.Progress
 	s.progressEvents(m, old)
-	if s.Ending(m) != wasEnding {
+	if s.Ending(m) != wasEnding || s.Sent(m) != wasSent {
 		// the migration lent its slot (or took it back): plan again
 		return slotLent{}, nil
 	}
@@ -202,8 +202,9 @@ func applyProgress(s *State, data []byte) (any, error) {
 }
 
 // slotLent is what applyProgress returns when a sample moved a migration
-// into (or out of) the end of its transfer: unlike other samples it can
-// change a scheduling decision (see Ending).
+// into (or out of) the end of its transfer, or found all of it sent:
+// unlike other samples it can change a scheduling decision or the caps
+// (see Ending and Sent).
 type slotLent struct{}
 
 // progressMilestones are the percentages whose crossing is an event: the

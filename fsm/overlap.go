@@ -55,6 +55,13 @@ func (s *State) Ending(m *Migration) bool {
 	return cl.overlaps() && transferEnding(m.Progress, cl.OverlapMs)
 }
 
+// Sent reports whether ending migration m has nothing left to send: its
+// job completes (the last pause, the destination resuming), which QEMU
+// does without the rate limit, so its cap can go to the next transfer.
+func (s *State) Sent(m *Migration) bool {
+	return s.Ending(m) && m.Progress.RemainingBytes == 0
+}
+
 // transferEnding predicts from a progress report whether the transfer
 // ends within overlapMs: nothing left to send once something was sent, or
 // the rest at the current rate in time.

@@ -67,6 +67,14 @@ func TestOverlapLendsTheSlotOfAnEndingTransfer(t *testing.T) {
 	if r := Reshare(st); len(r) != 0 {
 		t.Errorf("reshare once %s sends: %+v, want nothing (%s keeps its cap until it ends)", c, r, a)
 	}
+	// a sent everything and completes (unlimited in QEMU): its cap goes
+	// to c.
+	sending(st, a, 164, 0, 16)
+	fsm.ApplyShares(st, Reshare(st))
+	checkSlots(t, st, 2)
+	if ga, gb, gc := st.Migrations[a].GrantedMiB, st.Migrations[bb].GrantedMiB, st.Migrations[c].GrantedMiB; ga != 1 || gb != 16 || gc != 15 {
+		t.Errorf("%s sent everything: %d, %d, %d MiB/s; want 1, 16 and 15 (the network less %s's 1)", a, ga, gb, gc, a)
+	}
 	// Both first transfers end their last seconds: b's slot is lent too,
 	// a's only once: d waits.
 	sending(st, bb, 150, 20, 16)

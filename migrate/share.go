@@ -64,10 +64,12 @@ func fairShares(capacity, net uint64, ms []*fsm.Migration) map[string]uint64 {
 //   - an ending migration keeps its cap until it ends;
 //   - the others share the whole network fairly, as if the ending ones
 //     were gone already;
-//   - what that grants beyond the network is taken from the newest
-//     migrations first (the one being granted, still in its setup, where
-//     a cap costs nothing), down to 1 MiB/s each, and from the ending
-//     ones only when nothing else is left.
+//   - what that grants beyond the network is taken first from the ending
+//     migrations that sent everything (their completion, the last pause
+//     and the destination resuming, runs without QEMU's rate limit), then
+//     from the newest migrations (the one being granted, still in its
+//     setup, where a cap costs nothing), down to 1 MiB/s each, and from
+//     the other ending ones only when nothing else is left.
 //
 // So an ending transfer is never slowed for the next one, whose setup
 // runs meanwhile and which takes what is left until the ending one is
@@ -110,9 +112,28 @@ func clusterShares(st *fsm.State, cl fsm.Cluster, extra *fsm.Migration) map[stri
 	}
 	newest := slices.Clone(sharing) // queue order: the newest last
 	slices.Reverse(newest)
+	// Ending ones that sent everything first (their completion runs
+	// unlimited), then the others, largest caps first.
+	slices.SortStableFunc(ending, func(a, b *fsm.Migration) int {
+		if sa, sb := st.Sent(a), st.Sent(b); sa != sb {
+			if sa {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(b.GrantedMiB, a.GrantedMiB)
+	})
+	var sent, rest []*fsm.Migration
+	for _, m := range ending {
+		if st.Sent(m) {
+			sent = append(sent, m)
+		} else {
+			rest = append(rest, m)
+		}
+	}
+	cut(sent)
 	cut(newest)
-	slices.SortStableFunc(ending, func(a, b *fsm.Migration) int { return cmp.Compare(b.GrantedMiB, a.GrantedMiB) })
-	cut(ending)
+	cut(rest)
 	if excess > 0 {
 		// more migrations than MiB/s: the plain fair shares of what
 		// the ending ones leave
