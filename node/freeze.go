@@ -55,16 +55,18 @@ func (n *Node) Frozen() bool {
 }
 
 // Thaw brings a frozen host back to Up when its meshd starts again (or the
-// shutdown was cancelled). It waits until a leader is known and this
-// host's replica applied what it knows committed; a host
-// that is not frozen is left as it is. A host that was marked Down while
-// it rebooted came back Up already (handleMember).
+// shutdown was cancelled). It waits until this host's replica caught up
+// (caughtUp: a leader is known, and the log it had on disk is applied, not
+// only what the leader's first heartbeat told: before that the replica can
+// miss the freeze itself, and the host would stay frozen); a host that is
+// not frozen is left as it is. A host that was marked Down while it
+// rebooted came back Up already (handleMember).
 func (n *Node) Thaw(ctx context.Context) error {
 	for {
 		changed := n.fsm.Changed()
 		known := false
 		n.fsm.Read(func(s *fsm.State) { known = s.Hosts[n.cfg.Name] != nil })
-		if known && n.raft.Leader() != "" && n.raft.AppliedIndex() >= n.raft.CommitIndex() {
+		if known && n.caughtUp() {
 			break
 		}
 		select {
