@@ -61,7 +61,17 @@ func (s *State) enqueueVM(k string, vm *VM, c Enqueue) (string, error) {
 			return "", rejectf("migrate vm %q to %q: no such host", vm.Name, c.Dest)
 		}
 	}
-	policy := c.Policy
+	// The migration's own policy and cap, else the VM's, else the
+	// cluster's (a cap of 0 means the cluster's in fixed mode).
+	policy, bw := c.Policy, c.BandwidthMiB
+	if vs := s.VMSettings[k]; vs != nil {
+		if policy == "" {
+			policy = vs.Policy
+		}
+		if bw == 0 {
+			bw = vs.BandwidthMiB
+		}
+	}
 	if policy == "" {
 		policy = s.Cluster(src.Cluster).Policy
 	}
@@ -74,7 +84,7 @@ func (s *State) enqueueVM(k string, vm *VM, c Enqueue) (string, error) {
 	}
 	s.Migrations[id] = &Migration{
 		ID: id, VM: vm.Name, VMUUID: uuid, Source: vm.Host, Dest: c.Dest, Cluster: src.Cluster,
-		State: MigQueued, Policy: policy, BandwidthMiB: c.BandwidthMiB, Parallel: c.Parallel,
+		State: MigQueued, Policy: policy, BandwidthMiB: bw, Parallel: c.Parallel,
 		Pinned: c.Dest != "", Drain: c.Drain, Attempt: 1, CreatedAt: c.At, RequestedBy: c.Actor,
 	}
 	vm.Migration = id

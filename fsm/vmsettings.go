@@ -26,6 +26,15 @@ type VMSettings struct {
 	// host, a workload that must not pause): placement, migrate and drain
 	// leave it where it is. Nil (or true) is the default: it may move.
 	Migratable *bool `json:"migratable,omitempty"`
+	// Policy and BandwidthMiB are the VM's own convergence policy and
+	// bandwidth cap: a migration asked without them (a drain's, a
+	// balancing move, meshctl migrate without --policy/--bandwidth) takes
+	// these instead of the cluster's. Kept in the replicated state, not in
+	// the domain's libvirt metadata as VDSM keeps its own: the leader
+	// queues drains and balancing moves itself, for hosts that may be
+	// unreachable, and every replica must queue the same migration.
+	Policy       string `json:"policy,omitempty"`
+	BandwidthMiB uint64 `json:"bandwidth_mib,omitempty"`
 	// By and Since record who set them and when.
 	By    string    `json:"by,omitempty"`
 	Since time.Time `json:"since"`
@@ -41,16 +50,22 @@ func (v *VMSettings) clone() *VMSettings {
 }
 
 // empty reports whether the settings say nothing beyond the defaults.
-func (v *VMSettings) empty() bool { return v.Migratable == nil || *v.Migratable }
+func (v *VMSettings) empty() bool { return !v.pinned() && v.Policy == "" && v.BandwidthMiB == 0 }
 
-// SetVM changes an operator's settings of one VM. Migratable nil leaves
-// it as it is; true removes the pin (host devices still keep the VM in
-// place: the setting cannot make a passthrough device move).
+// pinned reports whether an operator set the VM not migratable.
+func (v *VMSettings) pinned() bool { return v.Migratable != nil && !*v.Migratable }
+
+// SetVM changes an operator's settings of one VM. A nil field leaves it as
+// it is. Migratable true removes the pin (host devices still keep the VM
+// in place: the setting cannot make a passthrough device move); Policy ""
+// and BandwidthMiB 0 go back to the cluster's.
 type SetVM struct {
 	// VM is the VM's UUID or a name that one VM has.
-	VM         string    `json:"vm"`
-	Migratable *bool     `json:"migratable,omitempty"`
-	At         time.Time `json:"at"`
+	VM           string    `json:"vm"`
+	Migratable   *bool     `json:"migratable,omitempty"`
+	Policy       *string   `json:"policy,omitempty"`
+	BandwidthMiB *uint64   `json:"bandwidth_mib,omitempty"`
+	At           time.Time `json:"at"`
 	// Actor is who asked: "token:NAME", "host NAME" (a host's own
 	// writes), "anonymous"; recorded for the audit trail.
 	Actor string `json:"actor,omitempty"`
@@ -61,8 +76,14 @@ func (x SetVM) validate() error {
 	c.actor(x.Actor)
 	c.name("vm", x.VM)
 	c.time("time", x.At)
-	if x.Migratable == nil {
-		c.fail("no setting given (migratable)")
+	if x.Migratable == nil && x.Policy == nil && x.BandwidthMiB == nil {
+		c.fail("no setting given (migratable, policy, bandwidth)")
+	}
+	if x.Policy != nil && *x.Policy != "" {
+		c.token("policy", *x.Policy)
+	}
+	if x.BandwidthMiB != nil {
+		c.atMost("bandwidth MiB", *x.BandwidthMiB, MaxBandwidthMiB)
 	}
 	return c.err
 }
@@ -80,11 +101,18 @@ func applySetVM(s *State, data []byte) (any, error) {
 	cur := s.VMSettings[k]
 	next := &VMSettings{VM: vm.Name, By: c.Actor, Since: c.At}
 	if cur != nil {
-		next.Migratable = cur.clone().Migratable
+		cc := cur.clone()
+		next.Migratable, next.Policy, next.BandwidthMiB = cc.Migratable, cc.Policy, cc.BandwidthMiB
 	}
 	if c.Migratable != nil {
 		b := *c.Migratable
 		next.Migratable = &b
+	}
+	if c.Policy != nil {
+		next.Policy = *c.Policy
+	}
+	if c.BandwidthMiB != nil {
+		next.BandwidthMiB = *c.BandwidthMiB
 	}
 	if next.empty() {
 		delete(s.VMSettings, k)
@@ -92,9 +120,17 @@ func applySetVM(s *State, data []byte) (any, error) {
 		s.VMSettings[k] = next
 	}
 	what := "migratable"
-	if !next.empty() {
+	if next.pinned() {
 		what = "not migratable: pinned to its host"
 	}
+	policy, bw := "the cluster's", "the cluster's"
+	if next.Policy != "" {
+		policy = next.Policy
+	}
+	if next.BandwidthMiB > 0 {
+		bw = fmt.Sprintf("%d MiB/s", next.BandwidthMiB)
+	}
+	what += fmt.Sprintf("; policy %s, bandwidth %s", policy, bw)
 	s.emit(Event{Time: c.At, Actor: c.Actor, Kind: EventVMSettings, Hosts: []string{vm.Host}, VM: vm.Name, VMUUID: vm.UUID,
 		Message: fmt.Sprintf("vm %s set %s", vm.Name, what)})
 	return nil, nil
@@ -113,7 +149,7 @@ func (s *State) NotMigratable(k string) string {
 		why = append(why, fmt.Sprintf("vm %s has passthrough host device %s, which cannot migrate live",
 			vm.Name, strings.Join(vm.HostDevices, ", ")))
 	}
-	if vs := s.VMSettings[k]; vs != nil && !vs.empty() {
+	if vs := s.VMSettings[k]; vs != nil && vs.pinned() {
 		by := ""
 		if vs.By != "" {
 			by = " by " + vs.By

@@ -90,3 +90,40 @@ func TestSetVMNeedsItsVM(t *testing.T) {
 		t.Fatalf("Validate of a SetVM without a setting: %v", err)
 	}
 }
+
+func strp(s string) *string  { return &s }
+func u64p(v uint64) *uint64 { return &v }
+
+// A VM's own policy and bandwidth go to the migrations asked without
+// theirs (a drain's, here) and yield to a migration's own; "" and 0 go
+// back to the cluster's, and a VM with only those settings still moves.
+func TestSetVMPolicyAndBandwidth(t *testing.T) {
+	f := cluster3(t, 2)
+	must(t, f, CmdSetVM, SetVM{VM: "vm1", Policy: strp("post-copy"), BandwidthMiB: u64p(200), At: t0})
+	ids := must(t, f, CmdStartDrain, StartDrain{Host: "h1", At: t0}).([]string)
+	s := f.State()
+	got := map[string][2]any{}
+	for _, id := range ids {
+		m := s.Migrations[id]
+		got[m.VM] = [2]any{m.Policy, m.BandwidthMiB}
+	}
+	cl := s.Cluster("c1").Policy
+	if got["vm1"] != [2]any{"post-copy", uint64(200)} || got["vm2"] != [2]any{cl, uint64(0)} {
+		t.Fatalf("drain's migrations %v: want vm1 with its post-copy at 200 MiB/s, vm2 with the cluster's %s", got, cl)
+	}
+	f = cluster3(t, 2)
+	must(t, f, CmdSetVM, SetVM{VM: "vm1", Policy: strp("post-copy"), BandwidthMiB: u64p(200), At: t0})
+	id := must(t, f, CmdEnqueue, Enqueue{VM: "vm1", Policy: "precopy", BandwidthMiB: 50, At: t0}).(string)
+	if m := f.State().Migrations[id]; m.Policy != "precopy" || m.BandwidthMiB != 50 {
+		t.Fatalf("a migration's own policy and cap: got %s at %d", m.Policy, m.BandwidthMiB)
+	}
+	must(t, f, CmdFinish, Finish{Attempt: 1, ID: id, State: MigCancelled, At: t0})
+	must(t, f, CmdSetVM, SetVM{VM: "vm1", Policy: strp(""), At: t0})
+	if vs := f.State().VMSettings; len(vs) != 1 || vs[vmNamed(t, f.State(), "vm1").Key()].BandwidthMiB != 200 {
+		t.Fatalf("after resetting the policy only: %v, want the bandwidth kept", vs)
+	}
+	must(t, f, CmdSetVM, SetVM{VM: "vm1", BandwidthMiB: u64p(0), At: t0})
+	if vs := f.State().VMSettings; len(vs) != 0 {
+		t.Fatalf("back to the cluster's: settings %v, want none stored", vs)
+	}
+}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/hostmesh/hostmesh/api"
 	"github.com/hostmesh/hostmesh/fsm"
+	"github.com/hostmesh/hostmesh/migrate"
 )
 
 // handleSetVM changes an operator's settings of one VM (meshctl vm set).
@@ -17,8 +18,18 @@ func (n *Node) handleSetVM(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ref := r.PathValue("vm")
-	if req.Migratable == nil {
-		writeErr(w, badRequest("set vm %q: no setting given (migratable)", ref))
+	if req.Migratable == nil && req.Policy == nil && req.BandwidthMiB == nil {
+		writeErr(w, badRequest("set vm %q: no setting given (migratable, policy, bandwidth_mib)", ref))
+		return
+	}
+	if req.Policy != nil && *req.Policy != "" {
+		if _, err := migrate.PolicyByName(*req.Policy); err != nil {
+			writeErr(w, badRequest("set vm %q: %v", ref, err))
+			return
+		}
+	}
+	if req.BandwidthMiB != nil && *req.BandwidthMiB > fsm.MaxBandwidthMiB {
+		writeErr(w, badRequest("set vm %q: bandwidth %d MiB/s is over the most, %d", ref, *req.BandwidthMiB, fsm.MaxBandwidthMiB))
 		return
 	}
 	var key string
@@ -32,7 +43,7 @@ func (n *Node) handleSetVM(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, notFound("set vm: %v", err))
 		return
 	}
-	if _, err := n.propose(r.Context(), fsm.CmdSetVM, fsm.SetVM{VM: key, Migratable: req.Migratable, Actor: actorOf(r), At: time.Now().UTC()}); err != nil {
+	if _, err := n.propose(r.Context(), fsm.CmdSetVM, fsm.SetVM{VM: key, Migratable: req.Migratable, Policy: req.Policy, BandwidthMiB: req.BandwidthMiB, Actor: actorOf(r), At: time.Now().UTC()}); err != nil {
 		writeErr(w, err)
 		return
 	}
