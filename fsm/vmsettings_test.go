@@ -91,7 +91,7 @@ func TestSetVMNeedsItsVM(t *testing.T) {
 	}
 }
 
-func strp(s string) *string  { return &s }
+func strp(s string) *string { return &s }
 func u64p(v uint64) *uint64 { return &v }
 
 // A VM's own policy and bandwidth go to the migrations asked without
