@@ -112,17 +112,9 @@ func clusterShares(st *fsm.State, cl fsm.Cluster, extra *fsm.Migration) map[stri
 	}
 	newest := slices.Clone(sharing) // queue order: the newest last
 	slices.Reverse(newest)
-	// Ending ones that sent everything first (their completion runs
-	// unlimited), then the others, largest caps first.
-	slices.SortStableFunc(ending, func(a, b *fsm.Migration) int {
-		if sa, sb := st.Sent(a), st.Sent(b); sa != sb {
-			if sa {
-				return -1
-			}
-			return 1
-		}
-		return cmp.Compare(b.GrantedMiB, a.GrantedMiB)
-	})
+	// Ending ones that sent everything give first (their completion runs
+	// unlimited), then the newest, then the other ending ones, largest
+	// caps first.
 	var sent, rest []*fsm.Migration
 	for _, m := range ending {
 		if st.Sent(m) {
@@ -131,6 +123,7 @@ func clusterShares(st *fsm.State, cl fsm.Cluster, extra *fsm.Migration) map[stri
 			rest = append(rest, m)
 		}
 	}
+	slices.SortStableFunc(rest, func(a, b *fsm.Migration) int { return cmp.Compare(b.GrantedMiB, a.GrantedMiB) })
 	cut(sent)
 	cut(newest)
 	cut(rest)
