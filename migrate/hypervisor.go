@@ -189,7 +189,9 @@ type Hypervisor interface {
 	// ResumePostCopy resumes a post-copy migration whose stream broke
 	// (libvirt: VIR_MIGRATE_POSTCOPY_RESUME) with the settings it started
 	// with, and returns at once with the resumed job. It fails while the
-	// migration network is still down.
+	// migration network is still down: at once, or (libvirt, whose resume
+	// call runs in the job's goroutine) as the returned job's quick end, so
+	// a caller knows the resume took only once the job is seen to run.
 	ResumePostCopy(ctx context.Context, ref DomainRef, p Params) (Job, error)
 	// Peer opens another host's hypervisor at uri (a peer's HypervisorURI)
 	// to read its domains and abort a job there; host is its name in the
