@@ -7,12 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -458,80 +455,4 @@ func Poll(timeout, interval time.Duration, cond func() bool) error {
 		}
 		time.Sleep(interval)
 	}
-}
-
-// freePorts picks k free ports below the kernel's ephemeral range. A host
-// keeps its ports across Crash and Restart (its addresses are in the Raft
-// configuration); a port of the ephemeral range, free while the host was
-// down, could meanwhile be the local end of any outgoing connection (the
-// fault schedules, four meshes at a time, met "bind: address already in
-// use" on a restart). Below the range only another freePorts could take
-// it, and it never hands out a port it gave before (until Close releases
-// a cluster's).
-func freePorts(k int) ([]int, error) {
-	lo, hi := 10000, ephemeralLow()
-	var lns []net.Listener
-	defer func() {
-		for _, l := range lns {
-			l.Close()
-		}
-	}()
-	var out []int
-	for tries := 0; len(out) < k; tries++ {
-		if tries > 1000 {
-			return nil, fmt.Errorf("free port: none found in %d..%d", lo, hi-1)
-		}
-		p := lo + rand.IntN(hi-lo)
-		if !takePort(p) {
-			continue
-		}
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-		if err != nil {
-			continue
-		}
-		// the gossip port is UDP too
-		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p))
-		if err != nil {
-			l.Close()
-			continue
-		}
-		u.Close()
-		lns = append(lns, l)
-		out = append(out, p)
-	}
-	return out, nil
-}
-
-// givenPorts are the ports freePorts handed out in this process.
-var givenPorts sync.Map
-
-// takePort reserves p for its caller; false when it was given already.
-func takePort(p int) bool {
-	_, taken := givenPorts.LoadOrStore(p, true)
-	return !taken
-}
-
-// releasePorts returns ports to freePorts.
-func releasePorts(ps ...int) {
-	for _, p := range ps {
-		givenPorts.Delete(p)
-	}
-}
-
-// ephemeralLow is where the kernel's ephemeral ports begin (Linux's
-// ip_local_port_range; 32768 when it cannot be read).
-func ephemeralLow() int {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err != nil {
-		return 32768
-	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return 32768
-	}
-	v, err := strconv.Atoi(f[0])
-	if err != nil || v <= 11000 {
-		return 32768
-	}
-	return v
 }
