@@ -86,6 +86,7 @@ func (n *Node) routes() http.Handler {
 	admin("POST /v1/leave", "make a host leave", n.handleLeave)
 	metrics := promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{})
 	read("GET /metrics", "read metrics", metrics.ServeHTTP)
+	admin("GET /v1/debug/pprof/{profile}", "read a runtime profile", n.handleDebugProfile)
 	// The web dashboard: static files, no data of their own; the page
 	// reads the API above with the operator's token.
 	ui := http.StripPrefix("/ui", webui.Handler())
