@@ -53,7 +53,7 @@ func idlePhase(sec *benchkit.Section, o idleOpts) error {
 		rss := benchkit.Comparison{Name: fmt.Sprintf("largest meshd RSS (idle), %d hosts", n)}
 		for j := range sides {
 			s := sides[(j+k)%len(sides)] // alternate which binary goes first
-			samples, maxRSS, err := idleMesh(o, s.bin, s.name, n)
+			samples, maxRSS, mem, err := idleMesh(o, s.bin, s.name, n)
 			if err != nil {
 				return fmt.Errorf("%s, %d hosts: %w", s.name, n, err)
 			}
@@ -69,6 +69,7 @@ func idlePhase(sec *benchkit.Section, o idleOpts) error {
 				into(&med).Values = append(into(&med).Values, x.medianCPU)
 			}
 			into(&rss).Values = append(into(&rss).Values, maxRSS)
+			sec.Notes = append(sec.Notes, fmt.Sprintf("Memory, %s, %d hosts, idle: %s", s.name, n, mem))
 		}
 		for _, c := range []*benchkit.Comparison{&cpu, &wr, &med, &rss} {
 			c.Subject.Name, c.Baseline.Name = "after", "before"
@@ -101,24 +102,32 @@ func idlePhase(sec *benchkit.Section, o idleOpts) error {
 	return nil
 }
 
-// idleMesh runs one mesh of n hosts with bin and measures its idle windows.
-func idleMesh(o idleOpts, bin, label string, n int) ([]idleSample, float64, error) {
+// idleMesh runs one mesh of n hosts with bin and measures its idle
+// windows; mem says where the leader's and the last host's RSS is.
+func idleMesh(o idleOpts, bin, label string, n int) (samples []idleSample, maxRSS float64, mem string, err error) {
 	dir, err := os.MkdirTemp("", "hostmesh-idle-")
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, "", err
 	}
 	m := newMesh(bin, filepath.Join(dir, "m"), n, o.vms, 10, o.portBase)
-	defer func() { m.close(); _ = os.RemoveAll(dir) }()
+	defer func() {
+		m.close()
+		if err != nil {
+			log.Printf("meshd logs kept in %s", dir)
+			return
+		}
+		_ = os.RemoveAll(dir)
+	}()
 	start := time.Now()
 	if err := m.up(); err != nil {
-		return nil, 0, err
+		return nil, 0, "", err
 	}
 	// Let the joins' last entries, snapshots and gossip push/pulls pass:
 	// the figure is about a mesh where nothing happens.
 	time.Sleep(15 * time.Second)
 	l, err := m.leader()
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, "", err
 	}
 	log.Printf("idle %s: %d hosts settled in %s, leader %s, load %s", label, n, time.Since(start).Round(time.Second), hostName(l), loadAvg())
 	var out []idleSample
@@ -126,19 +135,19 @@ func idleMesh(o idleOpts, bin, label string, n int) ([]idleSample, float64, erro
 		pid := m.pid(l)
 		w0, err := syscw(pid)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, "", err
 		}
 		t0 := time.Now()
 		all, leader, err := m.meshCPU(o.window)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, "", err
 		}
 		w1, err := syscw(pid)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, "", err
 		}
 		if l2, _ := m.leader(); l2 != l {
-			return nil, 0, fmt.Errorf("leader changed from %s to %s during an idle window", hostName(l), hostName(l2))
+			return nil, 0, "", fmt.Errorf("leader changed from %s to %s during an idle window", hostName(l), hostName(l2))
 		}
 		x := idleSample{leaderCPU: leader, medianCPU: benchkit.Median(all), leaderWrites: float64(w1-w0) / time.Since(t0).Seconds()}
 		log.Printf("idle %s %d hosts window %d: leader %.2f%%, median host %.2f%%, leader writes %.0f/s", label, n, r+1, x.leaderCPU, x.medianCPU, x.leaderWrites)
@@ -148,16 +157,19 @@ func idleMesh(o idleOpts, bin, label string, n int) ([]idleSample, float64, erro
 	log.Printf("idle %s %d hosts: %d \"heartbeat timeout reached\" lines in the hosts' logs (a follower that lost its leader), %d leader step-downs", label, n, lost, m.stepDowns())
 	rss, _, err := m.meshRSS("VmRSS:")
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, "", err
 	}
-	_, maxRSS := benchkit.MinMax(rss)
+	_, maxRSS = benchkit.MinMax(rss)
+	mem = "leader " + m.memBreakdown(l) + "; " + m.saveProfiles(l, o.dir, fmt.Sprintf("idle-leader-%s-%d", label, n)) +
+		"; a non-voter " + m.memBreakdown(n-1) + "; " + m.saveProfiles(n-1, o.dir, fmt.Sprintf("idle-nonvoter-%s-%d", label, n))
+	log.Printf("idle %s %d hosts memory: %s", label, n, mem)
 	if o.perf > 0 && n == o.sizes[len(o.sizes)-1] {
 		file := filepath.Join(o.dir, fmt.Sprintf("idle-leader-%s-%d.perf.txt", label, n))
 		if err := perfLeader(m.pid(l), o.perf, file); err != nil {
 			log.Printf("perf: %v", err)
 		}
 	}
-	return out, maxRSS, nil
+	return out, maxRSS, mem, nil
 }
 
 // logCount counts the lines of every host's log that hold s.

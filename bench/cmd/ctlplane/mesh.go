@@ -173,11 +173,13 @@ func (m *mesh) up() error {
 		}
 		if i%10 == 0 {
 			// Let the batch's joins and Raft additions land before the next.
+			var last string
 			if _, err := benchkit.Poll(2*time.Minute, 100*time.Millisecond, "batch to join", func() bool {
 				st, err := m.status(0)
+				last = fmt.Sprintf("h1: %+v %v", st, err)
 				return err == nil && st.Hosts >= i
 			}); err != nil {
-				return err
+				return fmt.Errorf("%w; last seen: %s", err, last)
 			}
 		}
 	}
