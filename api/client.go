@@ -39,6 +39,11 @@ type Config struct {
 	// MaxIdleConnsPerHost keeps connections for clients that send many
 	// requests in parallel to one meshd (default: net/http's 2).
 	MaxIdleConnsPerHost int
+	// IdleConnTimeout closes a kept connection unused this long (default:
+	// net/http's 90 s). Hosts calling each other set it short: a mesh host
+	// keeps one connection to the leader, and the leader one from every
+	// host, each with its TLS state and buffers.
+	IdleConnTimeout time.Duration
 	// Host, set by a mesh host calling another (with its host certificate
 	// in TLS), is sent as HostHeader: the host it claims to be.
 	Host string
@@ -77,6 +82,9 @@ func NewClient(cfg Config) (*Client, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	if cfg.MaxIdleConnsPerHost > 0 {
 		tr.MaxIdleConnsPerHost = cfg.MaxIdleConnsPerHost
+	}
+	if cfg.IdleConnTimeout > 0 {
+		tr.IdleConnTimeout = cfg.IdleConnTimeout
 	}
 	if strings.HasPrefix(base, "https://") {
 		tc := cfg.TLS

@@ -54,6 +54,12 @@ func (n *Node) HostRoutes() []string {
 	return out
 }
 
+// hostIdleTimeout closes a host's idle connection to this host port. It
+// is longer than the callers' own limit (peerIdleTimeout), which closes
+// first; this one bounds what a caller that keeps its connections holds on
+// the leader, which every host calls.
+const hostIdleTimeout = 2 * peerIdleTimeout
+
 // serveHostAPI serves the host-only routes on the connections the host
 // port hands over after their handshake.
 func (n *Node) serveHostAPI() {
@@ -62,7 +68,7 @@ func (n *Node) serveHostAPI() {
 		ReadHeaderTimeout: apiReadHeaderTimeout,
 		ReadTimeout:       apiReadTimeout,
 		WriteTimeout:      apiWriteTimeout,
-		IdleTimeout:       apiIdleTimeout,
+		IdleTimeout:       hostIdleTimeout,
 		ErrorLog:          slog.NewLogLogger(n.log.With("listener", "host").Handler(), slog.LevelWarn),
 	}
 	ln := n.stream.HTTP
