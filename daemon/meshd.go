@@ -84,6 +84,7 @@ func App(out, errOut io.Writer) *ucli.App {
 			&ucli.Uint64Flag{Name: "sim-mem", Value: 65536, Usage: "sim: host memory, MiB"},
 			&ucli.Float64Flag{Name: "sim-timescale", Value: 1, Usage: "sim: simulated seconds per real second"},
 			&ucli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"MESH_LOG_LEVEL"}, Usage: "debug, info, warn or error: meshd's, Raft's and memberlist's logs (a reload applies a change)"},
+			gcFlag,
 			&ucli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"MESH_LOG_FORMAT"}, Usage: "text (logfmt) or json, on stderr (the journal under systemd)"},
 		},
 		Commands: []*ucli.Command{{
@@ -191,10 +192,14 @@ func runMeshd(c *ucli.Context) error {
 	if kind := c.String("hypervisor"); kind != "libvirt" && kind != "sim" {
 		return ucli.Exit(fmt.Sprintf("error: --hypervisor %q: want libvirt or sim", kind), exitUsage)
 	}
+	if err := checkGCPercent(c); err != nil {
+		return ucli.Exit("error: "+err.Error(), exitUsage)
+	}
 	if c.Bool("check-config") {
 		fmt.Fprintf(c.App.Writer, "configuration valid (files: %s)\n", strings.Join(append([]string{}, files...), ", "))
 		return nil
 	}
+	setGCPercent(c, log)
 	closeHV, err := setupHypervisor(c, &cfg)
 	if err != nil {
 		return ucli.Exit("error: "+err.Error(), exitFailed)
