@@ -35,8 +35,34 @@ func main() {
 		idleRuns   = flag.Int("idle-runs", 3, "idle phase: windows per size and binary (medians)")
 		idleBase   = flag.String("baseline-meshd", "", "idle phase: a second meshd binary (before a change), measured alternately")
 		idlePerf   = flag.Duration("idle-perf", 0, "idle phase: perf record the largest mesh's leader this long (0: no profile)")
+		fleetSizes = flag.String("fleet-sizes", "100,200,500,1000", "fleet phase: mesh sizes, grown in turn (5 meshd voters, the rest light hosts in this process)")
 	)
 	flag.Parse()
+	if *phases == "fleet" {
+		sizes, err := parseSizes(*fleetSizes)
+		if err != nil {
+			log.Fatalf("-fleet-sizes: %v", err)
+		}
+		sec := benchkit.Section{Title: "Idle leader at 1,000 hosts (fleet, sim)", Started: time.Now().UTC(),
+			Command: "go run ./bench/cmd/ctlplane " + strings.Join(os.Args[1:], " "),
+			Setup: fmt.Sprintf("5 meshd processes (`meshd --hypervisor sim`, mutual TLS, gossip key, production Raft and gossip timings, %d sim VMs each; h1 leads, h2-h5 vote) on 127.0.0.1, "+
+				"and light hosts in the bench's process up to %s hosts in all: each a Raft non-voter on meshd's own transport (node.Replica: mutual TLS with its host certificate, an in-memory log tail, an FSM that counts entries and keeps nothing) "+
+				"and a gossip agent (meshd's, production LAN profile, the mesh's key) announcing a real sim host's facts with its own name and Raft address. The mesh is grown to each size in turn, "+
+				"left idle 20 s, then measured over %d windows of %s.", *vms, *fleetSizes, *idleRuns, *idleWindow)}
+		err = fleetPhase(&sec, fleetOpts{bin: *bin, sizes: sizes, window: *idleWindow, runs: *idleRuns, vms: *vms, portBase: *portBase, dir: filepath.Dir(*out)})
+		if err != nil {
+			sec.Notes = append(sec.Notes, "INCOMPLETE: "+err.Error())
+		}
+		sec.Took = time.Since(sec.Started).Round(time.Second).String()
+		if werr := sec.Write(*out); werr != nil {
+			log.Fatal(werr)
+		}
+		if err != nil {
+			log.Fatalf("fleet: %v", err)
+		}
+		log.Printf("wrote %s", *out)
+		return
+	}
 	if *phases == "idle" {
 		var sizes []int
 		for _, f := range strings.Split(*idleSizes, ",") {
@@ -366,4 +392,17 @@ func hasPhase(phases, name string) bool {
 		}
 	}
 	return false
+}
+
+// parseSizes reads a comma-separated list of mesh sizes.
+func parseSizes(list string) ([]int, error) {
+	var sizes []int
+	for _, f := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 6 {
+			return nil, fmt.Errorf("%q: %q is not a size above 5", list, f)
+		}
+		sizes = append(sizes, n)
+	}
+	return sizes, nil
 }
