@@ -169,7 +169,7 @@ func (m *mesh) saveProfiles(i int, dir, prefix string) string {
 		started := false
 		for _, line := range strings.Split(string(top), "\n") {
 			f := strings.Fields(line)
-			if len(f) >= 6 && f[0] == "flat" {
+			if len(f) >= 5 && f[0] == "flat" {
 				started = true
 				continue
 			}
