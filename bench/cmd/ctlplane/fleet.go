@@ -6,9 +6,11 @@ import (
 	"log"
 	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -77,6 +79,17 @@ func fleetPhase(sec *benchkit.Section, o fleetOpts) (err error) {
 			return
 		}
 		_ = os.RemoveAll(dir)
+	}()
+	// A stopped bench (Ctrl-C, a timeout) stops its meshd too.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		if _, ok := <-sigs; ok {
+			m.close()
+			log.Printf("fleet: stopped by a signal; meshd logs kept in %s", dir)
+			os.Exit(130)
+		}
 	}()
 	start := time.Now()
 	if err := m.up(); err != nil {
