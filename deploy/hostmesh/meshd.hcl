@@ -86,3 +86,9 @@ drain_timeout = "10m"
 shutdown_policy = "conditional"
 
 log_level = "info"
+
+# Memory: the garbage collector's target, as Go's GOGC. The heap grows to
+# (100+N)% of its live size between collections; meshd's default 50 keeps a
+# busy leader's memory near a follower's for a little more CPU. Read at
+# start (a reload logs a change and keeps the running value).
+# gc_percent = 50
