@@ -329,4 +329,26 @@ type Candidate struct {
 	Score   float64       `json:"score"`
 	Results []CheckResult `json:"results"`
 	OK      bool          `json:"ok"`
+	// Prediction is set on the destination the migration would take (the
+	// one asked, else placement's choice) only.
+	Prediction *DryRunPrediction `json:"prediction,omitempty"`
+}
+
+// DryRunPrediction is a dry run's prediction of the migration on its
+// destination: the guest's dirty rate sampled on its host now, at the
+// bandwidth the scheduler would grant now, as the source of an auto
+// migration predicts it before its job (Choice is what auto would pick).
+type DryRunPrediction struct {
+	Prediction
+	// Policy is the policy the migration would run (asked, the VM's, or
+	// the cluster's).
+	Policy string `json:"policy"`
+	// GrantedMiB is the cap the scheduler would grant now; 0: unlimited
+	// (nothing to predict against).
+	GrantedMiB uint64 `json:"granted_mib"`
+	// Chosen says how the destination was chosen: "asked" or "placement".
+	Chosen string `json:"chosen"`
+	// NotSampled says why the dirty rate is unknown (then the prediction
+	// is one pass of the whole memory).
+	NotSampled string `json:"not_sampled,omitempty"`
 }

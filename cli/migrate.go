@@ -28,7 +28,7 @@ var MigrateCommand = &ucli.Command{
 		&ucli.Uint64Flag{Name: "bandwidth", Usage: "cap in MiB/s (default: the cluster's)"},
 		&ucli.IntFlag{Name: "parallel", Usage: "connections for the memory stream, 1 to 64 (default: the cluster's; a post-copy-capable job uses one)"},
 		&ucli.BoolFlag{Name: "wait", Usage: "show progress until the migration ends; non-zero exit if it fails"},
-		&ucli.BoolFlag{Name: "dry-run", Usage: "show every host's prerequisite checks, queue nothing"},
+		&ucli.BoolFlag{Name: "dry-run", Usage: "show every host's prerequisite checks and the predicted migration (the guest sampled for 1 s), queue nothing"},
 		outputFlag, jsonFlag,
 	},
 	Action: func(c *ucli.Context) error {
@@ -140,7 +140,68 @@ func printDryRun(w io.Writer, vm string, cands []api.Candidate) error {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", host, rs, score, r.Name, ok, r.Message)
 		}
 	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, cand := range cands {
+		if cand.Prediction != nil {
+			return printPrediction(w, cand.Host, *cand.Prediction)
+		}
+	}
+	return nil
+}
+
+// chosenBy says how a dry run's destination was chosen.
+var chosenBy = map[string]string{"asked": "asked with --to", "placement": "placement's choice"}
+
+// printPrediction prints a dry run's prediction of the migration on its
+// destination.
+func printPrediction(w io.Writer, dest string, p api.DryRunPrediction) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "prediction to %s (%s), policy %s:\n", dest, chosenBy[p.Chosen], p.Policy)
+	fmt.Fprintf(tw, "  memory to send\t%s first pass, of %d MiB\n", mib(p.DataBytes), p.MemBytes>>20)
+	if p.Sampled {
+		fmt.Fprintf(tw, "  dirty rate\t%.1f MiB/s, sampled on its host now\n", float64(p.DirtyRateBps)/(1<<20))
+	} else {
+		fmt.Fprintf(tw, "  dirty rate\tunknown: %s\n", dash(p.NotSampled))
+	}
+	if p.GrantedMiB == 0 {
+		fmt.Fprintf(tw, "  bandwidth\tunlimited: no time predicted against it\n")
+		return tw.Flush()
+	}
+	fmt.Fprintf(tw, "  bandwidth\t%d MiB/s, as the scheduler would grant it now\n", p.GrantedMiB)
+	conv := "no: the guest dirties memory too fast for pre-copy alone"
+	switch {
+	case !p.Sampled:
+		conv = "unknown (no dirty rate)"
+	case p.Converges:
+		conv = fmt.Sprintf("yes, in %d passes", p.Passes)
+	}
+	fmt.Fprintf(tw, "  pre-copy converges\t%s\n", conv)
+	fmt.Fprintf(tw, "  predicted time\t%s (%s)\n", (time.Duration(p.TotalMs) * time.Millisecond).Round(100*time.Millisecond), p.Choice)
+	fmt.Fprintf(tw, "  auto would pick\t%s\n", p.Choice)
 	return tw.Flush()
+}
+
+// mib renders a byte count in MiB, to one decimal under 10 MiB.
+func mib(b uint64) string {
+	if b < 10<<20 {
+		return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
+	}
+	return fmt.Sprintf("%d MiB", b>>20)
+}
+
+// predicted renders a migration's recorded prediction for the listing:
+// the time, whether pre-copy converges, the mode auto picked.
+func predicted(p *api.Prediction) string {
+	if p == nil || p.TotalMs <= 0 {
+		return "-"
+	}
+	conv := "no-conv"
+	if p.Converges {
+		conv = "conv"
+	}
+	return fmt.Sprintf("%s %s %s", (time.Duration(p.TotalMs) * time.Millisecond).Round(100*time.Millisecond), conv, p.Choice)
 }
 
 // waitMigration follows the migration with blocking reads (an answer as
@@ -255,7 +316,7 @@ var MigrationsCommand = &ucli.Command{
 	Usage: "list migrations: queue and history with state, hosts, progress, times, downtime, reason",
 	Flags: outputFlags,
 	Action: listing((*api.Client).Migrations, func(w io.Writer, ms []api.Migration) {
-		fmt.Fprintln(w, "ID\tVM\tSTATE\tSOURCE\tDEST\tPOLICY\tMIB/S\tPROGRESS\tTIME\tDOWNTIME\tBY\tREASON")
+		fmt.Fprintln(w, "ID\tVM\tSTATE\tSOURCE\tDEST\tPOLICY\tMIB/S\tPROGRESS\tTIME\tPREDICTED\tDOWNTIME\tBY\tREASON")
 		for _, m := range ms {
 			took := "-"
 			if !m.StartedAt.IsZero() && !m.EndedAt.IsZero() {
@@ -265,8 +326,8 @@ var MigrationsCommand = &ucli.Command{
 			if m.DowntimeMs > 0 {
 				down = fmt.Sprintf("%d ms", m.DowntimeMs)
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%.0f%%\t%s\t%s\t%s\t%s\n", m.ID, m.VM, m.State, m.Source, dash(m.Dest),
-				m.Policy, m.GrantedMiB, m.Progress.Percent, took, down, dash(m.RequestedBy), dash(m.Reason))
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%.0f%%\t%s\t%s\t%s\t%s\t%s\n", m.ID, m.VM, m.State, m.Source, dash(m.Dest),
+				m.Policy, m.GrantedMiB, m.Progress.Percent, took, predicted(m.Progress.Prediction), down, dash(m.RequestedBy), dash(m.Reason))
 		}
 	}),
 }

@@ -61,20 +61,7 @@ func (s *State) enqueueVM(k string, vm *VM, c Enqueue) (string, error) {
 			return "", rejectf("migrate vm %q to %q: no such host", vm.Name, c.Dest)
 		}
 	}
-	// The migration's own policy and cap, else the VM's, else the
-	// cluster's (a cap of 0 means the cluster's in fixed mode).
-	policy, bw := c.Policy, c.BandwidthMiB
-	if vs := s.VMSettings[k]; vs != nil {
-		if policy == "" {
-			policy = vs.Policy
-		}
-		if bw == 0 {
-			bw = vs.BandwidthMiB
-		}
-	}
-	if policy == "" {
-		policy = s.Cluster(src.Cluster).Policy
-	}
+	policy, bw := s.MigrationSettings(k, src.Cluster, c.Policy, c.BandwidthMiB)
 	s.Seq++
 	id := fmt.Sprintf("m%d", s.Seq)
 	var uuid string

@@ -40,6 +40,25 @@ type VMSettings struct {
 	Since time.Time `json:"since"`
 }
 
+// MigrationSettings resolves the policy and bandwidth cap of a migration
+// of the VM with key k in cluster: the migration's own (policy, bw), else
+// the VM's, else the cluster's policy (a cap of 0 means the cluster's in
+// fixed mode). Enqueue records them; a dry run predicts with them.
+func (s *State) MigrationSettings(k, cluster, policy string, bw uint64) (string, uint64) {
+	if vs := s.VMSettings[k]; vs != nil {
+		if policy == "" {
+			policy = vs.Policy
+		}
+		if bw == 0 {
+			bw = vs.BandwidthMiB
+		}
+	}
+	if policy == "" {
+		policy = s.Cluster(cluster).Policy
+	}
+	return policy, bw
+}
+
 func (v *VMSettings) clone() *VMSettings {
 	c := *v
 	if v.Migratable != nil {

@@ -137,3 +137,41 @@ func TestNoOverlapWithoutItsSetting(t *testing.T) {
 		})
 	}
 }
+
+// TestGrantNowIsWhatTheNextGrantGets: a dry run predicts at the cap the
+// scheduler would grant now: in an auto cluster the fair share beside the
+// running transfers (its own smaller cap if it asks one), in a fixed one
+// its own cap or the cluster's.
+func TestGrantNowIsWhatTheNextGrantGets(t *testing.T) {
+	b := newBuilder().hosts("h", 3).cluster(overlapCluster())
+	b.vm("a", "h1").vm("b", "h1")
+	a := b.queue("a")
+	st := b.st
+	if got := GrantNow(st, "c1", 0); got != 32 {
+		t.Fatalf("idle auto cluster: %d MiB/s, want the whole 32", got)
+	}
+	apply(t, st, Schedule(st))
+	if st.Migrations[a].State != fsm.MigRunning {
+		t.Fatalf("%s is %s", a, st.Migrations[a].State)
+	}
+	if got := GrantNow(st, "c1", 0); got != 16 {
+		t.Errorf("beside one transfer: %d MiB/s, want 16", got)
+	}
+	if got := GrantNow(st, "c1", 8); got != 8 {
+		t.Errorf("asking 8 beside one transfer: %d MiB/s, want 8", got)
+	}
+	id := b.queue("b")
+	ds := Schedule(st)
+	if len(ds) != 1 || ds[0].Migration != id || ds[0].BandwidthMiB != 16 {
+		t.Errorf("the grant that follows: %+v, want %s at 16 MiB/s", ds, id)
+	}
+	cl := fsm.DefaultCluster("c1")
+	cl.BandwidthMode, cl.BandwidthMiB = fsm.BandwidthFixed, 40
+	st.Clusters["c1"] = &cl
+	if got := GrantNow(st, "c1", 0); got != 40 {
+		t.Errorf("fixed cluster: %d MiB/s, want its 40", got)
+	}
+	if got := GrantNow(st, "c1", 10); got != 10 {
+		t.Errorf("fixed cluster, asking 10: %d MiB/s, want 10", got)
+	}
+}

@@ -85,6 +85,24 @@ func Predict(memBytes, dataBytes, dirtyBps, bwBps uint64, maxDowntime time.Durat
 	return p
 }
 
+// AutoMaxDowntime is the largest downtime auto allows before its last
+// resort (its last downtime step): the switch-over Predict must reach.
+func AutoMaxDowntime() time.Duration {
+	p, _ := PolicyByName(PolicyAuto)
+	if k := len(p.DowntimeSteps); k > 0 {
+		return p.DowntimeSteps[k-1]
+	}
+	return p.InitialDowntime
+}
+
+// PredictAuto is the prediction made before a migration of a guest of
+// memBytes, sampled as r (sampled false: not sampled), at bwBps (0:
+// unlimited): what the source of an auto migration acts on, and what
+// `meshctl migrate --dry-run` shows, so both say the same.
+func PredictAuto(memBytes uint64, r DirtyRate, bwBps uint64, sampled bool) fsm.Prediction {
+	return Predict(memBytes, r.InUseBytes, r.Bps, bwBps, AutoMaxDowntime(), sampled)
+}
+
 // AutoPolicy is the policy auto runs for a prediction. Every choice keeps
 // post-copy as its last resort (the job starts with it allowed), so a wrong
 // prediction costs time, never the migration:

@@ -139,6 +139,20 @@ func clusterShares(st *fsm.State, cl fsm.Cluster, extra *fsm.Migration) map[stri
 	return out
 }
 
+// GrantNow is the cap a migration in cluster asking for askedMiB (0: no
+// own cap) would be granted if it were granted now, against the
+// migrations running now (as decide grants): a fixed-bandwidth cluster
+// gives its own cap or the cluster's, an auto one its fair share. 0 means
+// unlimited. A dry run predicts the migration at it.
+func GrantNow(st *fsm.State, cluster string, askedMiB uint64) uint64 {
+	cl := st.Cluster(cluster)
+	m := &fsm.Migration{ID: "\x00dry-run", Cluster: cluster, BandwidthMiB: askedMiB}
+	if cl.BandwidthMode == fsm.BandwidthAuto && cl.MigrationNetMiB > 0 {
+		return clusterShares(st, cl, m)[m.ID]
+	}
+	return bandwidth(cl, m)
+}
+
 // runningIn returns the running migrations of a cluster, in queue order.
 func runningIn(st *fsm.State, cluster string) []*fsm.Migration {
 	var out []*fsm.Migration

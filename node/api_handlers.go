@@ -219,9 +219,9 @@ func (n *Node) handleMigration(w http.ResponseWriter, r *http.Request) {
 // migrateResponse is api.MigrateResponse's JSON with the candidates as
 // package migrate computes them.
 type migrateResponse struct {
-	ID         string              `json:"id,omitempty"`
-	Placement  string              `json:"placement,omitempty"`
-	Candidates []migrate.Candidate `json:"candidates,omitempty"`
+	ID         string            `json:"id,omitempty"`
+	Placement  string            `json:"placement,omitempty"`
+	Candidates []dryRunCandidate `json:"candidates,omitempty"`
 }
 
 // handleMigrate checks a request against this replica's state and refuses at
@@ -248,7 +248,7 @@ func (n *Node) handleMigrate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.DryRun {
-		writeJSON(w, http.StatusOK, migrateResponse{Candidates: migrate.DryRun(st, key)})
+		writeJSON(w, http.StatusOK, migrateResponse{Candidates: n.dryRun(r.Context(), st, key, req)})
 		return
 	}
 	resp := migrateResponse{}

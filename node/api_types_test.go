@@ -9,7 +9,6 @@ import (
 
 	"github.com/hostmesh/hostmesh/api"
 	"github.com/hostmesh/hostmesh/fsm"
-	"github.com/hostmesh/hostmesh/migrate"
 )
 
 // fill sets every field of v (recursively: embedded structs, slices, maps)
@@ -72,7 +71,7 @@ func TestAPITypesMirrorWhatMeshdWrites(t *testing.T) {
 		{"fsm.Migration", &fsm.Migration{}, &api.Migration{}},
 		{"fsm.Cluster", &fsm.Cluster{}, &api.Cluster{}},
 		{"fsm.Drain", &fsm.Drain{}, &api.Drain{}},
-		{"migrate.Candidate", &migrate.Candidate{}, &api.Candidate{}},
+		{"dryRunCandidate", &dryRunCandidate{}, &api.Candidate{}},
 		{"migrateResponse", &migrateResponse{}, &api.MigrateResponse{}},
 		{"fsm.VMSettings", &fsm.VMSettings{}, &api.VMSettings{}},
 		{"fsm.AffinityRule", &fsm.AffinityRule{}, &api.AffinityRule{}},

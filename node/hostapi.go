@@ -32,6 +32,8 @@ func (n *Node) hostRouteTable() []hostRoute {
 		// A follower forwards the writes its clients asked for.
 		{"POST /v1/internal/apply", http.HandlerFunc(n.handleInternalApply)},
 	}
+	// A dry run asked elsewhere samples a guest's dirty rate on its host.
+	rs = append(rs, hostRoute{"POST /v1/internal/dirtyrate", http.HandlerFunc(n.handleInternalDirtyRate)})
 	// One step of a keyring operation fanned out by the host an operator
 	// asked.
 	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {

@@ -32,12 +32,7 @@ func (n *Node) predict(ctx context.Context, a *attempt) {
 			sampled = true
 		}
 	}
-	// the largest downtime auto allows before its last resort
-	md := a.pol.InitialDowntime
-	if k := len(a.pol.DowntimeSteps); k > 0 {
-		md = a.pol.DowntimeSteps[k-1]
-	}
-	pred := migrate.Predict(a.vm.MemoryMiB<<20, r.InUseBytes, r.Bps, a.m.GrantedMiB<<20, md, sampled)
+	pred := migrate.PredictAuto(a.vm.MemoryMiB<<20, r, a.m.GrantedMiB<<20, sampled)
 	a.pred = &pred
 	a.pol = migrate.AutoPolicy(pred)
 	a.params = a.pol.Params(a.params)

@@ -1,6 +1,8 @@
 package testcluster
 
 import (
+	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,6 +26,28 @@ func TestAutoPolicyPredictsAndRecords(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The dry run predicts the same, asked of h2 (the guest sampled on
+	// h1 over its host port) and of h1 (sampled there).
+	h2api := c.Node(c.indexOf("h2")).APIAddr()
+	code, out, errOut := c.meshctl(t, h2api, "migrate", "vm-h1-0", "--to", "h2", "--bandwidth", "30", "--policy", "auto", "--dry-run")
+	for _, want := range []string{"prediction to h2 (asked with --to), policy auto:", "dirty rate          60.0 MiB/s", "bandwidth           30 MiB/s",
+		"pre-copy converges  no", "auto would pick     post-copy"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Fatalf("meshctl migrate --dry-run of a guest dirtying 60 MiB/s at 30 MiB/s: want %q (exit %d):\n%s%s", want, code, out, errOut)
+		}
+	}
+	var cands []api.Candidate
+	code, out, errOut = c.meshctl(t, c.Node(c.indexOf("h1")).APIAddr(), "migrate", "vm-h1-1", "--bandwidth", "30", "--dry-run", "--json")
+	if code != 0 || json.Unmarshal([]byte(out), &cands) != nil {
+		t.Fatalf("meshctl migrate --dry-run --json (exit %d):\n%s%s", code, out, errOut)
+	}
+	if len(cands) != 1 || cands[0].Prediction == nil {
+		t.Fatalf("dry run: %+v, want h2 with a prediction", cands)
+	}
+	if p := cands[0].Prediction; p.Chosen != "placement" || !p.Sampled || !p.Converges || p.Choice != migrate.ChoicePrecopy ||
+		p.GrantedMiB != 30 || p.DirtyRateBps != 2<<20 || p.TotalMs <= 0 || p.Policy == "" {
+		t.Fatalf("dry run of a calm guest at 30 MiB/s: %+v, want a sampled pre-copy converging", *p)
+	}
 	for _, tc := range []struct {
 		vm, choice string
 		converges  bool
@@ -41,6 +65,11 @@ func TestAutoPolicyPredictsAndRecords(t *testing.T) {
 			t.Fatalf("%s: recorded prediction %+v, want a sampled %s (converges %v)", tc.vm, pr, tc.choice, tc.converges)
 		}
 		t.Logf("%s: predicted %s in %d ms, took %d ms (actions %v)", tc.vm, pr.Choice, pr.TotalMs, m.Progress.ElapsedMs, m.Progress.Actions)
+	}
+	// and meshctl migrations shows each prediction next to the outcome
+	if code, out, errOut := c.meshctl(t, l.APIAddr(), "migrations"); code != 0 || !strings.Contains(out, "PREDICTED") ||
+		!strings.Contains(out, " no-conv post-copy") || !strings.Contains(out, " conv pre-copy") {
+		t.Fatalf("meshctl migrations: want the predictions (exit %d):\n%s%s", code, out, errOut)
 	}
 	id, err := c.Migrate(l.APIAddr(), api.MigrateRequest{VM: "vm-h1-2", Policy: migrate.PolicySuspendWorkload, BandwidthMiB: 30})
 	if err != nil {
