@@ -170,6 +170,8 @@ type Progress struct {
 	ThrottlePercent int     `json:"throttle_percent,omitempty"`
 	PostCopyAtMs    int64   `json:"postcopy_at_ms,omitempty"`
 	SuspendedAtMs   int64   `json:"suspended_at_ms,omitempty"`
+	FirstByteMs     int64   `json:"first_byte_ms,omitempty"`
+	FirstPassBytes  uint64  `json:"first_pass_bytes,omitempty"`
 	// Prediction is the source's prediction before the job started (auto).
 	Prediction *Prediction `json:"prediction,omitempty"`
 	Actions    []string    `json:"actions,omitempty"`
@@ -188,6 +190,8 @@ type Prediction struct {
 	Passes       int    `json:"passes,omitempty"`
 	TotalMs      int64  `json:"total_ms"`
 	Choice       string `json:"choice,omitempty"`
+	SetupMs      int64  `json:"setup_ms,omitempty"`
+	DataFrom     string `json:"data_from,omitempty"`
 }
 
 // Migration is one request to move one VM, from queue to result.

@@ -154,12 +154,16 @@ func printDryRun(w io.Writer, vm string, cands []api.Candidate) error {
 // chosenBy says how a dry run's destination was chosen.
 var chosenBy = map[string]string{"asked": "asked with --to", "placement": "placement's choice"}
 
+// dataFrom says where a prediction's memory to send comes from.
+var dataFrom = map[string]string{"last migration": "what its last migration's first pass sent",
+	"hypervisor": "the memory the hypervisor holds for it", "memory": "all its memory: nothing better known"}
+
 // printPrediction prints a dry run's prediction of the migration on its
 // destination.
 func printPrediction(w io.Writer, dest string, p api.DryRunPrediction) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "prediction to %s (%s), policy %s:\n", dest, chosenBy[p.Chosen], p.Policy)
-	fmt.Fprintf(tw, "  memory to send\t%s first pass, of %d MiB\n", mib(p.DataBytes), p.MemBytes>>20)
+	fmt.Fprintf(tw, "  memory to send\t%s in the first pass (%s), of %d MiB\n", mib(p.DataBytes), dataFrom[p.DataFrom], p.MemBytes>>20)
 	if p.Sampled {
 		fmt.Fprintf(tw, "  dirty rate\t%.1f MiB/s, sampled on its host now\n", float64(p.DirtyRateBps)/(1<<20))
 	} else {
@@ -178,7 +182,11 @@ func printPrediction(w io.Writer, dest string, p api.DryRunPrediction) error {
 		conv = fmt.Sprintf("yes, in %d passes", p.Passes)
 	}
 	fmt.Fprintf(tw, "  pre-copy converges\t%s\n", conv)
-	fmt.Fprintf(tw, "  predicted time\t%s (%s)\n", (time.Duration(p.TotalMs) * time.Millisecond).Round(100*time.Millisecond), p.Choice)
+	setup := "setup unknown, not counted"
+	if p.SetupMs > 0 {
+		setup = fmt.Sprintf("its last setup of %s included", (time.Duration(p.SetupMs) * time.Millisecond).Round(100*time.Millisecond))
+	}
+	fmt.Fprintf(tw, "  predicted time\t%s as %s (%s)\n", (time.Duration(p.TotalMs) * time.Millisecond).Round(100*time.Millisecond), p.Choice, setup)
 	fmt.Fprintf(tw, "  auto would pick\t%s\n", p.Choice)
 	return tw.Flush()
 }

@@ -219,6 +219,14 @@ type Progress struct {
 	// guest (suspend-workload): from then on the guest stands still until
 	// it runs on the destination, and the pause counts as downtime.
 	SuspendedAtMs int64 `json:"suspended_at_ms,omitempty"`
+	// FirstByteMs is the job's elapsed time when its first bytes moved:
+	// its setup (the destination's QEMU starting). FirstPassBytes is what
+	// its first memory pass sent (pages never touched or zero cost almost
+	// nothing). The next prediction of the VM starts from both (see
+	// migrate.History): the hypervisor's own figure of the memory in use
+	// before a migration is only an upper bound.
+	FirstByteMs    int64  `json:"first_byte_ms,omitempty"`
+	FirstPassBytes uint64 `json:"first_pass_bytes,omitempty"`
 	// Prediction is what the source predicted before it started the job
 	// (the auto policy): it stays in the migration's record next to the
 	// outcome, so that predictions can be judged against results.
@@ -250,6 +258,13 @@ type Prediction struct {
 	// Choice is the mode the auto policy picked: pre-copy, auto-converge
 	// or post-copy.
 	Choice string `json:"choice,omitempty"`
+	// SetupMs is the setup before the first byte counted in TotalMs (the
+	// VM's last migration's; 0: unknown, not counted).
+	SetupMs int64 `json:"setup_ms,omitempty"`
+	// DataFrom says where DataBytes comes from: "last migration" (its
+	// first pass), "hypervisor" (the memory it holds for the guest) or
+	// "memory" (the guest's whole memory: nothing better known).
+	DataFrom string `json:"data_from,omitempty"`
 }
 
 // Migration is one request to move one VM, from queue to result.

@@ -429,10 +429,13 @@ func (x ProgressUpdate) validate() error {
 	c.between("throttle percent", int64(p.ThrottlePercent), 0, 100)
 	c.between("post-copy at ms", p.PostCopyAtMs, 0, 1<<50)
 	c.between("suspended at ms", p.SuspendedAtMs, 0, 1<<50)
+	c.between("first byte ms", p.FirstByteMs, 0, 1<<50)
 	if pr := p.Prediction; pr != nil {
 		c.between("predicted total ms", pr.TotalMs, 0, 1<<50)
 		c.between("predicted passes", int64(pr.Passes), 0, 1<<20)
 		c.printable("predicted choice", pr.Choice, MaxName)
+		c.between("predicted setup ms", pr.SetupMs, 0, 1<<50)
+		c.printable("predicted data from", pr.DataFrom, MaxName)
 	}
 	c.listLen("actions", len(p.Actions), MaxDevices)
 	for _, a := range p.Actions {

@@ -235,6 +235,8 @@ func (w *watcher) resume(p *fsm.Progress) {
 		w.cfg.Prediction = p.Prediction
 	}
 	w.priorElapsed = time.Duration(p.ElapsedMs) * time.Millisecond
+	w.firstByte = time.Duration(p.FirstByteMs) * time.Millisecond
+	w.firstPass = p.FirstPassBytes
 }
 
 // postCopyStalled says why a post-copy must be broken off: its remaining
@@ -307,6 +309,8 @@ type watcher struct {
 	priorElapsed   time.Duration // the job's elapsed time in the earlier watch's last report
 	postCopy       bool
 	postCopyAt     time.Duration // job elapsed time of the switch to post-copy
+	firstByte      time.Duration // job elapsed time of the first bytes moved
+	firstPass      uint64        // bytes the first memory pass sent
 	maxDowntime    time.Duration
 	percent        float64
 	limit          time.Duration // completion limit (MemBytes, else the first sample's size)
@@ -315,6 +319,7 @@ type watcher struct {
 
 // sample takes one sample; a non-nil result is why the job must be aborted.
 func (w *watcher) sample(now time.Time, st JobStats) error {
+	w.learn(st)
 	if !w.sampled && st.DataTotal == 0 {
 		// libvirt's job reports zeros until its first pass begins: a
 		// low-water mark of 0 would make every later sample a non-progress
@@ -356,6 +361,23 @@ func (w *watcher) sample(now time.Time, st JobStats) error {
 	}
 	w.emit(st, false)
 	return cause
+}
+
+// learn notes the job's setup (the elapsed time of its first bytes) and
+// its first pass's size (the bytes sent when the second pass began, half
+// a sample interval's bytes either way: the midpoint of the samples
+// around the pass's end) for the next prediction of the VM.
+func (w *watcher) learn(st JobStats) {
+	if w.firstByte == 0 && st.DataProcessed > 0 {
+		w.firstByte = max(st.Elapsed, time.Millisecond)
+	}
+	if w.firstPass == 0 && st.MemIteration >= 2 && st.DataProcessed > 0 {
+		prev := w.last.DataProcessed
+		if w.last.MemIteration != 1 || prev > st.DataProcessed {
+			prev = st.DataProcessed
+		}
+		w.firstPass = (prev + st.DataProcessed) / 2
+	}
 }
 
 // check applies the timeouts and, on a stall, the policy.
@@ -529,6 +551,8 @@ func (w *watcher) emit(st JobStats, done bool) {
 		ThrottlePercent: st.AutoConvergeThrottle,
 		PostCopyAtMs:    w.postCopyAt.Milliseconds(),
 		SuspendedAtMs:   w.suspendedAtMs(),
+		FirstByteMs:     w.firstByte.Milliseconds(),
+		FirstPassBytes:  w.firstPass,
 		Prediction:      w.cfg.Prediction,
 		Actions:         append([]string(nil), w.actions...),
 	})
@@ -547,6 +571,10 @@ func (w *watcher) ended() (JobStats, error) {
 		return st, fmt.Errorf("migrate vm %q: %w", w.cfg.VM, err)
 	}
 	res := w.job.Result()
+	if w.firstPass == 0 && !res.PostCopy && !w.postCopy {
+		// completed within its first pass (and its switch-over)
+		w.firstPass = res.DataProcessed
+	}
 	if w.suspended {
 		res.Downtime = max(res.Downtime, w.pause(res))
 	}

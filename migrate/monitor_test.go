@@ -202,6 +202,11 @@ func TestWatchIdleCompletes(t *testing.T) {
 		}
 		prev = p.Percent
 	}
+	// completed in its first pass: that pass sent the whole GiB; its
+	// first bytes moved at the first sample
+	if last.FirstPassBytes != 1<<30 || last.FirstByteMs <= 0 || last.FirstByteMs > interval.Milliseconds() {
+		t.Errorf("learned first pass %d bytes, first byte at %d ms; want 1 GiB, within the first sample", last.FirstPassBytes, last.FirstByteMs)
+	}
 	mid := h.reports[len(h.reports)/2]
 	if mid.MiBps != 100 || mid.Iteration != 1 || mid.MaxDowntimeMs != 100 || mid.TotalBytes != 1<<30 {
 		t.Errorf("mid-run progress %+v", mid)
@@ -364,6 +369,11 @@ func TestAutoPicksPostCopyForAGuestFasterThanTheLink(t *testing.T) {
 	}
 	if !slices.Equal(last.Actions, []string{"post-copy"}) || !h.onlyOn(h.b, "hot") {
 		t.Errorf("actions %q, on dest %v", last.Actions, h.b.VMNames())
+	}
+	// the first pass sent the guest's memory, within a sample's bytes
+	// (16 MiB at 32 MiB/s: the pass ended between two samples)
+	if d := int64(last.FirstPassBytes) - int64(stalling.MemoryMiB<<20); d < -16<<20 || d > 16<<20 {
+		t.Errorf("learned first pass %d bytes of %d MiB", last.FirstPassBytes, stalling.MemoryMiB)
 	}
 	t.Logf("predicted %d ms, took %v", last.Prediction.TotalMs, h.stats.Elapsed)
 }

@@ -31,15 +31,24 @@ const maxPredictedPasses = 30
 // throttling the guest makes it sure.
 const convergeRatio = 0.5
 
+// postCopySwitchDelay is how long auto's post-copy choice runs on after
+// its first pass before it switches: the monitor acts on a stall of at
+// least DefaultStallSamples samples in a new pass (2 s), and the second
+// pass resends what the first left dirty meanwhile.
+const postCopySwitchDelay = time.Duration(DefaultStallSamples) * DefaultMonitorInterval
+
 // Predict models a pre-copy migration the way QEMU runs it: the first pass
 // sends dataBytes (the guest's memory in use) at bwBps; each later pass sends
-// what the guest dirtied meanwhile, at most memBytes; it switches over once
-// a pass's remainder fits maxDowntime at bwBps. Pre-copy converges when the
-// passes shrink (dirty rate below the bandwidth) to that threshold within
-// maxPredictedPasses. TotalMs is the predicted time of the mode auto picks:
-// the passes, or for post-copy the first pass and the pull of what was
-// dirtied during it. dirtyBps 0 with sampled false means unknown: the
-// prediction is one pass and no choice beyond the default.
+// what the guest dirtied meanwhile, at most dataBytes (a guest dirties only
+// pages it uses: the lab's +137 % error came from bounding them by its whole
+// memory); it switches over once a pass's remainder fits maxDowntime at
+// bwBps. Pre-copy converges when the passes shrink (dirty rate below the
+// bandwidth) to that threshold within maxPredictedPasses. TotalMs is the
+// predicted time of the mode auto picks: the passes, or for post-copy the
+// first pass, the stall the monitor waits for before it switches
+// (postCopySwitchDelay) and the pull of what was dirtied during the first
+// pass. dirtyBps 0 with sampled false means unknown: the prediction is one
+// pass and no choice beyond the default.
 func Predict(memBytes, dataBytes, dirtyBps, bwBps uint64, maxDowntime time.Duration, sampled bool) fsm.Prediction {
 	p := fsm.Prediction{MemBytes: memBytes, DataBytes: dataBytes, DirtyRateBps: dirtyBps, BandwidthBps: bwBps, Sampled: sampled}
 	if dataBytes == 0 || dataBytes > memBytes {
@@ -60,7 +69,7 @@ func Predict(memBytes, dataBytes, dirtyBps, bwBps uint64, maxDowntime time.Durat
 	pass, total := float64(p.DataBytes), 0.0
 	for p.Passes = 1; ; p.Passes++ {
 		total += pass / b
-		next := math.Min(float64(memBytes), r*pass/b)
+		next := math.Min(float64(p.DataBytes), r*pass/b)
 		if next <= thr {
 			p.Converges = true
 			total += next / b // the switch-over sends the rest
@@ -78,8 +87,9 @@ func Predict(memBytes, dataBytes, dirtyBps, bwBps uint64, maxDowntime time.Durat
 		p.Choice = ChoiceAutoConverge
 	default:
 		p.Choice = ChoicePostCopy
-		// first pass, then the pages dirtied during it are pulled
-		total = first + math.Min(float64(memBytes), r*first)/b
+		// first pass, the stall auto switches on, then the pages dirtied
+		// during the first pass are pulled
+		total = first + postCopySwitchDelay.Seconds() + math.Min(float64(p.DataBytes), r*first)/b
 	}
 	p.TotalMs = int64(total * 1000)
 	return p
@@ -95,12 +105,47 @@ func AutoMaxDowntime() time.Duration {
 	return p.InitialDowntime
 }
 
+// History is what the VM's last successful migration measured
+// (fsm.Progress.FirstPassBytes and FirstByteMs); zero fields: unknown.
+type History struct {
+	FirstPassBytes uint64
+	Setup          time.Duration
+}
+
+// Where a prediction's memory to send comes from (fsm.Prediction.DataFrom).
+const (
+	DataFromHistory    = "last migration"
+	DataFromHypervisor = "hypervisor"
+	DataFromMemory     = "memory"
+)
+
 // PredictAuto is the prediction made before a migration of a guest of
-// memBytes, sampled as r (sampled false: not sampled), at bwBps (0:
-// unlimited): what the source of an auto migration acts on, and what
-// `meshctl migrate --dry-run` shows, so both say the same.
-func PredictAuto(memBytes uint64, r DirtyRate, bwBps uint64, sampled bool) fsm.Prediction {
-	return Predict(memBytes, r.InUseBytes, r.Bps, bwBps, AutoMaxDowntime(), sampled)
+// memBytes, sampled as r (sampled false: not sampled), with the VM's
+// history h, at bwBps (0: unlimited): what the source of an auto migration
+// acts on, and what `meshctl migrate --dry-run` shows, so both say the
+// same. The memory to send is the smaller of what the last migration's
+// first pass sent and what the hypervisor holds for the guest: the
+// hypervisor's figure is an upper bound (libvirt's is QEMU's resident
+// set, which holds zero pages the guest touched and QEMU's own memory:
+// 128 MiB for a lab guest whose first pass sent ~45 MiB), the history is
+// what QEMU actually sent. The last migration's setup (its first byte's
+// time) is added: the job's elapsed time, which the prediction is judged
+// against, counts it.
+func PredictAuto(memBytes uint64, r DirtyRate, h History, bwBps uint64, sampled bool) fsm.Prediction {
+	data, from := r.InUseBytes, DataFromHypervisor
+	if h.FirstPassBytes > 0 && (data == 0 || h.FirstPassBytes < data) {
+		data, from = h.FirstPassBytes, DataFromHistory
+	}
+	if data == 0 || data >= memBytes {
+		data, from = memBytes, DataFromMemory
+	}
+	p := Predict(memBytes, data, r.Bps, bwBps, AutoMaxDowntime(), sampled)
+	p.DataFrom = from
+	if p.TotalMs > 0 && h.Setup > 0 {
+		p.SetupMs = h.Setup.Milliseconds()
+		p.TotalMs += p.SetupMs
+	}
+	return p
 }
 
 // AutoPolicy is the policy auto runs for a prediction. Every choice keeps

@@ -83,7 +83,7 @@ func (n *Node) dryRun(ctx context.Context, st *fsm.State, k string, req api.Migr
 	granted := migrate.GrantNow(st, src.Cluster, bw)
 	r, err := n.sampleDirtyRate(ctx, st, vm)
 	pr := &dryRunPrediction{Policy: policy, GrantedMiB: granted, Chosen: chosen,
-		Prediction: migrate.PredictAuto(vm.MemoryMiB<<20, r, granted<<20, err == nil)}
+		Prediction: migrate.PredictAuto(vm.MemoryMiB<<20, r, lastMigration(st, k), granted<<20, err == nil)}
 	if err != nil {
 		pr.NotSampled = err.Error()
 	}

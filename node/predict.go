@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/hostmesh/hostmesh/fsm"
 	"github.com/hostmesh/hostmesh/migrate"
 )
 
@@ -32,10 +33,28 @@ func (n *Node) predict(ctx context.Context, a *attempt) {
 			sampled = true
 		}
 	}
-	pred := migrate.PredictAuto(a.vm.MemoryMiB<<20, r, a.m.GrantedMiB<<20, sampled)
+	var h migrate.History
+	n.fsm.Read(func(s *fsm.State) { h = lastMigration(s, fsm.VMKey(a.vm.UUID, a.vm.Name)) })
+	pred := migrate.PredictAuto(a.vm.MemoryMiB<<20, r, h, a.m.GrantedMiB<<20, sampled)
 	a.pred = &pred
 	a.pol = migrate.AutoPolicy(pred)
 	a.params = a.pol.Params(a.params)
 	a.log.Info("migration predicted", "choice", pred.Choice, "converges", pred.Converges, "predicted", time.Duration(pred.TotalMs)*time.Millisecond,
-		"dirty_mib_s", float64(pred.DirtyRateBps)/(1<<20), "in_use_mib", pred.DataBytes>>20, "bandwidth_mib", a.m.GrantedMiB, "sampled", sampled)
+		"dirty_mib_s", float64(pred.DirtyRateBps)/(1<<20), "in_use_mib", pred.DataBytes>>20, "in_use_from", pred.DataFrom,
+		"setup", time.Duration(pred.SetupMs)*time.Millisecond, "bandwidth_mib", a.m.GrantedMiB, "sampled", sampled)
+}
+
+// lastMigration is what the latest successful migration of the VM with
+// key k measured (its first pass and setup), for its next prediction.
+func lastMigration(st *fsm.State, k string) migrate.History {
+	var h migrate.History
+	var at time.Time
+	for _, m := range st.Migrations {
+		if m.State != fsm.MigSucceeded || m.Progress.FirstPassBytes == 0 || !m.EndedAt.After(at) || st.MigrationVMKey(m) != k {
+			continue
+		}
+		at = m.EndedAt
+		h = migrate.History{FirstPassBytes: m.Progress.FirstPassBytes, Setup: time.Duration(m.Progress.FirstByteMs) * time.Millisecond}
+	}
+	return h
 }
