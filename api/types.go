@@ -172,6 +172,7 @@ type Progress struct {
 	SuspendedAtMs   int64   `json:"suspended_at_ms,omitempty"`
 	FirstByteMs     int64   `json:"first_byte_ms,omitempty"`
 	FirstPassBytes  uint64  `json:"first_pass_bytes,omitempty"`
+	DirtySetBytes   uint64  `json:"dirty_set_bytes,omitempty"`
 	// Prediction is the source's prediction before the job started (auto).
 	Prediction *Prediction `json:"prediction,omitempty"`
 	Actions    []string    `json:"actions,omitempty"`
@@ -181,17 +182,18 @@ type Progress struct {
 
 // Prediction is a migration's predicted course (fsm.Prediction).
 type Prediction struct {
-	DirtyRateBps uint64 `json:"dirty_rate_bps"`
-	Sampled      bool   `json:"sampled,omitempty"`
-	MemBytes     uint64 `json:"mem_bytes"`
-	DataBytes    uint64 `json:"data_bytes"`
-	BandwidthBps uint64 `json:"bandwidth_bps"`
-	Converges    bool   `json:"converges"`
-	Passes       int    `json:"passes,omitempty"`
-	TotalMs      int64  `json:"total_ms"`
-	Choice       string `json:"choice,omitempty"`
-	SetupMs      int64  `json:"setup_ms,omitempty"`
-	DataFrom     string `json:"data_from,omitempty"`
+	DirtyRateBps  uint64 `json:"dirty_rate_bps"`
+	Sampled       bool   `json:"sampled,omitempty"`
+	MemBytes      uint64 `json:"mem_bytes"`
+	DataBytes     uint64 `json:"data_bytes"`
+	BandwidthBps  uint64 `json:"bandwidth_bps"`
+	Converges     bool   `json:"converges"`
+	Passes        int    `json:"passes,omitempty"`
+	TotalMs       int64  `json:"total_ms"`
+	Choice        string `json:"choice,omitempty"`
+	DirtySetBytes uint64 `json:"dirty_set_bytes,omitempty"`
+	SetupMs       int64  `json:"setup_ms,omitempty"`
+	DataFrom      string `json:"data_from,omitempty"`
 }
 
 // Migration is one request to move one VM, from queue to result.

@@ -164,6 +164,9 @@ func printPrediction(w io.Writer, dest string, p api.DryRunPrediction) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "prediction to %s (%s), policy %s:\n", dest, chosenBy[p.Chosen], p.Policy)
 	fmt.Fprintf(tw, "  memory to send\t%s in the first pass (%s), of %d MiB\n", mib(p.DataBytes), dataFrom[p.DataFrom], p.MemBytes>>20)
+	if p.DirtySetBytes > 0 {
+		fmt.Fprintf(tw, "  dirty set\t%s, what its last migration's second pass found dirty: bounds the later passes\n", mib(p.DirtySetBytes))
+	}
 	if p.Sampled {
 		fmt.Fprintf(tw, "  dirty rate\t%.1f MiB/s, sampled on its host now\n", float64(p.DirtyRateBps)/(1<<20))
 	} else {

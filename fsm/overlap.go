@@ -37,9 +37,9 @@ const MaxOverlapMs = 60_000
 // (1.8 s), so that the next transfer starts as the last one ends.
 const DefaultOverlapMs = 2_000
 
-// overlaps reports whether the cluster lets setups overlap transfers:
+// Overlaps reports whether the cluster lets setups overlap transfers:
 // only auto bandwidth knows the network the overlap must keep busy.
-func (c Cluster) overlaps() bool {
+func (c Cluster) Overlaps() bool {
 	return c.OverlapMs > 0 && c.BandwidthMode == BandwidthAuto && c.MigrationNetMiB > 0
 }
 
@@ -52,7 +52,7 @@ func (s *State) Ending(m *Migration) bool {
 		return false
 	}
 	cl := s.Cluster(m.Cluster)
-	return cl.overlaps() && transferEnding(m.Progress, cl.OverlapMs)
+	return cl.Overlaps() && transferEnding(m.Progress, cl.OverlapMs)
 }
 
 // Sent reports whether ending migration m has nothing left to send: its

@@ -227,6 +227,11 @@ type Progress struct {
 	// before a migration is only an upper bound.
 	FirstByteMs    int64  `json:"first_byte_ms,omitempty"`
 	FirstPassBytes uint64 `json:"first_pass_bytes,omitempty"`
+	// DirtySetBytes is what the guest had dirtied when the second pass
+	// began (the job's remaining data then): its writes over the first
+	// pass, bounded by its working set; what later passes and a post-copy
+	// pull send.
+	DirtySetBytes uint64 `json:"dirty_set_bytes,omitempty"`
 	// Prediction is what the source predicted before it started the job
 	// (the auto policy): it stays in the migration's record next to the
 	// outcome, so that predictions can be judged against results.
@@ -258,6 +263,9 @@ type Prediction struct {
 	// Choice is the mode the auto policy picked: pre-copy, auto-converge
 	// or post-copy.
 	Choice string `json:"choice,omitempty"`
+	// DirtySetBytes bounds the later passes and the post-copy pull (the
+	// VM's last migration's dirty set); 0: the memory in use does.
+	DirtySetBytes uint64 `json:"dirty_set_bytes,omitempty"`
 	// SetupMs is the setup before the first byte counted in TotalMs (the
 	// VM's last migration's; 0: unknown, not counted).
 	SetupMs int64 `json:"setup_ms,omitempty"`

@@ -96,6 +96,16 @@ type MonitorConfig struct {
 	// NewTicker returns a channel that ticks every d and a stop function.
 	// Default wraps time.NewTicker; sim.Clock.NewTicker fits.
 	NewTicker func(d time.Duration) (<-chan time.Time, func())
+	// EndProbe, when set, samples the job this often once a sample
+	// predicts its transfer to end before the next one (its remaining data
+	// at its rate within Interval), and reports at once the first such
+	// sample that finds nothing left to send; other probes are not
+	// reported and the policy never sees them. An auto-bandwidth cluster
+	// hands an ending transfer's cap to the next one when that report
+	// commits (fsm.State.Sent): with samples every 500 ms alone the link
+	// ran at the next one's setup share for up to half a second per wave
+	// of a drain. 0: off.
+	EndProbe time.Duration
 }
 
 func (c MonitorConfig) withDefaults() MonitorConfig {
@@ -164,10 +174,21 @@ func Watch(ctx context.Context, job Job, pol Policy, cfg MonitorConfig, report f
 	w.resume(cfg.Prior)
 	tick, stop := cfg.NewTicker(cfg.Interval)
 	defer stop()
+	var probe <-chan time.Time // EndProbe's ticks while the transfer ends
+	stopProbe := func() {}
+	defer func() { stopProbe() }()
 	for {
 		select {
 		case <-job.Done():
 			return w.ended()
+		case <-probe:
+			if st, err := job.Stats(); err == nil && w.allSent(st) {
+				stopProbe()
+				probe, stopProbe = nil, func() {}
+				if cause := w.sample(cfg.Clock(), st); cause != nil {
+					return w.abort(cause)
+				}
+			}
 		case <-cfg.Detach:
 			return w.last, fmt.Errorf("migrate vm %q: %w", cfg.VM, ErrDetached)
 		case <-ctx.Done():
@@ -191,6 +212,13 @@ func Watch(ctx context.Context, job Job, pol Policy, cfg MonitorConfig, report f
 			now := cfg.Clock()
 			if cause := w.sample(now, st); cause != nil {
 				return w.abort(cause)
+			}
+			switch ending := w.ending(st); {
+			case ending && probe == nil:
+				probe, stopProbe = cfg.NewTicker(cfg.EndProbe)
+			case !ending && probe != nil:
+				stopProbe()
+				probe, stopProbe = nil, func() {}
 			}
 			if cause := w.postCopyStalled(now); cause != nil {
 				return w.breakPostCopy(cause)
@@ -237,6 +265,7 @@ func (w *watcher) resume(p *fsm.Progress) {
 	w.priorElapsed = time.Duration(p.ElapsedMs) * time.Millisecond
 	w.firstByte = time.Duration(p.FirstByteMs) * time.Millisecond
 	w.firstPass = p.FirstPassBytes
+	w.dirtySet = p.DirtySetBytes
 }
 
 // postCopyStalled says why a post-copy must be broken off: its remaining
@@ -311,6 +340,7 @@ type watcher struct {
 	postCopyAt     time.Duration // job elapsed time of the switch to post-copy
 	firstByte      time.Duration // job elapsed time of the first bytes moved
 	firstPass      uint64        // bytes the first memory pass sent
+	dirtySet       uint64        // remaining data when the second pass began
 	maxDowntime    time.Duration
 	percent        float64
 	limit          time.Duration // completion limit (MemBytes, else the first sample's size)
@@ -363,10 +393,28 @@ func (w *watcher) sample(now time.Time, st JobStats) error {
 	return cause
 }
 
-// learn notes the job's setup (the elapsed time of its first bytes) and
-// its first pass's size (the bytes sent when the second pass began, half
-// a sample interval's bytes either way: the midpoint of the samples
-// around the pass's end) for the next prediction of the VM.
+// ending says whether EndProbe should watch the job until the next
+// sample: it predicts the pre-copy transfer to send its last bytes before
+// then, and no sample reported that yet.
+func (w *watcher) ending(st JobStats) bool {
+	if w.cfg.EndProbe <= 0 || w.postCopy || st.PostCopy || st.DataRemaining == 0 || st.MemBps == 0 || st.DataProcessed == 0 {
+		return false
+	}
+	return float64(st.DataRemaining)/float64(st.MemBps) < w.cfg.Interval.Seconds()
+}
+
+// allSent says whether a probe found the pre-copy transfer with nothing
+// left to send (the job completes: its last pause and the destination
+// resuming, which QEMU runs without the rate limit).
+func (w *watcher) allSent(st JobStats) bool {
+	return !w.postCopy && !st.PostCopy && st.DataProcessed > 0 && st.DataRemaining == 0
+}
+
+// learn notes the job's setup (the elapsed time of its first bytes), its
+// first pass's size (the bytes sent when the second pass began, half a
+// sample interval's bytes either way: the midpoint of the samples around
+// the pass's end) and the dirty set the second pass found (its remaining
+// data then) for the next prediction of the VM.
 func (w *watcher) learn(st JobStats) {
 	if w.firstByte == 0 && st.DataProcessed > 0 {
 		w.firstByte = max(st.Elapsed, time.Millisecond)
@@ -377,6 +425,7 @@ func (w *watcher) learn(st JobStats) {
 			prev = st.DataProcessed
 		}
 		w.firstPass = (prev + st.DataProcessed) / 2
+		w.dirtySet = max(st.DataRemaining, 1)
 	}
 }
 
@@ -553,6 +602,7 @@ func (w *watcher) emit(st JobStats, done bool) {
 		SuspendedAtMs:   w.suspendedAtMs(),
 		FirstByteMs:     w.firstByte.Milliseconds(),
 		FirstPassBytes:  w.firstPass,
+		DirtySetBytes:   w.dirtySet,
 		Prediction:      w.cfg.Prediction,
 		Actions:         append([]string(nil), w.actions...),
 	})
@@ -572,8 +622,13 @@ func (w *watcher) ended() (JobStats, error) {
 	}
 	res := w.job.Result()
 	if w.firstPass == 0 && !res.PostCopy && !w.postCopy {
-		// completed within its first pass (and its switch-over)
+		// completed within its first pass (and its switch-over): all it
+		// sent, or (libvirt's completed stats may say 0) what its last
+		// sample had sent and had left
 		w.firstPass = res.DataProcessed
+		if w.firstPass == 0 {
+			w.firstPass = w.last.DataProcessed + w.last.DataRemaining
+		}
 	}
 	if w.suspended {
 		res.Downtime = max(res.Downtime, w.pause(res))

@@ -375,6 +375,9 @@ func TestAutoPicksPostCopyForAGuestFasterThanTheLink(t *testing.T) {
 	if d := int64(last.FirstPassBytes) - int64(stalling.MemoryMiB<<20); d < -16<<20 || d > 16<<20 {
 		t.Errorf("learned first pass %d bytes of %d MiB", last.FirstPassBytes, stalling.MemoryMiB)
 	}
+	if last.DirtySetBytes == 0 || last.DirtySetBytes > stalling.MemoryMiB<<20 {
+		t.Errorf("learned dirty set %d bytes", last.DirtySetBytes)
+	}
 	t.Logf("predicted %d ms, took %v", last.Prediction.TotalMs, h.stats.Elapsed)
 }
 
@@ -691,4 +694,86 @@ func TestZeroSamplesBeforeTheJobAreNoBaseline(t *testing.T) {
 	}
 	_ = j.Abort()
 	<-done
+}
+
+// scriptedJob reports whatever stats the test set last.
+type scriptedJob struct {
+	endingJob
+	mu    sync.Mutex
+	st    migrate.JobStats
+	calls int
+}
+
+func (j *scriptedJob) stats() int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.calls
+}
+
+func (j *scriptedJob) set(st migrate.JobStats) {
+	j.mu.Lock()
+	j.st = st
+	j.mu.Unlock()
+}
+
+func (j *scriptedJob) Stats() (migrate.JobStats, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.calls++
+	return j.st, nil
+}
+
+// TestEndProbeReportsAllSentAtOnce: a sample that predicts the transfer
+// to end before the next one starts the end probe; the probe that finds
+// nothing left to send is reported at once, 100 ms later rather than at
+// the next 500 ms sample, and the probe stops; probes that find data left
+// are not reported.
+func TestEndProbeReportsAllSentAtOnce(t *testing.T) {
+	clock := sim.NewManualClock()
+	job := &scriptedJob{endingJob: endingJob{done: make(chan struct{})}}
+	job.set(migrate.JobStats{DataTotal: 256 << 20, DataProcessed: 100 << 20, DataRemaining: 100 << 20, MemBps: 32 << 20, MemIteration: 1})
+	var mu sync.Mutex
+	tickers := 0
+	var reports []fsm.Progress
+	cfg := migrate.MonitorConfig{VM: "v", Interval: interval, EndProbe: 100 * time.Millisecond, Clock: clock.Now,
+		NewTicker: func(d time.Duration) (<-chan time.Time, func()) {
+			mu.Lock()
+			tickers++
+			mu.Unlock()
+			return clock.NewTicker(d)
+		}}
+	count := func() (int, int) {
+		mu.Lock()
+		defer mu.Unlock()
+		return tickers, len(reports)
+	}
+	go func() {
+		_, _ = migrate.Watch(context.Background(), job, migrate.Policy{}, cfg, func(p fsm.Progress) {
+			mu.Lock()
+			reports = append(reports, p)
+			mu.Unlock()
+		})
+	}()
+	t.Cleanup(func() { close(job.done) })
+	waitFor(t, "the sample ticker", 5*time.Second, func() bool { k, _ := count(); return k == 1 })
+	clock.Advance(interval) // 100 MiB left at 32 MiB/s: not ending
+	waitFor(t, "sample 1", 5*time.Second, func() bool { _, n := count(); return n == 1 })
+	job.set(migrate.JobStats{DataTotal: 256 << 20, DataProcessed: 250 << 20, DataRemaining: 6 << 20, MemBps: 32 << 20, MemIteration: 1})
+	clock.Advance(interval) // 6 MiB left: ends in 190 ms, before the next sample
+	waitFor(t, "sample 2 and the probe", 5*time.Second, func() bool { k, n := count(); return n == 2 && k == 2 })
+	calls := job.stats()
+	clock.Advance(100 * time.Millisecond) // a probe finds data left: not reported
+	waitFor(t, "the first probe", 5*time.Second, func() bool { return job.stats() > calls })
+	job.set(migrate.JobStats{DataTotal: 256 << 20, DataProcessed: 256 << 20, MemBps: 32 << 20, MemIteration: 1})
+	clock.Advance(100 * time.Millisecond) // the next finds all sent
+	waitFor(t, "the all-sent report", 5*time.Second, func() bool { _, n := count(); return n == 3 })
+	mu.Lock()
+	got := reports[2]
+	mu.Unlock()
+	if got.RemainingBytes != 0 || got.ProcessedBytes != 256<<20 {
+		t.Fatalf("report 3 %+v, want all sent", got)
+	}
+	if _, n := count(); n != 3 {
+		t.Fatalf("%d reports, want 3 (a probe with data left is not reported)", n)
+	}
 }

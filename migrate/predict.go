@@ -50,9 +50,22 @@ const postCopySwitchDelay = time.Duration(DefaultStallSamples) * DefaultMonitorI
 // pass. dirtyBps 0 with sampled false means unknown: the prediction is one
 // pass and no choice beyond the default.
 func Predict(memBytes, dataBytes, dirtyBps, bwBps uint64, maxDowntime time.Duration, sampled bool) fsm.Prediction {
+	return predict(memBytes, dataBytes, 0, dirtyBps, bwBps, maxDowntime, sampled)
+}
+
+// predict is Predict with the guest's dirty set known (dirtySetBytes > 0):
+// what its writes cover, which bounds the later passes and the post-copy
+// pull (the lab's guest rewrites a 32 MiB working set of its ~100 MiB in
+// use: the pull is the working set, not the memory in use).
+func predict(memBytes, dataBytes, dirtySetBytes, dirtyBps, bwBps uint64, maxDowntime time.Duration, sampled bool) fsm.Prediction {
 	p := fsm.Prediction{MemBytes: memBytes, DataBytes: dataBytes, DirtyRateBps: dirtyBps, BandwidthBps: bwBps, Sampled: sampled}
 	if dataBytes == 0 || dataBytes > memBytes {
 		p.DataBytes = memBytes
+	}
+	bound := float64(p.DataBytes)
+	if dirtySetBytes > 0 && dirtySetBytes < p.DataBytes {
+		p.DirtySetBytes = dirtySetBytes
+		bound = float64(dirtySetBytes)
 	}
 	if bwBps == 0 {
 		return p // unlimited: nothing to predict against
@@ -69,7 +82,7 @@ func Predict(memBytes, dataBytes, dirtyBps, bwBps uint64, maxDowntime time.Durat
 	pass, total := float64(p.DataBytes), 0.0
 	for p.Passes = 1; ; p.Passes++ {
 		total += pass / b
-		next := math.Min(float64(p.DataBytes), r*pass/b)
+		next := math.Min(bound, r*pass/b)
 		if next <= thr {
 			p.Converges = true
 			total += next / b // the switch-over sends the rest
@@ -89,7 +102,7 @@ func Predict(memBytes, dataBytes, dirtyBps, bwBps uint64, maxDowntime time.Durat
 		p.Choice = ChoicePostCopy
 		// first pass, the stall auto switches on, then the pages dirtied
 		// during the first pass are pulled
-		total = first + postCopySwitchDelay.Seconds() + math.Min(float64(p.DataBytes), r*first)/b
+		total = first + postCopySwitchDelay.Seconds() + math.Min(bound, r*first)/b
 	}
 	p.TotalMs = int64(total * 1000)
 	return p
@@ -106,9 +119,11 @@ func AutoMaxDowntime() time.Duration {
 }
 
 // History is what the VM's last successful migration measured
-// (fsm.Progress.FirstPassBytes and FirstByteMs); zero fields: unknown.
+// (fsm.Progress.FirstPassBytes, DirtySetBytes and FirstByteMs); zero
+// fields: unknown.
 type History struct {
 	FirstPassBytes uint64
+	DirtySetBytes  uint64
 	Setup          time.Duration
 }
 
@@ -128,9 +143,10 @@ const (
 // hypervisor's figure is an upper bound (libvirt's is QEMU's resident
 // set, which holds zero pages the guest touched and QEMU's own memory:
 // 128 MiB for a lab guest whose first pass sent ~45 MiB), the history is
-// what QEMU actually sent. The last migration's setup (its first byte's
-// time) is added: the job's elapsed time, which the prediction is judged
-// against, counts it.
+// what QEMU actually sent. The later passes and the post-copy pull are
+// bounded by the dirty set the last migration found when its second pass
+// began. The last migration's setup (its first byte's time) is added: the
+// job's elapsed time, which the prediction is judged against, counts it.
 func PredictAuto(memBytes uint64, r DirtyRate, h History, bwBps uint64, sampled bool) fsm.Prediction {
 	data, from := r.InUseBytes, DataFromHypervisor
 	if h.FirstPassBytes > 0 && (data == 0 || h.FirstPassBytes < data) {
@@ -139,7 +155,7 @@ func PredictAuto(memBytes uint64, r DirtyRate, h History, bwBps uint64, sampled 
 	if data == 0 || data >= memBytes {
 		data, from = memBytes, DataFromMemory
 	}
-	p := Predict(memBytes, data, r.Bps, bwBps, AutoMaxDowntime(), sampled)
+	p := predict(memBytes, data, h.DirtySetBytes, r.Bps, bwBps, AutoMaxDowntime(), sampled)
 	p.DataFrom = from
 	if p.TotalMs > 0 && h.Setup > 0 {
 		p.SetupMs = h.Setup.Milliseconds()

@@ -330,6 +330,12 @@ func (n *Node) runMigration(ctx context.Context, m *fsm.Migration, j *runningJob
 	}
 }
 
+// endProbe is how often the monitor samples a transfer predicted to end
+// before its next sample, in a cluster whose setups overlap transfers
+// (migrate.MonitorConfig.EndProbe): a fifth of the 500 ms sample period,
+// a libvirt stats call each, for the last half second of each pass.
+const endProbe = 100 * time.Millisecond
+
 // attempt is what one migration attempt runs with.
 type attempt struct {
 	m      *fsm.Migration
@@ -430,10 +436,12 @@ func (n *Node) watchJob(ctx context.Context, a *attempt, job migrate.Job) bool {
 	m := a.m
 	a.j.attach(job, m.GrantedMiB)
 	var now uint64 // a reshare committed while the job started
+	var overlaps bool
 	n.fsm.Read(func(s *fsm.State) {
 		if cur := s.Migrations[m.ID]; cur != nil && cur.State == fsm.MigRunning && cur.Attempt == m.Attempt {
 			now = cur.GrantedMiB
 		}
+		overlaps = s.Cluster(m.Cluster).Overlaps()
 	})
 	a.j.setBandwidth(now, n.log)
 	n.unsettled(a, "", false, nil)
@@ -441,6 +449,11 @@ func (n *Node) watchJob(ctx context.Context, a *attempt, job migrate.Job) bool {
 		mc := n.cfg.Monitor
 		mc.MemBytes, mc.VM, mc.Detach = a.vm.MemoryMiB<<20, a.vm.Name, n.detach
 		mc.Prediction = a.pred
+		if overlaps && mc.EndProbe == 0 {
+			// the next transfer gets this one's cap once it reports
+			// all sent: report it as soon as it is
+			mc.EndProbe = endProbe
+		}
 		if prior := a.rep.lastProgress(); prior.ElapsedMs > 0 || len(prior.Actions) > 0 {
 			mc.Prior = &prior
 		}

@@ -54,7 +54,8 @@ func lastMigration(st *fsm.State, k string) migrate.History {
 			continue
 		}
 		at = m.EndedAt
-		h = migrate.History{FirstPassBytes: m.Progress.FirstPassBytes, Setup: time.Duration(m.Progress.FirstByteMs) * time.Millisecond}
+		h = migrate.History{FirstPassBytes: m.Progress.FirstPassBytes, DirtySetBytes: m.Progress.DirtySetBytes,
+			Setup: time.Duration(m.Progress.FirstByteMs) * time.Millisecond}
 	}
 	return h
 }

@@ -71,9 +71,9 @@ func convergencePart(ctx context.Context, m *mesh, runs, bw, dirty, memMiB, fill
 						if pr.Converges == converged {
 							callsRight++
 						}
-						predNotes = append(predNotes, fmt.Sprintf("run %d: sampled %.1f MiB/s dirty, %.0f MiB to send (from: %s) at %.0f MiB/s, setup %.1f s: %s, predicted %.1f s (converges %v); measured %.1f s (first bytes at %.1f s, first pass %.0f MiB), converged by pre-copy %v",
-							r+1, float64(pr.DirtyRateBps)/(1<<20), float64(pr.DataBytes)/(1<<20), pr.DataFrom, float64(pr.BandwidthBps)/(1<<20), float64(pr.SetupMs)/1000, pr.Choice,
-							float64(pr.TotalMs)/1000, pr.Converges, measured/1000, float64(mg.Progress.FirstByteMs)/1000, float64(mg.Progress.FirstPassBytes)/(1<<20), converged))
+						predNotes = append(predNotes, fmt.Sprintf("run %d: sampled %.1f MiB/s dirty, %.0f MiB to send (from: %s), dirty set %.0f MiB, at %.0f MiB/s, setup %.1f s: %s, predicted %.1f s (converges %v); measured %.1f s (first bytes at %.1f s, first pass %.0f MiB, dirty set %.0f MiB), converged by pre-copy %v",
+							r+1, float64(pr.DirtyRateBps)/(1<<20), float64(pr.DataBytes)/(1<<20), pr.DataFrom, float64(pr.DirtySetBytes)/(1<<20), float64(pr.BandwidthBps)/(1<<20), float64(pr.SetupMs)/1000, pr.Choice,
+							float64(pr.TotalMs)/1000, pr.Converges, measured/1000, float64(mg.Progress.FirstByteMs)/1000, float64(mg.Progress.FirstPassBytes)/(1<<20), float64(mg.Progress.DirtySetBytes)/(1<<20), converged))
 					}
 				}
 				if err := m.waitVMsOn(ctx, other.Name, name); err != nil {
