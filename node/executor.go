@@ -462,6 +462,10 @@ func (n *Node) watchJob(ctx context.Context, a *attempt, job migrate.Job) bool {
 		case err == nil:
 			a.log.Info("migration succeeded", "downtime", stats.Downtime, "elapsed", stats.Elapsed)
 			n.metrics.observeJob(resultSucceeded, stats)
+			// the job's last sample (what its first pass sent, when
+			// it completed within it) goes into the record first: the
+			// next prediction of the VM starts from it
+			a.rep.flush()
 			if n.finish(m, fsm.MigSucceeded, "", stats.Downtime.Milliseconds(), false) {
 				n.countEnded(m.ID, m.Attempt, reasonCompleted)
 			}
@@ -629,6 +633,19 @@ func (r *reporter) loop() {
 			cancel()
 		}
 	}
+}
+
+// flush commits the latest sample now, before the caller ends the
+// migration: the loop may skip it, and a sample that arrives after the
+// Finish is refused.
+func (r *reporter) flush() {
+	r.mu.Lock()
+	p := r.last
+	r.latest = nil
+	r.mu.Unlock()
+	ctx, cancel := context.WithTimeout(r.n.ctx, 5*time.Second)
+	defer cancel()
+	_, _ = r.n.propose(ctx, fsm.CmdProgress, fsm.ProgressUpdate{ID: r.id, Attempt: r.attempt, Progress: p})
 }
 
 func (r *reporter) close() { close(r.done) }
