@@ -29,6 +29,9 @@ func startShutdownGuard(ctx context.Context, log *slog.Logger, n *node.Node, pol
 			"like a restart (VMs stay, nothing drains) and the shutdown policy is not applied", "err", err, "shutdown_policy", policy.Get())
 	} else {
 		attrs := []any{"shutdown_policy", policy.Get(), "inhibit_delay_max", w.MaxDelay()}
+		if err := w.MaxDelayErr(); err != nil {
+			attrs = append(attrs, "inhibit_delay_max_err", err)
+		}
 		if w.MaxDelay() > 0 && w.MaxDelay() < drainTimeout {
 			attrs = append(attrs, "note", "a drain on shutdown longer than InhibitDelayMaxSec goes on while systemd stops meshd (the stop timeout is extended); "+
 				"raise InhibitDelayMaxSec in /etc/systemd/logind.conf.d/ to drain before any unit stops")

@@ -28,7 +28,10 @@ type Watcher struct {
 	conn     *dbus.Conn
 	who, why string
 	maxDelay time.Duration
-	prepare  chan bool
+	// maxDelayErr is why maxDelay is unknown: logged, as a drain that
+	// outlives an unknown delay cannot be warned about.
+	maxDelayErr error
+	prepare     chan bool
 
 	mu sync.Mutex
 	fd *os.File // the inhibitor; nil when released
@@ -67,13 +70,18 @@ func Open(ctx context.Context, who, why string) (*Watcher, error) {
 		return nil, err
 	}
 	v, err := conn.Object(login1Name, login1Path).GetProperty(login1Manager + ".InhibitDelayMaxUSec")
-	if err == nil {
-		if us, ok := v.Value().(uint64); ok {
-			w.maxDelay = time.Duration(us) * time.Microsecond
-		}
+	if err != nil {
+		w.maxDelayErr = fmt.Errorf("logind: read InhibitDelayMaxUSec: %w", err)
+	} else if us, ok := v.Value().(uint64); ok {
+		w.maxDelay = time.Duration(us) * time.Microsecond
+	} else {
+		w.maxDelayErr = fmt.Errorf("logind: InhibitDelayMaxUSec is a %s, want a uint64", v.Signature())
 	}
 	return w, nil
 }
+
+// MaxDelayErr says why MaxDelay is unknown (nil when logind said it).
+func (w *Watcher) MaxDelayErr() error { return w.maxDelayErr }
 
 // relay turns logind's signals into PrepareForShutdown's argument.
 func (w *Watcher) relay(sigs <-chan *dbus.Signal) {
