@@ -84,9 +84,19 @@ func (m *mesh) startDaemons(ctx context.Context) error {
 // startMeshd runs meshd inside host h's namespaces with the flags an
 // operator would give on a real hypervisor host.
 func (m *mesh) startMeshd(ctx context.Context, h *lab.Host, extra ...string) error {
+	return m.startMeshdEnv(ctx, h, nil, extra...)
+}
+
+// startMeshdEnv is startMeshd with variables (NAME=VALUE) added to meshd's
+// environment, through env(1): nsenter and env both exec, so the process
+// returned is meshd itself and signals reach it.
+func (m *mesh) startMeshdEnv(ctx context.Context, h *lab.Host, env []string, extra ...string) error {
 	// Secured as a real host is: the mesh CA and h's certificate (the
 	// lab's, the one libvirtd and QEMU use), and the gossip key file.
 	args := append(m.lab.MeshdArgs(h, m.meshd), extra...)
+	if len(env) > 0 {
+		args = append(append([]string{"env"}, env...), args...)
+	}
 	p, err := h.StartDaemon(ctx, m.meshdLog(h), args...)
 	if err != nil {
 		return fmt.Errorf("start meshd on %s: %w", h.Name, err)
