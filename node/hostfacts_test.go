@@ -71,9 +71,11 @@ func TestHostLinksReadsThisNamespace(t *testing.T) {
 	}
 }
 
-// TestLinkNets: bridges and VLAN links become networks (this machine's
-// kernel has no 8021q to make a real VLAN link: the lab test adds a
-// bridge and a libvirt network instead).
+// TestLinkNets: bridges and VLAN links become networks, from a netlink
+// listing as LinkList returns it (this machine's kernel has no 8021q to
+// make a real VLAN link: `ip link add link v0 name v0.10 type vlan id 10`
+// answers "Error: Unknown device type."; the lab test adds a bridge and a
+// libvirt network instead).
 func TestLinkNets(t *testing.T) {
 	la := func(name string, index, parent int) netlink.LinkAttrs {
 		return netlink.LinkAttrs{Name: name, Index: index, ParentIndex: parent}
