@@ -13,14 +13,15 @@
 //
 // Why both logind and the job queue: logind sends PrepareForShutdown before
 // it asks systemd for reboot.target or poweroff.target, so at that moment
-// the job queue is still empty for a `systemctl reboot` through logind
-// (systemd 252, Debian 12, has no PrepareForShutdownWithMetadata saying
-// which). The job queue tells the kind once systemd runs the shutdown
+// the job queue is still empty for a `systemctl reboot` through logind.
+// systemd 255 and later say which in logind's
+// PreparingForShutdownWithMetadata property ({"preparing": true, "type":
+// "reboot"}), read first; systemd 252 (Debian 12) has no such property. The job queue tells the kind once systemd runs the shutdown
 // transaction and stops meshd's unit, which is where Proxmox's LRM looks
 // (`systemctl list-jobs`, reboot.target queued or not). So: under migrate
 // and freeze meshd acts on PrepareForShutdown, while every other unit
-// still runs; under conditional it acts there when the queue already says
-// which (systemctl start reboot.target, a shutdown started by systemd
+// still runs; under conditional it acts there when logind's metadata or
+// the queue already says which (systemctl start reboot.target, a shutdown started by systemd
 // itself), and otherwise releases the inhibitor and decides on the SIGTERM
 // of the shutdown transaction, from the queue.
 //

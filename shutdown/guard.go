@@ -92,15 +92,9 @@ func (g *Guard) Run(ctx context.Context) {
 func (g *Guard) onPrepare(ctx context.Context) {
 	w := g.cfg.Watcher
 	policy := g.cfg.Policy()
-	kind, err := w.Pending(ctx)
-	if err != nil {
-		g.cfg.Log.Warn("shutdown: systemd's job queue unreadable; reboot or power-off unknown", "err", err)
-		kind = Unknown
-	} else if kind == None {
-		kind = Unknown // logind announced it: systemd has not queued its target yet
-	}
+	kind, from := g.announcedKind(ctx)
 	act := Decide(policy, kind)
-	g.cfg.Log.Info("shutdown announced by logind (PrepareForShutdown)", "policy", policy, "kind", kind, "action", act,
+	g.cfg.Log.Info("shutdown announced by logind (PrepareForShutdown)", "policy", policy, "kind", kind, "kind_from", from, "action", act,
 		"inhibit_delay_max", w.MaxDelay())
 	if act == ActDefer {
 		g.cfg.Log.Info("shutdown: reboot or power-off not known yet; deciding when systemd stops meshd, from its job queue")
@@ -111,6 +105,29 @@ func (g *Guard) onPrepare(ctx context.Context) {
 		g.cfg.Log.Warn("shutdown: release the logind inhibitor", "err", err)
 	}
 	g.cfg.Log.Info("shutdown: logind inhibitor released", "action", g.Action())
+}
+
+// announcedKind is the kind of the shutdown logind announced, and where
+// it was read: logind's own metadata where it has them (systemd 255 and
+// later), else systemd's job queue, which at this point usually has no
+// target queued yet (Unknown).
+func (g *Guard) announcedKind(ctx context.Context) (Kind, string) {
+	w := g.cfg.Watcher
+	kind, err := w.Announced(ctx)
+	if err != nil {
+		g.cfg.Log.Debug("shutdown: logind gave no shutdown metadata (systemd older than 255); reading systemd's job queue", "err", err)
+	} else if kind != Unknown {
+		return kind, "logind metadata"
+	}
+	kind, err = w.Pending(ctx)
+	if err != nil {
+		g.cfg.Log.Warn("shutdown: systemd's job queue unreadable; reboot or power-off unknown", "err", err)
+		return Unknown, "nothing readable"
+	}
+	if kind == None {
+		kind = Unknown // logind announced it: systemd has not queued its target yet
+	}
+	return kind, "systemd job queue"
 }
 
 // onCancel is PrepareForShutdown(false): the shutdown was cancelled. A

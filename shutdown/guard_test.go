@@ -147,3 +147,31 @@ func testWait(cond func() bool) error {
 	}
 	return nil
 }
+
+// With logind's shutdown metadata (systemd 255 and later) conditional
+// decides at PrepareForShutdown, while the inhibitor holds: a reboot
+// freezes and a power-off drains before logind goes on, with nothing in
+// systemd's job queue yet.
+func TestGuardConditionalReadsLogindMetadata(t *testing.T) {
+	for typ, want := range map[string]string{"reboot": "freeze", "poweroff": "leave"} {
+		t.Run(typ, func(t *testing.T) {
+			fake, g, h, _ := guardOnBus(t, shutdown.Conditional)
+			inh := fake.WaitInhibitor(t, 1, 30*time.Second)
+			fake.SetShutdownType(typ)
+			if err := fake.PrepareForShutdown(true); err != nil {
+				t.Fatal(err)
+			}
+			if c := h.next(t); c != want {
+				t.Fatalf("host asked %q, want %s", c, want)
+			}
+			select {
+			case <-inh.Released():
+			case <-time.After(30 * time.Second):
+				t.Fatal("inhibitor not released within 30s")
+			}
+			if a := g.Action(); a == shutdown.ActNone || a == shutdown.ActDefer {
+				t.Fatalf("action %s after a %s announced with metadata, want it decided", a, typ)
+			}
+		})
+	}
+}

@@ -139,6 +139,29 @@ func (w *Watcher) Release() error {
 	return err
 }
 
+// Announced reads the kind of shutdown logind announced, from its
+// PreparingForShutdownWithMetadata property (systemd 255 and later:
+// {"preparing": true, "type": "reboot"}). It returns Unknown with an
+// error where logind has no such property (systemd 252, Debian 12), and
+// Unknown without one when logind is not preparing a shutdown or gave no
+// type it maps (KindOfType); the caller then reads the job queue.
+func (w *Watcher) Announced(ctx context.Context) (Kind, error) {
+	var v dbus.Variant
+	if err := w.conn.Object(login1Name, login1Path).CallWithContext(ctx, "org.freedesktop.DBus.Properties.Get", 0,
+		login1Manager, "PreparingForShutdownWithMetadata").Store(&v); err != nil {
+		return Unknown, fmt.Errorf("logind: read PreparingForShutdownWithMetadata: %w", err)
+	}
+	md, ok := v.Value().(map[string]dbus.Variant)
+	if !ok {
+		return Unknown, fmt.Errorf("logind: PreparingForShutdownWithMetadata is a %s, want a{sv}", v.Signature())
+	}
+	if preparing, ok := md["preparing"].Value().(bool); ok && !preparing {
+		return Unknown, nil
+	}
+	typ, _ := md["type"].Value().(string)
+	return KindOfType(typ), nil
+}
+
 // Pending reads systemd's job queue (ListJobs) and tells which shutdown it
 // runs, if any.
 func (w *Watcher) Pending(ctx context.Context) (Kind, error) {

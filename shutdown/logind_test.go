@@ -72,3 +72,29 @@ func TestWatcherNoBus(t *testing.T) {
 		t.Fatal("Open without a bus: no error")
 	}
 }
+
+// Announced reads logind's PreparingForShutdownWithMetadata (systemd 255
+// and later) and says when there is none (systemd 252): the guard then
+// falls back to systemd's job queue.
+func TestWatcherAnnouncedKind(t *testing.T) {
+	bus := shutdowntest.StartBus(t)
+	fake := shutdowntest.NewLogind(t, bus)
+	t.Setenv("DBUS_SYSTEM_BUS_ADDRESS", bus.Addr)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	w, err := shutdown.Open(ctx, "meshd", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if k, err := w.Announced(ctx); err == nil || k != shutdown.Unknown {
+		t.Fatalf("logind without the property (systemd 252): kind %s, err %v; want unknown and an error", k, err)
+	}
+	for typ, want := range map[string]shutdown.Kind{"reboot": shutdown.Reboot, "soft-reboot": shutdown.Reboot,
+		"poweroff": shutdown.PowerOff, "halt": shutdown.PowerOff, "suspend": shutdown.Unknown} {
+		fake.SetShutdownType(typ)
+		if k, err := w.Announced(ctx); err != nil || k != want {
+			t.Errorf("logind preparing a %q: kind %s, err %v; want %s", typ, k, err, want)
+		}
+	}
+}

@@ -111,3 +111,17 @@ func KindOf(jobs []Job) Kind {
 	}
 	return None
 }
+
+// KindOfType reads the "type" logind (systemd 255 and later) gives a
+// shutdown in PreparingForShutdownWithMetadata: the name of the delayed
+// action (handle_action_to_string: reboot, kexec, soft-reboot, poweroff,
+// halt). Anything else, or no type, is Unknown: the job queue decides.
+func KindOfType(typ string) Kind {
+	switch typ {
+	case "reboot", "kexec", "soft-reboot":
+		return Reboot
+	case "poweroff", "halt":
+		return PowerOff
+	}
+	return Unknown
+}

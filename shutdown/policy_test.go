@@ -48,3 +48,15 @@ func TestParsePolicy(t *testing.T) {
 		t.Error("ParsePolicy(failover): no error")
 	}
 }
+
+func TestKindOfType(t *testing.T) {
+	for typ, want := range map[string]Kind{
+		"reboot": Reboot, "kexec": Reboot, "soft-reboot": Reboot,
+		"poweroff": PowerOff, "halt": PowerOff,
+		"": Unknown, "suspend": Unknown, "power-off": Unknown,
+	} {
+		if got := KindOfType(typ); got != want {
+			t.Errorf("KindOfType(%q) = %s, want %s", typ, got, want)
+		}
+	}
+}

@@ -34,7 +34,11 @@ type Logind struct {
 	inh      []*Inhibitor
 	jobs     []shutdown.Job
 	maxDelay time.Duration
-	changed  chan struct{}
+	// shutdownType, when set, makes the fake a systemd 255 logind: its
+	// PreparingForShutdownWithMetadata says a shutdown of that type is
+	// being prepared. Unset, the property does not exist (systemd 252).
+	shutdownType string
+	changed      chan struct{}
 }
 
 // NewLogind connects to bus and takes logind's and systemd's names.
@@ -69,6 +73,16 @@ func (l *Logind) SetJobs(jobs ...shutdown.Job) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.jobs = jobs
+}
+
+// SetShutdownType makes the fake answer PreparingForShutdownWithMetadata
+// as systemd 255's logind does while it prepares a shutdown of type typ
+// (reboot, poweroff, kexec, soft-reboot, halt); "" removes the property,
+// as on systemd 252.
+func (l *Logind) SetShutdownType(typ string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.shutdownType = typ
 }
 
 // PrepareForShutdown emits logind's signal.
@@ -145,15 +159,24 @@ func (m login1) Inhibit(sender dbus.Sender, what, who, why, mode string) (dbus.U
 
 type props struct{ l *Logind }
 
-// Get answers logind's InhibitDelayMaxUSec.
+// Get answers logind's InhibitDelayMaxUSec, and its
+// PreparingForShutdownWithMetadata once SetShutdownType set a type.
 func (p props) Get(sender dbus.Sender, iface, prop string) (dbus.Variant, *dbus.Error) {
 	p.l.settle(string(sender))
-	if iface == "org.freedesktop.login1.Manager" && prop == "InhibitDelayMaxUSec" {
-		p.l.mu.Lock()
-		defer p.l.mu.Unlock()
+	p.l.mu.Lock()
+	defer p.l.mu.Unlock()
+	switch {
+	case iface == "org.freedesktop.login1.Manager" && prop == "InhibitDelayMaxUSec":
 		return dbus.MakeVariant(uint64(p.l.maxDelay / time.Microsecond)), nil
+	case iface == "org.freedesktop.login1.Manager" && prop == "PreparingForShutdownWithMetadata" && p.l.shutdownType != "":
+		return dbus.MakeVariant(map[string]dbus.Variant{
+			"preparing": dbus.MakeVariant(true),
+			"type":      dbus.MakeVariant(p.l.shutdownType),
+		}), nil
 	}
-	return dbus.Variant{}, dbus.MakeFailedError(fmt.Errorf("fake logind: no property %s.%s", iface, prop))
+	// As sd-bus answers a property an older logind does not have.
+	return dbus.Variant{}, dbus.NewError("org.freedesktop.DBus.Error.UnknownProperty",
+		[]any{fmt.Sprintf("fake logind: no property %s.%s", iface, prop)})
 }
 
 type systemd1 struct{ l *Logind }
