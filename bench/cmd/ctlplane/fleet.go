@@ -30,6 +30,7 @@ type fleetOpts struct {
 	window        time.Duration
 	runs          int
 	vms, portBase int
+	perf          time.Duration // perf record the leader at the largest size this long; 0: no profile
 	dir           string
 }
 
@@ -274,6 +275,12 @@ func fleetMeasure(m *mesh, fleet []*fleetHost, n int, o fleetOpts) (fleetPoint, 
 		}
 	}
 	p.mem = m.memBreakdown(0) + "; " + m.saveProfiles(0, o.dir, fmt.Sprintf("fleet-leader-%d", n))
+	if o.perf > 0 && n == o.sizes[len(o.sizes)-1] {
+		file := filepath.Join(o.dir, fmt.Sprintf("fleet-leader-%d.perf.txt", n))
+		if err := perfLeader(pid, o.perf, file); err != nil {
+			log.Printf("perf: %v", err)
+		}
+	}
 	log.Printf("fleet %d hosts: leader RSS %.1f MiB (anon %.1f), the light hosts' process %.1f%% of a core, furthest light host %d entries behind", n, p.rss, p.anon, p.fleetCPU, p.lagMax)
 	return p, nil
 }

@@ -49,7 +49,7 @@ func main() {
 				"and light hosts in the bench's process up to %s hosts in all: each a Raft non-voter on meshd's own transport (node.Replica: mutual TLS with its host certificate, an in-memory log tail, an FSM that counts entries and keeps nothing) "+
 				"and a gossip agent (meshd's, production LAN profile, the mesh's key) announcing a real sim host's facts with its own name and Raft address. The mesh is grown to each size in turn, "+
 				"left idle 20 s, then measured over %d windows of %s.", *vms, *fleetSizes, *idleRuns, *idleWindow)}
-		err = fleetPhase(&sec, fleetOpts{bin: *bin, sizes: sizes, window: *idleWindow, runs: *idleRuns, vms: *vms, portBase: *portBase, dir: filepath.Dir(*out)})
+		err = fleetPhase(&sec, fleetOpts{bin: *bin, sizes: sizes, window: *idleWindow, runs: *idleRuns, vms: *vms, portBase: *portBase, perf: *idlePerf, dir: filepath.Dir(*out)})
 		if err != nil {
 			sec.Notes = append(sec.Notes, "INCOMPLETE: "+err.Error())
 		}
