@@ -457,7 +457,7 @@ func (n *Node) watchJob(ctx context.Context, a *attempt, job migrate.Job) bool {
 		if prior := a.rep.lastProgress(); prior.ElapsedMs > 0 || len(prior.Actions) > 0 {
 			mc.Prior = &prior
 		}
-		stats, err := migrate.Watch(ctx, journaledJob{Job: job, n: n, key: a.key}, a.pol, mc, a.rep.report)
+		stats, err := migrate.Watch(ctx, journaledJob{Job: job, n: n, key: a.key, rep: a.rep}, a.pol, mc, a.rep.report)
 		switch {
 		case err == nil:
 			a.log.Info("migration succeeded", "downtime", stats.Downtime, "elapsed", stats.Elapsed)
@@ -557,6 +557,7 @@ type reporter struct {
 	id      string
 	attempt int
 	mu      sync.Mutex
+	sendMu  sync.Mutex // held while a sample is proposed: commits keep the samples' order
 	latest  *fsm.Progress
 	last    fsm.Progress // the latest sample reported, for heartbeats and re-attaching
 	wake    chan struct{}
@@ -623,6 +624,7 @@ func (r *reporter) loop() {
 			return
 		case <-r.wake:
 		}
+		r.sendMu.Lock()
 		r.mu.Lock()
 		p := r.latest
 		r.latest = nil
@@ -632,6 +634,7 @@ func (r *reporter) loop() {
 			_, _ = r.n.propose(ctx, fsm.CmdProgress, fsm.ProgressUpdate{ID: r.id, Attempt: r.attempt, Progress: *p})
 			cancel()
 		}
+		r.sendMu.Unlock()
 	}
 }
 
@@ -639,6 +642,8 @@ func (r *reporter) loop() {
 // migration: the loop may skip it, and a sample that arrives after the
 // Finish is refused.
 func (r *reporter) flush() {
+	r.sendMu.Lock() // after a sample being sent, so the last one stays last
+	defer r.sendMu.Unlock()
 	r.mu.Lock()
 	p := r.last
 	r.latest = nil
@@ -646,6 +651,22 @@ func (r *reporter) flush() {
 	ctx, cancel := context.WithTimeout(r.n.ctx, 5*time.Second)
 	defer cancel()
 	_, _ = r.n.propose(ctx, fsm.CmdProgress, fsm.ProgressUpdate{ID: r.id, Attempt: r.attempt, Progress: p})
+}
+
+// commit reports p and waits until the leader committed it (through a
+// follower too), after any sample being sent and in place of any waiting:
+// for a fact the state must hold before the source acts (see
+// journaledJob.Suspend).
+func (r *reporter) commit(ctx context.Context, p fsm.Progress) error {
+	r.sendMu.Lock()
+	defer r.sendMu.Unlock()
+	p.At = time.Now().UTC()
+	r.mu.Lock()
+	r.latest, r.last = nil, p
+	r.last.Actions = slices.Clone(p.Actions)
+	r.mu.Unlock()
+	_, err := r.n.withLeaderRetry(ctx, fsm.CmdProgress, fsm.ProgressUpdate{ID: r.id, Attempt: r.attempt, Progress: p})
+	return err
 }
 
 func (r *reporter) close() { close(r.done) }

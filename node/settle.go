@@ -282,17 +282,42 @@ func (n *Node) suspendedBy(a *attempt) bool {
 	return n.journal.suspended(a.key) || a.m.Progress.SuspendedAtMs > 0 || (a.rep != nil && a.rep.lastProgress().SuspendedAtMs > 0)
 }
 
-// journaledJob records a policy's pause of the guest in the start journal
-// before it pauses it (startJournal.markSuspended).
+// journaledJob records a policy's pause of the guest before it pauses it:
+// in the start journal (startJournal.markSuspended), for this host's next
+// meshd, and in the replicated state (Progress.SuspendedAtMs), for the
+// leader. A source whose meshd died between the pause and its next
+// progress report, and stayed down, left the leader no proof that the
+// migration paused the guest: the leader settled the failed migration and
+// left the guest paused, rightly refusing to end a pause it could not
+// explain. With the pause committed first, the leader resumes it.
 type journaledJob struct {
 	migrate.Job
 	n   *Node
 	key string
+	rep *reporter
 }
+
+// suspendCommitTimeout bounds the commit of a pause before it is made;
+// without the commit the guest is not paused, and the migration ends as
+// when the hypervisor refuses a pause (aborted, the guest running on).
+const suspendCommitTimeout = 10 * time.Second
 
 func (j journaledJob) Suspend() error {
 	if err := j.n.journal.markSuspended(j.key); err != nil {
 		return err // never a pause a crash could leave unexplained
+	}
+	if j.rep != nil {
+		p := j.rep.lastProgress()
+		if st, err := j.Job.Stats(); err == nil && st.Elapsed > 0 {
+			p.ElapsedMs = st.Elapsed.Milliseconds()
+		}
+		p.SuspendedAtMs = max(p.ElapsedMs, 1)
+		ctx, cancel := context.WithTimeout(j.n.ctx, suspendCommitTimeout)
+		err := j.rep.commit(ctx, p)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("record the pause of the migration's guest before making it: %w", err)
+		}
 	}
 	return j.Job.Suspend()
 }
