@@ -105,9 +105,9 @@ func TestFailedMigrationNeverLeavesItsGuestPaused(t *testing.T) {
 	c.cancelAndWait(t, id)
 
 	// 3. the same, and the source's meshd stays down: the leader settles.
-	// Its proof that the migration paused the guest is the progress
-	// report that says so (a source that died before reporting the pause
-	// leaves the guest paused, and the migration's end says why).
+	// Its proof that the migration paused the guest is the pause in the
+	// state, committed before the pause was made (see
+	// TestPauseCommittedBeforeItIsMade for a source that dies at once).
 	id = pausedMigration("paused-leader")
 	c.WaitFor(30*time.Second, "the pause reported", func() bool { return c.migration(id).Progress.SuspendedAtMs > 0 })
 	c.Crash(src)
