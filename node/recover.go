@@ -199,13 +199,35 @@ var errResumeRefused = errors.New("post-copy resume did not take")
 // It returns op's error when op ends first (this meshd stops; an
 // operator's cancel): the resume runs on in libvirt, and whoever settles
 // next finds it running or broken again.
+//
+// While the resume has not taken after resumeSlowAfter, the migration's
+// unsettled reason says so, and after resumeStuckAfter an alarm stands: in
+// the lab, with the link back, libvirt accepted a resume whose preparation
+// on the destination then waited for minutes on the destination's QEMU,
+// while the state still showed the last refusal; the guest stood paused
+// and nothing said why.
 func (n *Node) awaitResumed(op context.Context, a *attempt, job migrate.Job) error {
 	// a resume libvirt takes its time to start is no silent source
 	defer a.rep.keepAlive(n.cfg.SettleRetry)()
+	start := time.Now()
+	var said time.Duration
 	return awaitResumed(op, job, func(ctx context.Context) *migrate.DomainStatus {
+		if waited := time.Since(start); waited-said >= resumeSlowAfter {
+			said = waited.Truncate(resumeSlowAfter)
+			n.unsettled(a, fmt.Sprintf("post-copy broke: the guest waits, paused on %s, for the pages %s holds; "+
+				"libvirt accepted a resume %s ago and has not resumed it yet (the destination's QEMU has not answered)",
+				a.m.Dest, a.m.Source, said), waited >= resumeStuckAfter, []string{a.m.Source, a.m.Dest})
+		}
 		return n.hostStatus(ctx, a.m.Source, "", a.ref)
 	}, resumeCheckEvery)
 }
+
+// resumeSlowAfter and resumeStuckAfter: see Node.awaitResumed. A resume
+// that runs leaves "post-copy failed" within a second in the lab.
+const (
+	resumeSlowAfter  = 10 * time.Second
+	resumeStuckAfter = time.Minute
+)
 
 // resumeCheckEvery is how often awaitResumed reads the source's copy.
 const resumeCheckEvery = 100 * time.Millisecond
