@@ -195,6 +195,34 @@ func (m *mesh) retryOnTCG(t *testing.T, base string, scenario func(vm string) er
 	}
 }
 
+// killDuringPostCopy SIGKILLs meshd on victim (the source or the
+// destination of r) during r's post-copy, restarts it joining via, and
+// checks the migration ends as libvirt ended it (see assertEndState) and
+// the mesh is whole again.
+func (m *mesh) killDuringPostCopy(t *testing.T, ctx context.Context, r pcRun, vm string, victim, via, dst *lab.Host, role string) error {
+	t.Helper()
+	if err := m.procs[victim.Name].Signal(syscall.SIGKILL); err != nil {
+		t.Fatalf("SIGKILL meshd on %s: %v", victim.Name, err)
+	}
+	killed := time.Now()
+	cur := m.migration(t, ctx, r.id)
+	t.Logf("meshd on the %s %s killed %s into the post-copy (virsh on %s: %q; %.1f MiB left)", role, victim.Name,
+		killed.Sub(r.switched).Round(time.Millisecond), dst.Name, domState(ctx, dst, vm), mib(cur.Progress.RemainingBytes))
+	if err := m.startMeshd(ctx, victim, "--join", via.MgmtIP+":7946"); err != nil {
+		t.Fatal(err)
+	}
+	mg := m.waitEnded(t, ctx, r.id, 4*time.Minute)
+	t.Logf("%s ended %s %s after the kill, %s after the switch", r.id, mg.State, time.Since(killed).Round(time.Millisecond),
+		time.Since(r.switched).Round(time.Millisecond))
+	if err := m.assertEndState(t, ctx, r, mg, dst); err != nil {
+		return err
+	}
+	if err := m.waitMesh(ctx, len(m.lab.Hosts)); err != nil {
+		t.Errorf("after the restart: %v", err)
+	}
+	return nil
+}
+
 // TestSourceMeshdKilledDuringPostCopy (issue 10): meshd on the source is
 // SIGKILLed while the migration is in post-copy (the guest runs on the
 // destination and pulls the pages the source still holds) and restarted.
@@ -210,28 +238,7 @@ func TestSourceMeshdKilledDuringPostCopy(t *testing.T) {
 	defer cancel()
 	src, dst := m.lab.Hosts[1], m.lab.Hosts[0] // meshctl talks to h1: the source is h2
 	m.retryOnTCG(t, "pcsrc", func(vm string) error {
-		r := m.toPostCopy(t, ctx, src, dst, vm)
-		if err := m.procs[src.Name].Signal(syscall.SIGKILL); err != nil {
-			t.Fatalf("SIGKILL meshd on %s: %v", src.Name, err)
-		}
-		killed := time.Now()
-		cur := m.migration(t, ctx, r.id)
-		t.Logf("meshd on the source %s killed %s into the post-copy (virsh on %s: %q, on %s: %q; %.1f MiB left)", src.Name,
-			killed.Sub(r.switched).Round(time.Millisecond), src.Name, domState(ctx, src, vm), dst.Name, domState(ctx, dst, vm),
-			mib(cur.Progress.RemainingBytes))
-		if err := m.startMeshd(ctx, src, "--join", dst.MgmtIP+":7946"); err != nil {
-			t.Fatal(err)
-		}
-		mg := m.waitEnded(t, ctx, r.id, 4*time.Minute)
-		t.Logf("%s ended %s %s after the kill, %s after the switch", r.id, mg.State, time.Since(killed).Round(time.Millisecond),
-			time.Since(r.switched).Round(time.Millisecond))
-		if err := m.assertEndState(t, ctx, r, mg, dst); err != nil {
-			return err
-		}
-		if err := m.waitMesh(ctx, len(m.lab.Hosts)); err != nil {
-			t.Errorf("after the restart: %v", err)
-		}
-		return nil
+		return m.killDuringPostCopy(t, ctx, m.toPostCopy(t, ctx, src, dst, vm), vm, src, dst, dst, "source")
 	})
 }
 
@@ -247,26 +254,6 @@ func TestDestinationMeshdKilledDuringPostCopy(t *testing.T) {
 	defer cancel()
 	src, dst := m.lab.Hosts[0], m.lab.Hosts[1] // meshctl talks to h1, the source
 	m.retryOnTCG(t, "pcdst", func(vm string) error {
-		r := m.toPostCopy(t, ctx, src, dst, vm)
-		if err := m.procs[dst.Name].Signal(syscall.SIGKILL); err != nil {
-			t.Fatalf("SIGKILL meshd on %s: %v", dst.Name, err)
-		}
-		killed := time.Now()
-		cur := m.migration(t, ctx, r.id)
-		t.Logf("meshd on the destination %s killed %s into the post-copy (virsh there: %q; %.1f MiB left)", dst.Name,
-			killed.Sub(r.switched).Round(time.Millisecond), domState(ctx, dst, vm), mib(cur.Progress.RemainingBytes))
-		if err := m.startMeshd(ctx, dst, "--join", src.MgmtIP+":7946"); err != nil {
-			t.Fatal(err)
-		}
-		mg := m.waitEnded(t, ctx, r.id, 4*time.Minute)
-		t.Logf("%s ended %s %s after the kill, %s after the switch", r.id, mg.State, time.Since(killed).Round(time.Millisecond),
-			time.Since(r.switched).Round(time.Millisecond))
-		if err := m.assertEndState(t, ctx, r, mg, dst); err != nil {
-			return err
-		}
-		if err := m.waitMesh(ctx, len(m.lab.Hosts)); err != nil {
-			t.Errorf("after the restart: %v", err)
-		}
-		return nil
+		return m.killDuringPostCopy(t, ctx, m.toPostCopy(t, ctx, src, dst, vm), vm, dst, src, dst, "destination")
 	})
 }
