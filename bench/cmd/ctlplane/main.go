@@ -39,7 +39,7 @@ func main() {
 	)
 	flag.Parse()
 	if *phases == "fleet" {
-		sizes, err := parseSizes(*fleetSizes)
+		sizes, err := parseSizes(*fleetSizes, 6) // 5 meshd voters and a light host at least
 		if err != nil {
 			log.Fatalf("-fleet-sizes: %v", err)
 		}
@@ -53,42 +53,24 @@ func main() {
 		if err != nil {
 			sec.Notes = append(sec.Notes, "INCOMPLETE: "+err.Error())
 		}
-		sec.Took = time.Since(sec.Started).Round(time.Second).String()
-		if werr := sec.Write(*out); werr != nil {
-			log.Fatal(werr)
-		}
-		if err != nil {
-			log.Fatalf("fleet: %v", err)
-		}
-		log.Printf("wrote %s", *out)
+		writeSection(&sec, *out, "fleet", err)
 		return
 	}
 	if *phases == "idle" {
-		var sizes []int
-		for _, f := range strings.Split(*idleSizes, ",") {
-			n, err := strconv.Atoi(strings.TrimSpace(f))
-			if err != nil || n < 1 {
-				log.Fatalf("-idle-sizes %q: %q is not a size", *idleSizes, f)
-			}
-			sizes = append(sizes, n)
+		sizes, err := parseSizes(*idleSizes, 1)
+		if err != nil {
+			log.Fatalf("-idle-sizes: %v", err)
 		}
 		sec := benchkit.Section{Title: "Idle leader (sim)", Started: time.Now().UTC(),
 			Command: "go run ./bench/cmd/ctlplane " + strings.Join(os.Args[1:], " "),
 			Setup: fmt.Sprintf("Meshes of %s meshd processes (`meshd --hypervisor sim`, mutual TLS, gossip key, production Raft and gossip timings) on 127.0.0.1, %d sim VMs per host, nothing happening: "+
 				"each size is started fresh with each binary in turn (alternating which goes first), settled (every host Up, every VM replicated) plus 15 s, then measured over %d windows of %s.", *idleSizes, *vms, *idleRuns, *idleWindow)}
-		err := idlePhase(&sec, idleOpts{bin: *bin, baseline: *idleBase, sizes: sizes, window: *idleWindow, runs: *idleRuns,
+		err = idlePhase(&sec, idleOpts{bin: *bin, baseline: *idleBase, sizes: sizes, window: *idleWindow, runs: *idleRuns,
 			vms: *vms, portBase: *portBase, perf: *idlePerf, dir: filepath.Dir(*out)})
 		if err != nil {
 			sec.Notes = append(sec.Notes, "INCOMPLETE: "+err.Error())
 		}
-		sec.Took = time.Since(sec.Started).Round(time.Second).String()
-		if werr := sec.Write(*out); werr != nil {
-			log.Fatal(werr)
-		}
-		if err != nil {
-			log.Fatalf("idle: %v", err)
-		}
-		log.Printf("wrote %s", *out)
+		writeSection(&sec, *out, "idle", err)
 		return
 	}
 	if *runs < 5 {
@@ -394,13 +376,27 @@ func hasPhase(phases, name string) bool {
 	return false
 }
 
-// parseSizes reads a comma-separated list of mesh sizes.
-func parseSizes(list string) ([]int, error) {
+// writeSection writes a phase's section to out, with what took it and, if
+// the phase failed, the error in its notes; a failed phase then exits 1.
+func writeSection(sec *benchkit.Section, out, phase string, err error) {
+	sec.Took = time.Since(sec.Started).Round(time.Second).String()
+	if werr := sec.Write(out); werr != nil {
+		log.Fatal(werr)
+	}
+	if err != nil {
+		log.Fatalf("%s: %v", phase, err)
+	}
+	log.Printf("wrote %s", out)
+}
+
+// parseSizes reads a comma-separated list of mesh sizes, each at least
+// least.
+func parseSizes(list string, least int) ([]int, error) {
 	var sizes []int
 	for _, f := range strings.Split(list, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 6 {
-			return nil, fmt.Errorf("%q: %q is not a size above 5", list, f)
+		if err != nil || n < least {
+			return nil, fmt.Errorf("%q: %q is not a size of at least %d", list, f, least)
 		}
 		sizes = append(sizes, n)
 	}
