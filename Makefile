@@ -59,9 +59,11 @@ demo: build
 	./scripts/demo.sh
 
 # -p 1: the lab's namespaces (hm-*) exist once per machine, so packages that
-# use them must not run at the same time.
+# use them must not run at the same time. scripts/testrun prints what go test
+# prints and reruns once, with a WARNING, a test whose only failure is its lab
+# guest's kernel panicking under QEMU's software emulation (lab.GuestCrashMark).
 test: deps vet
-	$(GO) test -p 1 -timeout 75m -count=1 ./...
+	$(GO) run ./scripts/testrun -- -p 1 -timeout 75m -count=1 ./...
 	$(MAKE) lab-smoke
 	$(MAKE) fuzz-short
 

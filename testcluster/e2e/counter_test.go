@@ -134,6 +134,10 @@ func (w *counterWatch) waitMore(t *testing.T, k int, within time.Duration) {
 	t.Helper()
 	want := w.last() + k
 	if err := testcluster.Poll(within, watchEvery, func() bool { return w.last() >= want }); err != nil {
+		if p := lab.ConsoleKernelPanic(w.path); p != "" {
+			t.Fatalf("%s: guest counter did not reach %d (at %d): its kernel panicked (%q); "+
+				"QEMU software emulation, see lab.md: the test runner reruns this test once", lab.GuestCrashMark, want, w.last(), p)
+		}
 		t.Fatalf("guest counter did not reach %d (at %d): %v", want, w.last(), err)
 	}
 }

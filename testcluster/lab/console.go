@@ -77,9 +77,30 @@ func (g *Guest) WaitCounter(ctx context.Context, n int) error {
 	})
 }
 
+// GuestCrashMark starts the failure message of a test whose guest's kernel
+// panicked right after a live migration. QEMU 7.2's software emulation (TCG,
+// the only accelerator the lab has; see lab.md) now and then breaks a guest
+// that way, whatever moved it (plain virsh too: TestVirshLiveMigration).
+// The CI test runner (scripts/testrun) reruns a test that failed with
+// this mark once, loudly; a second failure stands.
+const GuestCrashMark = "TCG GUEST CRASH"
+
+// ConsoleKernelPanic returns the console file's "Kernel panic" line, or ""
+// when the guest's kernel did not panic (or the file cannot be read).
+func ConsoleKernelPanic(path string) string {
+	if m := consoleDeathMark(path); strings.Contains(m, "Kernel panic") {
+		return m
+	}
+	return ""
+}
+
 // deathMark returns the console line that shows the guest died, or "".
-func (g *Guest) deathMark() string {
-	b, err := os.ReadFile(g.ConsoleLog)
+func (g *Guest) deathMark() string { return consoleDeathMark(g.ConsoleLog) }
+
+// consoleDeathMark returns the first line of the console file at path that
+// shows the guest died, or "".
+func consoleDeathMark(path string) string {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return ""
 	}
