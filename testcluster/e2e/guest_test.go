@@ -139,6 +139,10 @@ func waitHTTP(t *testing.T, ctx context.Context, g *lab.Guest, within time.Durat
 		return last == nil
 	})
 	if err != nil {
+		if p := lab.ConsoleKernelPanic(g.ConsoleLog); p != "" {
+			t.Fatalf("%s: HTTP of guest %s: %v: its kernel panicked (%q); QEMU software emulation, see lab.md",
+				lab.GuestCrashMark, g.Spec.Name, err, p)
+		}
 		t.Fatalf("HTTP of guest %s: %v (last: %v)", g.Spec.Name, err, last)
 	}
 	return body
