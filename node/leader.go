@@ -116,7 +116,7 @@ func (n *Node) handleEvent(ctx context.Context, ev gossip.Event) {
 	if cur, ok := n.gossip.Member(m.Name); ok {
 		m = cur
 	}
-	n.handleMember(ctx, m)
+	n.handleMember(ctx, m, nil)
 }
 
 // discardEvents drops the events already waiting.
@@ -133,11 +133,12 @@ func (n *Node) discardEvents() {
 // reconcile is the periodic full pass: every gossip member, the Raft
 // configuration, the drains, then the scheduler.
 func (n *Node) reconcile(ctx context.Context) {
+	peers := n.peersNow()
 	for _, m := range n.gossip.Members() {
 		if ctx.Err() != nil {
 			return
 		}
-		n.handleMember(ctx, m)
+		n.handleMember(ctx, m, peers)
 	}
 	n.reconcileRaftPeers(ctx)
 	n.reconcileCPUBaseline(ctx)
