@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -238,7 +239,7 @@ func (w *watcher) resume(p *fsm.Progress) {
 	w.resumed = true
 	w.actions = append([]string(nil), p.Actions...)
 	for _, a := range p.Actions {
-		if a == "post-copy" || a == "final downtime" || strings.HasPrefix(a, "downtime ") || strings.HasPrefix(a, "final downtime ") {
+		if a == actionPostCopy || a == "final downtime" || strings.HasPrefix(a, "downtime ") || strings.HasPrefix(a, "final downtime ") {
 			w.stalls++
 		}
 		if strings.HasPrefix(a, "final downtime") {
@@ -376,6 +377,15 @@ func (w *watcher) sample(now time.Time, st JobStats) error {
 		w.windowN++
 	}
 	w.last = st
+	if st.PostCopy && !w.postCopy && w.resumed && !slices.Contains(w.actions, actionPostCopy) {
+		// Re-attached to a job already in post-copy whose switch no
+		// report carried: the earlier meshd died between the switch and
+		// its next committed sample (23 ms apart in the lab). Only the
+		// policy switches (or an operator by hand), so the switch is
+		// recorded as the policy's action; without it the record said
+		// post-copy with no action that led there. Its time is unknown.
+		w.actions = append(w.actions, actionPostCopy)
+	}
 	if st.PostCopy {
 		w.postCopy = true
 	}
@@ -485,9 +495,11 @@ func (w *watcher) fittedDowntime(limit time.Duration) time.Duration {
 	return min(limit, max(time.Second, d))
 }
 
-// The progress actions of Policy.SuspendWhenExhausted: after the last
-// step, or when the completion or progress limit came first.
+// The progress actions of the switch to post-copy and of
+// Policy.SuspendWhenExhausted (after the last step, or when the completion
+// or progress limit came first).
 const (
+	actionPostCopy     = "post-copy"
 	actionSuspend      = "suspend"
 	actionSuspendLimit = "suspend: time limit"
 )
@@ -520,7 +532,7 @@ func (w *watcher) act() error {
 		}
 		w.postCopy = true
 		w.postCopyAt = w.last.Elapsed
-		w.actions = append(w.actions, "post-copy")
+		w.actions = append(w.actions, actionPostCopy)
 	case k <= len(p.DowntimeSteps):
 		return w.setDowntime(p.DowntimeSteps[k-1], "downtime")
 	case p.FinalDowntime > 0 && !w.finalSet:

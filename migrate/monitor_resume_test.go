@@ -157,3 +157,36 @@ func TestStallBeforeTheSwitchIsAborted(t *testing.T) {
 		t.Fatalf("err %v, on a %v: want a stalled pre-copy aborted, the guest on a", h.err, h.a.VMNames())
 	}
 }
+
+// TestReattachRecordsAnUnreportedSwitch: a meshd that died between the
+// switch to post-copy and its next committed sample left a record with no
+// "post-copy" action (the lab's kill came 23 ms after the switch). The
+// re-attached watch finds the job in post-copy and records the switch, so
+// the record does not say post-copy with no action that led there.
+func TestReattachRecordsAnUnreportedSwitch(t *testing.T) {
+	detach := make(chan struct{})
+	h, _, _ := start(t, stalling, 32, migrate.PolicyPostCopy, migrate.MonitorConfig{Detach: detach})
+	var prior fsm.Progress
+	for !h.last().PostCopy {
+		prior = h.last() // the last sample before the switch: what a crash leaves committed
+		h.step()
+	}
+	close(detach)
+	waitFor(t, "Watch to detach", 5*time.Second, h.finished)
+	if slices.Contains(prior.Actions, "post-copy") || prior.PostCopy {
+		t.Fatalf("prior %+v already carries the switch", prior)
+	}
+	again, err := h.a.Attach(context.Background(), migrate.DomainRef{Name: "hot"}, migrate.Params{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.rewatch(again, migrate.PolicyPostCopy, migrate.MonitorConfig{Prior: &prior})
+	h.run(time.Minute)
+	if h.err != nil || !h.onlyOn(h.b, "hot") {
+		t.Fatalf("re-attached: %v, on b %v", h.err, h.b.VMNames())
+	}
+	want := append(slices.Clone(prior.Actions), "post-copy")
+	if got := h.last().Actions; !slices.Equal(got, want) || !h.last().PostCopy {
+		t.Errorf("actions %q (post-copy %v), want %q", got, h.last().PostCopy, want)
+	}
+}
