@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hostmesh/hostmesh/api"
@@ -18,7 +19,12 @@ import (
 // with a serial virsh loop at the same total bandwidth (one migration at a
 // time, capped at net). Between runs the guests are brought back to h1,
 // untimed.
-func drainPart(ctx context.Context, m *mesh, runs, net, guests, mem, fill int) (benchkit.Section, error) {
+//
+// sides names the sides run ("overlap", "plain", "serial"; all three by
+// default): a session short of lab time measures the overlapping drain
+// alone. Each meshctl drain samples h1's migration link every 100 ms and
+// splits its time over the physical limit (see linkUse).
+func drainPart(ctx context.Context, m *mesh, runs, net, guests, mem, fill int, sides string) (benchkit.Section, error) {
 	h1 := m.host("h1")
 	s := benchkit.Section{Title: "Drain (lab)"}
 	s.Setup = fmt.Sprintf("%d guests of %d MiB (the size of the single-migration guest; %d MiB filled with data at boot) on h1 of a 3-host lab. "+
@@ -55,10 +61,17 @@ func drainPart(ctx context.Context, m *mesh, runs, net, guests, mem, fill int) (
 	fixed := benchkit.Series{Name: "per migration of a drain: time outside libvirt's transfer job", Unit: "s",
 		Note: "the mesh's grant to end of each drained VM's migration minus the libvirt job's elapsed time in its last progress report: " +
 			"the destination's QEMU starting, the finish on both sides, the last report's age and the mesh's own scheduling"}
+	head := benchkit.Series{Name: "drain with overlap: head (start to the link's first bytes: the first wave's setup)", Unit: "s"}
+	gaps := benchkit.Series{Name: "drain with overlap: gaps (first to last bytes, less bytes ÷ capacity: hand-overs between waves)", Unit: "s"}
+	tail := benchkit.Series{Name: "drain with overlap: tail (the link's last bytes to meshctl's return)", Unit: "s"}
 	overlapFlag := map[bool]string{true: "2s", false: "0"}
+	sideNames := []string{"overlap", "plain", "serial"}
 	for r := 0; r < runs; r++ {
 		for k := 0; k < 3; k++ {
 			side := (r + k) % 3 // 0 overlap, 1 no overlap, 2 serial virsh
+			if !strings.Contains(sides, sideNames[side]) {
+				continue
+			}
 			tx0, err := migTx(h1)
 			if err != nil {
 				return s, err
@@ -68,11 +81,28 @@ func drainPart(ctx context.Context, m *mesh, runs, net, guests, mem, fill int) (
 				if r := m.ctl(ctx, "cluster", "c1", "--setup-overlap", overlapFlag[side == 0]); r.code != 0 {
 					return s, fmt.Errorf("meshctl cluster --setup-overlap: %s", r)
 				}
+				link := sampleLink(h1)
+				t0 := time.Now()
 				res := m.ctl(ctx, "drain", "h1", "--wait")
+				t1 := time.Now()
+				samples, lerr := link.finish()
 				if res.code != 0 {
 					return s, fmt.Errorf("meshctl drain h1 --wait: %s", res)
 				}
 				took = res.took
+				if lerr != nil {
+					log.Printf("drain run %d: %v", r+1, lerr)
+				} else {
+					u := analyzeLink(samples, t0, t1, float64(net))
+					line := fmt.Sprintf("run %d, %s (%.1f s): %s", r+1, []string{"setups overlapping", "no overlap"}[side], took.Seconds(), u)
+					log.Print("drain link: " + line)
+					s.Notes = append(s.Notes, "Link timeline, "+line)
+					if side == 0 {
+						head.Values = append(head.Values, u.head)
+						gaps.Values = append(gaps.Values, u.gaps)
+						tail.Values = append(tail.Values, u.tail)
+					}
+				}
 				outside, err := m.outsideJob(ctx, names)
 				if err != nil {
 					return s, err
@@ -117,8 +147,17 @@ func drainPart(ctx context.Context, m *mesh, runs, net, guests, mem, fill int) (
 	limitO.Met = benchkit.Bool(limitO.Median() <= 1.10)
 	c.Note = fmt.Sprintf("speed-up serial ÷ drain = %.2f×; at the same total bandwidth the serial loop is bounded by the link too, so the speed-up is at most serial ÷ physical limit (%.2f× here)",
 		1/c.Ratio(), limitS.Median())
-	s.Comparisons = append(s.Comparisons, c, co)
-	s.Series = append(s.Series, limitO, limitP, limitS, sentD, fixed)
+	// a side left out (-drain-sides) leaves its comparisons and series out
+	for _, cmp := range []benchkit.Comparison{c, co} {
+		if len(cmp.Subject.Values) > 0 && len(cmp.Baseline.Values) > 0 {
+			s.Comparisons = append(s.Comparisons, cmp)
+		}
+	}
+	for _, se := range []benchkit.Series{limitO, limitP, limitS, sentD, fixed, head, gaps, tail} {
+		if len(se.Values) > 0 {
+			s.Series = append(s.Series, se)
+		}
+	}
 	for _, n := range names {
 		m.removeGuest(ctx, n)
 	}

@@ -40,6 +40,7 @@ func main() {
 		convDR    = flag.Int("conv-dirty", 24, "convergence: dirty rate asked of the guest, MiB/s")
 		convMem   = flag.Int("conv-mem", 256, "convergence: memory of the guest, MiB")
 		convFill  = flag.Int("conv-fill", 64, "convergence: data the guest fills at boot, MiB")
+		drainSide = flag.String("drain-sides", "overlap,plain,serial", "drain: the sides run in turn (overlap: setups overlapping; plain: no overlap; serial: the virsh loop)")
 		convPols  = flag.String("conv-policies", strings.Join(policies, ","), "convergence: the policies compared, in turn")
 	)
 	keepLogs := flag.Bool("keep-logs", false, "keep the meshd logs (their directory is printed) for a timeline of the run")
@@ -73,7 +74,7 @@ func main() {
 	all := []part{
 		{"single", "lab-single.json", func() (benchkit.Section, error) { return singlePart(ctx, m, *runs, *bw, *dirty) }},
 		{"drain", "lab-drain.json", func() (benchkit.Section, error) {
-			return drainPart(ctx, m, *runs, *drainNet, *guests, *drainMem, *drainFill)
+			return drainPart(ctx, m, *runs, *drainNet, *guests, *drainMem, *drainFill, *drainSide)
 		}},
 		{"convergence", "lab-convergence.json", func() (benchkit.Section, error) {
 			return convergencePart(ctx, m, *runs, *convBW, *convDR, *convMem, *convFill, strings.Split(*convPols, ","))
