@@ -1,6 +1,7 @@
 package migrate
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/hostmesh/hostmesh/fsm"
@@ -173,5 +174,57 @@ func TestGrantNowIsWhatTheNextGrantGets(t *testing.T) {
 	}
 	if got := GrantNow(st, "c1", 10); got != 10 {
 		t.Errorf("fixed cluster, asking 10: %d MiB/s, want 10", got)
+	}
+}
+
+// TestHandOffIsTheReshareThatFollows: the caps a source raises on its own
+// when a transfer is found all sent are exactly those the leader's
+// reshare commits once that sample is applied, and they never add up to
+// more than the network; a sample with bytes left, or of a cluster
+// without overlap, hands nothing off.
+func TestHandOffIsTheReshareThatFollows(t *testing.T) {
+	b := newBuilder().hosts("h", 3).cluster(overlapCluster())
+	b.vm("a", "h1").vm("b", "h1").vm("c", "h1").vm("d", "h1")
+	a, bb, c, d := b.queue("a"), b.queue("b"), b.queue("c"), b.queue("d")
+	st := b.st
+	apply(t, st, Schedule(st))
+	sending(st, a, 140, 20, 16)
+	sending(st, bb, 140, 20, 16)
+	apply(t, st, Schedule(st)) // c and d in setup, a and b ending
+	if st.Migrations[c].State != fsm.MigRunning || st.Migrations[d].State != fsm.MigRunning {
+		t.Fatalf("%s and %s are %s and %s, want both running in their setup", c, d, st.Migrations[c].State, st.Migrations[d].State)
+	}
+	sending(st, c, 1, 200, 1)
+	sending(st, d, 1, 200, 1)
+	if r := HandOff(st.Clone(), a, fsm.Progress{ProcessedBytes: 150 << 20, RemainingBytes: 10 << 20, MiBps: 16}); r != nil {
+		t.Errorf("hand-off of a sample with bytes left: %+v, want none", r)
+	}
+	all := fsm.Progress{ProcessedBytes: 160 << 20, MiBps: 16}
+	got := HandOff(st.Clone(), a, all)
+	st.Migrations[a].Progress = all
+	want := Reshare(st)
+	if len(got) == 0 || !slices.Equal(got, want) {
+		t.Fatalf("hand-off %+v, want the reshare that follows the sample, %+v", got, want)
+	}
+	before := st.Migrations[bb].GrantedMiB
+	fsm.ApplyShares(st, got)
+	var sum uint64
+	for _, id := range []string{a, bb, c, d} {
+		sum += st.Migrations[id].GrantedMiB
+	}
+	ga, gb, gc, gd := st.Migrations[a].GrantedMiB, st.Migrations[bb].GrantedMiB, st.Migrations[c].GrantedMiB, st.Migrations[d].GrantedMiB
+	if ga != 1 || gb != before || sum != 32 || gc+gd != 31-before {
+		t.Errorf("after the hand-off: %s %d, %s %d, %s %d, %s %d MiB/s; want %s at 1, %s kept at %d (it still ends), "+
+			"the rest between %s and %s, 32 in all", a, ga, bb, gb, c, gc, d, gd, a, bb, before, c, d)
+	}
+	cl := overlapCluster()
+	cl.OverlapMs = 0
+	b2 := newBuilder().hosts("h", 3).cluster(cl)
+	b2.vm("a", "h1").vm("b", "h1")
+	a2 := b2.queue("a")
+	b2.queue("b")
+	apply(t, b2.st, Schedule(b2.st))
+	if r := HandOff(b2.st.Clone(), a2, all); r != nil {
+		t.Errorf("hand-off without overlap: %+v, want none (the cap goes when the migration ends)", r)
 	}
 }

@@ -193,3 +193,31 @@ func Reshare(st *fsm.State) []fsm.Share {
 	}
 	return out
 }
+
+// HandOff returns the caps the leader's Reshare will commit once the
+// sample p of running migration id is applied, when p finds its transfer
+// all sent (fsm.State.Sent): the ending migration's cap cut to 1 MiB/s
+// and what it leaves given to the others. Nil when p hands nothing off.
+// st must be a private copy: HandOff puts p into it.
+//
+// The source calls it the moment its monitor finds a job all sent and
+// raises its other jobs' caps at once, before the sample and the
+// leader's reshare go through Raft: that round-trip (sample committed,
+// leader wakes and plans, reshare committed, applied on the source) was
+// link time lost at every wave of a drain, the whole network idle while
+// the ending transfer completes. The caps are the leader's own rule on
+// the state the leader reaches when the sample commits, so they add up
+// to no more than the network (the completing job's 1 MiB/s counted; its
+// completion runs without QEMU's rate limit, as Reshare already assumes),
+// and the reshare that follows sets the same caps again.
+func HandOff(st *fsm.State, id string, p fsm.Progress) []fsm.Share {
+	m := st.Migrations[id]
+	if m == nil || m.State != fsm.MigRunning {
+		return nil
+	}
+	m.Progress = p
+	if !st.Sent(m) {
+		return nil
+	}
+	return Reshare(st)
+}
