@@ -31,15 +31,28 @@ type runningJob struct {
 	bwMu sync.Mutex
 	job  migrate.Job // nil until the hypervisor started it
 	bw   uint64      // the cap the job runs at, MiB/s
+	// handedAt is when a hand-off (handOff) set bw ahead of the state,
+	// whose cap for the job was staleMiB then: until the state's cap
+	// changes, or handOffHold passed, the state is behind, not a decision.
+	handedAt time.Time
+	staleMiB uint64
 }
 
 // setBandwidth gives the job the cap the leader granted, if it runs at
 // another: an auto-bandwidth cluster reshares its migration network as
 // migrations start and end. A cap granted before the job started is
-// applied when it starts.
+// applied when it starts. After a hand-off, the state's cap from before
+// it is not applied (it would undo the hand-off until the leader's
+// reshare commits) for up to handOffHold.
 func (j *runningJob) setBandwidth(mib uint64, log interface{ Warn(string, ...any) }) {
 	j.bwMu.Lock()
 	defer j.bwMu.Unlock()
+	if !j.handedAt.IsZero() {
+		if mib == j.staleMiB && time.Since(j.handedAt) < handOffHold {
+			return
+		}
+		j.handedAt = time.Time{}
+	}
 	if j.job == nil || mib == 0 || mib == j.bw {
 		return
 	}
@@ -457,7 +470,20 @@ func (n *Node) watchJob(ctx context.Context, a *attempt, job migrate.Job) bool {
 		if prior := a.rep.lastProgress(); prior.ElapsedMs > 0 || len(prior.Actions) > 0 {
 			mc.Prior = &prior
 		}
-		stats, err := migrate.Watch(ctx, journaledJob{Job: job, n: n, key: a.key, rep: a.rep}, a.pol, mc, a.rep.report)
+		report := a.rep.report
+		if overlaps {
+			handed := false
+			report = func(p fsm.Progress) {
+				a.rep.report(p)
+				if !handed && p.RemainingBytes == 0 && p.ProcessedBytes > 0 && !p.PostCopy {
+					// all sent: this host's next transfers get the
+					// cap now, not after two Raft commits
+					handed = true
+					n.handOff(m, p)
+				}
+			}
+		}
+		stats, err := migrate.Watch(ctx, journaledJob{Job: job, n: n, key: a.key, rep: a.rep}, a.pol, mc, report)
 		switch {
 		case err == nil:
 			a.log.Info("migration succeeded", "downtime", stats.Downtime, "elapsed", stats.Elapsed)
