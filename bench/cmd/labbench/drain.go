@@ -24,16 +24,16 @@ import (
 // default): a session short of lab time measures the overlapping drain
 // alone. Each meshctl drain samples h1's migration link every 100 ms and
 // splits its time over the physical limit (see linkUse).
-func drainPart(ctx context.Context, m *mesh, runs, net, guests, mem, fill int, sides string) (benchkit.Section, error) {
+func drainPart(ctx context.Context, m *mesh, runs, net, guests, mem, fill int, sides string, overlapBy time.Duration) (benchkit.Section, error) {
 	h1 := m.host("h1")
 	s := benchkit.Section{Title: "Drain (lab)"}
 	s.Setup = fmt.Sprintf("%d guests of %d MiB (the size of the single-migration guest; %d MiB filled with data at boot) on h1 of a 3-host lab. "+
-		"`meshctl cluster c1 --bandwidth-mode auto --migration-net %d --max-outgoing 2 --setup-overlap 2s` (the migration network capped at %d MiB/s, "+
-		"shared by the migrations transferring; the next one's setup starts when a transfer is predicted to end within 2 s), "+
+		"`meshctl cluster c1 --bandwidth-mode auto --migration-net %d --max-outgoing 2 --setup-overlap %s` (the migration network capped at %d MiB/s, "+
+		"shared by the migrations transferring; the next one's setup starts when a transfer is predicted to end within %s), "+
 		"then `meshctl drain h1 --wait` (placement spreads them over h2 and h3); the same drain with `--setup-overlap 0`; "+
 		"and a serial loop of `virsh migrate --live --p2p --persistent --undefinesource --unsafe --tls --auto-converge --bandwidth %d` "+
 		"(downtime 100 ms) over the same guests, alternately to h2 and h3, at the same total bandwidth. The three sides rotate run by run. "+
-		"Physical limit = bytes sent on h1's migration interface ÷ %d MiB/s.", guests, mem, fill, net, net, net, net)
+		"Physical limit = bytes sent on h1's migration interface ÷ %d MiB/s.", guests, mem, fill, net, overlapBy, net, overlapBy, net, net)
 	if r := m.ctl(ctx, "cluster", "c1", "--bandwidth-mode", "auto", "--migration-net", strconv.Itoa(net), "--max-outgoing", "2"); r.code != 0 {
 		return s, fmt.Errorf("meshctl cluster: %s", r)
 	}
@@ -64,7 +64,7 @@ func drainPart(ctx context.Context, m *mesh, runs, net, guests, mem, fill int, s
 	head := benchkit.Series{Name: "drain with overlap: head (start to the link's first bytes: the first wave's setup)", Unit: "s"}
 	gaps := benchkit.Series{Name: "drain with overlap: gaps (first to last bytes, less bytes ÷ capacity: hand-overs between waves)", Unit: "s"}
 	tail := benchkit.Series{Name: "drain with overlap: tail (the link's last bytes to meshctl's return)", Unit: "s"}
-	overlapFlag := map[bool]string{true: "2s", false: "0"}
+	overlapFlag := map[bool]string{true: overlapBy.String(), false: "0"}
 	sideNames := []string{"overlap", "plain", "serial"}
 	for r := 0; r < runs; r++ {
 		for k := 0; k < 3; k++ {

@@ -41,6 +41,7 @@ func main() {
 		convMem   = flag.Int("conv-mem", 256, "convergence: memory of the guest, MiB")
 		convFill  = flag.Int("conv-fill", 64, "convergence: data the guest fills at boot, MiB")
 		drainSide = flag.String("drain-sides", "overlap,plain,serial", "drain: the sides run in turn (overlap: setups overlapping; plain: no overlap; serial: the virsh loop)")
+		drainOvl  = flag.Duration("drain-overlap", 2*time.Second, "drain: the overlapping side's --setup-overlap")
 		convPols  = flag.String("conv-policies", strings.Join(policies, ","), "convergence: the policies compared, in turn")
 	)
 	keepLogs := flag.Bool("keep-logs", false, "keep the meshd logs (their directory is printed) for a timeline of the run")
@@ -74,7 +75,7 @@ func main() {
 	all := []part{
 		{"single", "lab-single.json", func() (benchkit.Section, error) { return singlePart(ctx, m, *runs, *bw, *dirty) }},
 		{"drain", "lab-drain.json", func() (benchkit.Section, error) {
-			return drainPart(ctx, m, *runs, *drainNet, *guests, *drainMem, *drainFill, *drainSide)
+			return drainPart(ctx, m, *runs, *drainNet, *guests, *drainMem, *drainFill, *drainSide, *drainOvl)
 		}},
 		{"convergence", "lab-convergence.json", func() (benchkit.Section, error) {
 			return convergencePart(ctx, m, *runs, *convBW, *convDR, *convMem, *convFill, strings.Split(*convPols, ","))
@@ -90,7 +91,7 @@ func main() {
 		t0 := time.Now()
 		s, err := p.run()
 		s.Command, s.Started, s.Took = cmd+" -parts "+p.name, t0.UTC(), time.Since(t0).Round(time.Second).String()
-		s.Notes = append(s.Notes, fmt.Sprintf("Flags: -bw %d -dirty %d -drain-net %d -guests %d -drain-mem %d -drain-fill %d -conv-bw %d -conv-dirty %d -conv-mem %d -conv-fill %d -conv-policies %s.", *bw, *dirty, *drainNet, *guests, *drainMem, *drainFill, *convBW, *convDR, *convMem, *convFill, *convPols))
+		s.Notes = append(s.Notes, fmt.Sprintf("Flags: -bw %d -dirty %d -drain-net %d -guests %d -drain-mem %d -drain-fill %d -drain-sides %s -drain-overlap %s -conv-bw %d -conv-dirty %d -conv-mem %d -conv-fill %d -conv-policies %s.", *bw, *dirty, *drainNet, *guests, *drainMem, *drainFill, *drainSide, *drainOvl, *convBW, *convDR, *convMem, *convFill, *convPols))
 		if err != nil {
 			failed = true
 			log.Printf("%s: %v (meshd logs in %s)", p.name, err, m.logDir)
