@@ -39,6 +39,7 @@ type Node struct {
 	bootIndex    uint64
 	bootAt       time.Time
 	boltStore    *raftboltdb.BoltStore
+	logBytes     *logBytes // entries' bytes since the last snapshot (compact.go)
 	transport    *raftTransport
 	timing       raftTiming // Raft timeouts and pacing by suffrage (suffrage.go)
 	stream       *streamLayer
@@ -101,7 +102,7 @@ func New(cfg Config) (*Node, error) {
 	f := fsm.New()
 	f.SetLogger(cfg.Logger)
 	f.SetGrantCheck(migrate.GrantCheck)
-	n := &Node{cfg: cfg, log: cfg.Logger, fsm: f, ctx: ctx, cancel: cancel,
+	n := &Node{cfg: cfg, log: cfg.Logger, fsm: f, ctx: ctx, cancel: cancel, logBytes: newLogBytes(),
 		jobs: map[string]*runningJob{}, left: make(chan struct{}), detach: make(chan struct{}),
 		peers: peerClients{self: cfg.Name, tls: cfg.TLS}}
 	n.res.init(cfg.Networks, cfg.StorageDomains, cfg.HostFacts)
@@ -173,6 +174,7 @@ func (n *Node) start() error {
 	n.serveAPI(apiLn)
 	n.go_(n.leaderLoop)
 	n.go_(n.watchSuffrage)
+	n.go_(n.snapshotByBytes)
 	n.go_(n.inventoryLoop)
 	if src, ok := n.cfg.Hypervisor.(FactsSource); ok && n.cfg.HostFacts != FactsConfigured {
 		n.go_(func() { n.factsLoop(src) })

@@ -38,6 +38,10 @@ func (n *Node) openRaft(ln net.Listener) error {
 	rc.LocalID = raft.ServerID(n.cfg.Name)
 	rc.Logger = newHCLogger(n.log, "raft")
 	rc.SnapshotThreshold = 4096
+	// Fewer trailing entries than Raft's 10,240, and a snapshot by bytes as
+	// well (compact.go): a joining host is sent a snapshot and a short log,
+	// not every configuration entry of every host that ever joined.
+	rc.TrailingLogs = trailingLogs
 	// The voters' timeouts; a non-voter lengthens its own (suffrage.go).
 	rc.HeartbeatTimeout, rc.ElectionTimeout = n.timing.voterHeartbeat, n.timing.voterElection
 	if n.cfg.Fast {
@@ -63,7 +67,7 @@ func (n *Node) openRaft(ln net.Listener) error {
 		}
 	}
 	// The log store kicks the pacer when the leader stores new entries.
-	logs := kickLogStore{LogStore: store, p: n.transport.pace}
+	logs := countingLogStore{LogStore: kickLogStore{LogStore: store, p: n.transport.pace}, c: n.logBytes}
 	r, err := raft.NewRaft(rc, n.fsm, logs, store, snaps, n.transport)
 	if err != nil {
 		return fmt.Errorf("start raft for %s: %w", n.cfg.Name, err)
