@@ -31,7 +31,10 @@ type fleetOpts struct {
 	runs          int
 	vms, portBase int
 	perf          time.Duration // perf record the leader at the largest size this long; 0: no profile
-	dir           string
+	// budget stops the growth at the first batch boundary past it (0: none),
+	// so a run under the machine's lock still measures its largest size.
+	budget time.Duration
+	dir    string
 }
 
 // fleetHost is one light host: a Raft non-voter on meshd's own transport
@@ -41,6 +44,7 @@ type fleetOpts struct {
 type fleetHost struct {
 	rep   *node.Replica
 	agent *gossip.Agent
+	facts fsm.HostFacts
 }
 
 // countFSM counts the entries it is given and keeps nothing.
@@ -122,6 +126,8 @@ func fleetPhase(sec *benchkit.Section, o fleetOpts) (err error) {
 	defer func() { sec.Notes = append(sec.Notes, fleetNotes(pts)...) }()
 	for _, size := range o.sizes {
 		t0 := time.Now()
+		batch := time.Now()
+		stopped := false
 		for k := 5 + len(fleet); k < size; k++ {
 			name := hostName(k)
 			certFile, keyFile, err := m.certs.Host(pki.CertSpec{Name: name})
@@ -143,7 +149,7 @@ func fleetPhase(sec *benchkit.Section, o fleetOpts) (err error) {
 				_ = rep.Close()
 				return fmt.Errorf("gossip of %s: %w", name, err)
 			}
-			fleet = append(fleet, &fleetHost{rep: rep, agent: a})
+			fleet = append(fleet, &fleetHost{rep: rep, agent: a, facts: f})
 			if _, err := benchkit.Poll(time.Minute, 50*time.Millisecond, name+" to join gossip", func() bool {
 				_, err := a.Join(m.seeds)
 				return err == nil
@@ -155,6 +161,13 @@ func fleetPhase(sec *benchkit.Section, o fleetOpts) (err error) {
 				if err := fleetWait(m, k+1, 3*time.Minute); err != nil {
 					return err
 				}
+				log.Printf("fleet: %d hosts joined (the last batch in %s)", k+1, time.Since(batch).Round(100*time.Millisecond))
+				batch = time.Now()
+				if o.budget > 0 && time.Since(start) > o.budget && k+1 < size {
+					log.Printf("fleet: the growth budget of %s is spent: measuring at %d hosts, not %d", o.budget, k+1, size)
+					size, stopped = k+1, true
+					break
+				}
 			}
 		}
 		if err := fleetWait(m, size, 3*time.Minute); err != nil {
@@ -163,7 +176,7 @@ func fleetPhase(sec *benchkit.Section, o fleetOpts) (err error) {
 		// The last joins' entries, pacing's grace and gossip's push/pulls
 		// pass before the idle windows.
 		time.Sleep(20 * time.Second)
-		p, err := fleetMeasure(m, fleet, size, o)
+		p, err := fleetMeasure(m, fleet, size, stopped, o)
 		if err != nil {
 			return err
 		}
@@ -182,7 +195,32 @@ func fleetPhase(sec *benchkit.Section, o fleetOpts) (err error) {
 		if err := sec.Write(filepath.Join(o.dir, "partial-fleet.json")); err != nil {
 			log.Printf("partial write: %v", err)
 		}
+		if stopped {
+			break
+		}
 	}
+	return fleetChecks(sec, m, fleet)
+}
+
+// fleetChecks measures, at the largest size, what the mesh promises besides
+// an idle leader: gossip reaches every host and a failed leader is replaced
+// (each goal < 2 s).
+func fleetChecks(sec *benchkit.Section, m *mesh, fleet []*fleetHost) error {
+	n := 5 + len(fleet)
+	gs, err := fleetGossip(fleet, 5)
+	if err != nil {
+		return err
+	}
+	log.Printf("fleet %d hosts: gossip to every light host %s ms", n, joinF(gs))
+	sec.Series = append(sec.Series, benchkit.Series{Name: fmt.Sprintf("fleet: a fact change gossiped to every light host, %d hosts", n), Unit: "ms", Values: gs})
+	el, fo, err := fleetFailover(m, fleet)
+	if err != nil {
+		return err
+	}
+	log.Printf("fleet %d hosts: leader killed; a new leader named in %s, every light host follows it in %s", n, el.Round(time.Millisecond), fo.Round(time.Millisecond))
+	sec.Series = append(sec.Series,
+		benchkit.Series{Name: fmt.Sprintf("fleet: failover, a surviving voter names a new leader, %d hosts", n), Unit: "ms", Values: []float64{float64(el.Milliseconds())}},
+		benchkit.Series{Name: fmt.Sprintf("fleet: failover, every light host follows the new leader, %d hosts", n), Unit: "ms", Values: []float64{float64(fo.Milliseconds())}})
 	return nil
 }
 
@@ -217,7 +255,7 @@ type fleetPoint struct {
 	pacedNonvoters int
 }
 
-func fleetMeasure(m *mesh, fleet []*fleetHost, n int, o fleetOpts) (fleetPoint, error) {
+func fleetMeasure(m *mesh, fleet []*fleetHost, n int, last bool, o fleetOpts) (fleetPoint, error) {
 	p := fleetPoint{n: n}
 	pid := m.pid(0)
 	self0, err := cpuTicks(os.Getpid())
@@ -275,7 +313,7 @@ func fleetMeasure(m *mesh, fleet []*fleetHost, n int, o fleetOpts) (fleetPoint, 
 		}
 	}
 	p.mem = m.memBreakdown(0) + "; " + m.saveProfiles(0, o.dir, fmt.Sprintf("fleet-leader-%d", n))
-	if o.perf > 0 && n == o.sizes[len(o.sizes)-1] {
+	if o.perf > 0 && (n == o.sizes[len(o.sizes)-1] || last) {
 		file := filepath.Join(o.dir, fmt.Sprintf("fleet-leader-%d.perf.txt", n))
 		if err := perfLeader(pid, o.perf, file); err != nil {
 			log.Printf("perf: %v", err)

@@ -36,6 +36,7 @@ func main() {
 		idleBase   = flag.String("baseline-meshd", "", "idle phase: a second meshd binary (before a change), measured alternately")
 		idlePerf   = flag.Duration("idle-perf", 0, "idle phase: perf record the largest mesh's leader this long (0: no profile)")
 		fleetSizes = flag.String("fleet-sizes", "100,200,500,1000", "fleet phase: mesh sizes, grown in turn (5 meshd voters, the rest light hosts in this process)")
+		fleetGrow  = flag.Duration("fleet-budget", 0, "fleet phase: stop growing at the first batch past this time and measure there (0: grow to every size)")
 	)
 	flag.Parse()
 	if *phases == "fleet" {
@@ -49,7 +50,7 @@ func main() {
 				"and light hosts in the bench's process up to %s hosts in all: each a Raft non-voter on meshd's own transport (node.Replica: mutual TLS with its host certificate, an in-memory log tail, an FSM that counts entries and keeps nothing) "+
 				"and a gossip agent (meshd's, production LAN profile, the mesh's key) announcing a real sim host's facts with its own name and Raft address. The mesh is grown to each size in turn, "+
 				"left idle 20 s, then measured over %d windows of %s.", *vms, *fleetSizes, *idleRuns, *idleWindow)}
-		err = fleetPhase(&sec, fleetOpts{bin: *bin, sizes: sizes, window: *idleWindow, runs: *idleRuns, vms: *vms, portBase: *portBase, perf: *idlePerf, dir: filepath.Dir(*out)})
+		err = fleetPhase(&sec, fleetOpts{bin: *bin, sizes: sizes, window: *idleWindow, runs: *idleRuns, vms: *vms, portBase: *portBase, perf: *idlePerf, budget: *fleetGrow, dir: filepath.Dir(*out)})
 		if err != nil {
 			sec.Notes = append(sec.Notes, "INCOMPLETE: "+err.Error())
 		}
