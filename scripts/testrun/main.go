@@ -63,7 +63,7 @@ func run(args []string, rerunTimeout time.Duration, out io.Writer) int {
 		tests := reruns[pkg]
 		for _, tn := range tests {
 			fmt.Fprintf(out, "\nWARNING: %s in %s failed because its guest's kernel panicked after a move (%s); "+
-				"QEMU 7.2 software emulation (lab.md), not hostmesh: running it once more\n", tn, pkg, first.crashLine(pkg, tn))
+				"QEMU 7.2 software emulation (lab.md), not hostmesh: running it once more\n", tn, pkg, first.crashLine(pkg, tn, lab.GuestCrashMark))
 		}
 		pattern := "^(" + strings.Join(quoteNames(tests), "|") + ")$"
 		again, err := goTest([]string{"-count=1", "-timeout", rerunTimeout.String(), "-run", pattern, pkg}, out)

@@ -85,7 +85,7 @@ func TestCollectKeepsPackageLines(t *testing.T) {
 	if got := r.rerunnable("TCG GUEST CRASH"); len(got["p"]) != 1 || got["p"][0] != "TestA" {
 		t.Errorf("rerunnable = %v, want p: [TestA]", got)
 	}
-	if r.crashLine("p", "TestA") != "TCG GUEST CRASH: x" {
-		t.Errorf("crash line %q", r.crashLine("p", "TestA"))
+	if r.crashLine("p", "TestA", "TCG GUEST CRASH") != "TCG GUEST CRASH: x" {
+		t.Errorf("crash line %q", r.crashLine("p", "TestA", "TCG GUEST CRASH"))
 	}
 }

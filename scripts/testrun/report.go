@@ -60,10 +60,10 @@ func (r *report) blocking(mark string) []string {
 	return out
 }
 
-// crashLine returns the line of test's output that carries the crash mark.
-func (r *report) crashLine(pkg, test string) string {
+// crashLine returns the line of test's output that carries mark, from it on.
+func (r *report) crashLine(pkg, test, mark string) string {
 	for _, l := range strings.Split(r.output[pkg+"\x00"+test], "\n") {
-		if i := strings.Index(l, "TCG"); i >= 0 {
+		if i := strings.Index(l, mark); i >= 0 {
 			return strings.TrimSpace(l[i:])
 		}
 	}
