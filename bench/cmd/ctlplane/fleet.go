@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -34,7 +36,11 @@ type fleetOpts struct {
 	// budget stops the growth at the first batch boundary past it (0: none),
 	// so a run under the machine's lock still measures its largest size.
 	budget time.Duration
-	dir    string
+	// selfProfile CPU-profiles this process (the light hosts) per size:
+	// what the fleet costs on the bench's side, which limits the size.
+	selfProfile bool
+	gcPercent   int // GOGC of this process
+	dir         string
 }
 
 // fleetHost is one light host: a Raft non-voter on meshd's own transport
@@ -91,6 +97,7 @@ func fleetPhase(sec *benchkit.Section, o fleetOpts) (err error) {
 	defer signal.Stop(sigs)
 	go func() {
 		if _, ok := <-sigs; ok {
+			pprof.StopCPUProfile() // flushes the size's profile, if one runs
 			m.close()
 			log.Printf("fleet: stopped by a signal; meshd logs kept in %s", dir)
 			os.Exit(130)
@@ -124,8 +131,15 @@ func fleetPhase(sec *benchkit.Section, o fleetOpts) (err error) {
 	}
 	var pts []fleetPoint
 	defer func() { sec.Notes = append(sec.Notes, fleetNotes(pts)...) }()
+	if o.gcPercent != 100 {
+		debug.SetGCPercent(o.gcPercent)
+		log.Printf("fleet: the bench's own GOGC is %d", o.gcPercent)
+	}
+	stopProfile := func() {}
+	defer func() { stopProfile() }() // a size that never settles keeps its profile too
 	for _, size := range o.sizes {
 		t0 := time.Now()
+		stopProfile = startSelfProfile(o, size)
 		batch := time.Now()
 		stopped := false
 		for k := 5 + len(fleet); k < size; k++ {
@@ -177,6 +191,8 @@ func fleetPhase(sec *benchkit.Section, o fleetOpts) (err error) {
 		// pass before the idle windows.
 		time.Sleep(20 * time.Second)
 		p, err := fleetMeasure(m, fleet, size, stopped, o)
+		stopProfile()
+		stopProfile = func() {}
 		if err != nil {
 			return err
 		}
@@ -200,6 +216,29 @@ func fleetPhase(sec *benchkit.Section, o fleetOpts) (err error) {
 		}
 	}
 	return fleetChecks(sec, m, fleet)
+}
+
+// startSelfProfile CPU-profiles this process until the returned func is
+// called (growing to size n and measuring it), when o.selfProfile.
+func startSelfProfile(o fleetOpts, n int) func() {
+	if !o.selfProfile {
+		return func() {}
+	}
+	f, err := os.Create(filepath.Join(o.dir, fmt.Sprintf("fleet-self-%d.pprof", n)))
+	if err != nil {
+		log.Printf("self profile: %v", err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		log.Printf("self profile: %v", err)
+		_ = f.Close()
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+		log.Printf("fleet: the bench's own CPU profile up to %d hosts in %s", n, f.Name())
+	}
 }
 
 // fleetChecks measures, at the largest size, what the mesh promises besides

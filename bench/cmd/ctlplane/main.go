@@ -37,6 +37,8 @@ func main() {
 		idlePerf   = flag.Duration("idle-perf", 0, "idle phase: perf record the largest mesh's leader this long (0: no profile)")
 		fleetSizes = flag.String("fleet-sizes", "100,200,500,1000", "fleet phase: mesh sizes, grown in turn (5 meshd voters, the rest light hosts in this process)")
 		fleetGrow  = flag.Duration("fleet-budget", 0, "fleet phase: stop growing at the first batch past this time and measure there (0: grow to every size)")
+		fleetProf  = flag.Bool("fleet-self-profile", true, "fleet phase: CPU-profile the bench's own process (the light hosts) while it grows to and measures each size, into fleet-self-N.pprof beside -out")
+		fleetGC    = flag.Int("fleet-gc-percent", 100, "fleet phase: GOGC of the bench's own process, which holds the light hosts (the leader meshd keeps its own)")
 	)
 	flag.Parse()
 	if *phases == "fleet" {
@@ -50,7 +52,7 @@ func main() {
 				"and light hosts in the bench's process up to %s hosts in all: each a Raft non-voter on meshd's own transport (node.Replica: mutual TLS with its host certificate, an in-memory log tail, an FSM that counts entries and keeps nothing) "+
 				"and a gossip agent (meshd's, production LAN profile, the mesh's key) announcing a real sim host's facts with its own name and Raft address. The mesh is grown to each size in turn, "+
 				"left idle 20 s, then measured over %d windows of %s.", *vms, *fleetSizes, *idleRuns, *idleWindow)}
-		err = fleetPhase(&sec, fleetOpts{bin: *bin, sizes: sizes, window: *idleWindow, runs: *idleRuns, vms: *vms, portBase: *portBase, perf: *idlePerf, budget: *fleetGrow, dir: filepath.Dir(*out)})
+		err = fleetPhase(&sec, fleetOpts{bin: *bin, sizes: sizes, window: *idleWindow, runs: *idleRuns, vms: *vms, portBase: *portBase, perf: *idlePerf, budget: *fleetGrow, selfProfile: *fleetProf, gcPercent: *fleetGC, dir: filepath.Dir(*out)})
 		if err != nil {
 			sec.Notes = append(sec.Notes, "INCOMPLETE: "+err.Error())
 		}
