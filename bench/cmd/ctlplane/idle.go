@@ -269,14 +269,17 @@ func modelNotes(pts []sizePoint, withBefore bool) []string {
 	// ASCII chart: one row per size, bars scaled to the largest CPU figure.
 	top := 0.0
 	for _, p := range pts {
-		top = max(top, p.after, p.before)
+		top = max(top, p.after)
+		if withBefore {
+			top = max(top, p.before)
+		}
 	}
 	var b strings.Builder
 	b.WriteString("Idle leader CPU by mesh size (# after, . before; 50 columns = ")
 	fmt.Fprintf(&b, "%.1f %% of a core):\n\n```\n", top)
 	for _, p := range pts {
 		bar := func(v float64, c string) string {
-			if top <= 0 {
+			if !(top > 0) || !(v > 0) { // a side without values has a NaN median
 				return ""
 			}
 			return strings.Repeat(c, int(v/top*50+0.5))
