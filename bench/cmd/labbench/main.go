@@ -42,6 +42,7 @@ func main() {
 		convFill  = flag.Int("conv-fill", 64, "convergence: data the guest fills at boot, MiB")
 		drainSide = flag.String("drain-sides", "overlap,plain,serial", "drain: the sides run in turn (overlap: setups overlapping; plain: no overlap; serial: the virsh loop)")
 		drainOvl  = flag.Duration("drain-overlap", 2*time.Second, "drain: the overlapping side's --setup-overlap")
+		drainPOvl = flag.Duration("drain-plain-overlap", 0, "drain: the plain side's --setup-overlap (0: no overlap; another window compares two windows run by run)")
 		convPols  = flag.String("conv-policies", strings.Join(policies, ","), "convergence: the policies compared, in turn")
 	)
 	keepLogs := flag.Bool("keep-logs", false, "keep the meshd logs (their directory is printed) for a timeline of the run")
@@ -75,7 +76,7 @@ func main() {
 	all := []part{
 		{"single", "lab-single.json", func() (benchkit.Section, error) { return singlePart(ctx, m, *runs, *bw, *dirty) }},
 		{"drain", "lab-drain.json", func() (benchkit.Section, error) {
-			return drainPart(ctx, m, *runs, *drainNet, *guests, *drainMem, *drainFill, *drainSide, *drainOvl)
+			return drainPart(ctx, m, *runs, *drainNet, *guests, *drainMem, *drainFill, *drainSide, *drainOvl, *drainPOvl)
 		}},
 		{"convergence", "lab-convergence.json", func() (benchkit.Section, error) {
 			return convergencePart(ctx, m, *runs, *convBW, *convDR, *convMem, *convFill, strings.Split(*convPols, ","))
@@ -91,7 +92,7 @@ func main() {
 		t0 := time.Now()
 		s, err := p.run()
 		s.Command, s.Started, s.Took = cmd+" -parts "+p.name, t0.UTC(), time.Since(t0).Round(time.Second).String()
-		s.Notes = append(s.Notes, fmt.Sprintf("Flags: -bw %d -dirty %d -drain-net %d -guests %d -drain-mem %d -drain-fill %d -drain-sides %s -drain-overlap %s -conv-bw %d -conv-dirty %d -conv-mem %d -conv-fill %d -conv-policies %s.", *bw, *dirty, *drainNet, *guests, *drainMem, *drainFill, *drainSide, *drainOvl, *convBW, *convDR, *convMem, *convFill, *convPols))
+		s.Notes = append(s.Notes, fmt.Sprintf("Flags: -bw %d -dirty %d -drain-net %d -guests %d -drain-mem %d -drain-fill %d -drain-sides %s -drain-overlap %s -drain-plain-overlap %s -conv-bw %d -conv-dirty %d -conv-mem %d -conv-fill %d -conv-policies %s.", *bw, *dirty, *drainNet, *guests, *drainMem, *drainFill, *drainSide, *drainOvl, *drainPOvl, *convBW, *convDR, *convMem, *convFill, *convPols))
 		if err != nil {
 			failed = true
 			log.Printf("%s: %v (meshd logs in %s)", p.name, err, m.logDir)
