@@ -2,8 +2,11 @@ package e2e
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -92,6 +95,7 @@ func (m *mesh) cutDuringPostCopy(t *testing.T, ctx context.Context, src, dst *la
 	// runs from then on, and the source leaves "post-copy failed".
 	var dstBroke, resumed time.Time
 	var dstState string
+	dumped := false
 	if err := testcluster.Poll(150*time.Second, 100*time.Millisecond, func() bool {
 		dstState = domState(ctx, dst, vm)
 		if dstBroke.IsZero() && strings.Contains(dstState, "failed") {
@@ -101,6 +105,14 @@ func (m *mesh) cutDuringPostCopy(t *testing.T, ctx context.Context, src, dst *la
 			resumed = time.Now()
 		}
 		cur = m.migration(t, ctx, r.id)
+		if !cur.State.Final() && !dumped && time.Since(back) > 40*time.Second {
+			// the resume hangs: where the destination's QEMU waits, while it waits
+			dumped = true
+			t.Logf("%s not ended 40 s after the restore (%s; virsh: %q on %s, %q on %s): the QEMUs' threads now",
+				r.id, cur.Unsettled, domState(ctx, src, vm), src.Name, dstState, dst.Name)
+			logQemuThreads(t, ctx, dst, vm)
+			logQemuThreads(t, ctx, src, vm)
+		}
 		return cur.State.Final()
 	}); err != nil {
 		logQemuThreads(t, ctx, dst, vm)
@@ -158,9 +170,14 @@ func fileSize(path string) int64 {
 }
 
 // logQemuThreads logs where each thread of vm's QEMU on h waits in the
-// kernel (wchan): a thread in handle_userfault waits for a post-copy page,
-// one in a futex for a lock (QEMU's big lock, say); a main thread in
-// ppoll answers its monitor.
+// kernel (wchan and the kernel stack): a thread in handle_userfault waits
+// for a post-copy page, one in a futex for a lock (QEMU's big lock, say); a
+// main thread in ppoll answers its monitor. For a thread in futex(2) it
+// reads the futex word and, as a glibc mutex keeps its owner's thread id 8
+// bytes after it, that owner: which thread holds the lock the others wait
+// for. With gdb installed (diagnosis only) it logs every thread's
+// backtrace too (QEMU is linked -rdynamic: its global functions have names
+// without debug symbols).
 func logQemuThreads(t *testing.T, ctx context.Context, h *lab.Host, vm string) {
 	pid, err := h.Run(ctx, "cat", "/run/libvirt/qemu/"+vm+".pid")
 	if err != nil {
@@ -178,7 +195,58 @@ func logQemuThreads(t *testing.T, ctx context.Context, h *lab.Host, vm string) {
 		dir := "/proc/" + pid + "/task/" + task.Name()
 		comm, _ := os.ReadFile(dir + "/comm")
 		wchan, _ := os.ReadFile(dir + "/wchan")
-		lines = append(lines, fmt.Sprintf("%s %s wchan=%s", task.Name(), strings.TrimSpace(string(comm)), string(wchan)))
+		line := fmt.Sprintf("%s %s wchan=%s", task.Name(), strings.TrimSpace(string(comm)), string(wchan))
+		if sc, err := os.ReadFile(dir + "/syscall"); err == nil {
+			f := strings.Fields(string(sc))
+			line += " syscall=" + strings.Join(f[:min(len(f), 3)], " ")
+			if len(f) > 1 && f[0] == "202" { // futex(uaddr, ...)
+				line += futexOwner(pid, f[1])
+			}
+		}
+		if st, err := os.ReadFile(dir + "/stack"); err == nil {
+			var fr []string
+			for _, l := range strings.Split(strings.TrimSpace(string(st)), "\n") {
+				if ff := strings.Fields(l); len(ff) > 1 {
+					fr = append(fr, ff[1])
+				}
+			}
+			line += " kstack=" + strings.Join(fr[:min(len(fr), 6)], "<")
+		}
+		lines = append(lines, line)
 	}
 	t.Logf("QEMU of %s on %s (pid %s) threads:\n%s", vm, h.Name, pid, strings.Join(lines, "\n"))
+	if gdb, err := exec.LookPath("gdb"); err == nil {
+		gctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(gctx, gdb, "-q", "-batch", "-p", pid, "-ex", "set pagination off",
+			"-ex", "thread apply all bt 30").CombinedOutput()
+		var keep []string
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.HasPrefix(l, "Thread ") || strings.HasPrefix(l, "#") {
+				keep = append(keep, l)
+			}
+		}
+		t.Logf("gdb backtraces of QEMU %s on %s (err %v):\n%s", pid, h.Name, err, strings.Join(keep, "\n"))
+	}
+}
+
+// futexOwner reads, in process pid, the futex word at hex address addr
+// and the int 8 bytes after it: a locked glibc mutex (word 1 or 2) keeps
+// its owner's thread id there.
+func futexOwner(pid, addr string) string {
+	a, err := strconv.ParseUint(strings.TrimPrefix(addr, "0x"), 16, 64)
+	if err != nil {
+		return ""
+	}
+	f, err := os.Open("/proc/" + pid + "/mem")
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	b := make([]byte, 12)
+	if _, err := f.ReadAt(b, int64(a)); err != nil {
+		return ""
+	}
+	word, owner := binary.LittleEndian.Uint32(b[0:4]), int32(binary.LittleEndian.Uint32(b[8:12]))
+	return fmt.Sprintf(" futex-word=%d if-mutex-owner=%d", word, owner)
 }
