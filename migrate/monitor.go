@@ -40,11 +40,21 @@ const (
 	DefaultProgressTimeout  = 240 * time.Second
 	DefaultCompletionPerGiB = 64 * time.Second
 	DefaultStallSamples     = 4
-	// DefaultPostCopyStallTimeout: a post-copy whose remaining data has not
-	// fallen for this long has lost its stream (a cable pulled, an interface
-	// down: TCP waits rather than fails), and is broken off so that it can
-	// resume. The guest stands still meanwhile either way.
+	// DefaultPostCopyStallTimeout: a job asked to switch to post-copy
+	// whose stream stalls before its samples show the switch is aborted
+	// (or broken off) after this long.
 	DefaultPostCopyStallTimeout = 10 * time.Second
+	// DefaultPostCopyStreamTimeout: a post-copy whose remaining data has
+	// not fallen for this long is broken off so that it can resume on a
+	// new stream. A cut link (a cable pulled, an interface down) keeps the
+	// TCP stream open: it carries on by itself when the link comes back,
+	// and Linux gives it up after tcp_retries2 (15: about 15 min), which
+	// breaks the post-copy without us. Breaking it off sooner does not
+	// bring a page sooner and makes the resume depend on QEMU's
+	// migrate-recover, which libvirt 9.0 sends in-band: on QEMU 7.2 a
+	// destination whose vCPU waits for a page while holding QEMU's big
+	// lock never runs it (issue 10, see README "Post-copy link cut").
+	DefaultPostCopyStreamTimeout = 20 * time.Minute
 	// DefaultSuspendedTimeout: a suspended guest's remaining data must
 	// reach a new low within this: nothing dirties it any more, so a copy
 	// that does not fall is broken, and the guest is resumed on its source
@@ -72,9 +82,14 @@ type MonitorConfig struct {
 	// MemBytes is the size the completion limit is computed from; 0 takes the
 	// first sample's DataTotal.
 	MemBytes uint64
-	// PostCopyStallTimeout breaks off a post-copy that made no progress for
-	// this long (Job.InterruptPostCopy). Default 10s.
+	// PostCopyStallTimeout breaks off (Job.InterruptPostCopy), or aborts,
+	// a job asked to switch to post-copy whose samples do not show the
+	// switch yet and that made no progress for this long. Default 10s.
 	PostCopyStallTimeout time.Duration
+	// PostCopyStreamTimeout breaks off a post-copy (its samples show the
+	// switch) that made no progress for this long. Default 20min (see
+	// DefaultPostCopyStreamTimeout).
+	PostCopyStreamTimeout time.Duration
 	// SuspendedTimeout aborts a migration whose guest the policy paused
 	// (Policy.SuspendWhenExhausted) when its remaining data reached no new
 	// low for this long. Default 30s.
@@ -125,6 +140,9 @@ func (c MonitorConfig) withDefaults() MonitorConfig {
 	if c.PostCopyStallTimeout <= 0 {
 		c.PostCopyStallTimeout = DefaultPostCopyStallTimeout
 	}
+	if c.PostCopyStreamTimeout <= 0 {
+		c.PostCopyStreamTimeout = DefaultPostCopyStreamTimeout
+	}
 	if c.SuspendedTimeout <= 0 {
 		c.SuspendedTimeout = DefaultSuspendedTimeout
 	}
@@ -159,7 +177,7 @@ func (c MonitorConfig) withDefaults() MonitorConfig {
 // Independently of the policy: no progress for ProgressTimeout aborts with
 // ErrProgressTimeout; running longer than CompletionPerGiB × GiB aborts with
 // ErrCompletionTimeout. Once in post-copy the job can no longer be aborted, so
-// Watch only follows it, unless it stalls for PostCopyStallTimeout: then it
+// Watch only follows it, unless it stalls for PostCopyStreamTimeout: then it
 // breaks the job off (ErrPostCopyBroken) so that it can resume. Cancelling
 // ctx aborts the job and returns the ctx error; closing cfg.Detach returns
 // ErrDetached and leaves the job alone. After success it returns
@@ -270,14 +288,19 @@ func (w *watcher) resume(p *fsm.Progress) {
 }
 
 // postCopyStalled says why a post-copy must be broken off: its remaining
-// data reached no new low for PostCopyStallTimeout.
+// data reached no new low for PostCopyStreamTimeout (PostCopyStallTimeout
+// while its samples do not show the switch yet).
 func (w *watcher) postCopyStalled(now time.Time) error {
 	if !w.postCopy {
 		return nil
 	}
-	if idle := now.Sub(w.lastProgress); idle >= w.cfg.PostCopyStallTimeout {
-		return fmt.Errorf("migrate vm %q: post-copy remaining %d MiB has not fallen for %v (post-copy stall timeout %v): %w",
-			w.cfg.VM, w.low>>20, idle.Round(time.Millisecond), w.cfg.PostCopyStallTimeout, ErrPostCopyBroken)
+	limit, what := w.cfg.PostCopyStreamTimeout, "post-copy stream timeout"
+	if !w.last.PostCopy {
+		limit, what = w.cfg.PostCopyStallTimeout, "post-copy stall timeout"
+	}
+	if idle := now.Sub(w.lastProgress); idle >= limit {
+		return fmt.Errorf("migrate vm %q: post-copy remaining %d MiB has not fallen for %v (%s %v): %w",
+			w.cfg.VM, w.low>>20, idle.Round(time.Millisecond), what, limit, ErrPostCopyBroken)
 	}
 	return nil
 }
