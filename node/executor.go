@@ -483,7 +483,9 @@ func (n *Node) watchJob(ctx context.Context, a *attempt, job migrate.Job) bool {
 				}
 			}
 		}
+		report, notesWritten := n.stallNoter(a, report)
 		stats, err := migrate.Watch(ctx, journaledJob{Job: job, n: n, key: a.key, rep: a.rep}, a.pol, mc, report)
+		notesWritten()
 		switch {
 		case err == nil:
 			a.log.Info("migration succeeded", "downtime", stats.Downtime, "elapsed", stats.Elapsed)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -341,4 +343,85 @@ func (n *Node) fsmConsumed(upTo uint64) bool {
 		}
 	}
 	return n.fsm.Index() >= want
+}
+
+// postCopyStallNote and postCopyStallAlarm: see Node.stallNoter.
+const (
+	postCopyStallNote  = 10 * time.Second
+	postCopyStallAlarm = time.Minute
+)
+
+// stallNoter wraps a post-copy job's reports: while its remaining data
+// does not fall for postCopyStallNote, the migration's unsettled reason
+// says so (in steps of postCopyStallNote), with an alarm from
+// postCopyStallAlarm on, and the reason is cleared when it falls again.
+// Watch keeps such a stream open (migrate.DefaultPostCopyStreamTimeout):
+// a cut link carries on by itself when it comes back, so the stall is
+// the only sign of it. The notes are written off the sampling goroutine;
+// wait returns once the last one is written, so that none lands after the
+// caller's next note.
+func (n *Node) stallNoter(a *attempt, report func(fsm.Progress)) (wrapped func(fsm.Progress), wait func()) {
+	streamTimeout := n.cfg.Monitor.PostCopyStreamTimeout
+	if streamTimeout <= 0 {
+		streamTimeout = migrate.DefaultPostCopyStreamTimeout
+	}
+	clock := n.cfg.Monitor.Clock // Watch's (the sim's, in tests)
+	if clock == nil {
+		clock = time.Now
+	}
+	var (
+		wg       sync.WaitGroup
+		busy     atomic.Bool
+		mu       sync.Mutex
+		sent     string // the reason last written ("" cleared)
+		low      uint64
+		since    time.Time
+		tracking bool
+	)
+	write := func(reason string, alarm bool) {
+		mu.Lock()
+		same := reason == sent
+		mu.Unlock()
+		if same || !busy.CompareAndSwap(false, true) {
+			return // written, or being written: a later sample tries again
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer busy.Store(false)
+			var hosts []string
+			if alarm {
+				hosts = []string{a.m.Source, a.m.Dest}
+			}
+			if err := n.noteUnsettled(n.ctx, a.m, reason, alarm, hosts); err != nil {
+				a.log.Warn("record the post-copy stall", "err", err)
+				return
+			}
+			mu.Lock()
+			sent = reason
+			mu.Unlock()
+		}()
+	}
+	wrapped = func(p fsm.Progress) {
+		report(p)
+		if !p.PostCopy {
+			return
+		}
+		now := clock()
+		if !tracking || p.RemainingBytes < low {
+			tracking, low, since = true, p.RemainingBytes, now
+			write("", false)
+			return
+		}
+		idle := now.Sub(since)
+		if idle < postCopyStallNote {
+			write("", false)
+			return
+		}
+		write(fmt.Sprintf("post-copy stalled: no page has come from %s for %s (is the migration network down?); the guest waits on %s "+
+			"for its pages. The stream stays open and carries on by itself when the network is back; it is broken off, to resume "+
+			"on a new stream, only after %s", a.m.Source, idle.Truncate(postCopyStallNote), a.m.Dest, streamTimeout),
+			idle >= postCopyStallAlarm)
+	}
+	return wrapped, wg.Wait
 }

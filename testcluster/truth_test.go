@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hostmesh/hostmesh/fsm"
+	"github.com/hostmesh/hostmesh/migrate"
 )
 
 // Issue 10, hypervisor side: the hypervisors are the truth about a
@@ -206,15 +207,64 @@ func TestCancelOfAnOrphan(t *testing.T) {
 	c.checkTruth(t)
 }
 
+// TestPostCopyStallCarriesOnNeverRetried: with the defaults, a post-copy
+// whose migration link goes down stalls and is NOT broken off: the
+// migration stays Running on its first attempt saying that it stalls,
+// with an alarm after a minute, and when the link is back its stream
+// carries on and it succeeds with no resume.
+func TestPostCopyStallCarriesOnNeverRetried(t *testing.T) {
+	c := New(t, Options{Hosts: 3, TimeScale: 4})
+	src, dst := c.pair(t)
+	h, _ := c.Reg.Host(HostName(src))
+	spec := simVM("hot", 256)
+	spec.DirtyMiBps = 64
+	if err := h.Define(spec); err != nil {
+		t.Fatal(err)
+	}
+	c.waitVMs(1)
+	req := migrateTo("hot", HostName(dst), 32)
+	req.Policy = "post-copy"
+	id, err := c.Migrate(c.Leader(10*time.Second).APIAddr(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.WaitFor(60*time.Second, "the switch to post-copy", func() bool { return slices.Equal(c.runsOn("hot"), []string{HostName(dst)}) })
+	dh, _ := c.Reg.Host(HostName(dst))
+	dh.SetLinkDown(true)
+	var alarmed bool
+	c.WaitFor(60*time.Second, "the stall noted with an alarm", func() bool {
+		m := c.migration(id)
+		c.Leader(10 * time.Second).FSM().Read(func(s *fsm.State) {
+			_, alarmed = s.Alarms[fsm.AlarmKey(fsm.AlarmMigrationUnsettled, s.MigrationVMKey(s.Migrations[id]))]
+		})
+		return strings.Contains(m.Unsettled, "post-copy stalled") && alarmed
+	})
+	m := c.migration(id)
+	t.Logf("while the link is down: %s attempt %d: %s", m.State, m.Attempt, m.Unsettled)
+	if m.State != fsm.MigRunning || m.Attempt != 1 || len(m.Tried) != 0 {
+		t.Fatalf("stalled post-copy: %s attempt %d tried %v; want Running on attempt 1", m.State, m.Attempt, m.Tried)
+	}
+	dh.SetLinkDown(false)
+	m = c.waitFinal(id, 60*time.Second)
+	if m.State != fsm.MigSucceeded || m.Attempt != 1 || len(m.Tried) != 0 || h.Resumes() != 0 {
+		t.Fatalf("%s: %s attempt %d tried %v, %d resumes; want Succeeded on attempt 1 with no resume", id, m.State, m.Attempt, m.Tried, h.Resumes())
+	}
+	if slices.Contains(m.Progress.Actions, "post-copy interrupted") {
+		t.Errorf("actions %v: the stall was broken off", m.Progress.Actions)
+	}
+	c.checkTruth(t)
+	c.slotsFree(t)
+}
+
 // TestPostCopyBreaksResumesNeverRetried: a post-copy whose migration link
-// goes down stalls; the source breaks it off and the migration stays
-// Running on its first attempt (the guest's memory is split: it is never
-// retried elsewhere), saying why; when the link is back the source resumes
-// it and it succeeds.
+// goes down stalls past the stream timeout (10 s here); the source breaks
+// it off and the migration stays Running on its first attempt (the guest's
+// memory is split: it is never retried elsewhere), saying why; when the
+// link is back the source resumes it and it succeeds.
 func TestPostCopyBreaksResumesNeverRetried(t *testing.T) {
 	// Slower time: the post-copy phase (256 MiB at 32 MiB/s, 8 s) must
 	// last long enough in real time for the test to cut the link in it.
-	c := New(t, Options{Hosts: 3, TimeScale: 4})
+	c := New(t, Options{Hosts: 3, TimeScale: 4, Monitor: migrate.MonitorConfig{PostCopyStreamTimeout: 10 * time.Second}})
 	src, dst := c.pair(t)
 	h, _ := c.Reg.Host(HostName(src))
 	spec := simVM("hot", 256)
