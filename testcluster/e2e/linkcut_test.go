@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,17 +19,18 @@ import (
 
 // TestMigrationLinkCutDuringPostCopy (issue 10): the destination's
 // migration link is cut at the switch during the post-copy (its port down:
-// the stream stalls, nothing resets it). The guest runs on the destination
-// and waits for pages that cannot come. The source's meshd sees the stream
-// stall (PostCopyStallTimeout) and breaks the post-copy off, so that
-// libvirt holds the source's half in "post-copy failed"; the migration
-// stays Running on its first attempt with the reason it waits (never
-// failed, never retried elsewhere: the guest's memory is split between the
-// hosts). The link comes back: meshd's own recovery resumes the migration
-// (VIR_MIGRATE_POSTCOPY_RESUME; this test never calls libvirt for it) once
-// the destination has seen the break, the migration Succeeds on its first
-// attempt, and the guest runs on the destination only with its counter
-// going on from where it stood.
+// the stream stalls, nothing resets it) for about 12 s. The guest runs on
+// the destination and waits for pages that cannot come. The source's
+// meshd sees the stream stall and says so: the migration stays Running on
+// its first attempt with the reason (never failed, never retried
+// elsewhere: the guest's memory is split between the hosts), and it does
+// NOT break the post-copy off: the TCP stream survives the cut and
+// carries on when the link comes back. (Breaking it off made the resume
+// depend on QEMU 7.2's in-band migrate-recover, which deadlocked 2 lab
+// runs in 3: the destination's vCPU waited for a page holding QEMU's big
+// lock, which the monitor needs; see README "Post-copy link cut".) The
+// migration Succeeds on its first attempt with no resume, and the guest
+// runs on the destination only, its counter going on from where it stood.
 func TestMigrationLinkCutDuringPostCopy(t *testing.T) {
 	m := sharedMesh(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -62,54 +64,40 @@ func (m *mesh) cutDuringPostCopy(t *testing.T, ctx context.Context, src, dst *la
 	defer restore()
 	t.Logf("migration link of %s cut %s into the post-copy", dst.Name, cut.Sub(r.switched).Round(time.Millisecond))
 
-	// meshd breaks the stalled post-copy off: libvirt reports it on the source
-	var srcState string
+	// meshd says the post-copy stalls, within about 10 s, and keeps it:
+	// Running on attempt 1, the source's copy not broken off
 	var cur api.Migration
-	if err := testcluster.Poll(time.Minute, 100*time.Millisecond, func() bool {
-		srcState = domState(ctx, src, vm)
-		return strings.Contains(srcState, "post-copy failed")
-	}); err != nil {
+	if err := testcluster.Poll(45*time.Second, 250*time.Millisecond, func() bool {
 		cur = m.migration(t, ctx, r.id)
-		t.Fatalf("%s never reported post-copy failed on %s after the cut: %v (virsh: %q on %s, %q on %s; migration %s: %s)",
-			vm, src.Name, err, srcState, src.Name, domState(ctx, dst, vm), dst.Name, cur.State, cur.Reason)
-	}
-	broke := time.Now()
-	t.Logf("post-copy broken off %s after the cut: %q on %s, %q on %s", broke.Sub(cut).Round(time.Millisecond),
-		srcState, src.Name, domState(ctx, dst, vm), dst.Name)
-	// while the link is down the migration stays Running on attempt 1,
-	// with the reason it waits: never failed, never retried elsewhere
-	if err := testcluster.Poll(30*time.Second, 250*time.Millisecond, func() bool {
-		cur = m.migration(t, ctx, r.id)
-		return cur.State.Final() || strings.Contains(cur.Unsettled, "post-copy broke")
+		return cur.State.Final() || strings.Contains(cur.Unsettled, "post-copy stalled")
 	}); err != nil || cur.State != api.MigRunning || cur.Attempt != 1 {
-		t.Fatalf("%s while the link is down: %s on attempt %d (%s, unsettled %q), want Running on attempt 1 with the reason it waits (%v)",
-			r.id, cur.State, cur.Attempt, cur.Reason, cur.Unsettled, err)
+		t.Fatalf("%s while the link is down: %s on attempt %d (%s, unsettled %q), want Running on attempt 1 saying the post-copy stalls (%v; virsh: %q on %s, %q on %s)",
+			r.id, cur.State, cur.Attempt, cur.Reason, cur.Unsettled, err, domState(ctx, src, vm), src.Name, domState(ctx, dst, vm), dst.Name)
 	}
-	t.Logf("%s while the link is down: %s, %q", r.id, cur.State, cur.Unsettled)
+	noted := time.Now()
+	srcState, dstState := domState(ctx, src, vm), domState(ctx, dst, vm)
+	t.Logf("%s %s after the cut: %s, %q (virsh: %q on %s, %q on %s)", r.id, noted.Sub(cut).Round(time.Millisecond),
+		cur.State, cur.Unsettled, srcState, src.Name, dstState, dst.Name)
+	if strings.Contains(srcState, "failed") || strings.Contains(dstState, "failed") {
+		t.Errorf("the stalled post-copy was broken off: %q on %s, %q on %s", srcState, src.Name, dstState, dst.Name)
+	}
+	if d := time.Until(cut.Add(12 * time.Second)); d > 0 {
+		time.Sleep(d) // the link stays down about 12 s
+	}
 
 	restore()
 	back := time.Now()
 	t.Logf("migration link of %s restored %s after the cut", dst.Name, back.Sub(cut).Round(time.Millisecond))
-	// The destination learns of the break when the link carries the
-	// source's close (TCP retransmits it with backoff); meshd's resume
-	// runs from then on, and the source leaves "post-copy failed".
-	var dstBroke, resumed time.Time
-	var dstState string
+	// TCP retransmits on the stream (with backoff): it carries on and the
+	// migration completes
 	dumped := false
 	if err := testcluster.Poll(150*time.Second, 100*time.Millisecond, func() bool {
-		dstState = domState(ctx, dst, vm)
-		if dstBroke.IsZero() && strings.Contains(dstState, "failed") {
-			dstBroke = time.Now()
-		}
-		if resumed.IsZero() && !strings.Contains(domState(ctx, src, vm), "post-copy failed") {
-			resumed = time.Now()
-		}
 		cur = m.migration(t, ctx, r.id)
-		if !cur.State.Final() && !dumped && time.Since(back) > 40*time.Second {
-			// the resume hangs: where the destination's QEMU waits, while it waits
+		if !cur.State.Final() && !dumped && time.Since(back) > 60*time.Second {
+			// where the QEMUs wait, while they wait
 			dumped = true
-			t.Logf("%s not ended 40 s after the restore (%s; virsh: %q on %s, %q on %s): the QEMUs' threads now",
-				r.id, cur.Unsettled, domState(ctx, src, vm), src.Name, dstState, dst.Name)
+			t.Logf("%s not ended 60 s after the restore (%s; virsh: %q on %s, %q on %s): the QEMUs' threads now",
+				r.id, cur.Unsettled, domState(ctx, src, vm), src.Name, domState(ctx, dst, vm), dst.Name)
 			logQemuThreads(t, ctx, dst, vm)
 			logQemuThreads(t, ctx, src, vm)
 		}
@@ -118,25 +106,21 @@ func (m *mesh) cutDuringPostCopy(t *testing.T, ctx context.Context, src, dst *la
 		logQemuThreads(t, ctx, dst, vm)
 		logQemuThreads(t, ctx, src, vm)
 		t.Fatalf("%s did not end after the link came back: %v (last %s: %s; virsh: %q on %s, %q on %s)", r.id, err, cur.State, cur.Unsettled,
-			domState(ctx, src, vm), src.Name, dstState, dst.Name)
+			domState(ctx, src, vm), src.Name, domState(ctx, dst, vm), dst.Name)
 	}
 	ended := time.Now()
 	logProgress(t, cur)
-	since := func(at time.Time) string {
-		if at.IsZero() {
-			return "not seen"
-		}
-		return at.Sub(back).Round(time.Millisecond).String()
+	t.Logf("%s %s %s after the restore (downtime %d ms, actions %v)", r.id, cur.State, ended.Sub(back).Round(time.Millisecond),
+		cur.DowntimeMs, cur.Progress.Actions)
+	if slices.Contains(cur.Progress.Actions, "post-copy interrupted") {
+		t.Errorf("%s: actions %v, the stalled post-copy was broken off", r.id, cur.Progress.Actions)
 	}
-	t.Logf("after the restore: %s saw the break %s, the resume ran on %s %s, %s %s %s after the restore (downtime %d ms)",
-		dst.Name, since(dstBroke), src.Name, since(resumed), r.id, cur.State, ended.Sub(back).Round(time.Millisecond), cur.DowntimeMs)
-	// meshd resumed it, through its recovery path
 	b, err := os.ReadFile(m.meshdLog(src))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(string(b[min(logFrom, int64(len(b))):]), "post-copy resumed"); n == 0 {
-		t.Errorf("meshd on %s never logged \"post-copy resumed\"", src.Name)
+	if n := strings.Count(string(b[min(logFrom, int64(len(b))):]), "post-copy resumed"); n != 0 {
+		t.Errorf("meshd on %s resumed the post-copy %d times, want none: the stream carries on", src.Name, n)
 	}
 	if err := m.assertEndState(t, ctx, r, cur, dst); err != nil {
 		return err
