@@ -203,11 +203,14 @@ var errResumeRefused = errors.New("post-copy resume did not take")
 // next finds it running or broken again.
 //
 // While the resume has not taken after resumeSlowAfter, the migration's
-// unsettled reason says so, and after resumeStuckAfter an alarm stands: in
-// the lab, with the link back, libvirt accepted a resume whose preparation
-// on the destination then waited for minutes on the destination's QEMU,
-// while the state still showed the last refusal; the guest stood paused
-// and nothing said why.
+// unsettled reason says so, and after resumeStuckAfter an alarm stands and
+// the reason names the likely cause: in the lab, with the link back,
+// libvirt accepted a resume whose preparation on the destination then
+// waited forever on the destination's QEMU, whose vCPU held the big lock
+// waiting for a page (gdb: x86_cpu_exec_interrupt → do_interrupt_all →
+// x86_cpu_tlb_fill → userfault) while the main loop waited for that lock
+// to run libvirt's in-band migrate-recover. The migration stays Running
+// on its attempt (never retried elsewhere: the guest's memory is split).
 func (n *Node) awaitResumed(op context.Context, a *attempt, job migrate.Job) error {
 	// a resume libvirt takes its time to start is no silent source
 	defer a.rep.keepAlive(n.cfg.SettleRetry)()
@@ -216,9 +219,15 @@ func (n *Node) awaitResumed(op context.Context, a *attempt, job migrate.Job) err
 	return awaitResumed(op, job, func(ctx context.Context) *migrate.DomainStatus {
 		if waited := time.Since(start); waited-said >= resumeSlowAfter {
 			said = waited.Truncate(resumeSlowAfter)
+			why := "the destination's QEMU has not answered"
+			if waited >= resumeStuckAfter {
+				why = "the destination's QEMU has not run migrate-recover: libvirt 9.0 sends it in-band, and QEMU 7.2 " +
+					"cannot run it while a vCPU waits for a missing page holding QEMU's big lock (seen in the lab: an " +
+					"interrupt delivered under the lock); if so, the guest stays paused there until an operator destroys it"
+			}
 			n.unsettled(a, fmt.Sprintf("post-copy broke: the guest waits, paused on %s, for the pages %s holds; "+
-				"libvirt accepted a resume %s ago and has not resumed it yet (the destination's QEMU has not answered)",
-				a.m.Dest, a.m.Source, said), waited >= resumeStuckAfter, []string{a.m.Source, a.m.Dest})
+				"libvirt accepted a resume %s ago and has not resumed it yet (%s)",
+				a.m.Dest, a.m.Source, said, why), waited >= resumeStuckAfter, []string{a.m.Source, a.m.Dest})
 		}
 		return n.hostStatus(ctx, a.m.Source, "", a.ref)
 	}, resumeCheckEvery)
