@@ -7,6 +7,7 @@ import (
 	"log/slog"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
 )
 
 // hclogger hands Raft's logs (hclog) to meshd's slog handler, so that meshd
@@ -47,7 +48,35 @@ func (h *hclogger) Log(level hclog.Level, msg string, args ...any) {
 	if level == hclog.Off {
 		return
 	}
+	if level >= hclog.Info {
+		if n, at := serverList(args); at >= 0 {
+			// Raft's "updating configuration" lists every server on each
+			// membership change: at 1,000 hosts some 50 KB per join. Info
+			// gets the count; the list goes to debug.
+			if h.enabled(hclog.Debug) {
+				h.l.Log(context.Background(), slog.LevelDebug, msg, args...)
+			}
+			args = append(append(append([]any{}, args[:at]...), n), args[at+1:]...)
+		}
+	}
 	h.l.Log(context.Background(), slogLevel(level), msg, args...)
+}
+
+// serverList finds a "servers" argument holding Raft's whole server list
+// (hclog.Fmt("%+v", []raft.Server)): its length and the value's index, or
+// -1 when there is none.
+func serverList(args []any) (n, at int) {
+	for i := 0; i+1 < len(args); i += 2 {
+		if k, ok := args[i].(string); !ok || k != "servers" {
+			continue
+		}
+		if f, ok := args[i+1].(hclog.Format); ok && len(f) == 2 {
+			if ss, ok := f[1].([]raft.Server); ok {
+				return len(ss), i + 1
+			}
+		}
+	}
+	return 0, -1
 }
 
 func (h *hclogger) Trace(msg string, args ...any) { h.Log(hclog.Trace, msg, args...) }

@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"log/slog"
+	"strings"
 	"testing"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
 )
 
 // TestRaftLogsGoThroughSlog: Raft's hclog calls come out of meshd's slog
@@ -32,5 +36,32 @@ func TestRaftLogsGoThroughSlog(t *testing.T) {
 	lv.Set(slog.LevelDebug)
 	if !l.IsDebug() || l.IsTrace() {
 		t.Errorf("after level debug: IsDebug %v IsTrace %v, want true false", l.IsDebug(), l.IsTrace())
+	}
+}
+
+// TestRaftConfigurationLogCountsServers: Raft's info line on a membership
+// change carries the number of servers, not the list (the list, at 1,000
+// hosts ~50 KB, only at debug).
+func TestRaftConfigurationLogCountsServers(t *testing.T) {
+	var buf bytes.Buffer
+	lv := new(slog.LevelVar)
+	l := newHCLogger(slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: lv})), "raft")
+	servers := []raft.Server{{ID: "h1", Address: "10.0.0.1:7401"}, {ID: "h2", Address: "10.0.0.2:7401", Suffrage: raft.Nonvoter}}
+	logIt := func() {
+		l.Info("updating configuration", "command", raft.AddNonvoter, "server-id", "h2", "server-addr", "10.0.0.2:7401", "servers", hclog.Fmt("%+v", servers))
+	}
+	logIt()
+	var rec map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
+		t.Fatalf("not one JSON record at info: %q: %v", buf.String(), err)
+	}
+	if rec["level"] != "INFO" || rec["servers"] != float64(2) || rec["server-id"] != "h2" || strings.Contains(buf.String(), "10.0.0.1") {
+		t.Errorf("info record %v, want INFO with servers 2 and the changed server only", rec)
+	}
+	buf.Reset()
+	lv.Set(slog.LevelDebug)
+	logIt()
+	if lines := strings.Split(strings.TrimSpace(buf.String()), "\n"); len(lines) != 2 || !strings.Contains(lines[0], `"level":"DEBUG"`) || !strings.Contains(lines[0], "10.0.0.1:7401") || !strings.Contains(lines[1], `"servers":2`) {
+		t.Errorf("at debug: %q, want the list at DEBUG then the count at INFO", buf.String())
 	}
 }
