@@ -59,6 +59,13 @@ func StartReplica(cfg ReplicaConfig) (*Replica, error) {
 	rc.HeartbeatTimeout, rc.ElectionTimeout = tm.nonvoterTimeout, tm.nonvoterTimeout
 	rc.LeaderLeaseTimeout = tm.voterHeartbeat
 	logs := newTailLogStore(replicaLogTail)
+	// Raft takes a follower's configuration from the append that carries
+	// it; the log's copy is read back only for its term, or by an FSM that
+	// keeps configurations. Each lists every server: kept whole, 256 of
+	// them per replica made the fleet's memory grow with hosts² (5 GB at
+	// 325 hosts).
+	_, keeps := cfg.FSM.(raft.ConfigurationStore)
+	logs.dropConfigData = !keeps
 	r, err := raft.NewRaft(rc, cfg.FSM, logs, raft.NewInmemStore(), &discardSnapshots{}, tr)
 	if err != nil {
 		_ = tr.Close()
@@ -95,11 +102,14 @@ const replicaLogTail = 256
 // entries, so hundreds of replicas in one process do not each hold the
 // whole log.
 type tailLogStore struct {
-	mu    sync.Mutex
-	n     uint64
-	first uint64
-	last  uint64
-	logs  map[uint64]*raft.Log
+	mu sync.Mutex
+	// dropConfigData keeps a configuration entry without its data (the
+	// server list): see StartReplica.
+	dropConfigData bool
+	n              uint64
+	first          uint64
+	last           uint64
+	logs           map[uint64]*raft.Log
 }
 
 func newTailLogStore(n uint64) *tailLogStore {
@@ -136,6 +146,9 @@ func (s *tailLogStore) StoreLogs(logs []*raft.Log) error {
 	defer s.mu.Unlock()
 	for _, l := range logs {
 		c := *l
+		if s.dropConfigData && c.Type == raft.LogConfiguration {
+			c.Data = nil
+		}
 		s.logs[l.Index] = &c
 		if s.first == 0 {
 			s.first = l.Index

@@ -44,3 +44,21 @@ func TestTailLogStoreKeepsTheLatest(t *testing.T) {
 		t.Errorf("after deleting all: first %d last %d, want 0 and 0", first, last)
 	}
 }
+
+// TestTailLogStoreDropsConfigurationData: a replica whose FSM keeps no
+// configurations keeps a configuration entry's index and term (what Raft
+// reads back) without the server list, and every other entry whole.
+func TestTailLogStoreDropsConfigurationData(t *testing.T) {
+	s := newTailLogStore(4)
+	s.dropConfigData = true
+	if err := s.StoreLogs([]*raft.Log{{Index: 1, Term: 2, Type: raft.LogConfiguration, Data: []byte("servers")}, {Index: 2, Term: 2, Type: raft.LogCommand, Data: []byte("cmd")}}); err != nil {
+		t.Fatal(err)
+	}
+	var l raft.Log
+	if err := s.GetLog(1, &l); err != nil || l.Term != 2 || l.Type != raft.LogConfiguration || l.Data != nil {
+		t.Errorf("configuration entry: %v %+v, want term 2 and no data", err, l)
+	}
+	if err := s.GetLog(2, &l); err != nil || string(l.Data) != "cmd" {
+		t.Errorf("command entry: %v %+v, want its data", err, l)
+	}
+}
