@@ -9,6 +9,7 @@ import (
 
 	"github.com/hostmesh/hostmesh/fsm"
 	"github.com/hostmesh/hostmesh/migrate"
+	"github.com/hostmesh/hostmesh/migrate/sim"
 )
 
 // Issue 10, hypervisor side: the hypervisors are the truth about a
@@ -214,23 +215,7 @@ func TestCancelOfAnOrphan(t *testing.T) {
 // carries on and it succeeds with no resume.
 func TestPostCopyStallCarriesOnNeverRetried(t *testing.T) {
 	c := New(t, Options{Hosts: 3, TimeScale: 4})
-	src, dst := c.pair(t)
-	h, _ := c.Reg.Host(HostName(src))
-	spec := simVM("hot", 256)
-	spec.DirtyMiBps = 64
-	if err := h.Define(spec); err != nil {
-		t.Fatal(err)
-	}
-	c.waitVMs(1)
-	req := migrateTo("hot", HostName(dst), 32)
-	req.Policy = "post-copy"
-	id, err := c.Migrate(c.Leader(10*time.Second).APIAddr(), req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.WaitFor(60*time.Second, "the switch to post-copy", func() bool { return slices.Equal(c.runsOn("hot"), []string{HostName(dst)}) })
-	dh, _ := c.Reg.Host(HostName(dst))
-	dh.SetLinkDown(true)
+	id, h, dh := c.cutPostCopy(t)
 	var alarmed bool
 	c.WaitFor(60*time.Second, "the stall noted with an alarm", func() bool {
 		m := c.migration(id)
@@ -265,24 +250,7 @@ func TestPostCopyBreaksResumesNeverRetried(t *testing.T) {
 	// Slower time: the post-copy phase (256 MiB at 32 MiB/s, 8 s) must
 	// last long enough in real time for the test to cut the link in it.
 	c := New(t, Options{Hosts: 3, TimeScale: 4, Monitor: migrate.MonitorConfig{PostCopyStreamTimeout: 10 * time.Second}})
-	src, dst := c.pair(t)
-	h, _ := c.Reg.Host(HostName(src))
-	spec := simVM("hot", 256)
-	spec.DirtyMiBps = 64
-	if err := h.Define(spec); err != nil {
-		t.Fatal(err)
-	}
-	c.waitVMs(1)
-	req := migrateTo("hot", HostName(dst), 32)
-	req.Policy = "post-copy"
-	id, err := c.Migrate(c.Leader(10*time.Second).APIAddr(), req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// the guest runs on the destination once the switch happened
-	c.WaitFor(60*time.Second, "the switch to post-copy", func() bool { return slices.Equal(c.runsOn("hot"), []string{HostName(dst)}) })
-	dh, _ := c.Reg.Host(HostName(dst))
-	dh.SetLinkDown(true)
+	id, h, dh := c.cutPostCopy(t)
 	c.WaitFor(30*time.Second, "the source to say the post-copy broke", func() bool {
 		return strings.Contains(c.migration(id).Unsettled, "post-copy broke")
 	})
@@ -291,8 +259,8 @@ func TestPostCopyBreaksResumesNeverRetried(t *testing.T) {
 	if m.State != fsm.MigRunning || m.Attempt != 1 || len(m.Tried) != 0 {
 		t.Fatalf("broken post-copy: %s attempt %d tried %v; want Running on attempt 1", m.State, m.Attempt, m.Tried)
 	}
-	if got := c.runsOn("hot"); !slices.Equal(got, []string{HostName(dst)}) {
-		t.Errorf("during the break hot runs on %v, want %s (paused, post-copy failed)", got, HostName(dst))
+	if got := c.runsOn("hot"); !slices.Equal(got, []string{dh.Name()}) {
+		t.Errorf("during the break hot runs on %v, want %s (paused, post-copy failed)", got, dh.Name())
 	}
 	dh.SetLinkDown(false)
 	m = c.waitFinal(id, 60*time.Second)
@@ -366,4 +334,32 @@ func TestJobFailsWhileSourceRestarts(t *testing.T) {
 		t.Errorf("starts %v: want each attempt once", s)
 	}
 	c.checkTruth(t)
+}
+
+// cutPostCopy migrates a 256 MiB guest dirtying 64 MiB/s ("hot") with the
+// post-copy policy at 32 MiB/s, waits until the guest runs on the
+// destination (the switch), and takes the destination's migration link
+// down. It returns the migration's ID and the source and destination
+// hypervisors.
+func (c *Cluster) cutPostCopy(t *testing.T) (id string, srcHV, dstHV *sim.Host) {
+	t.Helper()
+	src, dst := c.pair(t)
+	srcHV, _ = c.Reg.Host(HostName(src))
+	spec := simVM("hot", 256)
+	spec.DirtyMiBps = 64
+	if err := srcHV.Define(spec); err != nil {
+		t.Fatal(err)
+	}
+	c.waitVMs(1)
+	req := migrateTo("hot", HostName(dst), 32)
+	req.Policy = "post-copy"
+	id, err := c.Migrate(c.Leader(10*time.Second).APIAddr(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// the guest runs on the destination once the switch happened
+	c.WaitFor(60*time.Second, "the switch to post-copy", func() bool { return slices.Equal(c.runsOn("hot"), []string{HostName(dst)}) })
+	dstHV, _ = c.Reg.Host(HostName(dst))
+	dstHV.SetLinkDown(true)
+	return id, srcHV, dstHV
 }
