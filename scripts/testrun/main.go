@@ -1,7 +1,7 @@
 // Command testrun runs go test as `make test` needs it: the output of a
 // normal (non-verbose) go test run, and one loud rerun of each test that
-// failed only because its lab guest's kernel panicked under QEMU's software
-// emulation (its failure carries lab.GuestCrashMark).
+// failed only because its lab guest's kernel panicked or hung under QEMU's
+// software emulation (its failure carries lab.GuestCrashMark).
 //
 // Why a runner and not a retry inside each test: the TCG crash can follow any
 // live migration of any lab test (about one move in a hundred in the basic
@@ -62,7 +62,7 @@ func run(args []string, rerunTimeout time.Duration, out io.Writer) int {
 	for _, pkg := range sortedKeys(reruns) {
 		tests := reruns[pkg]
 		for _, tn := range tests {
-			fmt.Fprintf(out, "\nWARNING: %s in %s failed because its guest's kernel panicked after a move (%s); "+
+			fmt.Fprintf(out, "\nWARNING: %s in %s failed because its guest's kernel panicked or hung after a move (%s); "+
 				"QEMU 7.2 software emulation (lab.md), not hostmesh: running it once more\n", tn, pkg, first.crashLine(pkg, tn, lab.GuestCrashMark))
 		}
 		pattern := "^(" + strings.Join(quoteNames(tests), "|") + ")$"
@@ -78,7 +78,7 @@ func run(args []string, rerunTimeout time.Duration, out io.Writer) int {
 			notes = append(notes, fmt.Sprintf("passed on the rerun: %s in %s", strings.Join(tests, ", "), pkg))
 		}
 	}
-	fmt.Fprintln(out, "\nWARNING: tests rerun after a TCG guest kernel panic:")
+	fmt.Fprintln(out, "\nWARNING: tests rerun after a TCG guest kernel panic or hang:")
 	for _, n := range notes {
 		fmt.Fprintln(out, "  "+n)
 	}

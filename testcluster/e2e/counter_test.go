@@ -2,11 +2,13 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"os"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -40,6 +42,7 @@ type tick struct {
 
 // counterWatch follows a guest's console file from the start.
 type counterWatch struct {
+	g    *lab.Guest
 	path string
 	stop chan struct{}
 	done chan struct{}
@@ -51,7 +54,7 @@ type counterWatch struct {
 
 // watchCounters starts following g's console; it stops when the test ends.
 func watchCounters(t *testing.T, g *lab.Guest) *counterWatch {
-	w := &counterWatch{path: g.ConsoleLog, stop: make(chan struct{}), done: make(chan struct{})}
+	w := &counterWatch{g: g, path: g.ConsoleLog, stop: make(chan struct{}), done: make(chan struct{})}
 	go w.loop()
 	t.Cleanup(w.close)
 	return w
@@ -129,7 +132,12 @@ func (w *counterWatch) last() int {
 }
 
 // waitMore waits until the guest printed k counters after the latest one
-// seen now.
+// seen now. When the counter stops it says why, from the console and from
+// libvirt on every host: a kernel panic, or a guest that QEMU runs on one
+// host with no migration left (lab.RunsSettled), is the emulator's (lab.md) and
+// the failure carries lab.GuestCrashMark, which the test runner reruns
+// once, loudly; a guest paused, in post-copy, in a job, on two hosts or on
+// none fails plainly: that is hostmesh's to answer for.
 func (w *counterWatch) waitMore(t *testing.T, k int, within time.Duration) {
 	t.Helper()
 	want := w.last() + k
@@ -138,8 +146,25 @@ func (w *counterWatch) waitMore(t *testing.T, k int, within time.Duration) {
 			t.Fatalf("%s: guest counter did not reach %d (at %d): its kernel panicked (%q); "+
 				"QEMU software emulation, see lab.md: the test runner reruns this test once", lab.GuestCrashMark, want, w.last(), p)
 		}
-		t.Fatalf("guest counter did not reach %d (at %d): %v", want, w.last(), err)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		states := w.g.States(ctx)
+		if host, ok := lab.RunsSettled(states); ok {
+			t.Fatalf("%s: guest counter did not reach %d (at %d): libvirt runs the guest on %s alone with no job left "+
+				"and its console is silent, so its kernel hung (libvirt: %s); QEMU software emulation, see lab.md: "+
+				"the test runner reruns this test once", lab.GuestCrashMark, want, w.last(), host, statesText(states))
+		}
+		t.Fatalf("guest counter did not reach %d (at %d): %v (libvirt: %s)", want, w.last(), err, statesText(states))
 	}
+}
+
+// statesText joins what each host's libvirt says of the guest.
+func statesText(states []lab.DomainState) string {
+	parts := make([]string, len(states))
+	for i, s := range states {
+		parts[i] = s.String()
+	}
+	return strings.Join(parts, "; ")
 }
 
 // runReport is what the counter shows about a time window.

@@ -78,7 +78,8 @@ func (g *Guest) WaitCounter(ctx context.Context, n int) error {
 }
 
 // GuestCrashMark starts the failure message of a test whose guest's kernel
-// panicked right after a live migration. QEMU 7.2's software emulation (TCG,
+// panicked right after a live migration, or hung there (the console silent
+// while libvirt runs the guest on one host with no job left: RunsSettled). QEMU 7.2's software emulation (TCG,
 // the only accelerator the lab has; see lab.md) now and then breaks a guest
 // that way, whatever moved it (plain virsh too: TestVirshLiveMigration).
 // The CI test runner (scripts/testrun) reruns a test that failed with

@@ -73,6 +73,9 @@ type Guest struct {
 	Host *Host
 	// XML is the domain definition it was started with.
 	XML string
+
+	// lab is the lab whose hosts States asks (nil: Host alone).
+	lab *Lab
 }
 
 var (
@@ -124,7 +127,7 @@ func (l *Lab) DefineGuest(ctx context.Context, h *Host, spec GuestSpec) (*Guest,
 	if err != nil {
 		return nil, fmt.Errorf("define guest %q on %s: %w", spec.Name, h.Name, err)
 	}
-	g := &Guest{Spec: spec, Host: h, ConsoleLog: filepath.Join(l.SharedDir, "console", spec.Name+".log")}
+	g := &Guest{Spec: spec, Host: h, ConsoleLog: filepath.Join(l.SharedDir, "console", spec.Name+".log"), lab: l}
 	if err := os.MkdirAll(filepath.Dir(g.ConsoleLog), 0o755); err != nil {
 		return nil, err
 	}

@@ -106,6 +106,11 @@ func TestVirshLiveMigration(t *testing.T) {
 	if names := domains(t, ctx, h2, "--persistent"); len(names) != 1 {
 		t.Errorf("h2 persistent domains = %v, want [%s] (--persistent)", names, g.Spec.Name)
 	}
+	// what the e2e tests read when a guest's counter stops (RunsSettled)
+	states := g.States(ctx)
+	if host, ok := RunsSettled(states); !ok || host != h2.Name {
+		t.Errorf("RunsSettled(%v) = %q, %v; want %s, true", states, host, ok, h2.Name)
+	}
 
 	// The workload kept counting (virshMigrateOnce waited for it): no
 	// restart, no gap.
