@@ -275,6 +275,21 @@ func (a *Agent) Members() []Member {
 	return out
 }
 
+// AlivePeers counts the other hosts this agent sees alive. Every host asks
+// it every 2 s (meshd's rejoin watch): Members would copy every host's
+// facts to count them, about 1 MB of garbage a call per host at 200 hosts.
+func (a *Agent) AlivePeers() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c := 0
+	for _, e := range a.members {
+		if e.seen && e.name != a.name && e.status == StatusAlive {
+			c++
+		}
+	}
+	return c
+}
+
 // Member returns one host as this agent sees it.
 func (a *Agent) Member(name string) (Member, bool) {
 	a.mu.Lock()

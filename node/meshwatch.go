@@ -37,15 +37,7 @@ func (n *Node) JoinError() string {
 }
 
 // aliveGossipPeers counts the other hosts gossip shows alive.
-func (n *Node) aliveGossipPeers() int {
-	c := 0
-	for _, m := range n.gossip.Members() {
-		if m.Name != n.cfg.Name && m.Status == gossip.StatusAlive {
-			c++
-		}
-	}
-	return c
-}
+func (n *Node) aliveGossipPeers() int { return n.gossip.AlivePeers() }
 
 // join contacts the --join peers once and says loudly why it failed: an
 // ERROR every attempt, naming a gossip key mismatch as such, because a host
