@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bufio"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-msgpack/v2/codec"
 	"github.com/hashicorp/raft"
 
 	"github.com/hostmesh/hostmesh/pki"
@@ -134,8 +132,7 @@ func TestRaftTransportOverTLSChecksNamesBothWays(t *testing.T) {
 		Certificates: []tls.Certificate{kp.TLSCertificate()}})
 	if err == nil {
 		defer conn.Close()
-		c := &rpcConn{conn: conn, w: bufio.NewWriter(conn), dec: codec.NewDecoder(bufio.NewReader(conn), decHandle)}
-		c.enc = codec.NewEncoder(c.w, encHandle)
+		c := newRPCConn(poolKey{}, conn)
 		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
 		if err = c.send(rpcAppendEntries, &raft.AppendEntriesRequest{RPCHeader: header("h2"), Term: 99}); err == nil {
 			_, err = c.receive(&raft.AppendEntriesResponse{})
