@@ -39,6 +39,9 @@ func main() {
 		fleetGrow  = flag.Duration("fleet-budget", 0, "fleet phase: stop growing at the first batch past this time and measure there (0: grow to every size)")
 		fleetProf  = flag.Bool("fleet-self-profile", true, "fleet phase: CPU-profile the bench's own process (the light hosts) while it grows to and measures each size, into fleet-self-N.pprof beside -out")
 		fleetGC    = flag.Int("fleet-gc-percent", 100, "fleet phase: GOGC of the bench's own process, which holds the light hosts (the leader meshd keeps its own)")
+		joinBatch  = flag.Int("join-batch", 10, "mesh phase: hosts started per batch; each batch settles (all Up, all VMs replicated) before the next")
+		joinGap    = flag.Duration("join-gap", 250*time.Millisecond, "mesh phase: time between two hosts' starts within a batch")
+		joinWait   = flag.Duration("join-wait", 4*time.Minute, "mesh phase: how long one batch may take to settle")
 	)
 	flag.Parse()
 	if *phases == "fleet" {
@@ -97,6 +100,7 @@ func main() {
 			log.Fatal(err)
 		}
 		m := newMesh(*bin, filepath.Join(dir, "big"), *hosts, *vms, 10, *portBase)
+		m.joinBatch, m.joinGap, m.joinWait = *joinBatch, *joinGap, *joinWait
 		// The baseline: 5 voters and no non-voters, beside the big mesh.
 		small := newMesh(*bin, filepath.Join(dir, "small"), 5, *vms, 10, *portBase+3000)
 		sigs := make(chan os.Signal, 1)
@@ -150,7 +154,10 @@ func gossipPhase(sec *benchkit.Section, n, runs int) error {
 
 func meshPhase(sec *benchkit.Section, m, small *mesh, runs int, phases string) error {
 	start := time.Now()
-	if err := m.up(); err != nil {
+	err := m.up()
+	sec.Notes = append(sec.Notes, fmt.Sprintf("Joins: batches of %d hosts started %s apart, each settled before the next: %s.", m.joinBatch, m.joinGap, strings.Join(m.joinLog, "; ")))
+	if err != nil {
+		stability(sec, m)
 		return err
 	}
 	if err := small.up(); err != nil {
