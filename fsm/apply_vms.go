@@ -47,9 +47,22 @@ func applySyncVMs(s *State, data []byte) (any, error) {
 	}
 	v2 := s.v2()
 	s.tick(c.At)
+	// One pass over every VM of the mesh finds the host's; what is on the
+	// host afterwards is those plus the reported VMs the report places
+	// there. Every replica applies every host's report, and three such
+	// passes (one to find them, one to drop the unlisted, one for the
+	// event) were 30,000 VMs a report at 200 hosts of 50 VMs, on every
+	// host, the largest hostmesh cost in a profile of a mesh whose hosts
+	// joined.
 	before := map[string]string{} // key → name of the VMs on the host
-	for _, k := range s.vmKeysOn(c.Host) {
-		before[k] = s.VMs[k].Name
+	for k, vm := range s.VMs {
+		if vm.Host == c.Host {
+			before[k] = vm.Name
+		}
+	}
+	on := make(map[string]bool, len(before)+len(c.VMs)) // may be on the host after the report
+	for k := range before {
+		on[k] = true
 	}
 	for i := range c.VMs {
 		v := c.VMs[i]
@@ -75,28 +88,37 @@ func applySyncVMs(s *State, data []byte) (any, error) {
 			}
 		}
 		s.VMs[k] = &v
+		on[k] = true
 	}
-	for _, k := range s.vmKeysOn(c.Host) {
+	var after []string // the host's VMs once the unlisted are dropped
+	for k := range on {
 		vm := s.VMs[k]
+		if vm == nil || vm.Host != c.Host {
+			continue
+		}
 		if !seen[k] && vm.Migration == "" && !(v2 && c.Index < vm.MovedIndex) {
 			delete(s.VMs, k)
 			// Undefined on its host: its settings go with it.
 			delete(s.VMSettings, k)
+			continue
 		}
+		after = append(after, k)
 	}
 	if v2 {
-		s.inventoryEvent(c, before)
+		s.sortVMKeys(after) // VMsOn's order, as the event lists them
+		s.inventoryEvent(c, before, after)
 		s.settleSplitBrains(c.Host, active, c)
 	}
 	return nil, nil
 }
 
 // inventoryEvent records the VMs a host's report added to it and took
-// from it (a VM's state changing is not an event).
-func (s *State) inventoryEvent(c SyncVMs, before map[string]string) {
+// from it (a VM's state changing is not an event); after is the keys of the
+// host's VMs after the report, in VMsOn's order.
+func (s *State) inventoryEvent(c SyncVMs, before map[string]string, after []string) {
 	var added, gone []string
 	var addedKey string
-	for _, k := range s.vmKeysOn(c.Host) {
+	for _, k := range after {
 		if _, ok := before[k]; !ok {
 			added = append(added, s.VMs[k].Name)
 			addedKey = k
