@@ -101,6 +101,7 @@ func main() {
 		}
 		m := newMesh(*bin, filepath.Join(dir, "big"), *hosts, *vms, 10, *portBase)
 		m.joinBatch, m.joinGap, m.joinWait = *joinBatch, *joinGap, *joinWait
+		profDir = filepath.Dir(*out)
 		// The baseline: 5 voters and no non-voters, beside the big mesh.
 		small := newMesh(*bin, filepath.Join(dir, "small"), 5, *vms, 10, *portBase+3000)
 		sigs := make(chan os.Signal, 1)
@@ -228,8 +229,19 @@ func rssPhase(sec *benchkit.Section, m *mesh, when string) error {
 	s.Note += fmt.Sprintf(". Of that, RssAnon (not shared with other processes): median %.1f MiB, the leader's %.1f MiB; the rest is mostly the meshd binary's pages, shared by all meshd on a machine", benchkit.Median(anon), leaderAnon)
 	log.Printf("rss (%s): median %.1f MiB, max %.1f, leader %.1f (anon median %.1f, leader %.1f)", when, s.Median(), worst, leader, benchkit.Median(anon), leaderAnon)
 	sec.Series = append(sec.Series, s)
+	if l, err := m.leader(); err == nil && profDir != "" {
+		// Where the leader's memory goes, beside a non-voter's (the last host).
+		tag := strings.ReplaceAll(when, " ", "-")
+		sec.Notes = append(sec.Notes, fmt.Sprintf("Memory (%s): leader %s; %s; a non-voter %s; %s", when,
+			m.memBreakdown(l), m.saveProfiles(l, profDir, fmt.Sprintf("mesh-leader-%d-%s", m.n, tag)),
+			m.memBreakdown(m.n-1), m.saveProfiles(m.n-1, profDir, fmt.Sprintf("mesh-nonvoter-%d-%s", m.n, tag))))
+	}
 	return nil
 }
+
+// profDir is where rssPhase saves the leader's and a non-voter's heap and
+// goroutine profiles (beside -out); "" saves none.
+var profDir string
 
 func drainPhase(sec *benchkit.Section, m *mesh, runs int) error {
 	client := m.n - 1 // a non-voter: clients talk to any host
