@@ -427,20 +427,34 @@ func (w *watcher) sample(now time.Time, st JobStats) error {
 }
 
 // ending says whether EndProbe should watch the job until the next
-// sample: it predicts the pre-copy transfer to send its last bytes before
+// sample: it predicts the pre-copy transfer to be sent (allSent) before
 // then, and no sample reported that yet.
 func (w *watcher) ending(st JobStats) bool {
 	if w.cfg.EndProbe <= 0 || w.postCopy || st.PostCopy || st.DataRemaining == 0 || st.MemBps == 0 || st.DataProcessed == 0 {
 		return false
 	}
-	return float64(st.DataRemaining)/float64(st.MemBps) < w.cfg.Interval.Seconds()
+	window := w.cfg.Interval + fsm.SentWindowMs*time.Millisecond
+	return float64(st.DataRemaining)/float64(st.MemBps) < window.Seconds()
 }
 
-// allSent says whether a probe found the pre-copy transfer with nothing
-// left to send (the job completes: its last pause and the destination
-// resuming, which QEMU runs without the rate limit).
+// allSent says whether a probe found the pre-copy transfer sent by the
+// rule the hand-off and the leader apply to the report (fsm.TransferSent):
+// nothing left, or a later pass within about its allowed downtime of its
+// end (the job completes: its last pause and the destination resuming,
+// which QEMU runs without the rate limit).
 func (w *watcher) allSent(st JobStats) bool {
-	return !w.postCopy && !st.PostCopy && st.DataProcessed > 0 && st.DataRemaining == 0
+	md := st.MaxDowntime
+	if md == 0 {
+		md = w.maxDowntime
+	}
+	return fsm.TransferSent(fsm.Progress{
+		ProcessedBytes: st.DataProcessed,
+		RemainingBytes: st.DataRemaining,
+		MiBps:          float64(st.MemBps) / (1 << 20),
+		Iteration:      st.MemIteration,
+		PostCopy:       st.PostCopy || w.postCopy,
+		MaxDowntimeMs:  md.Milliseconds(),
+	})
 }
 
 // learn notes the job's setup (the elapsed time of its first bytes), its

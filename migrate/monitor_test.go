@@ -777,3 +777,66 @@ func TestEndProbeReportsAllSentAtOnce(t *testing.T) {
 		t.Fatalf("%d reports, want 3 (a probe with data left is not reported)", n)
 	}
 }
+
+// TestEndProbeReportsALastPassNearItsEnd: QEMU completes a pre-copy when
+// what is left fits in the allowed downtime, so a probe seldom finds
+// exactly nothing left. A later pass is reported sent once what is left
+// is within 300 ms at its rate (fsm.TransferSent), and the probe starts
+// for a pass predicted to end within a sample and those 300 ms; a probe
+// with more left is not reported.
+func TestEndProbeReportsALastPassNearItsEnd(t *testing.T) {
+	clock := sim.NewManualClock()
+	job := &scriptedJob{endingJob: endingJob{done: make(chan struct{})}}
+	pass2 := func(left uint64) migrate.JobStats {
+		return migrate.JobStats{DataTotal: 256 << 20, DataProcessed: 200 << 20, DataRemaining: left << 20, MemBps: 32 << 20, MemIteration: 2}
+	}
+	job.set(pass2(40)) // 1.25 s at 32 MiB/s: not ending
+	var mu sync.Mutex
+	tickers := 0
+	var reports []fsm.Progress
+	cfg := migrate.MonitorConfig{VM: "v", Interval: interval, EndProbe: 100 * time.Millisecond, Clock: clock.Now,
+		NewTicker: func(d time.Duration) (<-chan time.Time, func()) {
+			mu.Lock()
+			tickers++
+			mu.Unlock()
+			return clock.NewTicker(d)
+		}}
+	count := func() (int, int) {
+		mu.Lock()
+		defer mu.Unlock()
+		return tickers, len(reports)
+	}
+	go func() {
+		_, _ = migrate.Watch(context.Background(), job, migrate.Policy{InitialDowntime: 100 * time.Millisecond}, cfg, func(p fsm.Progress) {
+			mu.Lock()
+			reports = append(reports, p)
+			mu.Unlock()
+		})
+	}()
+	t.Cleanup(func() { close(job.done) })
+	waitFor(t, "the sample ticker", 5*time.Second, func() bool { k, _ := count(); return k == 1 })
+	clock.Advance(interval)
+	waitFor(t, "sample 1", 5*time.Second, func() bool { k, n := count(); return n == 1 && k == 1 })
+	mu.Lock()
+	first := reports[0]
+	mu.Unlock()
+	if fsm.TransferSent(first) {
+		t.Fatalf("sample 1 %+v counts as sent", first)
+	}
+	job.set(pass2(20)) // 625 ms: past the next sample, within it and 300 ms
+	clock.Advance(interval)
+	waitFor(t, "sample 2 and the probe", 5*time.Second, func() bool { k, n := count(); return n == 2 && k == 2 })
+	job.set(pass2(12)) // 375 ms left: more than 300 ms' worth
+	calls := job.stats()
+	clock.Advance(100 * time.Millisecond)
+	waitFor(t, "the first probe", 5*time.Second, func() bool { return job.stats() > calls })
+	job.set(pass2(8)) // 250 ms left: sent
+	clock.Advance(100 * time.Millisecond)
+	waitFor(t, "the sent report", 5*time.Second, func() bool { _, n := count(); return n == 3 })
+	mu.Lock()
+	got := reports[2]
+	mu.Unlock()
+	if got.RemainingBytes != 8<<20 || !fsm.TransferSent(got) {
+		t.Fatalf("report 3 %+v, want the probe with 8 MiB left, sent", got)
+	}
+}

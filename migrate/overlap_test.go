@@ -68,13 +68,13 @@ func TestOverlapLendsTheSlotOfAnEndingTransfer(t *testing.T) {
 	if r := Reshare(st); len(r) != 0 {
 		t.Errorf("reshare once %s sends: %+v, want nothing (%s keeps its cap until it ends)", c, r, a)
 	}
-	// a sent everything and completes (unlimited in QEMU): its cap goes
-	// to c.
+	// a sent everything and completes (unlimited in QEMU): it keeps its
+	// cap, no longer counted, and c shares the whole network with b.
 	sending(st, a, 164, 0, 16)
 	fsm.ApplyShares(st, Reshare(st))
 	checkSlots(t, st, 2)
-	if ga, gb, gc := st.Migrations[a].GrantedMiB, st.Migrations[bb].GrantedMiB, st.Migrations[c].GrantedMiB; ga != 1 || gb != 16 || gc != 15 {
-		t.Errorf("%s sent everything: %d, %d, %d MiB/s; want 1, 16 and 15 (the network less %s's 1)", a, ga, gb, gc, a)
+	if ga, gb, gc := st.Migrations[a].GrantedMiB, st.Migrations[bb].GrantedMiB, st.Migrations[c].GrantedMiB; ga != 16 || gb != 16 || gc != 16 {
+		t.Errorf("%s sent everything: %d, %d, %d MiB/s; want 16 (kept, not counted), 16 and 16 (the network shared by %s and %s)", a, ga, gb, gc, bb, c)
 	}
 	// Both first transfers end their last seconds: b's slot is lent too,
 	// a's only once: d waits.
@@ -201,21 +201,38 @@ func TestHandOffIsTheReshareThatFollows(t *testing.T) {
 	}
 	all := fsm.Progress{ProcessedBytes: 160 << 20, MiBps: 16}
 	got := HandOff(st.Clone(), a, all)
+	pre := st.Clone()
 	st.Migrations[a].Progress = all
 	want := Reshare(st)
 	if len(got) == 0 || !slices.Equal(got, want) {
 		t.Fatalf("hand-off %+v, want the reshare that follows the sample, %+v", got, want)
 	}
-	before := st.Migrations[bb].GrantedMiB
+	beforeA, before := st.Migrations[a].GrantedMiB, st.Migrations[bb].GrantedMiB
 	fsm.ApplyShares(st, got)
 	var sum uint64
-	for _, id := range []string{a, bb, c, d} {
+	for _, id := range []string{bb, c, d} {
 		sum += st.Migrations[id].GrantedMiB
 	}
 	ga, gb, gc, gd := st.Migrations[a].GrantedMiB, st.Migrations[bb].GrantedMiB, st.Migrations[c].GrantedMiB, st.Migrations[d].GrantedMiB
-	if ga != 1 || gb != before || sum != 32 || gc+gd != 31-before {
-		t.Errorf("after the hand-off: %s %d, %s %d, %s %d, %s %d MiB/s; want %s at 1, %s kept at %d (it still ends), "+
-			"the rest between %s and %s, 32 in all", a, ga, bb, gb, c, gc, d, gd, a, bb, before, c, d)
+	if ga != beforeA || gb != before || sum != 32 || gc+gd != 32-before {
+		t.Errorf("after the hand-off: %s %d, %s %d, %s %d, %s %d MiB/s; want %s kept at %d (sent: not counted), %s kept at %d (it still ends), "+
+			"the rest between %s and %s, 32 in all but %s", a, ga, bb, gb, c, gc, d, gd, a, beforeA, bb, before, c, d, a)
+	}
+	// Its last pass within its allowed downtime (300 ms at least) of its
+	// end hands off too; more left, or the first pass, does not.
+	for _, tc := range []struct {
+		name string
+		p    fsm.Progress
+		want bool
+	}{
+		{"second pass, 4 MiB left at 16 MiB/s", fsm.Progress{ProcessedBytes: 150 << 20, RemainingBytes: 4 << 20, MiBps: 16, Iteration: 2, MaxDowntimeMs: 100}, true},
+		{"second pass, 6 MiB left at 16 MiB/s", fsm.Progress{ProcessedBytes: 150 << 20, RemainingBytes: 6 << 20, MiBps: 16, Iteration: 2, MaxDowntimeMs: 100}, false},
+		{"first pass, 4 MiB left", fsm.Progress{ProcessedBytes: 150 << 20, RemainingBytes: 4 << 20, MiBps: 16, Iteration: 1}, false},
+	} {
+		r := HandOff(pre.Clone(), a, tc.p)
+		if (r != nil) != tc.want {
+			t.Errorf("%s: hand-off %+v, want one: %v", tc.name, r, tc.want)
+		}
 	}
 	cl := overlapCluster()
 	cl.OverlapMs = 0

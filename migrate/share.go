@@ -64,37 +64,50 @@ func fairShares(capacity, net uint64, ms []*fsm.Migration) map[string]uint64 {
 //   - an ending migration keeps its cap until it ends;
 //   - the others share the whole network fairly, as if the ending ones
 //     were gone already;
-//   - what that grants beyond the network is taken first from the ending
-//     migrations that sent everything (their completion, the last pause
-//     and the destination resuming, runs without QEMU's rate limit), then
-//     from the newest migrations (the one being granted, still in its
-//     setup, where a cap costs nothing), down to 1 MiB/s each, and from
-//     the other ending ones only when nothing else is left.
+//   - what that grants beyond the network less the caps of the ending
+//     migrations that are not sent yet is taken first from the newest
+//     migrations (the one being granted, still in its setup, where a cap
+//     costs nothing), down to 1 MiB/s each, and from the ending ones not
+//     sent only when nothing else is left.
+//
+// An ending migration found sent (fsm.TransferSent: nothing left, or its
+// last pass within about its allowed downtime) keeps its cap but no longer
+// counts against the network: its completion runs without QEMU's rate
+// limit, and its last bytes take a fraction of a second, during which the
+// link is overcommitted by its cap rather than the next transfers held
+// back (fsm.TransferSent says why that is the work-conserving choice).
 //
 // So an ending transfer is never slowed for the next one, whose setup
 // runs meanwhile and which takes what is left until the ending one is
-// gone; the link stays full while one wave ends and the next sets up, and
-// the caps never add up to more than the network. A migration keeps at
-// least 1 MiB/s (0 would mean unlimited to the hypervisor).
+// sent; the link stays full while one wave ends and the next sets up, and
+// the caps of the migrations not sent never add up to more than the
+// network. A migration keeps at least 1 MiB/s (0 would mean unlimited to
+// the hypervisor).
 func clusterShares(st *fsm.State, cl fsm.Cluster, extra *fsm.Migration) map[string]uint64 {
 	var sharing, ending []*fsm.Migration
+	out := map[string]uint64{}
 	for _, m := range runningIn(st, cl.Name) {
-		if st.Ending(m) {
+		switch {
+		case st.Sent(m):
+			out[m.ID] = m.GrantedMiB
+		case st.Ending(m):
 			ending = append(ending, m)
-			continue
+		default:
+			sharing = append(sharing, m)
 		}
-		sharing = append(sharing, m)
 	}
 	if extra != nil {
 		sharing = append(sharing, extra)
 	}
-	out := fairShares(cl.MigrationNetMiB, cl.MigrationNetMiB, sharing)
+	fair := fairShares(cl.MigrationNetMiB, cl.MigrationNetMiB, sharing)
+	maps.Copy(out, fair)
+	var sum uint64
+	for _, bw := range fair {
+		sum += bw
+	}
 	for _, m := range ending {
 		out[m.ID] = m.GrantedMiB
-	}
-	var sum uint64
-	for _, bw := range out {
-		sum += bw
+		sum += m.GrantedMiB
 	}
 	if sum <= cl.MigrationNetMiB {
 		return out
@@ -112,19 +125,10 @@ func clusterShares(st *fsm.State, cl fsm.Cluster, extra *fsm.Migration) map[stri
 	}
 	newest := slices.Clone(sharing) // queue order: the newest last
 	slices.Reverse(newest)
-	// Ending ones that sent everything give first (their completion runs
-	// unlimited), then the newest, then the other ending ones, largest
-	// caps first.
-	var sent, rest []*fsm.Migration
-	for _, m := range ending {
-		if st.Sent(m) {
-			sent = append(sent, m)
-		} else {
-			rest = append(rest, m)
-		}
-	}
+	// The newest give first, then the ending ones not sent, largest caps
+	// first.
+	rest := slices.Clone(ending)
 	slices.SortStableFunc(rest, func(a, b *fsm.Migration) int { return cmp.Compare(b.GrantedMiB, a.GrantedMiB) })
-	cut(sent)
 	cut(newest)
 	cut(rest)
 	if excess > 0 {
@@ -196,8 +200,9 @@ func Reshare(st *fsm.State) []fsm.Share {
 
 // HandOff returns the caps the leader's Reshare will commit once the
 // sample p of running migration id is applied, when p finds its transfer
-// all sent (fsm.State.Sent): the ending migration's cap cut to 1 MiB/s
-// and what it leaves given to the others. Nil when p hands nothing off.
+// sent (fsm.State.Sent: nothing left, or its last pass within about its
+// allowed downtime): the others share the network without it, and it
+// keeps its own cap for its last bytes. Nil when p hands nothing off.
 // st must be a private copy: HandOff puts p into it.
 //
 // The source calls it the moment its monitor finds a job all sent and
@@ -207,9 +212,9 @@ func Reshare(st *fsm.State) []fsm.Share {
 // link time lost at every wave of a drain, the whole network idle while
 // the ending transfer completes. The caps are the leader's own rule on
 // the state the leader reaches when the sample commits, so they add up
-// to no more than the network (the completing job's 1 MiB/s counted; its
-// completion runs without QEMU's rate limit, as Reshare already assumes),
-// and the reshare that follows sets the same caps again.
+// to no more than the network besides the sent job's own cap (its last
+// bytes and its completion, which runs without QEMU's rate limit), and
+// the reshare that follows sets the same caps again.
 func HandOff(st *fsm.State, id string, p fsm.Progress) []fsm.Share {
 	m := st.Migrations[id]
 	if m == nil || m.State != fsm.MigRunning {

@@ -475,9 +475,10 @@ func (n *Node) watchJob(ctx context.Context, a *attempt, job migrate.Job) bool {
 			handed := false
 			report = func(p fsm.Progress) {
 				a.rep.report(p)
-				if !handed && p.RemainingBytes == 0 && p.ProcessedBytes > 0 && !p.PostCopy {
-					// all sent: this host's next transfers get the
-					// cap now, not after two Raft commits
+				if !handed && fsm.TransferSent(p) {
+					// sent (or its last pass about to be): this
+					// host's next transfers get the cap now, not
+					// after two Raft commits
 					handed = true
 					n.handOff(m, p)
 				}

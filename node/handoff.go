@@ -14,16 +14,17 @@ import (
 // state's cap is applied again.
 const handOffHold = time.Second
 
-// handOff gives the cap of migration m, whose transfer sample p found all
-// sent, straight to this host's other transfers, before the sample and
-// the leader's reshare go through Raft (migrate.HandOff says why and why
-// the caps stay within the network). The reshare that follows sets the
-// same caps in the state; the jobs of other hosts get theirs from it.
-// The completing job itself keeps its cap: its completion runs without
-// QEMU's rate limit, and the reshare sets it.
+// handOff gives the cap of migration m, whose transfer sample p found
+// sent (fsm.TransferSent: nothing left, or its last pass within about its
+// allowed downtime), straight to this host's other transfers, before the
+// sample and the leader's reshare go through Raft (migrate.HandOff says
+// why and how far the caps overcommit the network). The reshare that
+// follows sets the same caps in the state; the jobs of other hosts get
+// theirs from it. The sent job itself keeps its cap for its last bytes
+// (its completion runs without QEMU's rate limit).
 func (n *Node) handOff(m *fsm.Migration, p fsm.Progress) {
-	if p.PostCopy || p.RemainingBytes != 0 || p.ProcessedBytes == 0 {
-		return // fast path: only an all-sent sample hands anything off
+	if !fsm.TransferSent(p) {
+		return // fast path: only a sent sample hands anything off
 	}
 	st := n.fsm.State()
 	shares := migrate.HandOff(st, m.ID, p)

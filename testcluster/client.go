@@ -146,6 +146,11 @@ func (c *Cluster) slotSample(n *node.Node) (bad []string, running int) {
 		}
 		granted := map[string]uint64{}
 		for _, m := range s.Running() {
+			if s.Sent(m) {
+				// its last bytes overcommit the network on purpose
+				// (fsm.TransferSent); its completion is unlimited
+				continue
+			}
 			granted[m.Cluster] += m.GrantedMiB
 		}
 		for name, sum := range granted {
