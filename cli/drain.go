@@ -99,7 +99,12 @@ func (dw drainWatch) wait(c *ucli.Context, cl *api.Client) error {
 	host := dw.host
 	start := time.Now()
 	seen := map[string]bool{}
-	var w api.Watcher
+	// A short gap between blocking reads: while migrations run, their
+	// progress samples wake the reads every few hundred ms, and the last
+	// two of a drain end a few ms apart (equal shares), so the drain's
+	// end often committed within the default 200 ms of the read before
+	// it and waited out the rest of that gap before --wait returned.
+	w := api.Watcher{Gap: drainWatchGap}
 	lastETA, etaAt := "", time.Time{}
 	for {
 		q, err := w.Next(c.Context)
@@ -154,6 +159,10 @@ func (dw drainWatch) wait(c *ucli.Context, cl *api.Client) error {
 		}
 	}
 }
+
+// drainWatchGap is the least time between drain --wait's blocking reads
+// of one drain (two small reads each).
+const drainWatchGap = 20 * time.Millisecond
 
 // etaEvery is how often drain --wait asks for the running drain's plan.
 const etaEvery = 5 * time.Second
