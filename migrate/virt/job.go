@@ -23,6 +23,10 @@ type job struct {
 	p          migrate.Params
 	dom        *libvirt.Domain
 	done       chan struct{}
+	// srcURI, when set, is the source libvirt's URI: run opens its own
+	// connection there for the long virDomainMigrateToURI3 call (see
+	// migrateOwnConn).
+	srcURI string
 
 	life  sync.RWMutex
 	ended bool
@@ -51,7 +55,35 @@ func newJob(dom *libvirt.Domain, name, uuid string, p migrate.Params, maxDowntim
 // added to the migration's own (VIR_MIGRATE_POSTCOPY_RESUME).
 func (j *job) run(extra libvirt.DomainMigrateFlags) {
 	params, flags := migrateArgs(j.p)
-	j.finish(j.dom.MigrateToURI3(j.p.DestURI, params, flags|extra))
+	j.finish(j.migrateOwnConn(params, flags|extra))
+}
+
+// migrateOwnConn makes the virDomainMigrateToURI3 call on a connection of
+// its own to the source libvirt, and the job's other calls (its samples,
+// caps, abort) stay on the shared one. libvirtd serves at most
+// max_client_requests (default 5) calls of one client connection at once,
+// and a peer-to-peer migration call lasts the whole migration: with four
+// migrations on the shared connection (two transfers ending while the next
+// two set up, a drain's wave end) every sample, probe and cap change of
+// every job queued for the one slot left, behind any call that waits on a
+// domain in its switch-over. The drain's hand-off then learnt that a
+// transfer was sent only when another job's call returned. If the own
+// connection cannot be had, the shared one is used as before.
+func (j *job) migrateOwnConn(params *libvirt.DomainMigrateParameters, flags libvirt.DomainMigrateFlags) error {
+	if j.srcURI == "" {
+		return j.dom.MigrateToURI3(j.p.DestURI, params, flags)
+	}
+	conn, err := libvirt.NewConnect(j.srcURI)
+	if err != nil {
+		return j.dom.MigrateToURI3(j.p.DestURI, params, flags)
+	}
+	defer conn.Close()
+	dom, err := conn.LookupDomainByUUIDString(j.uuid)
+	if err != nil {
+		return j.dom.MigrateToURI3(j.p.DestURI, params, flags)
+	}
+	defer dom.Free()
+	return dom.MigrateToURI3(j.p.DestURI, params, flags)
 }
 
 // follow watches a job this process did not start (Attach): libvirt has no

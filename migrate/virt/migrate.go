@@ -98,6 +98,7 @@ func (h *Hypervisor) Migrate(ctx context.Context, name string, p migrate.Params)
 		}
 	}
 	j := newJob(dom, name, uuid, p, maxDT)
+	j.srcURI = h.uri
 	go j.run(0)
 	return j, nil
 }
@@ -179,6 +180,7 @@ func (h *Hypervisor) ResumePostCopy(ctx context.Context, ref migrate.DomainRef, 
 	p.AllowPostCopy = true
 	j := newJob(dom, name, uuid, p, p.MaxDowntime)
 	j.postCopy = true
+	j.srcURI = h.uri
 	go j.run(libvirt.MIGRATE_POSTCOPY_RESUME)
 	return j, nil
 }
