@@ -723,15 +723,10 @@ func (j *scriptedJob) Stats() (migrate.JobStats, error) {
 	return j.st, nil
 }
 
-// TestEndProbeReportsAllSentAtOnce: a sample that predicts the transfer
-// to end before the next one starts the end probe; the probe that finds
-// nothing left to send is reported at once, 100 ms later rather than at
-// the next 500 ms sample, and the probe stops; probes that find data left
-// are not reported.
-func TestEndProbeReportsAllSentAtOnce(t *testing.T) {
-	clock := sim.NewManualClock()
-	job := &scriptedJob{endingJob: endingJob{done: make(chan struct{})}}
-	job.set(migrate.JobStats{DataTotal: 256 << 20, DataProcessed: 100 << 20, DataRemaining: 100 << 20, MemBps: 32 << 20, MemIteration: 1})
+// watchWithProbe runs Watch on job under pol with samples every interval
+// and a 100 ms end probe, on clock, until the test ends. count returns the
+// tickers made so far and the reports sent; report(i) is the i-th report.
+func watchWithProbe(t *testing.T, clock *sim.Clock, job *scriptedJob, pol migrate.Policy) (count func() (tickers, reports int), report func(i int) fsm.Progress) {
 	var mu sync.Mutex
 	tickers := 0
 	var reports []fsm.Progress
@@ -742,19 +737,37 @@ func TestEndProbeReportsAllSentAtOnce(t *testing.T) {
 			mu.Unlock()
 			return clock.NewTicker(d)
 		}}
-	count := func() (int, int) {
-		mu.Lock()
-		defer mu.Unlock()
-		return tickers, len(reports)
-	}
 	go func() {
-		_, _ = migrate.Watch(context.Background(), job, migrate.Policy{}, cfg, func(p fsm.Progress) {
+		_, _ = migrate.Watch(context.Background(), job, pol, cfg, func(p fsm.Progress) {
 			mu.Lock()
 			reports = append(reports, p)
 			mu.Unlock()
 		})
 	}()
 	t.Cleanup(func() { close(job.done) })
+	count = func() (int, int) {
+		mu.Lock()
+		defer mu.Unlock()
+		return tickers, len(reports)
+	}
+	report = func(i int) fsm.Progress {
+		mu.Lock()
+		defer mu.Unlock()
+		return reports[i]
+	}
+	return count, report
+}
+
+// TestEndProbeReportsAllSentAtOnce: a sample that predicts the transfer
+// to end before the next one starts the end probe; the probe that finds
+// nothing left to send is reported at once, 100 ms later rather than at
+// the next 500 ms sample, and the probe stops; probes that find data left
+// are not reported.
+func TestEndProbeReportsAllSentAtOnce(t *testing.T) {
+	clock := sim.NewManualClock()
+	job := &scriptedJob{endingJob: endingJob{done: make(chan struct{})}}
+	job.set(migrate.JobStats{DataTotal: 256 << 20, DataProcessed: 100 << 20, DataRemaining: 100 << 20, MemBps: 32 << 20, MemIteration: 1})
+	count, report := watchWithProbe(t, clock, job, migrate.Policy{})
 	waitFor(t, "the sample ticker", 5*time.Second, func() bool { k, _ := count(); return k == 1 })
 	clock.Advance(interval) // 100 MiB left at 32 MiB/s: not ending
 	waitFor(t, "sample 1", 5*time.Second, func() bool { _, n := count(); return n == 1 })
@@ -767,9 +780,7 @@ func TestEndProbeReportsAllSentAtOnce(t *testing.T) {
 	job.set(migrate.JobStats{DataTotal: 256 << 20, DataProcessed: 256 << 20, MemBps: 32 << 20, MemIteration: 1})
 	clock.Advance(100 * time.Millisecond) // the next finds all sent
 	waitFor(t, "the all-sent report", 5*time.Second, func() bool { _, n := count(); return n == 3 })
-	mu.Lock()
-	got := reports[2]
-	mu.Unlock()
+	got := report(2)
 	if got.RemainingBytes != 0 || got.ProcessedBytes != 256<<20 {
 		t.Fatalf("report 3 %+v, want all sent", got)
 	}
@@ -791,35 +802,11 @@ func TestEndProbeReportsALastPassNearItsEnd(t *testing.T) {
 		return migrate.JobStats{DataTotal: 256 << 20, DataProcessed: 200 << 20, DataRemaining: left << 20, MemBps: 32 << 20, MemIteration: 2}
 	}
 	job.set(pass2(40)) // 1.25 s at 32 MiB/s: not ending
-	var mu sync.Mutex
-	tickers := 0
-	var reports []fsm.Progress
-	cfg := migrate.MonitorConfig{VM: "v", Interval: interval, EndProbe: 100 * time.Millisecond, Clock: clock.Now,
-		NewTicker: func(d time.Duration) (<-chan time.Time, func()) {
-			mu.Lock()
-			tickers++
-			mu.Unlock()
-			return clock.NewTicker(d)
-		}}
-	count := func() (int, int) {
-		mu.Lock()
-		defer mu.Unlock()
-		return tickers, len(reports)
-	}
-	go func() {
-		_, _ = migrate.Watch(context.Background(), job, migrate.Policy{InitialDowntime: 100 * time.Millisecond}, cfg, func(p fsm.Progress) {
-			mu.Lock()
-			reports = append(reports, p)
-			mu.Unlock()
-		})
-	}()
-	t.Cleanup(func() { close(job.done) })
+	count, report := watchWithProbe(t, clock, job, migrate.Policy{InitialDowntime: 100 * time.Millisecond})
 	waitFor(t, "the sample ticker", 5*time.Second, func() bool { k, _ := count(); return k == 1 })
 	clock.Advance(interval)
 	waitFor(t, "sample 1", 5*time.Second, func() bool { k, n := count(); return n == 1 && k == 1 })
-	mu.Lock()
-	first := reports[0]
-	mu.Unlock()
+	first := report(0)
 	if fsm.TransferSent(first) {
 		t.Fatalf("sample 1 %+v counts as sent", first)
 	}
@@ -833,9 +820,7 @@ func TestEndProbeReportsALastPassNearItsEnd(t *testing.T) {
 	job.set(pass2(8)) // 250 ms left: sent
 	clock.Advance(100 * time.Millisecond)
 	waitFor(t, "the sent report", 5*time.Second, func() bool { _, n := count(); return n == 3 })
-	mu.Lock()
-	got := reports[2]
-	mu.Unlock()
+	got := report(2)
 	if got.RemainingBytes != 8<<20 || !fsm.TransferSent(got) {
 		t.Fatalf("report 3 %+v, want the probe with 8 MiB left, sent", got)
 	}
