@@ -257,7 +257,8 @@ func applyFinish(s *State, data []byte) (any, error) {
 	}
 	s.tick(c.At)
 	actor := orActor(c.Actor, "host "+m.Source)
-	vm := s.VMOf(m)
+	vmKey := s.MigrationVMKey(m)
+	vm := s.VMs[vmKey]
 	if c.State == MigFailed && c.Retry && !m.Pinned && m.Attempt < maxAttempts && !m.CancelRequested {
 		if m.Dest != "" && !slices.Contains(m.Tried, m.Dest) {
 			m.Tried = append(m.Tried, m.Dest)
@@ -278,7 +279,8 @@ func applyFinish(s *State, data []byte) (any, error) {
 	if vm != nil && vm.Migration == c.ID {
 		vm.Migration = ""
 		if c.State == MigSucceeded {
-			vm.Host, vm.State = m.Dest, VMRunning
+			s.MoveVM(vmKey, m.Dest)
+			vm.State = VMRunning
 			if s.v2() {
 				vm.MovedIndex = s.index
 			}

@@ -47,18 +47,15 @@ func applySyncVMs(s *State, data []byte) (any, error) {
 	}
 	v2 := s.v2()
 	s.tick(c.At)
-	// One pass over every VM of the mesh finds the host's; what is on the
-	// host afterwards is those plus the reported VMs the report places
-	// there. Every replica applies every host's report, and three such
-	// passes (one to find them, one to drop the unlisted, one for the
-	// event) were 30,000 VMs a report at 200 hosts of 50 VMs, on every
-	// host, the largest hostmesh cost in a profile of a mesh whose hosts
-	// joined.
+	// The host's VMs come from the index of VMs by host (hostindex.go):
+	// every replica applies every host's report, and scanning every VM of
+	// the mesh for them (10,000 at 200 hosts of 50, three times a report
+	// before ctl200 made it once) was the largest hostmesh cost in the
+	// profiles of a mesh whose hosts joined. What is on the host
+	// afterwards is those plus the reported VMs the report places there.
 	before := map[string]string{} // key → name of the VMs on the host
-	for k, vm := range s.VMs {
-		if vm.Host == c.Host {
-			before[k] = vm.Name
-		}
+	for _, k := range s.vmKeysOn(c.Host) {
+		before[k] = s.VMs[k].Name
 	}
 	on := make(map[string]bool, len(before)+len(c.VMs)) // may be on the host after the report
 	for k := range before {
@@ -87,7 +84,7 @@ func applySyncVMs(s *State, data []byte) (any, error) {
 				v.MovedIndex = s.index
 			}
 		}
-		s.VMs[k] = &v
+		s.putVM(k, &v)
 		on[k] = true
 	}
 	var after []string // the host's VMs once the unlisted are dropped
@@ -97,7 +94,7 @@ func applySyncVMs(s *State, data []byte) (any, error) {
 			continue
 		}
 		if !seen[k] && vm.Migration == "" && !(v2 && c.Index < vm.MovedIndex) {
-			delete(s.VMs, k)
+			s.dropVM(k)
 			// Undefined on its host: its settings go with it.
 			delete(s.VMSettings, k)
 			continue

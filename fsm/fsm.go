@@ -66,7 +66,9 @@ type FSM struct {
 // New returns an FSM with empty state. It logs to slog's default logger
 // and stops the process on an entry it cannot apply (see SetFailStop).
 func New() *FSM {
-	return &FSM{state: NewState(), changed: make(chan struct{}), log: slog.Default(), failStop: exitFailStop}
+	s := NewState()
+	s.indexVMs()
+	return &FSM{state: s, changed: make(chan struct{}), log: slog.Default(), failStop: exitFailStop}
 }
 
 // SetLogger sets where the FSM logs skipped and refused entries. Call it

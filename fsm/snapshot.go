@@ -73,6 +73,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s.grantCheck = f.grantCheck
+	s.indexVMs()
 	f.state = s
 	f.schedGen++
 	close(f.changed)

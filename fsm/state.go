@@ -50,6 +50,9 @@ type State struct {
 	index uint64
 	// grantCheck is the FSM's GrantCheck, set by Apply.
 	grantCheck GrantCheck
+	// byHost indexes VMs by host: host → keys of its VMs (hostindex.go).
+	// nil in a state the FSM does not own: then passes scan VMs.
+	byHost map[string]map[string]struct{}
 }
 
 // GrantCheck decides whether the queued migration m may start towards
@@ -100,6 +103,7 @@ func (s *State) Clone() *State {
 		Leader:     s.Leader,
 		Time:       s.Time,
 		ACL:        s.ACL.clone(),
+		byHost:     s.cloneIndex(),
 	}
 	for k, h := range s.Hosts {
 		v := *h
@@ -224,6 +228,14 @@ func (s *State) VMsOn(host string) []*VM {
 // vmKeysOn returns the keys of the host's VMs, in VMsOn's order.
 func (s *State) vmKeysOn(host string) []string {
 	var keys []string
+	if s.byHost != nil {
+		keys = make([]string, 0, len(s.byHost[host]))
+		for k := range s.byHost[host] {
+			keys = append(keys, k)
+		}
+		s.sortVMKeys(keys)
+		return keys
+	}
 	for k, vm := range s.VMs {
 		if vm.Host == host {
 			keys = append(keys, k)

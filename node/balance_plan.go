@@ -165,7 +165,7 @@ func PlanBalance(st *fsm.State, cluster string, now time.Time) BalancePlan {
 		load[mv.From] -= w / capacity(work.Hosts[mv.From], mode)
 		load[mv.To] += w / capacity(work.Hosts[mv.To], mode)
 		// The VM is where the move takes it, for the next checks.
-		vm.Host = mv.To
+		work.MoveVM(mv.VMKey, mv.To)
 		work.Hosts[mv.From].MemFreeMiB += vm.MemoryMiB
 		dst := work.Hosts[mv.To]
 		dst.MemFreeMiB -= min(dst.MemFreeMiB, vm.MemoryMiB)

@@ -1,0 +1,91 @@
+package fsm
+
+// The FSM's live state indexes its VMs by host (State.byHost), so the
+// passes that want one host's VMs (VMsOn, a host's inventory report in
+// applySyncVMs, a drain's start) touch that host's 50 VMs, not the mesh's
+// 10,000. Every replica applies every host's inventory report, and at 171
+// hosts those scans of every VM of the mesh were 13 % of the machine's
+// CPU in a profile of a mesh whose hosts joined (bench/RESULTS.md,
+// "Control plane at 200 meshd").
+//
+// The index is derived, never replicated: it is not encoded (unexported),
+// Restore and New build it from VMs, and the FSM's mutation paths (putVM,
+// dropVM, moveVM) keep it. A state without one (NewState, a decoded
+// state, a test's fixture) scans, as before: code outside the FSM that
+// builds or edits a state by hand stays correct. Clone copies it, so a
+// copy edited by hand must move VMs with MoveVM.
+
+// indexVMs builds the index from VMs, replacing any.
+func (s *State) indexVMs() {
+	s.byHost = make(map[string]map[string]struct{}, len(s.Hosts))
+	for k, vm := range s.VMs {
+		s.indexAdd(vm.Host, k)
+	}
+}
+
+func (s *State) indexAdd(host, k string) {
+	keys := s.byHost[host]
+	if keys == nil {
+		keys = map[string]struct{}{}
+		s.byHost[host] = keys
+	}
+	keys[k] = struct{}{}
+}
+
+func (s *State) indexDrop(host, k string) {
+	keys := s.byHost[host]
+	delete(keys, k)
+	if len(keys) == 0 {
+		delete(s.byHost, host)
+	}
+}
+
+// putVM sets VMs[k] to vm, which may replace a VM on another host.
+func (s *State) putVM(k string, vm *VM) {
+	if s.byHost != nil {
+		if old := s.VMs[k]; old != nil {
+			s.indexDrop(old.Host, k)
+		}
+		s.indexAdd(vm.Host, k)
+	}
+	s.VMs[k] = vm
+}
+
+// dropVM deletes VMs[k].
+func (s *State) dropVM(k string) {
+	if old := s.VMs[k]; old != nil && s.byHost != nil {
+		s.indexDrop(old.Host, k)
+	}
+	delete(s.VMs, k)
+}
+
+// MoveVM records that the VM with key k now runs on host. Code that plays
+// moves forward on a copy of the state (a balancing plan) moves VMs with
+// it, so the copy's index follows; the FSM's Apply does the same.
+func (s *State) MoveVM(k, host string) {
+	vm := s.VMs[k]
+	if vm == nil || vm.Host == host {
+		return
+	}
+	if s.byHost != nil {
+		s.indexDrop(vm.Host, k)
+		s.indexAdd(host, k)
+	}
+	vm.Host = host
+}
+
+// cloneIndex copies the index for Clone; nil stays nil.
+func (s *State) cloneIndex() map[string]map[string]struct{} {
+	if s.byHost == nil {
+		return nil
+	}
+	c := make(map[string]map[string]struct{}, len(s.byHost))
+	for h, keys := range s.byHost {
+		m := make(map[string]struct{}, len(keys))
+		for k := range keys {
+			m[k] = struct{}{}
+		}
+		c[h] = m
+	}
+	return c
+}
