@@ -1,5 +1,10 @@
 package fsm
 
+import (
+	"iter"
+	"maps"
+)
+
 // The FSM's live state indexes its VMs by host (State.byHost), so the
 // passes that want one host's VMs (VMsOn, a host's inventory report in
 // applySyncVMs, a drain's start) touch that host's 50 VMs, not the mesh's
@@ -7,6 +12,11 @@ package fsm
 // hosts those scans of every VM of the mesh were 13 % of the machine's
 // CPU in a profile of a mesh whose hosts joined (bench/RESULTS.md,
 // "Control plane at 200 meshd").
+//
+// Beside each host's VM keys, the index counts the host's VMs per guest
+// CPU definition (byHostCPU), so a host's cpuFacts, which compares every
+// distinct guest CPU of its cluster with its own every inventory pass,
+// reads each host's few definitions instead of hashing every VM's.
 //
 // The index is derived, never replicated: it is not encoded (unexported),
 // Restore and New build it from VMs, and the FSM's mutation paths (putVM,
@@ -18,25 +28,45 @@ package fsm
 // indexVMs builds the index from VMs, replacing any.
 func (s *State) indexVMs() {
 	s.byHost = make(map[string]map[string]struct{}, len(s.Hosts))
+	s.byHostCPU = make(map[string]map[string]int, len(s.Hosts))
 	for k, vm := range s.VMs {
-		s.indexAdd(vm.Host, k)
+		s.indexAdd(vm.Host, k, vm.CPUXML)
 	}
 }
 
-func (s *State) indexAdd(host, k string) {
+func (s *State) indexAdd(host, k, cpu string) {
 	keys := s.byHost[host]
 	if keys == nil {
 		keys = map[string]struct{}{}
 		s.byHost[host] = keys
 	}
 	keys[k] = struct{}{}
+	if cpu == "" {
+		return
+	}
+	cpus := s.byHostCPU[host]
+	if cpus == nil {
+		cpus = map[string]int{}
+		s.byHostCPU[host] = cpus
+	}
+	cpus[cpu]++
 }
 
-func (s *State) indexDrop(host, k string) {
+func (s *State) indexDrop(host, k, cpu string) {
 	keys := s.byHost[host]
 	delete(keys, k)
 	if len(keys) == 0 {
 		delete(s.byHost, host)
+	}
+	if cpu == "" {
+		return
+	}
+	cpus := s.byHostCPU[host]
+	if cpus[cpu]--; cpus[cpu] <= 0 {
+		delete(cpus, cpu)
+	}
+	if len(cpus) == 0 {
+		delete(s.byHostCPU, host)
 	}
 }
 
@@ -44,9 +74,9 @@ func (s *State) indexDrop(host, k string) {
 func (s *State) putVM(k string, vm *VM) {
 	if s.byHost != nil {
 		if old := s.VMs[k]; old != nil {
-			s.indexDrop(old.Host, k)
+			s.indexDrop(old.Host, k, old.CPUXML)
 		}
-		s.indexAdd(vm.Host, k)
+		s.indexAdd(vm.Host, k, vm.CPUXML)
 	}
 	s.VMs[k] = vm
 }
@@ -54,7 +84,7 @@ func (s *State) putVM(k string, vm *VM) {
 // dropVM deletes VMs[k].
 func (s *State) dropVM(k string) {
 	if old := s.VMs[k]; old != nil && s.byHost != nil {
-		s.indexDrop(old.Host, k)
+		s.indexDrop(old.Host, k, old.CPUXML)
 	}
 	delete(s.VMs, k)
 }
@@ -68,24 +98,48 @@ func (s *State) MoveVM(k, host string) {
 		return
 	}
 	if s.byHost != nil {
-		s.indexDrop(vm.Host, k)
-		s.indexAdd(host, k)
+		s.indexDrop(vm.Host, k, vm.CPUXML)
+		s.indexAdd(host, k, vm.CPUXML)
 	}
 	vm.Host = host
 }
 
-// cloneIndex copies the index for Clone; nil stays nil.
-func (s *State) cloneIndex() map[string]map[string]struct{} {
-	if s.byHost == nil {
-		return nil
-	}
-	c := make(map[string]map[string]struct{}, len(s.byHost))
-	for h, keys := range s.byHost {
-		m := make(map[string]struct{}, len(keys))
-		for k := range keys {
-			m[k] = struct{}{}
+// GuestCPUs yields the distinct CPU definitions (CPUXML) of the VMs on
+// host, each once, in no particular order.
+func (s *State) GuestCPUs(host string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		if s.byHost != nil {
+			for x := range s.byHostCPU[host] {
+				if !yield(x) {
+					return
+				}
+			}
+			return
 		}
-		c[h] = m
+		seen := map[string]bool{}
+		for _, vm := range s.VMs {
+			if vm.Host != host || vm.CPUXML == "" || seen[vm.CPUXML] {
+				continue
+			}
+			seen[vm.CPUXML] = true
+			if !yield(vm.CPUXML) {
+				return
+			}
+		}
 	}
-	return c
+}
+
+// cloneIndex copies the index into c for Clone; nil stays nil.
+func (s *State) cloneIndex(c *State) {
+	if s.byHost == nil {
+		return
+	}
+	c.byHost = make(map[string]map[string]struct{}, len(s.byHost))
+	for h, keys := range s.byHost {
+		c.byHost[h] = maps.Clone(keys)
+	}
+	c.byHostCPU = make(map[string]map[string]int, len(s.byHostCPU))
+	for h, cpus := range s.byHostCPU {
+		c.byHostCPU[h] = maps.Clone(cpus)
+	}
 }

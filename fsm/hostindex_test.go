@@ -35,14 +35,37 @@ func checkIndex(t *testing.T, s *State, when string) {
 	if !reflect.DeepEqual(s.byHost, want) {
 		t.Fatalf("%s: index differs from a scan:\nindex %v\nscan  %v", when, s.byHost, want)
 	}
+	cpus := map[string]map[string]int{}
+	for _, vm := range s.VMs {
+		if vm.CPUXML == "" {
+			continue
+		}
+		if cpus[vm.Host] == nil {
+			cpus[vm.Host] = map[string]int{}
+		}
+		cpus[vm.Host][vm.CPUXML]++
+	}
+	if !reflect.DeepEqual(s.byHostCPU, cpus) {
+		t.Fatalf("%s: CPU index differs from a scan:\nindex %v\nscan  %v", when, s.byHostCPU, cpus)
+	}
 	scan := *s
-	scan.byHost = nil
+	scan.byHost, scan.byHostCPU = nil, nil
 	for _, h := range slices.Sorted(maps.Keys(s.Hosts)) {
 		if got, want := s.vmKeysOn(h), scan.vmKeysOn(h); !slices.Equal(got, want) {
 			t.Fatalf("%s: vmKeysOn(%s) = %v from the index, %v from a scan", when, h, got, want)
 		}
+		got, want := slices.Sorted(s.GuestCPUs(h)), slices.Sorted(scan.GuestCPUs(h))
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s: GuestCPUs(%s) = %v from the index, %v from a scan", when, h, got, want)
+		}
 	}
 }
+
+// Two guest CPU definitions the random reports give their VMs.
+const (
+	testCPUA = "<cpu mode='custom'><model>Skylake-Client</model></cpu>"
+	testCPUB = "<cpu mode='custom'><model>Haswell</model></cpu>"
+)
 
 // mutate applies one random command that may add, drop or move VMs:
 // inventory reports (of VMs other hosts hold too), hosts going Down and
@@ -60,7 +83,11 @@ func mutate(t *testing.T, f *FSM, r *rand.Rand, hosts, names []string, at time.T
 				if r.IntN(5) == 0 {
 					st = VMShutoff
 				}
-				list = append(list, testVM(n, st))
+				v := testVM(n, st)
+				// A VM's CPU definition may change from report to
+				// report, or be absent: the counts must follow.
+				v.CPUXML = []string{"", testCPUA, testCPUB}[r.IntN(3)]
+				list = append(list, v)
 			}
 		}
 		run(t, f, CmdSyncVMs, SyncVMs{Host: h, VMs: list, Index: f.Index(), At: at})
@@ -183,7 +210,9 @@ func meshState(b *testing.B) (*State, map[string][]VM) {
 		name := fmt.Sprintf("h%03d", h)
 		apply(CmdUpsertHost, UpsertHost{Facts: host(name, "c1", 1<<20)})
 		for v := range 50 {
-			reports[name] = append(reports[name], testVM(fmt.Sprintf("%s-vm%02d", name, v), VMRunning))
+			vm := testVM(fmt.Sprintf("%s-vm%02d", name, v), VMRunning)
+			vm.CPUXML = []string{testCPUA, testCPUB}[v%2]
+			reports[name] = append(reports[name], vm)
 		}
 		apply(CmdSyncVMs, SyncVMs{Host: name, VMs: reports[name], At: t0})
 	}
@@ -192,12 +221,15 @@ func meshState(b *testing.B) (*State, map[string][]VM) {
 
 // BenchmarkHostPass measures the per-host passes at 200 hosts of 50 VMs
 // with the index of VMs by host and with the full scan it replaced:
-// VMsOn (the inventory loop's, every host every 2 s) and the apply of a
-// host's unchanged inventory report (every replica, every report).
+// VMsOn (the inventory loop's, every host every 2 s), the apply of a
+// host's unchanged inventory report (every replica, every report), and
+// ClusterCPUs, the distinct guest CPU definitions of a cluster that
+// node's cpuFacts gathers every inventory pass (scan: its loop before the
+// index, over every VM).
 func BenchmarkHostPass(b *testing.B) {
 	s, reports := meshState(b)
 	scan := s.Clone()
-	scan.byHost = nil
+	scan.byHost, scan.byHostCPU = nil, nil
 	for _, c := range []struct {
 		name string
 		s    *State
@@ -206,6 +238,36 @@ func BenchmarkHostPass(b *testing.B) {
 			for i := 0; b.Loop(); i++ {
 				if n := len(c.s.VMsOn(fmt.Sprintf("h%03d", i%200))); n != 50 {
 					b.Fatalf("%d VMs on a host, want 50", n)
+				}
+			}
+		})
+		b.Run("ClusterCPUs/"+c.name, func(b *testing.B) {
+			for b.Loop() {
+				distinct := map[string]struct{}{}
+				if c.s.byHost == nil {
+					for _, vm := range c.s.VMs {
+						if vm.CPUXML == "" {
+							continue
+						}
+						if _, ok := distinct[vm.CPUXML]; ok {
+							continue
+						}
+						if h := c.s.Hosts[vm.Host]; h != nil && h.Cluster == "c1" {
+							distinct[vm.CPUXML] = struct{}{}
+						}
+					}
+				} else {
+					for name, h := range c.s.Hosts {
+						if h.Cluster != "c1" {
+							continue
+						}
+						for x := range c.s.GuestCPUs(name) {
+							distinct[x] = struct{}{}
+						}
+					}
+				}
+				if len(distinct) != 2 {
+					b.Fatalf("%d distinct CPU definitions, want 2", len(distinct))
 				}
 			}
 		})

@@ -53,6 +53,9 @@ type State struct {
 	// byHost indexes VMs by host: host → keys of its VMs (hostindex.go).
 	// nil in a state the FSM does not own: then passes scan VMs.
 	byHost map[string]map[string]struct{}
+	// byHostCPU counts each host's VMs per guest CPU definition
+	// (hostindex.go); nil with byHost.
+	byHostCPU map[string]map[string]int
 }
 
 // GrantCheck decides whether the queued migration m may start towards
@@ -103,8 +106,8 @@ func (s *State) Clone() *State {
 		Leader:     s.Leader,
 		Time:       s.Time,
 		ACL:        s.ACL.clone(),
-		byHost:     s.cloneIndex(),
 	}
+	s.cloneIndex(c)
 	for k, h := range s.Hosts {
 		v := *h
 		v.CPUFlags = slices.Clone(h.CPUFlags)

@@ -90,23 +90,21 @@ func (n *Node) cpuFacts(ctx context.Context) (string, []fsm.CPUVerdict) {
 	// on every host every inventory pass: each VM's definition was hashed
 	// while the read lock was held, 10,000 SHA-256 every 2 s per host in a
 	// 200-host mesh, the largest hostmesh cost in the profile of its
-	// hosts while hosts joined. Only the distinct definitions are hashed
-	// now, after the lock.
+	// hosts while hosts joined. The state's index gives each host's
+	// distinct definitions (State.GuestCPUs), so the pass reads a few per
+	// host of the cluster, not every VM, and hashes after the lock.
 	var baseline string
 	distinct := map[string]struct{}{}
 	n.fsm.Read(func(s *fsm.State) {
 		if cl := s.Clusters[n.cfg.Cluster]; cl != nil {
 			baseline = cl.CPUBaselineXML
 		}
-		for _, vm := range s.VMs {
-			if vm.CPUXML == "" {
+		for name, h := range s.Hosts {
+			if h.Cluster != n.cfg.Cluster {
 				continue
 			}
-			if _, ok := distinct[vm.CPUXML]; ok {
-				continue
-			}
-			if h := s.Hosts[vm.Host]; h != nil && h.Cluster == n.cfg.Cluster {
-				distinct[vm.CPUXML] = struct{}{}
+			for x := range s.GuestCPUs(name) {
+				distinct[x] = struct{}{}
 			}
 		}
 	})
