@@ -9,9 +9,10 @@ import (
 // passes that want one host's VMs (VMsOn, a host's inventory report in
 // applySyncVMs, a drain's start) touch that host's 50 VMs, not the mesh's
 // 10,000. Every replica applies every host's inventory report, and at 171
-// hosts those scans of every VM of the mesh were 13 % of the machine's
-// CPU in a profile of a mesh whose hosts joined (bench/RESULTS.md,
-// "Control plane at 200 meshd").
+// hosts the scans of every VM of the mesh were about 12 % of the
+// machine's CPU in a profile of a mesh whose hosts joined (VMsOn 3.8 %,
+// applySyncVMs 4.4 %, cpuFacts 3.5 %; bench/RESULTS.md, "Control plane
+// at 200 meshd").
 //
 // Beside each host's VM keys, the index counts the host's VMs per guest
 // CPU definition (byHostCPU), so a host's cpuFacts, which compares every
@@ -20,7 +21,7 @@ import (
 //
 // The index is derived, never replicated: it is not encoded (unexported),
 // Restore and New build it from VMs, and the FSM's mutation paths (putVM,
-// dropVM, moveVM) keep it. A state without one (NewState, a decoded
+// dropVM, MoveVM) keep it. A state without one (NewState, a decoded
 // state, a test's fixture) scans, as before: code outside the FSM that
 // builds or edits a state by hand stays correct. Clone copies it, so a
 // copy edited by hand must move VMs with MoveVM.
