@@ -732,10 +732,13 @@ func watchWithProbe(t *testing.T, clock *sim.Clock, job *scriptedJob, pol migrat
 	var reports []fsm.Progress
 	cfg := migrate.MonitorConfig{VM: "v", Interval: interval, EndProbe: 100 * time.Millisecond, Clock: clock.Now,
 		NewTicker: func(d time.Duration) (<-chan time.Time, func()) {
+			// counted once the clock holds it: a test that advances
+			// the clock once it sees the count must not miss the tick
+			c, stop := clock.NewTicker(d)
 			mu.Lock()
 			tickers++
 			mu.Unlock()
-			return clock.NewTicker(d)
+			return c, stop
 		}}
 	go func() {
 		_, _ = migrate.Watch(context.Background(), job, pol, cfg, func(p fsm.Progress) {
