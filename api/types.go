@@ -173,6 +173,9 @@ type Progress struct {
 	FirstByteMs     int64   `json:"first_byte_ms,omitempty"`
 	FirstPassBytes  uint64  `json:"first_pass_bytes,omitempty"`
 	DirtySetBytes   uint64  `json:"dirty_set_bytes,omitempty"`
+	// FallBps is how fast the remaining data fell over the current pass
+	// (fsm.Progress.FallBps).
+	FallBps uint64 `json:"fall_bps,omitempty"`
 	// Prediction is the source's prediction before the job started (auto).
 	Prediction *Prediction `json:"prediction,omitempty"`
 	Actions    []string    `json:"actions,omitempty"`

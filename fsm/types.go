@@ -232,6 +232,14 @@ type Progress struct {
 	// pass, bounded by its working set; what later passes and a post-copy
 	// pull send.
 	DirtySetBytes uint64 `json:"dirty_set_bytes,omitempty"`
+	// FallBps is how fast RemainingBytes fell over the current memory
+	// pass so far: bytes per second of the job's elapsed time, from the
+	// pass's first sample to this one (0: not known yet). It outruns the
+	// wire rate (MiBps) by the pages the pass found zero: QEMU counts
+	// them in the remaining data but sends each as a few bytes, so
+	// remaining ÷ wire rate says a pass of a guest with untouched memory
+	// ends later than it does (see TransferLeftMs).
+	FallBps uint64 `json:"fall_bps,omitempty"`
 	// Prediction is what the source predicted before it started the job
 	// (the auto policy): it stays in the migration's record next to the
 	// outcome, so that predictions can be judged against results.

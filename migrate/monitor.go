@@ -365,6 +365,7 @@ type watcher struct {
 	firstByte      time.Duration // job elapsed time of the first bytes moved
 	firstPass      uint64        // bytes the first memory pass sent
 	dirtySet       uint64        // remaining data when the second pass began
+	pass           passFall      // how fast the current pass's remaining data falls
 	maxDowntime    time.Duration
 	percent        float64
 	limit          time.Duration // completion limit (MemBytes, else the first sample's size)
@@ -400,6 +401,7 @@ func (w *watcher) sample(now time.Time, st JobStats) error {
 		w.windowN++
 	}
 	w.last = st
+	w.pass.sample(st)
 	if st.PostCopy && !w.postCopy && w.resumed && !slices.Contains(w.actions, actionPostCopy) {
 		// Re-attached to a job already in post-copy whose switch no
 		// report carried: the earlier meshd died between the switch and
@@ -434,7 +436,8 @@ func (w *watcher) ending(st JobStats) bool {
 		return false
 	}
 	window := w.cfg.Interval + fsm.SentWindowMs*time.Millisecond
-	return float64(st.DataRemaining)/float64(st.MemBps) < window.Seconds()
+	left, ok := fsm.TransferLeftMs(fsm.Progress{RemainingBytes: st.DataRemaining, MiBps: float64(st.MemBps) / (1 << 20), FallBps: w.pass.bps})
+	return ok && left < float64(window.Milliseconds())
 }
 
 // allSent says whether a probe found the pre-copy transfer sent by the
@@ -652,6 +655,7 @@ func (w *watcher) emit(st JobStats, done bool) {
 		FirstByteMs:     w.firstByte.Milliseconds(),
 		FirstPassBytes:  w.firstPass,
 		DirtySetBytes:   w.dirtySet,
+		FallBps:         w.pass.bps,
 		Prediction:      w.cfg.Prediction,
 		Actions:         append([]string(nil), w.actions...),
 	})
