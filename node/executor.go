@@ -364,6 +364,7 @@ type attempt struct {
 	j      *runningJob
 	rep    *reporter
 	log    interface {
+		Debug(string, ...any)
 		Info(string, ...any)
 		Warn(string, ...any)
 	}
@@ -470,11 +471,19 @@ func (n *Node) watchJob(ctx context.Context, a *attempt, job migrate.Job) bool {
 		if prior := a.rep.lastProgress(); prior.ElapsedMs > 0 || len(prior.Actions) > 0 {
 			mc.Prior = &prior
 		}
-		report := a.rep.report
+		report := func(p fsm.Progress) {
+			// every sample at debug level: where a transfer's time goes
+			// (its passes, wire and fall rates) read from the log alone
+			a.log.Debug("migration sample", "elapsed_ms", p.ElapsedMs, "iteration", p.Iteration,
+				"remaining_mib", float64(p.RemainingBytes)/(1<<20), "processed_mib", float64(p.ProcessedBytes)/(1<<20),
+				"mib_s", p.MiBps, "fall_mib_s", float64(p.FallBps)/(1<<20))
+			a.rep.report(p)
+		}
 		if overlaps {
 			handed := false
+			sample := report
 			report = func(p fsm.Progress) {
-				a.rep.report(p)
+				sample(p)
 				if !handed && fsm.TransferSent(p) {
 					// sent (or its last pass about to be): this
 					// host's next transfers get the cap now, not
