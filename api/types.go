@@ -176,6 +176,9 @@ type Progress struct {
 	// FallBps is how fast the remaining data fell over the current pass
 	// (fsm.Progress.FallBps).
 	FallBps uint64 `json:"fall_bps,omitempty"`
+	// LastFirstPassBytes is what the VM's last migration's first pass
+	// sent (fsm.Progress.LastFirstPassBytes).
+	LastFirstPassBytes uint64 `json:"last_first_pass_bytes,omitempty"`
 	// Prediction is the source's prediction before the job started (auto).
 	Prediction *Prediction `json:"prediction,omitempty"`
 	Actions    []string    `json:"actions,omitempty"`

@@ -24,6 +24,11 @@ func TestTransferEnding(t *testing.T) {
 		{"nothing left", Progress{ProcessedBytes: 80 * mib}, true},
 		{"nothing sent yet, fall known", Progress{RemainingBytes: mib, FallBps: 32 * mib}, false},
 		{"post-copy, fall known", Progress{ProcessedBytes: 80 * mib, RemainingBytes: mib, MiBps: 16, FallBps: 32 * mib, PostCopy: true}, false},
+		{"first pass, last time 139 MiB, 120 sent: 19 MiB at 16 MiB/s, 1.2 s", Progress{ProcessedBytes: 120 * mib, RemainingBytes: 100 * mib, MiBps: 16, FallBps: 18 * mib, Iteration: 1, LastFirstPassBytes: 139 * mib}, true},
+		{"first pass, last time 139 MiB, 100 sent: 2.4 s", Progress{ProcessedBytes: 100 * mib, RemainingBytes: 150 * mib, MiBps: 16, FallBps: 18 * mib, Iteration: 1, LastFirstPassBytes: 139 * mib}, false},
+		{"first pass sent more than last time (the guest filled since): the rates decide, 6 s", Progress{ProcessedBytes: 150 * mib, RemainingBytes: 96 * mib, MiBps: 16, Iteration: 1, LastFirstPassBytes: 139 * mib}, false},
+		{"second pass: last time's first pass does not count, 3 s", Progress{ProcessedBytes: 100 * mib, RemainingBytes: 48 * mib, MiBps: 16, Iteration: 2, LastFirstPassBytes: 139 * mib}, false},
+		{"first pass, last time known, wire rate unknown: the fall decides, 3 s", Progress{ProcessedBytes: 130 * mib, RemainingBytes: 96 * mib, FallBps: 32 * mib, Iteration: 1, LastFirstPassBytes: 139 * mib}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := transferEnding(tc.p, 2000); got != tc.want {

@@ -121,29 +121,46 @@ func transferEnding(p Progress, overlapMs int64) bool {
 }
 
 // TransferLeftMs predicts from a progress report how long the transfer's
-// current pass has left: its remaining data at the faster of the wire
-// rate (MiBps) and the rate at which the remaining data fell over the
-// pass so far (FallBps); ok is false when neither is known.
+// current pass has left: the earlier of two estimates, ok false when no
+// rate is known.
 //
-// Why the fall rate: QEMU counts every page not yet sent in the remaining
-// data, zero pages too, and sends a zero page as a few bytes, so the
-// remaining data of a guest with untouched memory falls faster than the
-// wire carries. In the lab (256 MiB guests, 64 MiB filled, ~140 MiB sent
-// each) remaining ÷ wire rate granted a drain's next transfers only
-// 0.6-1.5 s before the ending ones' bytes stopped, and their setup
-// (1.8-2.5 s) left the link idle at every wave end.
-// The pass's own fall rate is what the wire will carry, learnt from this
-// guest's memory as it is now: a VM's earlier migration (FirstPassBytes)
-// is not there for a VM never moved and is stale for one whose memory
-// filled since, and a share of zero pages over the whole job mixes the
-// passes. Averaged from the pass's first sample, a short run of zero
-// pages does not make a pass look ending. Where every page is data the
-// fall is the wire rate less its headers and the wire rate decides, as
-// before.
+//   - Its remaining data at the faster of the wire rate (MiBps) and the
+//     rate at which the remaining data fell over the pass so far
+//     (FallBps).
+//   - In the first pass, when the VM's last migration's first pass is
+//     known (LastFirstPassBytes) and this one has not sent as much yet:
+//     the difference at the wire rate.
+//
+// Why not remaining ÷ wire rate alone: QEMU counts every page not yet
+// sent in the remaining data, zero pages too, and sends a zero page as a
+// few bytes, so the remaining data of a guest with untouched memory falls
+// faster than the wire carries, in jumps where the pass crosses a run of
+// zero pages. In the lab (256 MiB guests, 64 MiB filled, ~139 MiB sent
+// each) that estimate granted a drain's next transfers only 0.6-1.5 s
+// before the ending ones' bytes stopped, and their setup (1.8-2.5 s) left
+// the link idle at every wave end.
+//
+// The fall rate is this pass's own evidence, there for every guest, and
+// averaged from the pass's first sample a run of zero pages does not make
+// a pass look ending; but it cannot see a run of zero pages still ahead,
+// and in the lab the last 50-90 MiB of each pass's remaining data held
+// one, crossed in under half a second. Where the guest's data lies is
+// what its last migration's first pass measured: a guest's memory fills
+// slowly, so that figure rarely exceeds what this pass will send, and a
+// pass that already sent more (the guest filled since) falls back to the
+// rates. An early prediction costs little: the next transfer sets up and
+// takes what the ending one leaves (migrate/share.go), each slot lent
+// once; a late one idles the link. Where every page is data and the VM
+// never moved, the wire rate decides, as before.
 func TransferLeftMs(p Progress) (float64, bool) {
-	bps := max(p.MiBps*(1<<20), float64(p.FallBps))
+	wire := p.MiBps * (1 << 20)
+	bps := max(wire, float64(p.FallBps))
 	if bps <= 0 {
 		return 0, false
 	}
-	return float64(p.RemainingBytes) / bps * 1000, true
+	left := float64(p.RemainingBytes) / bps * 1000
+	if p.Iteration == 1 && wire > 0 && p.LastFirstPassBytes > p.ProcessedBytes {
+		left = min(left, float64(p.LastFirstPassBytes-p.ProcessedBytes)/wire*1000)
+	}
+	return left, true
 }

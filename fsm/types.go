@@ -240,6 +240,11 @@ type Progress struct {
 	// remaining ÷ wire rate says a pass of a guest with untouched memory
 	// ends later than it does (see TransferLeftMs).
 	FallBps uint64 `json:"fall_bps,omitempty"`
+	// LastFirstPassBytes is what the VM's last migration's first pass
+	// sent (its FirstPassBytes; 0: none known), carried so that every
+	// replica predicts this first pass's end from where the guest's data
+	// lay last time (see TransferLeftMs).
+	LastFirstPassBytes uint64 `json:"last_first_pass_bytes,omitempty"`
 	// Prediction is what the source predicted before it started the job
 	// (the auto policy): it stays in the migration's record next to the
 	// outcome, so that predictions can be judged against results.

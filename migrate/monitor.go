@@ -122,6 +122,9 @@ type MonitorConfig struct {
 	// ran at the next one's setup share for up to half a second per wave
 	// of a drain. 0: off.
 	EndProbe time.Duration
+	// LastFirstPass is what the VM's last migration's first pass sent
+	// (0: unknown), carried in every report (fsm.TransferLeftMs).
+	LastFirstPass uint64
 }
 
 func (c MonitorConfig) withDefaults() MonitorConfig {
@@ -436,7 +439,8 @@ func (w *watcher) ending(st JobStats) bool {
 		return false
 	}
 	window := w.cfg.Interval + fsm.SentWindowMs*time.Millisecond
-	left, ok := fsm.TransferLeftMs(fsm.Progress{RemainingBytes: st.DataRemaining, MiBps: float64(st.MemBps) / (1 << 20), FallBps: w.pass.bps})
+	left, ok := fsm.TransferLeftMs(fsm.Progress{ProcessedBytes: st.DataProcessed, RemainingBytes: st.DataRemaining, Iteration: st.MemIteration,
+		MiBps: float64(st.MemBps) / (1 << 20), FallBps: w.pass.bps, LastFirstPassBytes: w.cfg.LastFirstPass})
 	return ok && left < float64(window.Milliseconds())
 }
 
@@ -639,25 +643,26 @@ func (w *watcher) emit(st JobStats, done bool) {
 		md = w.maxDowntime
 	}
 	w.report(fsm.Progress{
-		Percent:         w.percent,
-		ElapsedMs:       st.Elapsed.Milliseconds(),
-		TotalBytes:      st.DataTotal,
-		ProcessedBytes:  st.DataProcessed,
-		RemainingBytes:  st.DataRemaining,
-		MiBps:           float64(st.MemBps) / (1 << 20),
-		DirtyRateBps:    st.MemDirtyRate,
-		Iteration:       st.MemIteration,
-		PostCopy:        st.PostCopy || w.postCopy,
-		MaxDowntimeMs:   md.Milliseconds(),
-		ThrottlePercent: st.AutoConvergeThrottle,
-		PostCopyAtMs:    w.postCopyAt.Milliseconds(),
-		SuspendedAtMs:   w.suspendedAtMs(),
-		FirstByteMs:     w.firstByte.Milliseconds(),
-		FirstPassBytes:  w.firstPass,
-		DirtySetBytes:   w.dirtySet,
-		FallBps:         w.pass.bps,
-		Prediction:      w.cfg.Prediction,
-		Actions:         append([]string(nil), w.actions...),
+		Percent:            w.percent,
+		ElapsedMs:          st.Elapsed.Milliseconds(),
+		TotalBytes:         st.DataTotal,
+		ProcessedBytes:     st.DataProcessed,
+		RemainingBytes:     st.DataRemaining,
+		MiBps:              float64(st.MemBps) / (1 << 20),
+		DirtyRateBps:       st.MemDirtyRate,
+		Iteration:          st.MemIteration,
+		PostCopy:           st.PostCopy || w.postCopy,
+		MaxDowntimeMs:      md.Milliseconds(),
+		ThrottlePercent:    st.AutoConvergeThrottle,
+		PostCopyAtMs:       w.postCopyAt.Milliseconds(),
+		SuspendedAtMs:      w.suspendedAtMs(),
+		FirstByteMs:        w.firstByte.Milliseconds(),
+		FirstPassBytes:     w.firstPass,
+		DirtySetBytes:      w.dirtySet,
+		FallBps:            w.pass.bps,
+		LastFirstPassBytes: w.cfg.LastFirstPass,
+		Prediction:         w.cfg.Prediction,
+		Actions:            append([]string(nil), w.actions...),
 	})
 }
 
