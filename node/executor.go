@@ -463,7 +463,9 @@ func (n *Node) watchJob(ctx context.Context, a *attempt, job migrate.Job) bool {
 		mc := n.cfg.Monitor
 		mc.MemBytes, mc.VM, mc.Detach = a.vm.MemoryMiB<<20, a.vm.Name, n.detach
 		mc.Prediction = a.pred
-		n.fsm.Read(func(s *fsm.State) { mc.LastFirstPass = lastMigration(s, fsm.VMKey(a.vm.UUID, a.vm.Name)).FirstPassBytes })
+		n.fsm.Read(func(s *fsm.State) {
+			mc.LastFirstPass = lastMigration(s, fsm.VMKey(a.vm.UUID, a.vm.Name)).FirstPassBytes
+		})
 		if overlaps && mc.EndProbe == 0 {
 			// the next transfer gets this one's cap once it reports
 			// all sent: report it as soon as it is
