@@ -138,20 +138,8 @@ func FuzzRestore(f *testing.F) {
 			t.Fatalf("a restored state fails Check: %v", err)
 		}
 		g := New()
-		if err := g.Restore(io.NopCloser(bytes.NewReader(persistFuzz(t, r)))); err != nil {
+		if err := g.Restore(io.NopCloser(bytes.NewReader(persist(t, r)))); err != nil {
 			t.Fatalf("a restored state does not restore again: %v", err)
 		}
 	})
-}
-
-func persistFuzz(t *testing.T, f *FSM) []byte {
-	s, err := f.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sink memSink
-	if err := s.Persist(&sink); err != nil {
-		t.Fatal(err)
-	}
-	return sink.Bytes()
 }

@@ -167,17 +167,9 @@ func TestHostIndexFollowsEveryMutation(t *testing.T) {
 			checkIndex(t, c, "clone after MoveVM")
 			f.Read(func(s *State) { checkIndex(t, s, "original after the clone's MoveVM") })
 
-			snap, err := f.Snapshot()
-			if err != nil {
-				t.Fatal(err)
-			}
-			var sink memSink
-			if err := snap.Persist(&sink); err != nil {
-				t.Fatal(err)
-			}
 			g := New()
 			g.SetFailStop(func(err error) { t.Errorf("replica stopped: %v", err) })
-			if err := g.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+			if err := g.Restore(io.NopCloser(bytes.NewReader(persist(t, f)))); err != nil {
 				t.Fatal(err)
 			}
 			g.Read(func(s *State) { checkIndex(t, s, "restored") })
